@@ -1,0 +1,1 @@
+"""PushHub: a self-hosted push-notification service over gRPC."""

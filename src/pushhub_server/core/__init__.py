@@ -1,0 +1,1 @@
+"""Use cases and rules. Pure Python: imports neither grpc nor sqlalchemy."""

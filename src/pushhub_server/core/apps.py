@@ -1,0 +1,172 @@
+"""Apps, API keys and user tokens: who may call, and as what."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import jwt
+
+from .clock import Clock
+from .errors import (
+    ErrorCode,
+    PushHubError,
+    api_key_invalid,
+    invalid_field,
+    not_found,
+    permission_denied,
+    required,
+)
+from .ids import new_id
+from .models import ApiKey, App, KeyKind, Principal
+from .ports import AppRepository
+from .validation import check_length, check_name
+
+_KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
+_TOKEN_ALGORITHM = "HS256"
+DEFAULT_USER_TOKEN_TTL = timedelta(hours=1)
+MAX_USER_TOKEN_TTL = timedelta(days=30)
+
+
+def hash_key(api_key: str) -> str:
+    """Keys are 256-bit random strings, so one SHA-256 suffices (no password stretching)."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreatedApp:
+    app: App
+    server_key: str
+    device_key: str
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key: ApiKey
+    secret: str
+
+
+class AppService:
+    def __init__(self, apps: AppRepository, clock: Clock, admin_token: str | None = None) -> None:
+        self._apps = apps
+        self._clock = clock
+        self._admin_token = admin_token
+
+    async def create_app(self, name: str) -> CreatedApp:
+        check_name("name", name, 255)
+        now = self._clock.now()
+        app = App(new_id(), name, now, signing_secret=secrets.token_urlsafe(32))
+        server = self._new_key(app.app_id, KeyKind.SERVER, now)
+        device = self._new_key(app.app_id, KeyKind.DEVICE, now)
+        await self._apps.create_app(
+            app, [(server.key, hash_key(server.secret)), (device.key, hash_key(device.secret))]
+        )
+        return CreatedApp(app, server.secret, device.secret)
+
+    async def create_key(self, app_id: str, kind: KeyKind) -> CreatedKey:
+        await self.require_app(app_id)
+        created = self._new_key(app_id, kind, self._clock.now())
+        await self._apps.add_key(created.key, hash_key(created.secret))
+        return created
+
+    async def list_keys(self, app_id: str) -> list[ApiKey]:
+        await self.require_app(app_id)
+        return await self._apps.list_keys(app_id)
+
+    async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
+        revoked = await self._apps.revoke_key(app_id, key_id, self._clock.now())
+        if revoked is None:
+            raise not_found(
+                "API_KEY_NOT_FOUND", f"no API key {key_id!r} in this app", key_id=key_id
+            )
+        return revoked
+
+    async def list_apps(self, limit: int, after_id: str | None) -> list[App]:
+        return await self._apps.list_apps(limit, after_id)
+
+    async def delete_app(self, app_id: str) -> None:
+        if not await self._apps.delete_app(app_id):
+            raise _app_not_found(app_id)
+
+    async def find_app(self, id_or_name: str) -> App:
+        app = await self._apps.find_app(id_or_name)
+        if app is None:
+            raise _app_not_found(id_or_name)
+        return app
+
+    async def require_app(self, app_id: str) -> App:
+        if not app_id:
+            raise required("app_id")
+        app = await self._apps.get_app(app_id)
+        if app is None:
+            raise _app_not_found(app_id)
+        return app
+
+    async def authenticate(self, api_key: str | None, user_token: str | None) -> Principal:
+        if not api_key:
+            raise api_key_invalid("missing API key: send 'authorization: Bearer <key>'")
+        found = await self._apps.active_key(hash_key(api_key))
+        if found is None:
+            raise api_key_invalid("unknown or revoked API key")
+        key, app = found
+        user_id, error = (None, None)
+        if user_token:
+            user_id, error = self._verify_user_token(app, user_token)
+        return Principal(app.app_id, key.key_id, key.kind, api_key, user_id, error)
+
+    def is_admin(self, token: str | None) -> bool:
+        if not self._admin_token or not token:
+            return False
+        return secrets.compare_digest(self._admin_token.encode(), token.encode())
+
+    async def issue_user_token(
+        self, app_id: str, user_id: str, ttl: timedelta | None = None
+    ) -> tuple[str, datetime]:
+        app = await self.require_app(app_id)
+        if not user_id:
+            raise required("user_id")
+        check_length("user_id", user_id, 255)
+        ttl = ttl or DEFAULT_USER_TOKEN_TTL
+        if ttl <= timedelta(0) or ttl > MAX_USER_TOKEN_TTL:
+            raise invalid_field("ttl", "INVALID_TTL", "ttl must be positive and at most 30 days")
+        now = self._clock.now()
+        expires = now + ttl
+        claims = {"sub": user_id, "iss": app.app_id, "iat": now, "exp": expires}
+        return jwt.encode(claims, app.signing_secret, algorithm=_TOKEN_ALGORITHM), expires
+
+    def _verify_user_token(self, app: App, token: str) -> tuple[str | None, str | None]:
+        try:
+            claims = jwt.decode(
+                token,
+                app.signing_secret,
+                algorithms=[_TOKEN_ALGORITHM],
+                issuer=app.app_id,
+                options={"require": ["sub", "exp", "iss"], "verify_exp": False},
+            )
+        except jwt.PyJWTError as error:
+            return None, f"user token rejected: {error}"
+        # Expiry is checked against our clock, so tests can move time.
+        if claims["exp"] <= self._clock.now().timestamp():
+            return None, "user token expired"
+        return str(claims["sub"]), None
+
+    @staticmethod
+    def _new_key(app_id: str, kind: KeyKind, now: datetime) -> CreatedKey:
+        secret = _KEY_PREFIX[kind] + secrets.token_urlsafe(32)
+        return CreatedKey(ApiKey(new_id(), app_id, kind, secret[:10], now), secret)
+
+
+def require_app_access(principal: Principal | None, is_admin: bool, app_id: str) -> None:
+    """The operator may administer every app; a server key only its own."""
+    if is_admin:
+        return
+    if principal is None or not principal.is_server or principal.app_id != app_id:
+        raise permission_denied(
+            "ADMIN_NOT_ALLOWED", "this key may not administer that app", app_id=app_id
+        )
+
+
+def _app_not_found(app: str) -> PushHubError:
+    return PushHubError(ErrorCode.NOT_FOUND, "APP_NOT_FOUND", f"no app {app!r}", {"app": app})

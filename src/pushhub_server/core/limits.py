@@ -1,0 +1,33 @@
+"""Default limits (DESIGN.md, Errors). Configurable through Limits(...)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    device_token: int = 4096
+    channel_name: int = 255
+    channels_per_registration: int = 64
+    tag: int = 120
+    tags_per_registration: int = 60
+    user_id: int = 255
+    metadata_keys: int = 64
+    metadata_key: int = 255
+    metadata_value: int = 4096
+    templates_per_registration: int = 16
+    template_name: int = 255
+    template_body: int = 4096
+    selector: int = 1024
+    callback_url: int = 2048
+    callback_headers: int = 32
+    callback_header: int = 1024
+    registration_id: int = 64
+    payload_bytes: int = 4096
+    batch_items: int = 1000
+    page_size_default: int = 100
+    page_size_max: int = 1000
+    cleanup_targets: int = 1000
+    request_ids: int = 1000
+    tag_update_values: int = 60

@@ -1,0 +1,167 @@
+"""Domain records shared by the use cases, the store and the api layer."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Platform(enum.IntEnum):
+    APNS = 1
+    FCM = 2
+
+
+class KeyKind(enum.IntEnum):
+    SERVER = 1
+    DEVICE = 2
+
+
+class RequestState(enum.IntEnum):
+    PENDING = 1
+    SUCCESS = 2
+    FAILED = 3
+
+
+class FailureReason(enum.IntEnum):
+    DUPLICATE_EXISTS = 1
+    DRY_RUN_SENDING_FAILED = 2
+    DEVICE_TOKEN_TOO_LONG = 3
+    FAILED_TO_STORE_DEVICE = 4
+    API_TOKEN_NOT_VALID = 5
+
+
+@dataclass(frozen=True)
+class App:
+    app_id: str
+    name: str
+    created_at: datetime
+    signing_secret: str = field(repr=False)
+    apns_configured: bool = False
+    fcm_configured: bool = False
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    app_id: str
+    kind: KeyKind
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an app's key, and the user a valid user token names."""
+
+    app_id: str
+    key_id: str
+    kind: KeyKind
+    api_key: str = field(repr=False)
+    user_id: str | None = None
+    # Set when a user token was presented but failed verification.
+    user_token_error: str | None = None
+
+    @property
+    def is_server(self) -> bool:
+        return self.kind is KeyKind.SERVER
+
+
+@dataclass(frozen=True)
+class Template:
+    body: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrationInput:
+    """A validated, normalised RegisterDevice item."""
+
+    platform: Platform
+    device_token: str
+    channels: tuple[str, ...]
+    tags: tuple[str, ...]
+    user_id: str | None
+    expires_at: datetime | None
+    metadata: dict[str, str]
+    templates: dict[str, Template]
+    selector: str | None
+    registration_id: str | None = None
+
+    def fingerprint(self) -> str:
+        """Digest of the stored content; equal digests mean an unchanged re-registration."""
+        content = [
+            int(self.platform),
+            self.device_token,
+            sorted(self.channels),
+            sorted(self.tags),
+            self.user_id,
+            self.expires_at.isoformat() if self.expires_at else None,
+            sorted(self.metadata.items()),
+            sorted((name, t.body, sorted(t.tags)) for name, t in self.templates.items()),
+            self.selector,
+        ]
+        return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:32]
+
+
+def token_digest(device_token: str) -> str:
+    """Tokens may be 4,096 characters, too long for a B-tree key; index their digest."""
+    return hashlib.sha256(device_token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    registration_id: str
+    app_id: str
+    platform: Platform
+    device_token: str
+    channels: tuple[str, ...]
+    tags: tuple[str, ...]
+    user_id: str | None
+    expires_at: datetime | None
+    metadata: dict[str, str]
+    templates: dict[str, Template]
+    selector: str | None
+    created_at: datetime
+    updated_at: datetime
+    channel_registration_ids: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    registration: Registration
+    # True when the stored registration already held exactly this content.
+    unchanged: bool
+
+
+@dataclass(frozen=True)
+class RegistrationFilter:
+    user_id: str | None = None
+    channel: str | None = None
+    tag: str | None = None
+    platform: Platform | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Registration]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class TrackedRequest:
+    request_id: str
+    app_id: str
+    state: RequestState
+    failure_reason: FailureReason | None
+    callback_url: str | None
+    callback_headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class CleanupTarget:
+    user_id: str
+    device_token: str | None = None

@@ -1,0 +1,38 @@
+"""AIP-158 page tokens: opaque, and bound to the filter that produced them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+from .errors import invalid_field
+
+
+def encode_cursor(after_id: str, filter_key: str) -> str:
+    payload = json.dumps({"after": after_id, "filter": _digest(filter_key)})
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str, filter_key: str) -> str:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        after, digest = payload["after"], payload["filter"]
+    except (ValueError, KeyError, TypeError):
+        raise _invalid() from None
+    if digest != _digest(filter_key) or not isinstance(after, str):
+        raise _invalid()
+    return after
+
+
+def _digest(filter_key: str) -> str:
+    return hashlib.sha256(filter_key.encode()).hexdigest()[:16]
+
+
+def _invalid() -> Exception:
+    return invalid_field(
+        "page_token",
+        "INVALID_PAGE_TOKEN",
+        "page_token is not valid for this request; start again without it",
+    )

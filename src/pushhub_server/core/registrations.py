@@ -1,0 +1,448 @@
+"""Device registration use cases: validation, authorization, tracking."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from .clock import Clock
+from .errors import (
+    ErrorCode,
+    PushHubError,
+    invalid_field,
+    permission_denied,
+    registration_gone,
+    required,
+)
+from .ids import new_id
+from .limits import Limits
+from .models import (
+    CleanupTarget,
+    FailureReason,
+    Page,
+    Platform,
+    Principal,
+    Registration,
+    RegistrationFilter,
+    RegistrationInput,
+    RequestState,
+    Template,
+    TrackedRequest,
+    UpsertResult,
+)
+from .pagination import decode_cursor, encode_cursor
+from .ports import RegistrationRepository, TrackingRepository, WebhookSender
+from .validation import (
+    check_count,
+    check_future,
+    check_http_url,
+    check_length,
+    check_map,
+    check_name,
+    check_tags,
+    is_reserved_tag,
+)
+
+DEFAULT_CHANNEL = "default"
+
+
+@dataclass(frozen=True)
+class RegistrationDraft:
+    """A RegisterDevice item as the client sent it, before validation."""
+
+    platform: int
+    device_token: str
+    registration_id: str = ""
+    channels: Sequence[str] = ()
+    tags: Sequence[str] = ()
+    user_id: str = ""
+    expires_at: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    templates: dict[str, Template] = field(default_factory=dict)
+    selector: str = ""
+    track: bool = False
+    callback_url: str = ""
+    callback_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RegisterOutcome:
+    result: UpsertResult
+    request_id: str | None
+
+
+def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> RegistrationInput:
+    platform = _platform(draft.platform)
+    if not draft.device_token:
+        raise required("device_token")
+    check_length("device_token", draft.device_token, limits.device_token)
+    if draft.registration_id:
+        check_length("registration_id", draft.registration_id, limits.registration_id)
+    channels = tuple(dict.fromkeys(draft.channels)) or (DEFAULT_CHANNEL,)
+    check_count("channels", channels, limits.channels_per_registration)
+    for index, channel in enumerate(channels):
+        check_name(f"channels[{index}]", channel, limits.channel_name)
+    tags = check_tags("tags", draft.tags, limits.tag, limits.tags_per_registration)
+    check_length("user_id", draft.user_id, limits.user_id)
+    if draft.expires_at is not None:
+        check_future("expires_at", draft.expires_at, now, "5004", "INVALID_EXPIRATION")
+    metadata = check_map(
+        "metadata", draft.metadata, limits.metadata_keys, limits.metadata_key, limits.metadata_value
+    )
+    _check_templates(draft.templates, limits)
+    check_length("selector", draft.selector, limits.selector)
+    _check_callback(draft, limits)
+    return RegistrationInput(
+        platform=platform,
+        device_token=draft.device_token,
+        channels=channels,
+        tags=tags,
+        user_id=draft.user_id or None,
+        expires_at=draft.expires_at,
+        metadata=metadata,
+        templates=dict(draft.templates),
+        selector=draft.selector or None,
+        registration_id=draft.registration_id or None,
+    )
+
+
+def _platform(value: int) -> Platform:
+    try:
+        return Platform(value)
+    except ValueError:
+        raise invalid_field(
+            "platform", "INVALID_PLATFORM", "platform must be PLATFORM_APNS or PLATFORM_FCM"
+        ) from None
+
+
+def _check_templates(templates: dict[str, Template], limits: Limits) -> None:
+    check_count("templates", templates, limits.templates_per_registration)
+    for name, template in templates.items():
+        check_name("templates.key", name, limits.template_name)
+        check_length(f"templates[{name}].body", template.body, limits.template_body)
+        try:
+            json.loads(template.body)
+        except ValueError:
+            raise invalid_field(
+                f"templates[{name}].body", "INVALID_TEMPLATE", f"template {name!r} is not JSON"
+            ) from None
+        check_tags(
+            f"templates[{name}].tags", template.tags, limits.tag, limits.tags_per_registration
+        )
+
+
+def _check_callback(draft: RegistrationDraft, limits: Limits) -> None:
+    if draft.callback_url:
+        check_http_url("callback_url", draft.callback_url, limits.callback_url)
+    check_map(
+        "callback_headers",
+        draft.callback_headers,
+        limits.callback_headers,
+        limits.callback_header,
+        limits.callback_header,
+    )
+
+
+def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
+    """Only a server key or a matching user token may set user_id or user: tags."""
+    if principal.is_server:
+        return
+    reserved = [tag for tag in item.tags if is_reserved_tag(tag)]
+    if item.user_id is None and not reserved:
+        return
+    if principal.user_id is None:
+        raise permission_denied(
+            "USER_TOKEN_REQUIRED",
+            "a device key needs a valid user-token to set user_id or user: tags",
+            field="user_id" if item.user_id else "tags",
+        )
+    if item.user_id not in (None, principal.user_id):
+        raise permission_denied(
+            "USER_TOKEN_MISMATCH", "user_id does not match the user token", field="user_id"
+        )
+    for tag in reserved:
+        if tag != f"user:{principal.user_id}":
+            raise permission_denied(
+                "RESERVED_TAG", f"tag {tag!r} is reserved for user {tag[5:]!r}", field="tags"
+            )
+
+
+def authorize_owner(principal: Principal, existing: Registration | None) -> None:
+    """A device key may not take over a registration that belongs to another user."""
+    if principal.is_server or existing is None or existing.user_id is None:
+        return
+    if existing.user_id != principal.user_id:
+        raise permission_denied(
+            "NOT_DEVICE_OWNER",
+            "this registration belongs to a user; present that user's user-token",
+            registration_id=existing.registration_id,
+        )
+
+
+def require_server(principal: Principal, action: str) -> None:
+    if not principal.is_server:
+        raise permission_denied(
+            "SERVER_KEY_REQUIRED", f"a device key may not {action}", action=action
+        )
+
+
+def webhook_signature(api_key: str, callback_url: str) -> str:
+    """HMAC-SHA256 of the callback URL keyed by the presenting API key, hex-encoded."""
+    return hmac.new(api_key.encode(), callback_url.encode(), hashlib.sha256).hexdigest()
+
+
+def failure_reason_for(error: PushHubError) -> FailureReason:
+    if error.metadata.get("field") == "device_token" and error.reason == "VALUE_TOO_LONG":
+        return FailureReason.DEVICE_TOKEN_TOO_LONG
+    if error.code is ErrorCode.PERMISSION_DENIED and error.reason.startswith("USER_TOKEN"):
+        return FailureReason.API_TOKEN_NOT_VALID
+    return FailureReason.FAILED_TO_STORE_DEVICE
+
+
+class RegistrationService:
+    def __init__(
+        self,
+        registrations: RegistrationRepository,
+        tracking: TrackingRepository,
+        webhooks: WebhookSender,
+        clock: Clock,
+        limits: Limits,
+    ) -> None:
+        self._registrations = registrations
+        self._tracking = tracking
+        self._webhooks = webhooks
+        self._clock = clock
+        self._limits = limits
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    async def create_registration_id(self, principal: Principal) -> str:
+        registration_id = new_id()
+        await self._registrations.reserve_id(principal.app_id, registration_id, self._clock.now())
+        return registration_id
+
+    async def register(self, principal: Principal, draft: RegistrationDraft) -> RegisterOutcome:
+        now = self._clock.now()
+        try:
+            item = validate_draft(draft, self._limits, now)
+            authorize_fields(principal, item)
+            if not principal.is_server:
+                authorize_owner(principal, await self._existing(principal.app_id, item, now))
+            [result] = await self._registrations.upsert_many(principal.app_id, [item], now)
+        except PushHubError as error:
+            result = error
+        [outcome] = await self._track(principal, [draft], [result])
+        if isinstance(outcome, PushHubError):
+            raise outcome
+        return outcome
+
+    async def register_many(
+        self, principal: Principal, drafts: Sequence[RegistrationDraft]
+    ) -> list[RegisterOutcome | PushHubError]:
+        """A batch import: each item succeeds or fails alone. Server keys only."""
+        require_server(principal, "import registrations in batches")
+        if len(drafts) > self._limits.batch_items:
+            raise invalid_field(
+                "registrations",
+                "TOO_MANY_VALUES",
+                f"a batch holds at most {self._limits.batch_items} registrations",
+                limit=self._limits.batch_items,
+            )
+        now = self._clock.now()
+        results: list[UpsertResult | PushHubError | None] = []
+        valid: list[RegistrationInput] = []
+        for draft in drafts:
+            try:
+                valid.append(validate_draft(draft, self._limits, now))
+                results.append(None)
+            except PushHubError as error:
+                results.append(error)
+        stored = iter(await self._registrations.upsert_many(principal.app_id, valid, now))
+        merged = [next(stored) if result is None else result for result in results]
+        return await self._track(principal, drafts, merged)
+
+    async def _existing(
+        self, app_id: str, item: RegistrationInput, now: datetime
+    ) -> Registration | None:
+        if item.registration_id:
+            return await self._registrations.get(app_id, item.registration_id, now)
+        return await self._registrations.find_by_token(
+            app_id, item.platform, item.device_token, now
+        )
+
+    async def _track(
+        self,
+        principal: Principal,
+        drafts: Sequence[RegistrationDraft],
+        results: Sequence[UpsertResult | PushHubError],
+    ) -> list[RegisterOutcome | PushHubError]:
+        outcomes: list[RegisterOutcome | PushHubError] = []
+        tracked: list[TrackedRequest] = []
+        for draft, result in zip(drafts, results, strict=True):
+            if not draft.track:
+                outcomes.append(
+                    result if isinstance(result, PushHubError) else RegisterOutcome(result, None)
+                )
+                continue
+            request = _tracked_request(principal.app_id, draft, result)
+            tracked.append(request)
+            outcomes.append(_with_request_id(result, request.request_id))
+        if tracked:
+            await self._tracking.record(tracked, self._clock.now())
+            for request in tracked:
+                self._notify(principal, request)
+        return outcomes
+
+    def _notify(self, principal: Principal, request: TrackedRequest) -> None:
+        if not request.callback_url:
+            return
+        body = {
+            "status": request.state.name,
+            "signature": webhook_signature(principal.api_key, request.callback_url),
+            "failure_reason": request.failure_reason.name if request.failure_reason else None,
+        }
+        self._webhooks.send(request.callback_url, request.callback_headers, body)
+
+    async def get(self, principal: Principal, registration_id: str) -> Registration:
+        require_server(principal, "read registrations")
+        if not registration_id:
+            raise required("registration_id")
+        found = await self._registrations.get(principal.app_id, registration_id, self._clock.now())
+        if found is None:
+            raise registration_gone(registration_id)
+        return found
+
+    async def list(
+        self, principal: Principal, where: RegistrationFilter, page_size: int, page_token: str
+    ) -> tuple[list[Registration], str]:
+        require_server(principal, "list registrations")
+        limit = self._page_size(page_size)
+        filter_key = _filter_key(where)
+        after = decode_cursor(page_token, filter_key) if page_token else None
+        page: Page = await self._registrations.list(
+            principal.app_id, where, limit, after, self._clock.now()
+        )
+        token = encode_cursor(page.next_cursor, filter_key) if page.next_cursor else ""
+        return page.items, token
+
+    def _page_size(self, page_size: int) -> int:
+        if page_size < 0:
+            raise invalid_field("page_size", "INVALID_PAGE_SIZE", "page_size must not be negative")
+        return min(page_size or self._limits.page_size_default, self._limits.page_size_max)
+
+    async def update_tags(
+        self,
+        principal: Principal,
+        registration_id: str,
+        where: RegistrationFilter,
+        add: Sequence[str],
+        remove: Sequence[str],
+    ) -> int:
+        require_server(principal, "update tags")
+        chosen = [
+            name
+            for name, value in (
+                ("registration_id", registration_id),
+                ("user_id", where.user_id),
+                ("tag", where.tag),
+            )
+            if value
+        ]
+        if len(chosen) != 1:
+            raise invalid_field(
+                "registration_id",
+                "INVALID_SELECTION",
+                "set exactly one of registration_id, user_id and tag",
+            )
+        limits = self._limits
+        add_tags = check_tags("add_tags", add, limits.tag, limits.tag_update_values)
+        remove_tags = check_tags("remove_tags", remove, limits.tag, limits.tag_update_values)
+        if not add_tags and not remove_tags:
+            raise required("add_tags")
+        return await self._registrations.update_tags(
+            principal.app_id,
+            registration_id or None,
+            where,
+            add_tags,
+            remove_tags,
+            self._clock.now(),
+        )
+
+    async def unregister(
+        self, principal: Principal, registration_id: str, platform: int, device_token: str
+    ) -> int:
+        now = self._clock.now()
+        app_id = principal.app_id
+        if registration_id:
+            existing = await self._registrations.get(app_id, registration_id, now)
+            if existing is None:
+                raise registration_gone(registration_id)
+            authorize_owner(principal, existing)
+            return await self._registrations.delete(app_id, registration_id)
+        if not device_token:
+            raise required("registration_id")
+        chosen = _platform(platform)
+        authorize_owner(
+            principal, await self._registrations.find_by_token(app_id, chosen, device_token, now)
+        )
+        return await self._registrations.delete_by_token(app_id, chosen, device_token)
+
+    async def cleanup(self, principal: Principal, targets: Sequence[CleanupTarget]) -> int:
+        require_server(principal, "clean up devices")
+        if not targets:
+            raise required("targets")
+        check_count("targets", targets, self._limits.cleanup_targets)
+        for index, target in enumerate(targets):
+            if not target.user_id:
+                raise required(f"targets[{index}].user_id")
+            check_length(f"targets[{index}].user_id", target.user_id, self._limits.user_id)
+        return await self._registrations.cleanup(principal.app_id, targets)
+
+    async def registration_statuses(
+        self, principal: Principal, request_ids: Sequence[str]
+    ) -> list[TrackedRequest]:
+        """In request order. Unknown ids answer PENDING, as Journeys does: no history."""
+        require_server(principal, "read registration statuses")
+        check_count("request_ids", request_ids, self._limits.request_ids)
+        found = await self._tracking.get_many(principal.app_id, list(dict.fromkeys(request_ids)))
+        return [
+            found.get(request_id)
+            or TrackedRequest(request_id, principal.app_id, RequestState.PENDING, None, None, {})
+            for request_id in request_ids
+        ]
+
+    async def sweep_expired(self) -> int:
+        return await self._registrations.delete_expired(self._clock.now())
+
+
+def _tracked_request(
+    app_id: str, draft: RegistrationDraft, result: UpsertResult | PushHubError
+) -> TrackedRequest:
+    if isinstance(result, PushHubError):
+        state, reason = RequestState.FAILED, failure_reason_for(result)
+    elif result.unchanged:
+        state, reason = RequestState.FAILED, FailureReason.DUPLICATE_EXISTS
+    else:
+        state, reason = RequestState.SUCCESS, None
+    return TrackedRequest(
+        new_id(), app_id, state, reason, draft.callback_url or None, dict(draft.callback_headers)
+    )
+
+
+def _with_request_id(
+    result: UpsertResult | PushHubError, request_id: str
+) -> RegisterOutcome | PushHubError:
+    if isinstance(result, PushHubError):
+        return replace(result, metadata={**result.metadata, "request_id": request_id})
+    return RegisterOutcome(result, request_id)
+
+
+def _filter_key(where: RegistrationFilter) -> str:
+    platform = int(where.platform) if where.platform else 0
+    return json.dumps([where.user_id, where.channel, where.tag, platform])

@@ -1,0 +1,88 @@
+"""Field rules shared by every use case: one function per rule."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from .errors import invalid_field, too_many, value_too_long
+
+_TAG = re.compile(r"[A-Za-z0-9_@#.:\-]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+USER_TAG_PREFIX = "user:"
+
+
+def check_length(field_name: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise value_too_long(field_name, limit)
+    return value
+
+
+def check_count(field_name: str, values: Iterable[object], limit: int) -> None:
+    if sum(1 for _ in values) > limit:
+        raise too_many(field_name, limit)
+
+
+def check_tag(field_name: str, tag: str, limit: int) -> str:
+    check_length(field_name, tag, limit)
+    if not _TAG.fullmatch(tag):
+        raise invalid_field(
+            field_name,
+            "INVALID_TAG",
+            f"{field_name} {tag!r} must be 1-{limit} characters of [A-Za-z0-9_@#.:-]",
+        )
+    return tag
+
+
+def check_tags(
+    field_name: str, tags: Iterable[str], tag_limit: int, count_limit: int
+) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(tags))
+    check_count(field_name, unique, count_limit)
+    for index, tag in enumerate(unique):
+        check_tag(f"{field_name}[{index}]", tag, tag_limit)
+    return unique
+
+
+def check_name(field_name: str, value: str, limit: int) -> str:
+    """A printable, non-empty name (channel, template, metadata key)."""
+    check_length(field_name, value, limit)
+    if not value or _CONTROL.search(value):
+        raise invalid_field(
+            field_name, "INVALID_NAME", f"{field_name} must be non-empty printable text"
+        )
+    return value
+
+
+def check_future(
+    field_name: str, moment: datetime, now: datetime, legacy_code: str, reason: str
+) -> None:
+    if moment <= now:
+        raise invalid_field(
+            field_name,
+            reason,
+            f"{field_name} must be after the current time",
+            legacy_code=legacy_code,
+        )
+
+
+def check_map(
+    field_name: str, values: Mapping[str, str], count: int, key_limit: int, value_limit: int
+) -> dict[str, str]:
+    check_count(field_name, values, count)
+    for key, value in values.items():
+        check_name(f"{field_name}.key", key, key_limit)
+        check_length(f"{field_name}[{key}]", value, value_limit)
+    return dict(values)
+
+
+def check_http_url(field_name: str, url: str, limit: int) -> str:
+    check_length(field_name, url, limit)
+    if not re.match(r"https?://[^\s/]+", url):
+        raise invalid_field(field_name, "INVALID_URL", f"{field_name} must be an http(s) URL")
+    return url
+
+
+def is_reserved_tag(tag: str) -> bool:
+    return tag.startswith(USER_TAG_PREFIX)
