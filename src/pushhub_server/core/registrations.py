@@ -34,8 +34,9 @@ from .models import (
     TrackedRequest,
     UpsertResult,
 )
-from .pagination import decode_cursor, encode_cursor
+from .pagination import clamp_page_size, decode_cursor, encode_cursor
 from .ports import RegistrationRepository, TrackingRepository, WebhookSender
+from .selector import parse_selector
 from .validation import (
     check_count,
     check_future,
@@ -76,7 +77,7 @@ class RegisterOutcome:
 
 
 def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> RegistrationInput:
-    platform = _platform(draft.platform)
+    platform = parse_platform(draft.platform)
     if not draft.device_token:
         raise required("device_token")
     check_length("device_token", draft.device_token, limits.device_token)
@@ -94,7 +95,9 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
         "metadata", draft.metadata, limits.metadata_keys, limits.metadata_key, limits.metadata_value
     )
     _check_templates(draft.templates, limits)
-    check_length("selector", draft.selector, limits.selector)
+    if draft.selector:
+        # Parsed now so a bad selector fails at registration, naming its position.
+        parse_selector(draft.selector, "selector", limits.selector)
     _check_callback(draft, limits)
     return RegistrationInput(
         platform=platform,
@@ -110,7 +113,7 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
     )
 
 
-def _platform(value: int) -> Platform:
+def parse_platform(value: int) -> Platform:
     try:
         return Platform(value)
     except ValueError:
@@ -322,7 +325,7 @@ class RegistrationService:
         self, principal: Principal, where: RegistrationFilter, page_size: int, page_token: str
     ) -> tuple[list[Registration], str]:
         require_server(principal, "list registrations")
-        limit = self._page_size(page_size)
+        limit = clamp_page_size(page_size, self._limits)
         filter_key = _filter_key(where)
         after = decode_cursor(page_token, filter_key) if page_token else None
         page: Page = await self._registrations.list(
@@ -330,11 +333,6 @@ class RegistrationService:
         )
         token = encode_cursor(page.next_cursor, filter_key) if page.next_cursor else ""
         return page.items, token
-
-    def _page_size(self, page_size: int) -> int:
-        if page_size < 0:
-            raise invalid_field("page_size", "INVALID_PAGE_SIZE", "page_size must not be negative")
-        return min(page_size or self._limits.page_size_default, self._limits.page_size_max)
 
     async def update_tags(
         self,
@@ -387,7 +385,7 @@ class RegistrationService:
             return await self._registrations.delete(app_id, registration_id)
         if not device_token:
             raise required("registration_id")
-        chosen = _platform(platform)
+        chosen = parse_platform(platform)
         authorize_owner(
             principal, await self._registrations.find_by_token(app_id, chosen, device_token, now)
         )

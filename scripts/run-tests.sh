@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole suite twice: on embedded SQLite, then on PostgreSQL.
+# PostgreSQL is started when its port is closed; extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pg_url=${PUSHHUB_PG_TEST_URL:-postgresql+asyncpg://postgres@127.0.0.1:5432/test}
+pg_host=127.0.0.1
+pg_port=5432
+
+port_open() { (exec 3<>"/dev/tcp/$pg_host/$pg_port") 2>/dev/null; }
+
+ensure_postgres() {
+  port_open && return 0
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "PostgreSQL port closed; starting the local cluster"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  fi
+  for _ in $(seq 1 30); do port_open && return 0; sleep 1; done
+  return 1
+}
+
+echo "=== test pass 1/2: SQLite ==="
+.venv/bin/pytest "$@"
+
+if ensure_postgres; then
+  echo "=== test pass 2/2: PostgreSQL ($pg_url) ==="
+  PUSHHUB_TEST_DATABASE_URL=$pg_url .venv/bin/pytest "$@"
+elif [ "${CI:-}" = "true" ]; then
+  echo "PostgreSQL is not reachable on $pg_host:$pg_port; CI requires both passes" >&2
+  exit 1
+else
+  echo "WARNING: PostgreSQL is not reachable on $pg_host:$pg_port; skipped the second pass" >&2
+fi

@@ -1,0 +1,42 @@
+"""Server configuration: environment variables, each with a CLI flag."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .core.limits import Limits
+
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'pushhub.db'}"
+DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = DEFAULT_DATABASE_URL
+    listen: str = DEFAULT_LISTEN
+    admin_token: str | None = None
+    secret_key: str | None = None
+    # Seconds between sweeps of expired registrations.
+    sweep_interval: float = 60.0
+    # Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
+    grace_period: float = 10.0
+    max_message_bytes: int = 16 * 1024 * 1024
+    # Seconds an authenticated API key stays cached in process.
+    key_cache_seconds: float = 5.0
+    webhook_timeout: float = 5.0
+    webhook_attempts: int = 4
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        return cls(
+            database_url=env.get("PUSHHUB_DATABASE_URL", DEFAULT_DATABASE_URL),
+            listen=env.get("PUSHHUB_LISTEN", DEFAULT_LISTEN),
+            admin_token=env.get("PUSHHUB_ADMIN_TOKEN") or None,
+            secret_key=env.get("PUSHHUB_SECRET_KEY") or None,
+            sweep_interval=float(env.get("PUSHHUB_SWEEP_INTERVAL", "60")),
+            grace_period=float(env.get("PUSHHUB_GRACE_PERIOD", "10")),
+        )

@@ -1,0 +1,559 @@
+"""Backendless conditional delivery: SQL-92-style selectors over message headers.
+
+Grammar (keywords case-insensitive, header names case-sensitive)::
+
+    condition   := conjunction ( OR conjunction )*
+    conjunction := negation ( AND negation )*
+    negation    := NOT negation | '(' condition ')' | predicate
+    predicate   := operand ( '=' | '<>' | '!=' | '<' | '>' | '<=' | '>=' ) operand
+                 | header [NOT] IN '(' literal ( ',' literal )* ')'
+                 | header [NOT] LIKE string [ESCAPE string]
+                 | header IS [NOT] NULL
+    operand     := header | literal
+    literal     := string | number
+    header      := [A-Za-z_][A-Za-z0-9_.-]*
+    string      := "'" ( [^'] | "''" )* "'"
+    number      := -?( digits [. digits?] | . digits ) ( [eE] [+-]? digits )?
+
+Semantics (JMS message selectors, SQL three-valued logic). Header values are
+strings; a missing header is NULL. A comparison with NULL is UNKNOWN. A string
+compared with a number compares numerically when the string reads as a number,
+and is FALSE otherwise (unlike types). Two strings compare as strings (code
+point order). LIKE is case-sensitive: ``%`` is any run, ``_`` one character,
+everything else literal. NOT, AND and OR follow SQL's truth tables over
+TRUE/FALSE/UNKNOWN, and a selector matches only when the result is TRUE.
+
+A ``Selector`` compiles its AST into closures once; ``parse_selector`` caches
+by text, so a fan-out evaluating the same selector text pays the parse once.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from .errors import PushHubError, invalid_field, value_too_long
+
+MAX_LENGTH = 1024
+MAX_DEPTH = 64
+INVALID_SELECTOR = "INVALID_SELECTOR"
+
+Value: TypeAlias = str | int | float
+Truth: TypeAlias = bool | None  # None is UNKNOWN
+Headers: TypeAlias = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: Value
+
+
+Operand: TypeAlias = Header | Literal
+
+
+@dataclass(frozen=True)
+class Comparison:
+    op: str  # one of = <> < > <= >= ('!=' is read as '<>')
+    left: Operand
+    right: Operand
+
+
+@dataclass(frozen=True)
+class In:
+    header: Header
+    values: tuple[Value, ...]
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Like:
+    header: Header
+    pattern: str
+    escape: str | None = None
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class IsNull:
+    header: Header
+    negated: bool = False
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Condition
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Condition, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Condition, ...]
+
+
+Condition: TypeAlias = Comparison | In | Like | IsNull | Not | And | Or
+_Evaluator: TypeAlias = Callable[[Headers], Truth]
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A parsed selector: its source text, its AST and its compiled evaluator."""
+
+    text: str
+    condition: Condition
+    _evaluator: _Evaluator = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_evaluator", _compile(self.condition))
+
+    def evaluate(self, headers: Headers) -> Truth:
+        """TRUE, FALSE or UNKNOWN (None) for a message carrying ``headers``."""
+        return self._evaluator(headers)
+
+
+def matches(selector: Selector, headers: Headers) -> bool:
+    """Whether a message with ``headers`` reaches a registration holding ``selector``."""
+    return selector._evaluator(headers) is True
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_selector(text: str, field: str = "selector", max_length: int = MAX_LENGTH) -> Selector:
+    """Parse and compile ``text``, or raise an INVALID_ARGUMENT PushHubError.
+
+    Reasons: VALUE_TOO_LONG (over ``max_length`` characters) and INVALID_SELECTOR
+    (syntax, with metadata ``position``, 1-based). An empty selector is an
+    error: callers store "no selector" as an empty field and skip the call.
+    """
+    if len(text) > max_length:
+        raise value_too_long(field, max_length)
+    return Selector(text, _Parser(text, field).parse())
+
+
+# --- evaluation ---------------------------------------------------------------
+
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+_Compare: TypeAlias = Callable[[Value, Value], bool]
+_OPERATORS: dict[str, _Compare] = {
+    "=": operator.eq,
+    "<>": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+}
+
+_MIRRORED = {"=": "=", "<>": "<>", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _parse_number(text: str) -> int | float:
+    return int(text) if _INTEGER.fullmatch(text) else float(text)
+
+
+@functools.lru_cache(maxsize=1024)  # a message's header values repeat for every recipient
+def _number_of(text: str) -> int | float | None:
+    return _parse_number(text) if _NUMBER.fullmatch(text) else None
+
+
+def _as_number(value: Value) -> int | float | None:
+    return _number_of(value) if isinstance(value, str) else value
+
+
+def _compare(compare: _Compare, left: Value | None, right: Value | None) -> Truth:
+    if left is None or right is None:
+        return None
+    if isinstance(left, str) is not isinstance(right, str):
+        left, right = _as_number(left), _as_number(right)
+        if left is None or right is None:
+            return False
+    return compare(left, right)
+
+
+def _getter(operand: Operand) -> Callable[[Headers], Value | None]:
+    if isinstance(operand, Header):
+        name = operand.name
+        return lambda headers: headers.get(name)
+    value = operand.value
+    return lambda headers: value
+
+
+def _compile_comparison(node: Comparison) -> _Evaluator:
+    match node:
+        case Comparison(op, Header(name), Literal(value)):
+            return _header_vs_literal(_OPERATORS[op], name, value)
+        case Comparison(op, Literal(value), Header(name)):
+            return _header_vs_literal(_OPERATORS[_MIRRORED[op]], name, value)
+    compare, left, right = _OPERATORS[node.op], _getter(node.left), _getter(node.right)
+    return lambda headers: _compare(compare, left(headers), right(headers))
+
+
+def _header_vs_literal(compare: _Compare, name: str, literal: Value) -> _Evaluator:
+    """The common case, specialised: no getters, the literal's type known up front."""
+    if isinstance(literal, str):
+        return _header_vs_string(compare, name, literal)
+    return _header_vs_number(compare, name, literal)
+
+
+def _header_vs_string(compare: _Compare, name: str, literal: str) -> _Evaluator:
+    def evaluate(headers: Headers) -> Truth:
+        value = headers.get(name)
+        return None if value is None else compare(value, literal)
+
+    return evaluate
+
+
+def _header_vs_number(compare: _Compare, name: str, literal: int | float) -> _Evaluator:
+    def evaluate(headers: Headers) -> Truth:
+        value = headers.get(name)
+        if value is None:
+            return None
+        number = _number_of(value)
+        return False if number is None else compare(number, literal)
+
+    return evaluate
+
+
+def _compile_in(node: In) -> _Evaluator:
+    name = node.header.name
+    strings = frozenset(value for value in node.values if isinstance(value, str))
+    numbers = frozenset(value for value in node.values if not isinstance(value, str))
+
+    def evaluate(headers: Headers) -> Truth:
+        value = headers.get(name)
+        if value is None:
+            return None
+        return value in strings or (bool(numbers) and _as_number(value) in numbers)
+
+    return evaluate
+
+
+_LIKE_WILDCARDS = {"%": ".*", "_": "."}
+
+
+def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
+    """The regex for a LIKE pattern; raises ValueError for a misplaced escape."""
+    parts = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == escape:
+            following = next(chars, None)
+            if following not in ("%", "_", escape):
+                raise ValueError(f"escape {escape!r} must precede '%', '_' or itself")
+            parts.append(re.escape(str(following)))
+        else:
+            parts.append(_LIKE_WILDCARDS.get(char) or re.escape(char))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _compile_like(node: Like) -> _Evaluator:
+    name, regex = node.header.name, like_regex(node.pattern, node.escape)
+
+    def evaluate(headers: Headers) -> Truth:
+        value = headers.get(name)
+        return None if value is None else regex.fullmatch(value) is not None
+
+    return evaluate
+
+
+def _compile_is_null(node: IsNull) -> _Evaluator:
+    name = node.header.name
+    if node.negated:
+        return lambda headers: name in headers
+    return lambda headers: name not in headers
+
+
+def _not(inner: _Evaluator) -> _Evaluator:
+    def evaluate(headers: Headers) -> Truth:
+        value = inner(headers)
+        return None if value is None else not value
+
+    return evaluate
+
+
+def _and(parts: list[_Evaluator]) -> _Evaluator:
+    def evaluate(headers: Headers) -> Truth:
+        result: Truth = True
+        for part in parts:
+            value = part(headers)
+            if value is False:
+                return False
+            if value is None:
+                result = None
+        return result
+
+    return evaluate
+
+
+def _or(parts: list[_Evaluator]) -> _Evaluator:
+    def evaluate(headers: Headers) -> Truth:
+        result: Truth = False
+        for part in parts:
+            value = part(headers)
+            if value is True:
+                return True
+            if value is None:
+                result = None
+        return result
+
+    return evaluate
+
+
+def _negated(node: In | Like, inner: _Evaluator) -> _Evaluator:
+    return _not(inner) if node.negated else inner
+
+
+def _compile(node: Condition) -> _Evaluator:
+    match node:
+        case Comparison():
+            return _compile_comparison(node)
+        case In():
+            return _negated(node, _compile_in(node))
+        case Like():
+            return _negated(node, _compile_like(node))
+        case IsNull():
+            return _compile_is_null(node)
+        case Not(operand):
+            return _not(_compile(operand))
+        case And(operands):
+            return _and([_compile(operand) for operand in operands])
+        case Or(operands):
+            return _or([_compile(operand) for operand in operands])
+    raise TypeError(f"not a selector condition: {node!r}")
+
+
+# --- tokenizer and recursive-descent parser ---------------------------------
+
+_TOKEN = re.compile(
+    r"(?P<space>\s+)"
+    r"|(?P<string>'(?:[^']|'')*')"
+    r"|(?P<number>-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_.\-]*)"
+    r"|(?P<op><>|!=|<=|>=|[=<>(),])"
+    r"|(?P<bad>.)",
+    re.DOTALL,
+)
+_KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ESCAPE", "IS", "NULL"})
+_COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "string", "number", "name", "keyword", "op", "bad" or "end"
+    text: str  # source text; keywords upper-cased
+    position: int  # 1-based
+    value: Value = ""
+
+
+def _token(kind: str, text: str, position: int) -> _Token:
+    if kind == "string":
+        return _Token(kind, text, position, text[1:-1].replace("''", "'"))
+    if kind == "number":
+        return _Token(kind, text, position, _parse_number(text))
+    if kind == "name" and text.upper() in _KEYWORDS:
+        return _Token("keyword", text.upper(), position)
+    return _Token(kind, text, position)
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens = []
+    for match in _TOKEN.finditer(text):
+        kind = str(match.lastgroup)
+        if kind != "space":
+            tokens.append(_token(kind, match.group(), match.start() + 1))
+        if kind == "bad":  # reported when the parser reaches it, so errors come in order
+            return tokens
+    tokens.append(_Token("end", "", len(text) + 1))
+    return tokens
+
+
+def _syntax_error(field: str, message: str, position: int) -> PushHubError:
+    error = invalid_field(field, INVALID_SELECTOR, f"{field}: {message}")
+    error.metadata["position"] = str(position)
+    return error
+
+
+def _join(kind: type[And] | type[Or], parts: list[Condition]) -> Condition:
+    if len(parts) == 1:
+        return parts[0]
+    flat: list[Condition] = []
+    for part in parts:
+        flat.extend(part.operands if isinstance(part, kind) else (part,))
+    return kind(tuple(flat))
+
+
+class _Parser:
+    def __init__(self, text: str, field: str) -> None:
+        self.field = field
+        self.tokens = _tokenize(text)
+        self.index = 0
+        self.depth = 0
+
+    def parse(self) -> Condition:
+        condition = self._or()
+        self._expect("end", "", "AND, OR or end of selector")
+        return condition
+
+    def _or(self) -> Condition:
+        parts = [self._and()]
+        while self._accept("keyword", "OR"):
+            parts.append(self._and())
+        return _join(Or, parts)
+
+    def _and(self) -> Condition:
+        parts = [self._negation()]
+        while self._accept("keyword", "AND"):
+            parts.append(self._negation())
+        return _join(And, parts)
+
+    def _negation(self) -> Condition:
+        token = self._peek()
+        if self._accept("keyword", "NOT"):
+            return self._nested(token, lambda: Not(self._negation()))
+        if self._accept("op", "("):
+            return self._nested(token, self._group)
+        return self._predicate()
+
+    def _group(self) -> Condition:
+        condition = self._or()
+        self._expect("op", ")", "AND, OR or ')'")
+        return condition
+
+    def _nested(self, token: _Token, parse_inner: Callable[[], Condition]) -> Condition:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            message = f"nesting deeper than {MAX_DEPTH} levels at position {token.position}"
+            raise _syntax_error(self.field, message, token.position)
+        condition = parse_inner()
+        self.depth -= 1
+        return condition
+
+    def _predicate(self) -> Condition:
+        start = self._peek()
+        left = self._operand("a header name, string, number, NOT or '('")
+        token = self._next()
+        if token.kind == "op" and token.text in _COMPARISONS:
+            right = self._operand("a header name, string or number")
+            return Comparison(_COMPARISONS[token.text], left, right)
+        if token.kind == "keyword" and token.text in ("IS", "NOT", "IN", "LIKE"):
+            return self._header_predicate(self._header(left, start, token), token)
+        raise self._fail(token, "a comparison operator, IN, LIKE or IS")
+
+    def _header_predicate(self, header: Header, token: _Token) -> Condition:
+        if token.text == "IS":
+            negated = self._accept("keyword", "NOT")
+            self._expect("keyword", "NULL", "NULL or NOT NULL")
+            return IsNull(header, negated)
+        negated = token.text == "NOT"
+        if negated:
+            token = self._next()
+        if token.kind == "keyword" and token.text == "IN":
+            return self._in(header, negated)
+        if token.kind == "keyword" and token.text == "LIKE":
+            return self._like(header, negated)
+        raise self._fail(token, "IN or LIKE")
+
+    def _in(self, header: Header, negated: bool) -> In:
+        self._expect("op", "(", "'('")
+        values = [self._literal()]
+        while self._accept("op", ","):
+            values.append(self._literal())
+        self._expect("op", ")", "',' or ')'")
+        return In(header, tuple(values), negated)
+
+    def _like(self, header: Header, negated: bool) -> Like:
+        pattern = self._string("a quoted LIKE pattern")
+        escape = None
+        if self._accept("keyword", "ESCAPE"):
+            escape = self._escape()
+        try:
+            like_regex(str(pattern.value), escape)
+        except ValueError as error:
+            message = f"{error} in the LIKE pattern at position {pattern.position}"
+            raise _syntax_error(self.field, message, pattern.position) from None
+        return Like(header, str(pattern.value), escape, negated)
+
+    def _escape(self) -> str:
+        token = self._string("a quoted escape character")
+        if len(str(token.value)) != 1:
+            message = f"the ESCAPE at position {token.position} must be one character"
+            raise _syntax_error(self.field, message, token.position)
+        return str(token.value)
+
+    def _operand(self, expected: str) -> Operand:
+        token = self._next()
+        if token.kind == "name":
+            return Header(token.text)
+        if token.kind in ("string", "number"):
+            return Literal(token.value)
+        raise self._fail(token, expected)
+
+    def _literal(self) -> Value:
+        token = self._next()
+        if token.kind not in ("string", "number"):
+            raise self._fail(token, "a string or number")
+        return token.value
+
+    def _string(self, expected: str) -> _Token:
+        token = self._next()
+        if token.kind != "string":
+            raise self._fail(token, expected)
+        return token
+
+    def _header(self, operand: Operand, start: _Token, keyword: _Token) -> Header:
+        if isinstance(operand, Header):
+            return operand
+        message = f"expected a header name before {keyword.text} at position {start.position}"
+        raise _syntax_error(self.field, message, start.position)
+
+    def _peek(self) -> _Token:
+        token = self.tokens[self.index]
+        if token.kind == "bad":
+            raise self._bad_character(token)
+        return token
+
+    def _next(self) -> _Token:
+        token = self._peek()
+        if token.kind != "end":
+            self.index += 1
+        return token
+
+    def _accept(self, kind: str, text: str) -> bool:
+        token = self._peek()
+        if token.kind == kind and token.text == text:
+            self.index += 1
+            return True
+        return False
+
+    def _expect(self, kind: str, text: str, expected: str) -> None:
+        if not self._accept(kind, text):
+            raise self._fail(self._peek(), expected)
+
+    def _fail(self, token: _Token, expected: str) -> PushHubError:
+        found = "end of selector" if token.kind == "end" else _quoted(token)
+        message = f"expected {expected} at position {token.position}, found {found}"
+        if token.kind == "keyword" and token.text == "NULL":
+            message += " (test for NULL with IS NULL)"
+        return _syntax_error(self.field, message, token.position)
+
+    def _bad_character(self, token: _Token) -> PushHubError:
+        if token.text == "'":
+            message = f"unterminated string starting at position {token.position}"
+        else:
+            message = f"unexpected character {token.text!r} at position {token.position}"
+        return _syntax_error(self.field, message, token.position)
+
+
+def _quoted(token: _Token) -> str:
+    return token.text if token.kind == "string" else f"'{token.text}'"
