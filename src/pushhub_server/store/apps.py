@@ -1,0 +1,145 @@
+"""Apps and their API keys (stored as hashes only)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from pushhub_server.core.clock import from_micros, to_micros
+from pushhub_server.core.errors import ErrorCode, PushHubError
+from pushhub_server.core.models import ApiKey, App, KeyKind
+
+from .database import Database
+from .records import micros_or_none, moment_or_none
+from .schema import api_keys, apps
+
+_APP_COLUMNS = (
+    apps.c.id,
+    apps.c.name,
+    apps.c.created_at,
+    apps.c.signing_secret,
+    (apps.c.apns_credentials.is_not(None)).label("apns_configured"),
+    (apps.c.fcm_credentials.is_not(None)).label("fcm_configured"),
+)
+
+
+class SqlAppRepository:
+    def __init__(self, db: Database, secret_key: str | None = None) -> None:
+        self._db = db
+        # Reserved for encrypting provider credentials at rest (a later issue).
+        self._secret_key = secret_key
+
+    async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
+        row = {
+            "id": app.app_id,
+            "name": app.name,
+            "signing_secret": app.signing_secret,
+            "created_at": to_micros(app.created_at),
+        }
+        async with self._db.write() as conn:
+            inserted = await conn.execute(
+                self._db.insert(apps).values(row).on_conflict_do_nothing(index_elements=["name"])
+            )
+            if inserted.rowcount == 0:
+                raise PushHubError(
+                    ErrorCode.ALREADY_EXISTS,
+                    "APP_ALREADY_EXISTS",
+                    f"an app named {app.name!r} already exists",
+                    {"name": app.name},
+                )
+            if keys:
+                await conn.execute(api_keys.insert(), [_key_row(key, h) for key, h in keys])
+
+    async def get_app(self, app_id: str) -> App | None:
+        return await self._one_app(apps.c.id == app_id)
+
+    async def find_app(self, id_or_name: str) -> App | None:
+        return await self._one_app(sa.or_(apps.c.id == id_or_name, apps.c.name == id_or_name))
+
+    async def list_apps(self, limit: int, after_id: str | None) -> list[App]:
+        query = sa.select(*_APP_COLUMNS).order_by(apps.c.id).limit(limit)
+        if after_id is not None:
+            query = query.where(apps.c.id > after_id)
+        async with self._db.read() as conn:
+            return [_app(row) for row in await conn.execute(query)]
+
+    async def delete_app(self, app_id: str) -> bool:
+        async with self._db.write() as conn:
+            deleted = await conn.execute(sa.delete(apps).where(apps.c.id == app_id))
+        return deleted.rowcount > 0
+
+    async def add_key(self, key: ApiKey, key_hash: str) -> None:
+        async with self._db.write() as conn:
+            await conn.execute(api_keys.insert().values(_key_row(key, key_hash)))
+
+    async def list_keys(self, app_id: str) -> list[ApiKey]:
+        query = sa.select(api_keys).where(api_keys.c.app_id == app_id).order_by(api_keys.c.id)
+        async with self._db.read() as conn:
+            return [_key(row) for row in await conn.execute(query)]
+
+    async def revoke_key(self, app_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        """Revoking twice keeps the first revocation time."""
+        mine = sa.and_(api_keys.c.app_id == app_id, api_keys.c.id == key_id)
+        async with self._db.write() as conn:
+            await conn.execute(
+                sa.update(api_keys)
+                .where(mine, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=to_micros(at))
+            )
+            row = (await conn.execute(sa.select(api_keys).where(mine))).first()
+        return None if row is None else _key(row)
+
+    async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
+        query = (
+            sa.select(api_keys, *(column.label(f"app__{column.name}") for column in _APP_COLUMNS))
+            .join(apps, apps.c.id == api_keys.c.app_id)
+            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return None
+        return _key(row), _app(row, prefix="app__")
+
+    async def _one_app(self, condition: sa.ColumnElement[bool]) -> App | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(sa.select(*_APP_COLUMNS).where(condition))).first()
+        return None if row is None else _app(row)
+
+
+def _key_row(key: ApiKey, key_hash: str) -> dict[str, Any]:
+    return {
+        "id": key.key_id,
+        "app_id": key.app_id,
+        "kind": int(key.kind),
+        "key_hash": key_hash,
+        "prefix": key.prefix,
+        "created_at": to_micros(key.created_at),
+        "revoked_at": micros_or_none(key.revoked_at),
+    }
+
+
+def _key(row: Any) -> ApiKey:
+    return ApiKey(
+        key_id=row.id,
+        app_id=row.app_id,
+        kind=KeyKind(row.kind),
+        prefix=row.prefix,
+        created_at=from_micros(row.created_at),
+        revoked_at=moment_or_none(row.revoked_at),
+    )
+
+
+def _app(row: Any, prefix: str = "") -> App:
+    values = row._mapping
+    return App(
+        app_id=values[f"{prefix}id"],
+        name=values[f"{prefix}name"],
+        created_at=from_micros(values[f"{prefix}created_at"]),
+        signing_secret=values[f"{prefix}signing_secret"],
+        apns_configured=bool(values[f"{prefix}apns_configured"]),
+        fcm_configured=bool(values[f"{prefix}fcm_configured"]),
+    )

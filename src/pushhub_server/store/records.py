@@ -1,0 +1,86 @@
+"""Conversions between table rows and core records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pushhub_server.core.clock import from_micros, to_micros
+from pushhub_server.core.models import Platform, Registration, RegistrationInput, Template
+
+_COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
+
+
+def micros_or_none(moment: datetime | None) -> int | None:
+    return None if moment is None else to_micros(moment)
+
+
+def moment_or_none(micros: int | None) -> datetime | None:
+    return None if micros is None else from_micros(micros)
+
+
+def dump_map(values: Mapping[str, Any]) -> str | None:
+    """Empty maps are NULL: most registrations carry none, and NULL costs nothing."""
+    return json.dumps(values, **_COMPACT) if values else None
+
+
+def load_map(text: str | None) -> dict[str, Any]:
+    return json.loads(text) if text else {}
+
+
+def dump_templates(templates: Mapping[str, Template]) -> str | None:
+    return dump_map({name: [t.body, list(t.tags)] for name, t in templates.items()})
+
+
+def load_templates(text: str | None) -> dict[str, Template]:
+    return {name: Template(body, tuple(tags)) for name, (body, tags) in load_map(text).items()}
+
+
+# The content columns of a registration row, in the order of content_values().
+CONTENT_COLUMNS = (
+    "platform",
+    "device_token",
+    "user_id",
+    "expires_at",
+    "metadata_json",
+    "templates_json",
+    "selector",
+)
+
+
+def content_values(item: RegistrationInput) -> tuple[Any, ...]:
+    return (
+        int(item.platform),
+        item.device_token,
+        item.user_id,
+        micros_or_none(item.expires_at),
+        dump_map(item.metadata),
+        dump_templates(item.templates),
+        item.selector,
+    )
+
+
+def registration_from_row(
+    row: Any,
+    channels: Mapping[str, str],
+    tags: tuple[str, ...],
+) -> Registration:
+    """A registration row plus its subscriptions (channel → id, in order) and tags."""
+    return Registration(
+        registration_id=row.id,
+        app_id=row.app_id,
+        platform=Platform(row.platform),
+        device_token=row.device_token,
+        channels=tuple(channels),
+        tags=tags,
+        user_id=row.user_id,
+        expires_at=moment_or_none(row.expires_at),
+        metadata=load_map(row.metadata_json),
+        templates=load_templates(row.templates_json),
+        selector=row.selector,
+        created_at=from_micros(row.created_at),
+        updated_at=from_micros(row.updated_at),
+        channel_registration_ids=dict(channels),
+    )

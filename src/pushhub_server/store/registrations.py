@@ -1,0 +1,265 @@
+"""Device registrations: the bulk upsert, reads with their children, deletes, tags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from pushhub_server.core.clock import to_micros
+from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.models import (
+    CleanupTarget,
+    Page,
+    Platform,
+    Registration,
+    RegistrationFilter,
+    RegistrationInput,
+    UpsertResult,
+    token_digest,
+)
+
+from .database import Database
+from .records import registration_from_row
+from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
+from .sql import DATABASE_ERRORS, chunked, is_write_conflict, one_of
+from .upsert import BulkUpsert
+
+# Concurrent batches on PostgreSQL inserting the same new token, or locking
+# rows in crossing orders, make one fail; replanning sees the winner's rows.
+_UPSERT_ATTEMPTS = 5
+# Marks a registration whose tags changed outside upsert, so no fingerprint matches it.
+_STALE_FINGERPRINT = ""
+
+_reg = registrations.c
+
+
+def _live(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.or_(_reg.expires_at.is_(None), _reg.expires_at > to_micros(now))
+
+
+class SqlRegistrationRepository:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reserve_id(self, app_id: str, registration_id: str, at: datetime) -> None:
+        row = {"id": registration_id, "app_id": app_id, "created_at": to_micros(at)}
+        async with self._db.write() as conn:
+            await conn.execute(reserved_ids.insert().values(row))
+
+    async def upsert_many(
+        self, app_id: str, items: Sequence[RegistrationInput], now: datetime
+    ) -> list[UpsertResult | PushHubError]:
+        if not items:
+            return []
+        for attempt in range(1, _UPSERT_ATTEMPTS + 1):
+            try:
+                async with self._db.write() as conn:
+                    return await BulkUpsert(conn, app_id, now).run(items)
+            except DATABASE_ERRORS as error:
+                if attempt == _UPSERT_ATTEMPTS or not is_write_conflict(error):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def get(self, app_id: str, registration_id: str, now: datetime) -> Registration | None:
+        found = await self._select(app_id, now, None, _reg.id == registration_id)
+        return found[0] if found else None
+
+    async def find_by_token(
+        self, app_id: str, platform: Platform, device_token: str, now: datetime
+    ) -> Registration | None:
+        condition = sa.and_(
+            _reg.platform == int(platform), _reg.token_hash == token_digest(device_token)
+        )
+        found = await self._select(app_id, now, None, condition)
+        return found[0] if found else None
+
+    async def list(
+        self,
+        app_id: str,
+        where: RegistrationFilter,
+        limit: int,
+        after_id: str | None,
+        now: datetime,
+    ) -> Page:
+        conditions = _filter_conditions(app_id, where)
+        if after_id is not None:
+            conditions.append(_reg.id > after_id)
+        # One row beyond the page tells whether another page exists.
+        items = await self._select(app_id, now, limit + 1, *conditions)
+        if len(items) <= limit:
+            return Page(items, None)
+        return Page(items[:limit], items[limit - 1].registration_id)
+
+    async def update_tags(
+        self,
+        app_id: str,
+        registration_id: str | None,
+        where: RegistrationFilter,
+        add: Sequence[str],
+        remove: Sequence[str],
+        now: datetime,
+    ) -> int:
+        if registration_id is not None:
+            chosen = [_reg.id == registration_id]
+        else:
+            chosen = _filter_conditions(app_id, where)
+        query = sa.select(_reg.id).where(_reg.app_id == app_id, _live(now), *chosen)
+        async with self._db.write() as conn:
+            ids = list(await conn.scalars(query))
+            for chunk in chunked(ids):
+                await _change_tags(self._db, conn, app_id, chunk, add, remove, to_micros(now))
+        return len(ids)
+
+    async def delete(self, app_id: str, registration_id: str) -> int:
+        return await self._delete(_reg.app_id == app_id, _reg.id == registration_id)
+
+    async def delete_by_token(self, app_id: str, platform: Platform, device_token: str) -> int:
+        return await self._delete(
+            _reg.app_id == app_id,
+            _reg.platform == int(platform),
+            _reg.token_hash == token_digest(device_token),
+        )
+
+    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget]) -> int:
+        """Removes every registration of each target's user, or only its device token."""
+        whole_users = list({t.user_id for t in targets if t.device_token is None})
+        devices = list(
+            {(t.user_id, token_digest(t.device_token)) for t in targets if t.device_token}
+        )
+        removed = 0
+        async with self._db.write() as conn:
+            for users in chunked(whole_users):
+                removed += await _rowcount(
+                    conn, _reg.app_id == app_id, one_of(_reg.user_id, users, conn.dialect.name)
+                )
+            for pairs in chunked(devices):
+                pair = sa.tuple_(_reg.user_id, _reg.token_hash)
+                removed += await _rowcount(conn, _reg.app_id == app_id, pair.in_(pairs))
+        return removed
+
+    async def delete_expired(self, now: datetime) -> int:
+        return await self._delete(_reg.expires_at <= to_micros(now))
+
+    async def _delete(self, *conditions: sa.ColumnElement[bool]) -> int:
+        async with self._db.write() as conn:
+            return await _rowcount(conn, *conditions)
+
+    async def _select(
+        self,
+        app_id: str,
+        now: datetime,
+        limit: int | None,
+        *conditions: sa.ColumnElement[bool],
+    ) -> list[Registration]:
+        query = (
+            sa.select(registrations)
+            .where(_reg.app_id == app_id, _live(now), *conditions)
+            .order_by(_reg.id)
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            rows = list(await conn.execute(query))
+            ids = [row.id for row in rows]
+            channel_ids = await _channel_ids(conn, ids)
+            tags = await _tags(conn, ids)
+        return [
+            registration_from_row(row, channel_ids.get(row.id, {}), tuple(tags.get(row.id, ())))
+            for row in rows
+        ]
+
+
+def _filter_conditions(app_id: str, where: RegistrationFilter) -> list[sa.ColumnElement[bool]]:
+    """AND of the filters given; channel and tag match through their indexes."""
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.user_id is not None:
+        conditions.append(_reg.user_id == where.user_id)
+    if where.platform is not None:
+        conditions.append(_reg.platform == int(where.platform))
+    if where.channel is not None:
+        channel = sa.select(channels.c.id).where(
+            channels.c.app_id == app_id, channels.c.name == where.channel
+        )
+        subscribed = sa.select(subscriptions.c.registration_id).where(
+            subscriptions.c.channel_id == channel.scalar_subquery()
+        )
+        conditions.append(_reg.id.in_(subscribed))
+    if where.tag is not None:
+        tagged = sa.select(registration_tags.c.registration_id).where(
+            registration_tags.c.app_id == app_id, registration_tags.c.tag == where.tag
+        )
+        conditions.append(_reg.id.in_(tagged))
+    return conditions
+
+
+async def _channel_ids(conn: AsyncConnection, ids: list[str]) -> dict[str, dict[str, str]]:
+    """channel name → subscription id, in channel order, per registration."""
+    found: dict[str, dict[str, str]] = {}
+    for chunk in chunked(ids):
+        query = (
+            sa.select(subscriptions.c.registration_id, channels.c.name, subscriptions.c.id)
+            .join(channels, channels.c.id == subscriptions.c.channel_id)
+            .where(one_of(subscriptions.c.registration_id, chunk, conn.dialect.name))
+            .order_by(subscriptions.c.registration_id, subscriptions.c.position)
+        )
+        for registration_id, name, subscription_id in await conn.execute(query):
+            found.setdefault(registration_id, {})[name] = subscription_id
+    return found
+
+
+async def _tags(conn: AsyncConnection, ids: list[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    tags = registration_tags.c
+    for chunk in chunked(ids):
+        query = (
+            sa.select(tags.registration_id, tags.tag)
+            .where(one_of(tags.registration_id, chunk, conn.dialect.name))
+            .order_by(tags.registration_id, tags.position, tags.tag)
+        )
+        for registration_id, tag in await conn.execute(query):
+            found.setdefault(registration_id, []).append(tag)
+    return found
+
+
+async def _change_tags(
+    db: Database,
+    conn: AsyncConnection,
+    app_id: str,
+    ids: Sequence[str],
+    add: Sequence[str],
+    remove: Sequence[str],
+    now: int,
+) -> None:
+    tags = registration_tags.c
+    if remove:
+        await conn.execute(
+            sa.delete(registration_tags).where(
+                one_of(tags.registration_id, ids, conn.dialect.name), tags.tag.in_(remove)
+            )
+        )
+    for tag in add:
+        # Appended after the registration's current tags, so reads keep their order.
+        next_position = (
+            sa.select(sa.func.coalesce(sa.func.max(tags.position) + 1, 0))
+            .where(tags.registration_id == _reg.id)
+            .scalar_subquery()
+        )
+        source = sa.select(_reg.id, sa.literal(tag), sa.literal(app_id), next_position).where(
+            one_of(_reg.id, ids, conn.dialect.name)
+        )
+        columns = ["registration_id", "tag", "app_id", "position"]
+        await conn.execute(
+            db.insert(registration_tags).from_select(columns, source).on_conflict_do_nothing()
+        )
+    await conn.execute(
+        sa.update(registrations)
+        .where(one_of(_reg.id, ids, conn.dialect.name))
+        .values(fingerprint=_STALE_FINGERPRINT, updated_at=now)
+    )
+
+
+async def _rowcount(conn: AsyncConnection, *conditions: sa.ColumnElement[bool]) -> int:
+    result = await conn.execute(sa.delete(registrations).where(*conditions))
+    return result.rowcount

@@ -1,0 +1,142 @@
+"""SQLAlchemy Core tables for queries. Migrations own the DDL; keep both in sync.
+
+Times are BIGINT Unix-epoch microseconds (core.clock.to_micros): fast to
+compare and identical on SQLite and PostgreSQL. Ids are time-ordered strings
+(core.ids), so bulk inserts append at the right edge of each index.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Deterministic constraint names, so migrations can refer to them on both dialects.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_ID = sa.String(64)
+
+
+def _app_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("apps.id", ondelete="CASCADE")
+
+
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False, unique=True),
+    sa.Column("signing_secret", sa.Text, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    # Provider credentials arrive with later issues (encrypted with the secret key).
+    sa.Column("apns_credentials", sa.Text),
+    sa.Column("fcm_credentials", sa.Text),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False, index=True),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("revoked_at", sa.BigInteger),
+)
+
+registrations = sa.Table(
+    "registrations",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False),
+    sa.Column("platform", sa.SmallInteger, nullable=False),
+    sa.Column("device_token", sa.Text, nullable=False),
+    sa.Column("user_id", sa.String(255)),
+    sa.Column("expires_at", sa.BigInteger),
+    sa.Column("metadata_json", sa.Text),
+    sa.Column("templates_json", sa.Text),
+    sa.Column("selector", sa.Text),
+    # Tokens may be 4,096 characters, too long for a B-tree key: the digest is the key.
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    # RegistrationInput.fingerprint(): equal means an unchanged re-registration.
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Digest before platform: a batch looks its tokens up by digest alone.
+    sa.UniqueConstraint("app_id", "token_hash", "platform", name="uq_registrations_token"),
+    sa.Index("ix_registrations_app_user", "app_id", "user_id"),
+    sa.Index("ix_registrations_expires_at", "expires_at"),
+)
+
+channels = sa.Table(
+    "channels",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("app_id", "name", name="uq_channels_app_name"),
+)
+
+# Each subscription id is the per-channel registration id of Backendless.
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column(
+        "registration_id",
+        _ID,
+        sa.ForeignKey("registrations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("channel_id", _ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    # Order of the channel in the registration, so reads return what was written.
+    sa.Column("position", sa.SmallInteger, nullable=False),
+    sa.UniqueConstraint("registration_id", "channel_id", name="uq_subscriptions_registration"),
+    sa.Index("ix_subscriptions_channel", "channel_id", "registration_id"),
+    # Small rows keyed by an id: on SQLite the primary key B-tree can be the table.
+    sqlite_with_rowid=False,
+)
+
+registration_tags = sa.Table(
+    "registration_tags",
+    metadata,
+    sa.Column(
+        "registration_id",
+        _ID,
+        sa.ForeignKey("registrations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("tag", sa.String(120), primary_key=True),
+    # Denormalised so audience queries find a tag's registrations within one app.
+    sa.Column("app_id", _ID, _app_fk(), nullable=False),
+    sa.Column("position", sa.SmallInteger, nullable=False),
+    sa.Index("ix_registration_tags_app_tag", "app_id", "tag", "registration_id"),
+    sqlite_with_rowid=False,
+)
+
+reserved_ids = sa.Table(
+    "reserved_registration_ids",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False, index=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+tracked_requests = sa.Table(
+    "tracked_requests",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False, index=True),
+    sa.Column("state", sa.SmallInteger, nullable=False),
+    sa.Column("failure_reason", sa.SmallInteger),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("callback_headers_json", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)

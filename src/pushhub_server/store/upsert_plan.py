@@ -1,0 +1,184 @@
+"""Pure planning for upsert_many: which rows to insert, update or delete.
+
+The batch is replayed in memory, item by item, against the rows it could touch,
+so duplicates, moved tokens and reserved ids resolve exactly as sequential
+RegisterDevice calls would. The writer then applies the final state with a
+fixed number of set-based statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from pushhub_server.core.errors import PushHubError, registration_gone
+from pushhub_server.core.ids import new_ids
+from pushhub_server.core.models import RegistrationInput, token_digest
+
+TokenKey = tuple[int, str]  # (platform, token digest): unique within an app
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """The columns of an existing registration that planning needs."""
+
+    id: str
+    platform: int
+    token_hash: str
+    fingerprint: str
+    expires_at: int | None
+    created_at: int
+    updated_at: int
+
+    @property
+    def key(self) -> TokenKey:
+        return (self.platform, self.token_hash)
+
+
+@dataclass
+class Slot:
+    """A registration as it stands after the items replayed so far."""
+
+    id: str
+    key: TokenKey
+    item: RegistrationInput
+    fingerprint: str
+    stored: StoredRow | None
+    # The stored row must drop its key first, so no two rows hold it mid-update.
+    moved: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.stored is None or self.stored.fingerprint != self.fingerprint
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    slot: Slot
+    unchanged: bool
+
+
+@dataclass
+class Plan:
+    outcomes: list[ItemOutcome | PushHubError] = field(default_factory=list)
+    live: dict[str, Slot] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
+    consumed_reservations: set[str] = field(default_factory=set)
+
+    @property
+    def inserts(self) -> list[Slot]:
+        return [slot for slot in self.live.values() if slot.stored is None]
+
+    @property
+    def updates(self) -> list[Slot]:
+        return [slot for slot in self.live.values() if slot.stored is not None and slot.changed]
+
+    @property
+    def stored_ids(self) -> list[str]:
+        """Pre-existing registrations in the results: their subscriptions are read back."""
+        return [slot.id for slot in self.live.values() if slot.stored is not None]
+
+
+def item_key(item: RegistrationInput) -> TokenKey:
+    return (int(item.platform), token_digest(item.device_token))
+
+
+def plan_upsert(
+    items: Sequence[RegistrationInput],
+    keys: Sequence[TokenKey],
+    stored: Iterable[StoredRow],
+    reserved: set[str],
+    now: int,
+) -> Plan:
+    """keys[i] is item_key(items[i]), computed once by the caller for its lookups too."""
+    # Ids for every item that may create a registration, ascending, in one call.
+    fresh_ids = iter(new_ids(len(items)))
+    planner = _Planner(stored, reserved, now, fresh_ids)
+    for item, key in zip(items, keys, strict=True):
+        planner.apply(item, key)
+    return planner.plan
+
+
+class _Planner:
+    def __init__(
+        self, stored: Iterable[StoredRow], reserved: set[str], now: int, fresh_ids: Iterator[str]
+    ) -> None:
+        self.plan = Plan()
+        self._fresh_ids = fresh_ids
+        self._by_key: dict[TokenKey, str] = {}
+        # Stored live rows no item has touched yet; touched ones move to plan.live.
+        self._untouched: dict[str, StoredRow] = {}
+        # Expired rows count as gone, but still hold their key until deleted.
+        self._expired_by_key: dict[TokenKey, str] = {}
+        self._reserved = set(reserved)
+        for row in stored:
+            if row.expires_at is not None and row.expires_at <= now:
+                self._expired_by_key[row.key] = row.id
+            else:
+                self._by_key[row.key] = row.id
+                self._untouched[row.id] = row
+
+    def apply(self, item: RegistrationInput, key: TokenKey) -> None:
+        if item.registration_id is None:
+            self._upsert_by_token(item, key)
+        else:
+            self._update_by_id(item, item.registration_id, key)
+
+    def _upsert_by_token(self, item: RegistrationInput, key: TokenKey) -> None:
+        registration_id = self._by_key.get(key)
+        if registration_id is None:
+            self._create(item, next(self._fresh_ids), key)
+        else:
+            self._replace(registration_id, item, key)
+
+    def _update_by_id(self, item: RegistrationInput, registration_id: str, key: TokenKey) -> None:
+        if registration_id in self.plan.live or registration_id in self._untouched:
+            self._replace(registration_id, item, key)
+        elif registration_id in self._reserved:
+            self._reserved.discard(registration_id)
+            self.plan.consumed_reservations.add(registration_id)
+            self._create(item, registration_id, key)
+        else:
+            self.plan.outcomes.append(registration_gone(registration_id))
+
+    def _create(self, item: RegistrationInput, registration_id: str, key: TokenKey) -> None:
+        self._free(key)
+        slot = Slot(registration_id, key, item, item.fingerprint(), None)
+        self.plan.live[registration_id] = slot
+        self._by_key[key] = registration_id
+        self.plan.outcomes.append(ItemOutcome(slot, unchanged=False))
+
+    def _replace(self, registration_id: str, item: RegistrationInput, key: TokenKey) -> None:
+        slot = self._touch(registration_id, item)
+        if slot.key != key:
+            # The token moved to this registration: whoever held it loses it.
+            self._free(key)
+            del self._by_key[slot.key]
+            self._by_key[key] = slot.id
+            slot.key = key
+            slot.moved = True
+        fingerprint = item.fingerprint()
+        unchanged = slot.stored is not None and fingerprint == slot.fingerprint
+        slot.item, slot.fingerprint = item, fingerprint
+        self.plan.outcomes.append(ItemOutcome(slot, unchanged))
+
+    def _touch(self, registration_id: str, item: RegistrationInput) -> Slot:
+        """The live slot of a registration; a stored row keeps its own fingerprint."""
+        row = self._untouched.pop(registration_id, None)
+        if row is None:
+            return self.plan.live[registration_id]
+        slot = Slot(row.id, row.key, item, row.fingerprint, row)
+        self.plan.live[row.id] = slot
+        return slot
+
+    def _free(self, key: TokenKey) -> None:
+        expired_id = self._expired_by_key.pop(key, None)
+        if expired_id is not None:
+            self.plan.deleted.add(expired_id)
+        holder = self._by_key.pop(key, None)
+        if holder is None:
+            return
+        slot = self.plan.live.pop(holder, None)
+        stored = self._untouched.pop(holder, None) or (slot.stored if slot else None)
+        if stored is not None:
+            self.plan.deleted.add(holder)

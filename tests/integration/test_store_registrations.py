@@ -1,0 +1,368 @@
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.ids import new_id
+from pushhub_server.core.models import (
+    CleanupTarget,
+    Platform,
+    Registration,
+    RegistrationFilter,
+    RegistrationInput,
+    Template,
+    UpsertResult,
+)
+from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository
+
+from .conftest import create_app
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def device(token: str = "", **changes: object) -> RegistrationInput:
+    item = RegistrationInput(
+        platform=Platform.APNS,
+        device_token=token or f"token-{new_id()}",
+        channels=("news", "sports"),
+        tags=("lang:en", "beta"),
+        user_id=None,
+        expires_at=None,
+        metadata={"model": "x"},
+        templates={"alert": Template('{"aps":{"alert":"$(msg)"}}', ("beta",))},
+        selector=None,
+    )
+    return replace(item, **changes)  # type: ignore[arg-type]
+
+
+async def upsert_one(
+    repo: SqlRegistrationRepository, app_id: str, item: RegistrationInput, now: datetime = NOW
+) -> UpsertResult:
+    [result] = await repo.upsert_many(app_id, [item], now)
+    assert isinstance(result, UpsertResult), result
+    return result
+
+
+def assert_gone(result: object, registration_id: str) -> None:
+    assert isinstance(result, PushHubError)
+    assert result.reason == "REGISTRATION_GONE"
+    assert result.metadata["registration_id"] == registration_id
+
+
+async def count_rows(db: Database, table: str, registration_id: str) -> int:
+    import sqlalchemy as sa
+
+    column = "id" if table == "registrations" else "registration_id"
+    async with db.read() as conn:
+        query = sa.text(f"SELECT COUNT(*) FROM {table} WHERE {column} = :id")
+        return (await conn.execute(query, {"id": registration_id})).scalar_one()
+
+
+async def test_new_registration_round_trips(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    item = device(user_id="alice", expires_at=NOW + timedelta(days=1), selector="a = 1")
+    result = await upsert_one(registrations, app_id, item)
+    stored = result.registration
+    assert not result.unchanged
+    assert stored.channels == ("news", "sports")
+    assert set(stored.channel_registration_ids) == {"news", "sports"}
+    assert len(set(stored.channel_registration_ids.values())) == 2
+    assert stored.created_at == stored.updated_at == NOW
+
+    assert await registrations.get(app_id, stored.registration_id, NOW) == stored
+    found = await registrations.find_by_token(app_id, Platform.APNS, item.device_token, NOW)
+    assert found == stored
+    assert await registrations.find_by_token(app_id, Platform.FCM, item.device_token, NOW) is None
+
+
+async def test_reregistration_updates_in_place_with_stable_channel_ids(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    first = (await upsert_one(registrations, app_id, device("tok-1"))).registration
+    later = NOW + timedelta(minutes=5)
+    item = device("tok-1", channels=("sports", "weather"), tags=("gold",), user_id="bob")
+    result = await upsert_one(registrations, app_id, item, later)
+    second = result.registration
+
+    assert not result.unchanged
+    assert second.registration_id == first.registration_id
+    assert second.channels == ("sports", "weather")
+    sports_id = first.channel_registration_ids["sports"]
+    assert second.channel_registration_ids["sports"] == sports_id
+    assert second.tags == ("gold",)
+    assert (second.created_at, second.updated_at) == (NOW, later)
+    assert await registrations.get(app_id, first.registration_id, later) == second
+    assert await count_rows(db, "registrations", first.registration_id) == 1
+    assert await count_rows(db, "subscriptions", first.registration_id) == 2
+    assert await count_rows(db, "registration_tags", first.registration_id) == 1
+
+
+async def test_same_content_is_unchanged(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    first = await upsert_one(registrations, app_id, device("tok-same"))
+    again = await upsert_one(registrations, app_id, device("tok-same"), NOW + timedelta(hours=1))
+    assert again.unchanged
+    assert again.registration == first.registration
+
+
+async def test_update_tags_breaks_unchanged_detection(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    stored = (await upsert_one(registrations, app_id, device("tok-tags"))).registration
+    await registrations.update_tags(
+        app_id, stored.registration_id, RegistrationFilter(), ["vip"], [], NOW
+    )
+    again = await upsert_one(registrations, app_id, device("tok-tags"))
+    assert not again.unchanged
+    assert again.registration.tags == ("lang:en", "beta")
+    assert (await registrations.get(app_id, stored.registration_id, NOW)) == again.registration
+
+
+async def test_reserved_id_flow(registrations: SqlRegistrationRepository, app_id: str) -> None:
+    reserved = new_id()
+    await registrations.reserve_id(app_id, reserved, NOW)
+    created = await upsert_one(registrations, app_id, device("tok-r", registration_id=reserved))
+    assert created.registration.registration_id == reserved
+
+    moved = device("tok-r2", registration_id=reserved, channels=("alerts",))
+    updated = await upsert_one(registrations, app_id, moved)
+    assert updated.registration.registration_id == reserved
+    assert updated.registration.device_token == "tok-r2"
+    assert await registrations.find_by_token(app_id, Platform.APNS, "tok-r", NOW) is None
+
+    await registrations.delete(app_id, reserved)
+    [gone] = await registrations.upsert_many(app_id, [moved], NOW)
+    assert_gone(gone, reserved)
+
+
+async def test_reserved_id_of_another_app_is_gone(
+    apps: SqlAppRepository, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    other = await create_app(apps)
+    reserved = new_id()
+    await registrations.reserve_id(other.app_id, reserved, NOW)
+    [result] = await registrations.upsert_many(app_id, [device(registration_id=reserved)], NOW)
+    assert_gone(result, reserved)
+
+
+async def test_unknown_and_expired_ids_are_gone(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    expiring = device("tok-exp", expires_at=NOW + timedelta(minutes=1))
+    stored = (await upsert_one(registrations, app_id, expiring)).registration
+    later = NOW + timedelta(minutes=2)
+    unknown = new_id()
+    update = device("tok-exp", registration_id=stored.registration_id)
+    results = await registrations.upsert_many(
+        app_id, [device(registration_id=unknown), update, device("tok-ok")], later
+    )
+    assert_gone(results[0], unknown)
+    assert_gone(results[1], stored.registration_id)
+    assert isinstance(results[2], UpsertResult)
+
+
+async def test_expired_registrations_are_invisible_and_replaced(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    expiring = device("tok-old", user_id="carol", expires_at=NOW + timedelta(minutes=1))
+    old = (await upsert_one(registrations, app_id, expiring)).registration
+    later = NOW + timedelta(minutes=1)
+    assert await registrations.get(app_id, old.registration_id, later) is None
+    assert await registrations.find_by_token(app_id, Platform.APNS, "tok-old", later) is None
+    page = await registrations.list(app_id, RegistrationFilter(user_id="carol"), 10, None, later)
+    assert page.items == []
+
+    fresh = await upsert_one(registrations, app_id, device("tok-old"), later)
+    assert fresh.registration.registration_id != old.registration_id
+    assert not fresh.unchanged
+
+
+async def test_token_moving_to_another_registration_removes_its_holder(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    holder = (await upsert_one(registrations, app_id, device("tok-a"))).registration
+    mover = (await upsert_one(registrations, app_id, device("tok-b"))).registration
+    moved = device("tok-a", registration_id=mover.registration_id)
+    result = await upsert_one(registrations, app_id, moved)
+    assert result.registration.registration_id == mover.registration_id
+    assert await registrations.get(app_id, holder.registration_id, NOW) is None
+    found = await registrations.find_by_token(app_id, Platform.APNS, "tok-a", NOW)
+    assert found is not None and found.registration_id == mover.registration_id
+
+
+async def test_duplicates_in_one_batch_resolve_to_the_last(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    results = await registrations.upsert_many(
+        app_id, [device("tok-dup", tags=("one",)), device("tok-dup", tags=("two",))], NOW
+    )
+    first, second = results
+    assert isinstance(first, UpsertResult) and isinstance(second, UpsertResult)
+    registration_id = second.registration.registration_id
+    assert first.registration.registration_id == registration_id
+    stored = await registrations.get(app_id, registration_id, NOW)
+    assert stored is not None and stored.tags == ("two",)
+
+
+async def test_large_batch_keeps_results_in_order(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    items = [device(f"bulk-{index}", channels=(f"c{index % 7}", "all")) for index in range(1500)]
+    results = await registrations.upsert_many(app_id, items, NOW)
+    assert [r.registration.device_token for r in results if isinstance(r, UpsertResult)] == [
+        item.device_token for item in items
+    ]
+    again = await registrations.upsert_many(app_id, items, NOW)
+    assert all(isinstance(r, UpsertResult) and r.unchanged for r in again)
+    assert [r.registration for r in again] == [r.registration for r in results]  # type: ignore[union-attr]
+
+
+async def test_list_paginates_and_filters(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    items = [
+        device(
+            f"list-{index}",
+            platform=Platform.FCM if index % 2 else Platform.APNS,
+            user_id="dave" if index < 6 else None,
+            channels=("odd",) if index % 2 else ("even",),
+            tags=("t3",) if index % 3 == 0 else ("other",),
+        )
+        for index in range(10)
+    ]
+    stored = [r.registration for r in await registrations.upsert_many(app_id, items, NOW)]  # type: ignore[union-attr]
+    ids = sorted(r.registration_id for r in stored)
+
+    seen: list[Registration] = []
+    after = None
+    while True:
+        page = await registrations.list(app_id, RegistrationFilter(), 4, after, NOW)
+        seen += page.items
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert [r.registration_id for r in seen] == ids
+    assert seen[0] == next(r for r in stored if r.registration_id == ids[0])
+
+    exact = await registrations.list(app_id, RegistrationFilter(), 10, None, NOW)
+    assert exact.next_cursor is None and len(exact.items) == 10
+
+    where = RegistrationFilter(user_id="dave", channel="odd", tag="t3", platform=Platform.FCM)
+    page = await registrations.list(app_id, where, 10, None, NOW)
+    assert [r.device_token for r in page.items] == ["list-3"]
+    missing = RegistrationFilter(channel="no-such-channel")
+    assert (await registrations.list(app_id, missing, 10, None, NOW)).items == []
+
+
+async def test_update_tags_by_id_user_and_tag(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    a = (await upsert_one(registrations, app_id, device("ut-a", user_id="erin"))).registration
+    b = (await upsert_one(registrations, app_id, device("ut-b", user_id="erin"))).registration
+    c = (await upsert_one(registrations, app_id, device("ut-c", tags=("solo",)))).registration
+
+    by_user = RegistrationFilter(user_id="erin")
+    assert await registrations.update_tags(app_id, None, by_user, ["vip"], ["beta"], NOW) == 2
+    for registration in (a, b):
+        stored = await registrations.get(app_id, registration.registration_id, NOW)
+        assert stored is not None and stored.tags == ("lang:en", "vip")
+
+    by_tag = RegistrationFilter(tag="solo")
+    assert await registrations.update_tags(app_id, None, by_tag, ["x", "y"], ["solo"], NOW) == 1
+    stored_c = await registrations.get(app_id, c.registration_id, NOW)
+    assert stored_c is not None and stored_c.tags == ("x", "y")
+
+    assert (
+        await registrations.update_tags(
+            app_id, a.registration_id, RegistrationFilter(), ["vip", "z"], [], NOW
+        )
+        == 1
+    )
+    stored_a = await registrations.get(app_id, a.registration_id, NOW)
+    assert stored_a is not None and stored_a.tags == ("lang:en", "vip", "z")
+    assert (
+        await registrations.update_tags(app_id, new_id(), RegistrationFilter(), ["q"], [], NOW) == 0
+    )
+
+
+async def test_deletes_cleanup_and_expiry_sweep(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    items = [
+        device("cl-1", user_id="frank"),
+        device("cl-2", user_id="frank"),
+        device("cl-3", user_id="gina"),
+        device("cl-4", user_id="gina"),
+        device("cl-5", user_id="hal"),
+    ]
+    stored = [r.registration for r in await registrations.upsert_many(app_id, items, NOW)]  # type: ignore[union-attr]
+    targets = [
+        CleanupTarget("frank"),
+        CleanupTarget("gina", "cl-3"),
+        CleanupTarget("gina", "cl-5"),
+    ]
+    assert await registrations.cleanup(app_id, targets) == 3
+    left = await registrations.list(app_id, RegistrationFilter(), 10, None, NOW)
+    assert sorted(r.device_token for r in left.items) == ["cl-4", "cl-5"]
+
+    assert await registrations.delete_by_token(app_id, Platform.APNS, "cl-4") == 1
+    assert await registrations.delete(app_id, stored[4].registration_id) == 1
+    assert await registrations.delete(app_id, stored[4].registration_id) == 0
+
+    await upsert_one(registrations, app_id, device("sweep", expires_at=NOW + timedelta(seconds=1)))
+    assert await registrations.delete_expired(NOW + timedelta(seconds=1)) >= 1
+    assert await registrations.find_by_token(app_id, Platform.APNS, "sweep", NOW) is None
+
+
+async def test_no_data_crosses_apps(
+    apps: SqlAppRepository, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    other = (await create_app(apps)).app_id
+    mine = (await upsert_one(registrations, app_id, device("shared", user_id="ivy"))).registration
+    theirs = (await upsert_one(registrations, other, device("shared", user_id="ivy"))).registration
+    assert mine.registration_id != theirs.registration_id
+    assert mine.channel_registration_ids["news"] != theirs.channel_registration_ids["news"]
+
+    assert await registrations.get(other, mine.registration_id, NOW) is None
+    [result] = await registrations.upsert_many(
+        other, [device("x", registration_id=mine.registration_id)], NOW
+    )
+    assert_gone(result, mine.registration_id)
+    assert await registrations.delete(other, mine.registration_id) == 0
+    by_user = RegistrationFilter(user_id="ivy")
+    assert await registrations.update_tags(other, None, by_user, ["t"], [], NOW) == 1
+    assert (await registrations.get(app_id, mine.registration_id, NOW)) == mine
+    page = await registrations.list(other, by_user, 10, None, NOW)
+    assert [r.registration_id for r in page.items] == [theirs.registration_id]
+
+
+async def test_concurrent_batches_never_lock_or_duplicate(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    """20 writers at once, overlapping tokens: no "database is locked", no duplicate rows."""
+
+    async def batch(worker: int) -> list[UpsertResult | PushHubError]:
+        items = [device(f"conc-{(worker * 50 + i) % 600}") for i in range(100)]
+        return await registrations.upsert_many(app_id, items, NOW)
+
+    results = await asyncio.gather(*(batch(worker) for worker in range(20)))
+    assert all(isinstance(r, UpsertResult) for batch_results in results for r in batch_results)
+    page = await registrations.list(app_id, RegistrationFilter(), 1000, None, NOW)
+    tokens = [r.device_token for r in page.items]
+    assert len(tokens) == len(set(tokens)) == 600
+
+
+@pytest.mark.parametrize("channels", [("default",), tuple(f"ch-{i}" for i in range(64))])
+async def test_channel_counts(
+    registrations: SqlRegistrationRepository, app_id: str, channels: tuple[str, ...]
+) -> None:
+    stored = (await upsert_one(registrations, app_id, device(channels=channels))).registration
+    assert stored.channels == channels
+    found = await registrations.get(app_id, stored.registration_id, NOW)
+    assert found == stored
