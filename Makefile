@@ -43,4 +43,4 @@ lint: $(STAMP) $(PROTO_DEPS)
 	$(MAKE) proto-check
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/registration.py
+	$(BIN)/python -m benchmarks.registration

@@ -1,2 +1,203 @@
-def main() -> None:
-    raise SystemExit("not yet")
+"""The `pushhub` command: run the server, migrate, and administer apps and keys.
+
+Administration works directly on the database (migrated first), through the
+same core use cases the AdminService uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import functools
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from .config import Config
+from .core.apps import AppService
+from .core.clock import SystemClock
+from .core.errors import PushHubError
+from .core.models import KeyKind
+from .server import RunningServer, serve
+from .store import Database, SqlAppRepository, migrate
+
+DEFAULT_APP = "default"
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    config = _config(args)
+    if args.command == "serve":
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        serve(config, on_start=functools.partial(_bootstrap, host=_client_host(config.listen)))
+        return
+    try:
+        asyncio.run(args.run(args, config))
+    except PushHubError as error:
+        raise SystemExit(f"error: {error.message}") from None
+
+
+def _config(args: argparse.Namespace) -> Config:
+    """Environment first; each flag given on the command line overrides its variable."""
+    overrides = {
+        name: getattr(args, name)
+        for name in ("database_url", "listen", "admin_token", "secret_key", "grace_period")
+        if getattr(args, name, None) is not None
+    }
+    return dataclasses.replace(Config.from_env(), **overrides)
+
+
+def _parser() -> argparse.ArgumentParser:
+    database = argparse.ArgumentParser(add_help=False)
+    database.add_argument("--database-url", help="overrides PUSHHUB_DATABASE_URL")
+    database.add_argument("--secret-key", help="overrides PUSHHUB_SECRET_KEY")
+
+    parser = argparse.ArgumentParser(prog="pushhub", description="PushHub push notifications")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_cmd = commands.add_parser("serve", parents=[database], help="run the gRPC server")
+    serve_cmd.add_argument("--listen", help="host:port; overrides PUSHHUB_LISTEN")
+    serve_cmd.add_argument("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
+    serve_cmd.add_argument("--grace-period", type=float, help="seconds to finish RPCs on stop")
+
+    migrate_cmd = commands.add_parser("migrate", parents=[database], help="migrate the database")
+    migrate_cmd.set_defaults(run=_migrate)
+
+    _add_app_commands(commands, database)
+    _add_key_commands(commands, database)
+    return parser
+
+
+def _add_app_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    database: argparse.ArgumentParser,
+) -> None:
+    apps = commands.add_parser("apps", help="apps and user tokens").add_subparsers(
+        dest="action", required=True
+    )
+    create = apps.add_parser("create", parents=[database], help="create an app and its keys")
+    create.add_argument("name")
+    create.add_argument("--json", action="store_true", help="print JSON")
+    create.set_defaults(run=_apps_create)
+    apps.add_parser("list", parents=[database], help="list apps").set_defaults(run=_apps_list)
+    token = apps.add_parser("token", parents=[database], help="issue a user token")
+    token.add_argument("app", help="app id or name")
+    token.add_argument("user_id")
+    token.add_argument("--ttl", type=float, help="lifetime in seconds (default 3600)")
+    token.set_defaults(run=_apps_token)
+
+
+def _add_key_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    database: argparse.ArgumentParser,
+) -> None:
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", parents=[database], help="create an API key")
+    create.add_argument("app", help="app id or name")
+    create.add_argument("--kind", choices=["server", "device"], required=True)
+    create.set_defaults(run=_keys_create)
+    listing = keys.add_parser("list", parents=[database], help="list an app's API keys")
+    listing.add_argument("app", help="app id or name")
+    listing.set_defaults(run=_keys_list)
+    revoke = keys.add_parser("revoke", parents=[database], help="revoke an API key")
+    revoke.add_argument("app", help="app id or name")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(run=_keys_revoke)
+
+
+@asynccontextmanager
+async def _app_service(config: Config) -> AsyncIterator[AppService]:
+    await migrate(config.database_url)
+    db = Database.from_url(config.database_url)
+    try:
+        yield AppService(SqlAppRepository(db, secret_key=config.secret_key), SystemClock())
+    finally:
+        await db.dispose()
+
+
+async def _migrate(args: argparse.Namespace, config: Config) -> None:
+    await migrate(config.database_url)
+    print("database migrated")
+
+
+async def _apps_create(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        created = await apps.create_app(args.name)
+    if args.json:
+        keys = {"server_key": created.server_key, "device_key": created.device_key}
+        print(json.dumps({"app_id": created.app.app_id, **keys}))
+        return
+    print(f"app_id:     {created.app.app_id}")
+    print(f"server_key: {created.server_key}")
+    print(f"device_key: {created.device_key}")
+
+
+async def _apps_list(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        after: str | None = None
+        while page := await apps.list_apps(100, after):
+            for app in page:
+                print(f"{app.app_id}  {app.name}  {app.created_at.isoformat()}")
+            after = page[-1].app_id
+
+
+async def _apps_token(args: argparse.Namespace, config: Config) -> None:
+    ttl = timedelta(seconds=args.ttl) if args.ttl is not None else None
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        token, _ = await apps.issue_user_token(app.app_id, args.user_id, ttl)
+    print(token)
+
+
+async def _keys_create(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        created = await apps.create_key(app.app_id, KeyKind[args.kind.upper()])
+    print(f"key_id: {created.key.key_id}")
+    print(f"key:    {created.secret}   (shown once)")
+
+
+async def _keys_list(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        keys = await apps.list_keys(app.app_id)
+    for key in keys:
+        state = f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active"
+        print(f"{key.key_id}  {key.kind.name.lower():6}  {key.prefix}…  {state}")
+
+
+async def _keys_revoke(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        revoked = await apps.revoke_key(app.app_id, args.key_id)
+    print(f"revoked {revoked.key_id}")
+
+
+def _client_host(listen: str) -> str:
+    """Where a local client reaches a server listening on `listen`."""
+    host = listen.rsplit(":", 1)[0]
+    return "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
+
+
+async def _bootstrap(running: RunningServer, host: str) -> None:
+    """On an empty database, create the `default` app and show its keys, once."""
+    if await running.apps.list_apps(1, None):
+        return
+    created = await running.apps.create_app(DEFAULT_APP)
+    address = f"{host}:{running.port}"
+    print(
+        f"""
+Created app {DEFAULT_APP!r} ({created.app.app_id}). Its keys are shown only now:
+  server key: {created.server_key}
+  device key: {created.device_key}
+
+Try it:
+  grpcurl -plaintext -H 'authorization: Bearer {created.server_key}' \\
+    -d '{{"platform":"PLATFORM_FCM","device_token":"demo-token","channels":["news","sports"]}}' \\
+    {address} pushhub.v1.DeviceRegistrationService/RegisterDevice
+""",
+        flush=True,
+    )

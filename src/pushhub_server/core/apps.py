@@ -22,7 +22,7 @@ from .errors import (
 from .ids import new_id
 from .models import ApiKey, App, KeyKind, Principal
 from .ports import AppRepository
-from .validation import check_length, check_name
+from .validation import check_name, check_text
 
 _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
 _TOKEN_ALGORITHM = "HS256"
@@ -127,7 +127,7 @@ class AppService:
         app = await self.require_app(app_id)
         if not user_id:
             raise required("user_id")
-        check_length("user_id", user_id, 255)
+        check_text("user_id", user_id, 255)
         ttl = ttl or DEFAULT_USER_TOKEN_TTL
         if ttl <= timedelta(0) or ttl > MAX_USER_TOKEN_TTL:
             raise invalid_field("ttl", "INVALID_TTL", "ttl must be positive and at most 30 days")
@@ -143,11 +143,15 @@ class AppService:
                 app.signing_secret,
                 algorithms=[_TOKEN_ALGORITHM],
                 issuer=app.app_id,
-                options={"require": ["sub", "exp", "iss"], "verify_exp": False},
+                options={
+                    "require": ["sub", "exp", "iss"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as error:
             return None, f"user token rejected: {error}"
-        # Expiry is checked against our clock, so tests can move time.
+        # Expiry is checked against our clock (not PyJWT's), so tests can move time.
         if claims["exp"] <= self._clock.now().timestamp():
             return None, "user token expired"
         return str(claims["sub"]), None
@@ -165,6 +169,14 @@ def require_app_access(principal: Principal | None, is_admin: bool, app_id: str)
     if principal is None or not principal.is_server or principal.app_id != app_id:
         raise permission_denied(
             "ADMIN_NOT_ALLOWED", "this key may not administer that app", app_id=app_id
+        )
+
+
+def require_operator(is_admin: bool, action: str) -> None:
+    """Some actions span every app, so only the operator's admin token may take them."""
+    if not is_admin:
+        raise permission_denied(
+            "ADMIN_TOKEN_REQUIRED", f"only the operator's admin token may {action}", action=action
         )
 
 

@@ -7,6 +7,14 @@ import hashlib
 import json
 
 from .errors import invalid_field
+from .limits import Limits
+
+
+def clamp_page_size(page_size: int, limits: Limits) -> int:
+    """AIP-158: 0 means the default; larger than the maximum is coerced down."""
+    if page_size < 0:
+        raise invalid_field("page_size", "INVALID_PAGE_SIZE", "page_size must not be negative")
+    return min(page_size or limits.page_size_default, limits.page_size_max)
 
 
 def encode_cursor(after_id: str, filter_key: str) -> str:

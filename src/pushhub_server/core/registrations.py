@@ -41,10 +41,10 @@ from .validation import (
     check_count,
     check_future,
     check_http_url,
-    check_length,
     check_map,
     check_name,
     check_tags,
+    check_text,
     is_reserved_tag,
 )
 
@@ -80,21 +80,22 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
     platform = parse_platform(draft.platform)
     if not draft.device_token:
         raise required("device_token")
-    check_length("device_token", draft.device_token, limits.device_token)
+    check_text("device_token", draft.device_token, limits.device_token)
     if draft.registration_id:
-        check_length("registration_id", draft.registration_id, limits.registration_id)
+        check_text("registration_id", draft.registration_id, limits.registration_id)
     channels = tuple(dict.fromkeys(draft.channels)) or (DEFAULT_CHANNEL,)
     check_count("channels", channels, limits.channels_per_registration)
     for index, channel in enumerate(channels):
         check_name(f"channels[{index}]", channel, limits.channel_name)
     tags = check_tags("tags", draft.tags, limits.tag, limits.tags_per_registration)
-    check_length("user_id", draft.user_id, limits.user_id)
+    check_text("user_id", draft.user_id, limits.user_id)
     if draft.expires_at is not None:
         check_future("expires_at", draft.expires_at, now, "5004", "INVALID_EXPIRATION")
     metadata = check_map(
         "metadata", draft.metadata, limits.metadata_keys, limits.metadata_key, limits.metadata_value
     )
     _check_templates(draft.templates, limits)
+    check_text("selector", draft.selector, limits.selector)
     if draft.selector:
         # Parsed now so a bad selector fails at registration, naming its position.
         parse_selector(draft.selector, "selector", limits.selector)
@@ -126,7 +127,7 @@ def _check_templates(templates: dict[str, Template], limits: Limits) -> None:
     check_count("templates", templates, limits.templates_per_registration)
     for name, template in templates.items():
         check_name("templates.key", name, limits.template_name)
-        check_length(f"templates[{name}].body", template.body, limits.template_body)
+        check_text(f"templates[{name}].body", template.body, limits.template_body)
         try:
             json.loads(template.body)
         except ValueError:
@@ -148,6 +149,21 @@ def _check_callback(draft: RegistrationDraft, limits: Limits) -> None:
         limits.callback_header,
         limits.callback_header,
     )
+
+
+def check_lookup(limits: Limits, **values: str | None) -> None:
+    """Values used only to look rows up still obey the stored-text rules."""
+    bounds = {
+        "registration_id": limits.registration_id,
+        "request_id": limits.registration_id,
+        "user_id": limits.user_id,
+        "channel": limits.channel_name,
+        "tag": limits.tag,
+        "device_token": limits.device_token,
+    }
+    for name, value in values.items():
+        if value:
+            check_text(name, value, bounds[name])
 
 
 def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
@@ -293,7 +309,7 @@ class RegistrationService:
                     result if isinstance(result, PushHubError) else RegisterOutcome(result, None)
                 )
                 continue
-            request = _tracked_request(principal.app_id, draft, result)
+            request = _tracked_request(principal.app_id, draft, result, self._limits)
             tracked.append(request)
             outcomes.append(_with_request_id(result, request.request_id))
         if tracked:
@@ -316,6 +332,7 @@ class RegistrationService:
         require_server(principal, "read registrations")
         if not registration_id:
             raise required("registration_id")
+        check_lookup(self._limits, registration_id=registration_id)
         found = await self._registrations.get(principal.app_id, registration_id, self._clock.now())
         if found is None:
             raise registration_gone(registration_id)
@@ -326,6 +343,7 @@ class RegistrationService:
     ) -> tuple[list[Registration], str]:
         require_server(principal, "list registrations")
         limit = clamp_page_size(page_size, self._limits)
+        check_lookup(self._limits, user_id=where.user_id, channel=where.channel, tag=where.tag)
         filter_key = _filter_key(where)
         after = decode_cursor(page_token, filter_key) if page_token else None
         page: Page = await self._registrations.list(
@@ -359,6 +377,7 @@ class RegistrationService:
                 "set exactly one of registration_id, user_id and tag",
             )
         limits = self._limits
+        check_lookup(limits, registration_id=registration_id, user_id=where.user_id, tag=where.tag)
         add_tags = check_tags("add_tags", add, limits.tag, limits.tag_update_values)
         remove_tags = check_tags("remove_tags", remove, limits.tag, limits.tag_update_values)
         if not add_tags and not remove_tags:
@@ -377,6 +396,7 @@ class RegistrationService:
     ) -> int:
         now = self._clock.now()
         app_id = principal.app_id
+        check_lookup(self._limits, registration_id=registration_id, device_token=device_token)
         if registration_id:
             existing = await self._registrations.get(app_id, registration_id, now)
             if existing is None:
@@ -399,7 +419,7 @@ class RegistrationService:
         for index, target in enumerate(targets):
             if not target.user_id:
                 raise required(f"targets[{index}].user_id")
-            check_length(f"targets[{index}].user_id", target.user_id, self._limits.user_id)
+            check_lookup(self._limits, user_id=target.user_id, device_token=target.device_token)
         return await self._registrations.cleanup(principal.app_id, targets)
 
     async def registration_statuses(
@@ -408,6 +428,8 @@ class RegistrationService:
         """In request order. Unknown ids answer PENDING, as Journeys does: no history."""
         require_server(principal, "read registration statuses")
         check_count("request_ids", request_ids, self._limits.request_ids)
+        for request_id in request_ids:
+            check_lookup(self._limits, request_id=request_id)
         found = await self._tracking.get_many(principal.app_id, list(dict.fromkeys(request_ids)))
         return [
             found.get(request_id)
@@ -420,7 +442,7 @@ class RegistrationService:
 
 
 def _tracked_request(
-    app_id: str, draft: RegistrationDraft, result: UpsertResult | PushHubError
+    app_id: str, draft: RegistrationDraft, result: UpsertResult | PushHubError, limits: Limits
 ) -> TrackedRequest:
     if isinstance(result, PushHubError):
         state, reason = RequestState.FAILED, failure_reason_for(result)
@@ -428,6 +450,11 @@ def _tracked_request(
         state, reason = RequestState.FAILED, FailureReason.DUPLICATE_EXISTS
     else:
         state, reason = RequestState.SUCCESS, None
+    try:
+        _check_callback(draft, limits)
+    except PushHubError:
+        # The request failed on its callback itself: record it, but call nothing.
+        return TrackedRequest(new_id(), app_id, state, reason, None, {})
     return TrackedRequest(
         new_id(), app_id, state, reason, draft.callback_url or None, dict(draft.callback_headers)
     )

@@ -13,9 +13,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 USER_TAG_PREFIX = "user:"
 
 
-def check_length(field_name: str, value: str, limit: int) -> str:
+def check_text(field_name: str, value: str, limit: int) -> str:
+    """Stored text: within its length limit, and free of NUL (PostgreSQL text cannot hold it)."""
     if len(value) > limit:
         raise value_too_long(field_name, limit)
+    if "\x00" in value:
+        raise invalid_field(
+            field_name, "INVALID_CHARACTER", f"{field_name} must not contain NUL characters"
+        )
     return value
 
 
@@ -25,14 +30,13 @@ def check_count(field_name: str, values: Iterable[object], limit: int) -> None:
 
 
 def check_tag(field_name: str, tag: str, limit: int) -> str:
-    check_length(field_name, tag, limit)
     if not _TAG.fullmatch(tag):
         raise invalid_field(
             field_name,
             "INVALID_TAG",
             f"{field_name} {tag!r} must be 1-{limit} characters of [A-Za-z0-9_@#.:-]",
         )
-    return tag
+    return check_text(field_name, tag, limit)
 
 
 def check_tags(
@@ -47,12 +51,11 @@ def check_tags(
 
 def check_name(field_name: str, value: str, limit: int) -> str:
     """A printable, non-empty name (channel, template, metadata key)."""
-    check_length(field_name, value, limit)
     if not value or _CONTROL.search(value):
         raise invalid_field(
             field_name, "INVALID_NAME", f"{field_name} must be non-empty printable text"
         )
-    return value
+    return check_text(field_name, value, limit)
 
 
 def check_future(
@@ -73,12 +76,12 @@ def check_map(
     check_count(field_name, values, count)
     for key, value in values.items():
         check_name(f"{field_name}.key", key, key_limit)
-        check_length(f"{field_name}[{key}]", value, value_limit)
+        check_text(f"{field_name}[{key}]", value, value_limit)
     return dict(values)
 
 
 def check_http_url(field_name: str, url: str, limit: int) -> str:
-    check_length(field_name, url, limit)
+    check_text(field_name, url, limit)
     if not re.match(r"https?://[^\s/]+", url):
         raise invalid_field(field_name, "INVALID_URL", f"{field_name} must be an http(s) URL")
     return url

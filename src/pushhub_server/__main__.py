@@ -1,0 +1,5 @@
+"""`python -m pushhub_server` runs the `pushhub` command."""
+
+from .cli import main
+
+main()

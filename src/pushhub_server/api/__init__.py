@@ -1,0 +1,1 @@
+"""gRPC servicers: proto ⇄ domain mapping, authentication and error mapping."""

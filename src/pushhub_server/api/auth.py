@@ -1,0 +1,124 @@
+"""Who is calling: an app's API key (with an optional user token), or the operator.
+
+Handlers call the Authenticator first thing: grpc.aio interceptors cannot hand
+a principal to a handler, and an explicit call keeps each RPC's rule visible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import grpc
+
+from ..core.apps import AppService
+from ..core.models import ApiKey, App, Principal
+from ..core.ports import AppRepository
+
+_BEARER = "bearer "
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An admin-service caller: the operator's admin token (principal None), or an app key."""
+
+    is_operator: bool
+    principal: Principal | None
+
+
+class Authenticator:
+    def __init__(self, apps: AppService) -> None:
+        self._apps = apps
+
+    async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
+        api_key, user_token = _credentials(context)
+        return await self._apps.authenticate(api_key, user_token)
+
+    async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
+        api_key, user_token = _credentials(context)
+        if self._apps.is_admin(api_key):
+            return Caller(is_operator=True, principal=None)
+        return Caller(False, await self._apps.authenticate(api_key, user_token))
+
+
+def _credentials(context: grpc.aio.ServicerContext) -> tuple[str | None, str | None]:
+    """The bearer key of `authorization` and the `user-token`, when present."""
+    api_key = user_token = None
+    for name, value in context.invocation_metadata() or ():
+        if name == "authorization" and value[: len(_BEARER)].lower() == _BEARER:
+            api_key = value[len(_BEARER) :].strip()
+        elif name == "user-token":
+            user_token = value
+    return api_key, user_token
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    expires: float
+    key: ApiKey
+    app: App
+
+
+class KeyCachingAppRepository:
+    """An AppRepository that remembers successful key lookups for a few seconds.
+
+    Authentication would otherwise cost a database round trip on every RPC.
+    Revoking a key or deleting an app through this repository (so through any
+    AppService of this process) forgets the affected entries at once; a key
+    revoked by another process stays usable here for at most `seconds`.
+    """
+
+    def __init__(self, inner: AppRepository, seconds: float) -> None:
+        self._inner = inner
+        self._seconds = seconds
+        self._cache: dict[str, _CachedKey] = {}
+        # Bumped on each invalidation, so a lookup that raced with one is not cached.
+        self._generation = 0
+
+    async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and cached.expires > now:
+            return cached.key, cached.app
+        generation = self._generation
+        found = await self._inner.active_key(key_hash)
+        if found is not None and generation == self._generation:
+            self._cache[key_hash] = _CachedKey(now + self._seconds, *found)
+        return found
+
+    async def revoke_key(self, app_id: str, key_id: str, at: datetime) -> ApiKey | None:
+        revoked = await self._inner.revoke_key(app_id, key_id, at)
+        self._forget(lambda entry: entry.key.key_id == key_id)
+        return revoked
+
+    async def delete_app(self, app_id: str) -> bool:
+        deleted = await self._inner.delete_app(app_id)
+        self._forget(lambda entry: entry.app.app_id == app_id)
+        return deleted
+
+    def _forget(self, matches: Callable[[_CachedKey], bool]) -> None:
+        self._generation += 1
+        for key_hash in [h for h, entry in self._cache.items() if matches(entry)]:
+            del self._cache[key_hash]
+
+    # The rest passes straight through.
+
+    async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
+        await self._inner.create_app(app, keys)
+
+    async def get_app(self, app_id: str) -> App | None:
+        return await self._inner.get_app(app_id)
+
+    async def find_app(self, id_or_name: str) -> App | None:
+        return await self._inner.find_app(id_or_name)
+
+    async def list_apps(self, limit: int, after_id: str | None) -> list[App]:
+        return await self._inner.list_apps(limit, after_id)
+
+    async def add_key(self, key: ApiKey, key_hash: str) -> None:
+        await self._inner.add_key(key, key_hash)
+
+    async def list_keys(self, app_id: str) -> list[ApiKey]:
+        return await self._inner.list_keys(app_id)

@@ -1,0 +1,1 @@
+"""Work that happens outside a request: webhooks and periodic sweeps."""

@@ -1,0 +1,41 @@
+"""Deletes expired registrations periodically. Reads already hide them; this reclaims rows."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from ..core.registrations import RegistrationService
+
+_log = logging.getLogger(__name__)
+
+
+class ExpirySweeper:
+    def __init__(self, registrations: RegistrationService, interval: float) -> None:
+        self._registrations = registrations
+        self._interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                removed = await self._registrations.sweep_expired()
+            except Exception:
+                # A failed sweep (database briefly unavailable) must not end the loop.
+                _log.exception("sweeping expired registrations failed")
+                continue
+            if removed:
+                _log.info("swept %d expired registrations", removed)

@@ -1,0 +1,81 @@
+"""Registration-tracking webhooks: a JSON POST per tracked request, in the background.
+
+A webhook never affects the registration it reports on: sending happens in a
+task after the RPC answered, failures are retried with exponential backoff and
+then only logged. urllib in a worker thread keeps this free of new dependencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+
+_log = logging.getLogger(__name__)
+
+_USER_AGENT = "PushHub-Webhook/1"
+# Answers worth another attempt; any other 4xx means the request itself is refused.
+_RETRYABLE_STATUS = frozenset({408, 425, 429})
+
+
+class HttpWebhookSender:
+    """Implements core.ports.WebhookSender."""
+
+    def __init__(self, timeout: float, attempts: int, first_backoff: float = 0.5) -> None:
+        self._timeout = timeout
+        self._attempts = max(1, attempts)
+        self._first_backoff = first_backoff
+        # Strong references: the event loop keeps only weak ones to running tasks.
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def send(self, url: str, headers: Mapping[str, str], body: Mapping[str, object]) -> None:
+        # Copies: the caller may reuse its mappings after send() returns.
+        task = asyncio.get_running_loop().create_task(
+            self._deliver(url, dict(headers), json.dumps(body).encode())
+        )
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def drain(self, timeout: float) -> None:
+        """Waits for in-flight webhooks on shutdown; cancels what is still retrying."""
+        if not self._in_flight:
+            return
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        failure = "not attempted"
+        for attempt in range(1, self._attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(self._first_backoff * 2 ** (attempt - 2))
+            try:
+                await asyncio.to_thread(_post, url, headers, body, self._timeout)
+                return
+            except urllib.error.HTTPError as error:
+                if error.code < 500 and error.code not in _RETRYABLE_STATUS:
+                    _log.warning("webhook %s refused with HTTP %s", url, error.code)
+                    return
+                failure = f"HTTP {error.code}"
+            except ValueError as error:  # a URL urllib cannot use: retrying cannot help
+                _log.warning("webhook %s not sent: %s", url, error)
+                return
+            except OSError as error:  # URLError, timeouts, connection resets
+                failure = repr(error)
+        _log.warning("webhook %s failed after %d attempts: %s", url, self._attempts, failure)
+
+
+def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> None:
+    # The client's callback headers go first so ours describe the body truthfully.
+    request = urllib.request.Request(
+        url,
+        data=body,
+        headers={**headers, "Content-Type": "application/json", "User-Agent": _USER_AGENT},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        response.read()

@@ -1,0 +1,172 @@
+"""Assembles PushHub: database, use cases, gRPC services, health, reflection, sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pushhub.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    publish_pb2,
+    publish_pb2_grpc,
+    registration_pb2,
+    registration_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+)
+
+from .api.admin_service import AdminServicer
+from .api.auth import Authenticator, KeyCachingAppRepository
+from .api.logging_interceptor import LoggingInterceptor
+from .api.publish_service import PublishServicer
+from .api.registration_service import DeviceRegistrationServicer
+from .api.status_service import StatusServicer
+from .config import Config
+from .core.apps import AppService
+from .core.clock import Clock, SystemClock
+from .core.registrations import RegistrationService
+from .delivery.sweeper import ExpirySweeper
+from .delivery.webhooks import HttpWebhookSender
+from .store import (
+    Database,
+    SqlAppRepository,
+    SqlRegistrationRepository,
+    SqlTrackingRepository,
+    migrate,
+)
+
+_log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    registration_pb2.DESCRIPTOR.services_by_name["DeviceRegistrationService"].full_name,
+    publish_pb2.DESCRIPTOR.services_by_name["PublishService"].full_name,
+    status_pb2.DESCRIPTOR.services_by_name["StatusService"].full_name,
+    admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+# Seconds webhooks still in flight get to finish once the server has stopped.
+_WEBHOOK_DRAIN_SECONDS = 5.0
+
+
+@dataclass
+class RunningServer:
+    port: int
+    registrations: RegistrationService
+    apps: AppService
+    _server: grpc.aio.Server = field(repr=False)
+    _health: health.aio.HealthServicer = field(repr=False)
+    _sweeper: ExpirySweeper = field(repr=False)
+    _webhooks: HttpWebhookSender = field(repr=False)
+    _db: Database = field(repr=False)
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, so balancers move away, then let in-flight RPCs finish."""
+        await self._health.enter_graceful_shutdown()
+        await self._sweeper.stop()
+        await self._server.stop(grace)
+        await self._webhooks.drain(_WEBHOOK_DRAIN_SECONDS)
+        await self._db.dispose()
+
+    async def wait_for_termination(self) -> None:
+        await self._server.wait_for_termination()
+
+
+async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
+    await migrate(config.database_url)
+    db = Database.from_url(config.database_url)
+    try:
+        return await _start(config, clock or SystemClock(), db)
+    except BaseException:
+        await db.dispose()
+        raise
+
+
+async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
+    webhooks = HttpWebhookSender(config.webhook_timeout, config.webhook_attempts)
+    registrations = RegistrationService(
+        SqlRegistrationRepository(db), SqlTrackingRepository(db), webhooks, clock, config.limits
+    )
+    app_repository = KeyCachingAppRepository(
+        SqlAppRepository(db, secret_key=config.secret_key), config.key_cache_seconds
+    )
+    apps = AppService(app_repository, clock, config.admin_token)
+    server = grpc.aio.server(
+        interceptors=[LoggingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+        ],
+    )
+    auth = Authenticator(apps)
+    _add_services(server, registrations, apps, auth, config)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    port = server.add_insecure_port(config.listen)
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    sweeper = ExpirySweeper(registrations, config.sweep_interval)
+    sweeper.start()
+    _log.info("PushHub listening on port %d", port)
+    return RunningServer(port, registrations, apps, server, health_servicer, sweeper, webhooks, db)
+
+
+def _add_services(
+    server: grpc.aio.Server,
+    registrations: RegistrationService,
+    apps: AppService,
+    auth: Authenticator,
+    config: Config,
+) -> None:
+    registration_pb2_grpc.add_DeviceRegistrationServiceServicer_to_server(
+        DeviceRegistrationServicer(registrations, auth), server
+    )
+    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishServicer(auth), server)
+    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(registrations, auth), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(
+        AdminServicer(apps, auth, config.limits), server
+    )
+
+
+OnStart = Callable[[RunningServer], Awaitable[None]]
+
+
+def serve(config: Config, on_start: OnStart | None = None) -> None:
+    """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(_serve(config, on_start))
+
+
+async def _serve(config: Config, on_start: OnStart | None) -> None:
+    running = await start_server(config)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    try:
+        if on_start is not None:
+            await on_start(running)
+        await stopping.wait()
+        _log.info("stopping: in-flight RPCs get %.1f s", config.grace_period)
+    finally:
+        await running.stop(config.grace_period)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop when installed (about 25% more RPCs per second here), else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
