@@ -1,0 +1,47 @@
+"""Acceptance fixtures: one real gRPC server per session, a fresh app per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest_asyncio
+
+from pushhub_server.core.clock import ManualClock
+
+from .harness import AppHandle, Stubs, create_app, start_test_server
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def server(empty_database: str, clock: ManualClock) -> AsyncIterator[object]:
+    running = await start_test_server(empty_database, clock)
+    try:
+        yield running
+    finally:
+        await running.stop(1.0)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def channel(server) -> AsyncIterator[grpc.aio.Channel]:
+    options = [
+        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}", options=options) as chan:
+        await chan.channel_ready()
+        yield chan
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def stubs(channel: grpc.aio.Channel) -> Stubs:
+    return Stubs.on(channel)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app(stubs: Stubs, clock: ManualClock) -> AppHandle:
+    return await create_app(stubs, clock)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def other_app(stubs: Stubs, clock: ManualClock) -> AppHandle:
+    return await create_app(stubs, clock, prefix="other")

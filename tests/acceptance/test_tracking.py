@@ -1,0 +1,296 @@
+"""Registration tracking and its signed webhook (Customer Insights - Journeys)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import pytest
+
+from pushhub.v1 import registration_pb2 as reg
+from pushhub.v1 import status_pb2 as st
+
+from .harness import (
+    APNS,
+    AppHandle,
+    check_status,
+    expect_error,
+    new_token,
+    rich_status,
+    stream_requests,
+)
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+PENDING = st.REGISTRATION_STATE_PENDING
+SUCCESS = st.REGISTRATION_STATE_SUCCESS
+FAILED = st.REGISTRATION_STATE_FAILED
+NO_REASON = st.REGISTRATION_FAILURE_REASON_UNSPECIFIED
+DUPLICATE = st.REGISTRATION_FAILURE_REASON_DUPLICATE_EXISTS
+TOO_LONG = st.REGISTRATION_FAILURE_REASON_DEVICE_TOKEN_TOO_LONG
+STORE_FAILED = st.REGISTRATION_FAILURE_REASON_FAILED_TO_STORE_DEVICE
+TOKEN_NOT_VALID = st.REGISTRATION_FAILURE_REASON_API_TOKEN_NOT_VALID
+
+
+async def statuses(app: AppHandle, request_ids: list[str]) -> list[tuple[str, int, int]]:
+    response = await app.stubs.status.GetRegistrationStatus(
+        st.GetRegistrationStatusRequest(request_ids=request_ids), metadata=app.server()
+    )
+    return [(s.request_id, s.state, s.failure_reason) for s in response.statuses]
+
+
+# ------------------------------------------------------------- tracking ----
+
+
+async def test_track_returns_request_id_and_success(app: AppHandle) -> None:
+    response = await app.register(track=True)
+    assert response.request_id
+    assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
+    untracked = await app.register()
+    assert untracked.request_id == ""
+
+
+async def test_identical_reregistration_is_duplicate_exists(app: AppHandle) -> None:
+    token = new_token()
+    first = await app.register(device_token=token, channels=["a"], tags=["t"], track=True)
+    again = await app.register(device_token=token, channels=["a"], tags=["t"], track=True)
+    assert again.registration.registration_id == first.registration.registration_id
+    assert again.request_id and again.request_id != first.request_id
+    changed = await app.register(device_token=token, channels=["a", "b"], tags=["t"], track=True)
+    assert await statuses(app, [first.request_id, again.request_id, changed.request_id]) == [
+        (first.request_id, SUCCESS, NO_REASON),
+        (again.request_id, FAILED, DUPLICATE),
+        (changed.request_id, SUCCESS, NO_REASON),
+    ]
+    assert len(await app.list_all()) == 1
+
+
+async def test_too_long_token_is_device_token_too_long(app: AppHandle) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await app.register(device_token="x" * 4097, track=True)
+    info = check_status(
+        rich_status(caught.value),
+        INVALID,
+        "VALUE_TOO_LONG",
+        legacy_code="8000",
+        field="device_token",
+    )
+    request_id = info.metadata["request_id"]
+    assert request_id
+    assert await statuses(app, [request_id]) == [(request_id, FAILED, TOO_LONG)]
+
+
+async def test_bad_user_token_is_api_token_not_valid(app: AppHandle) -> None:
+    info = await expect_error(
+        app.register(app.device("not-a-valid-jwt"), user_id="alice", track=True),
+        grpc.StatusCode.PERMISSION_DENIED,
+        "USER_TOKEN_REQUIRED",
+    )
+    request_id = info.metadata["request_id"]
+    assert await statuses(app, [request_id]) == [(request_id, FAILED, TOKEN_NOT_VALID)]
+
+
+async def test_other_failures_are_failed_to_store_device(app: AppHandle) -> None:
+    info = await expect_error(
+        app.register(tags=["bad tag"], track=True), INVALID, "INVALID_TAG", field="tags[0]"
+    )
+    request_id = info.metadata["request_id"]
+    assert await statuses(app, [request_id]) == [(request_id, FAILED, STORE_FAILED)]
+
+
+async def test_unknown_ids_are_pending_and_order_is_preserved(
+    app: AppHandle, other_app: AppHandle
+) -> None:
+    ok = (await app.register(track=True)).request_id
+    token = new_token()
+    await app.register(device_token=token)
+    duplicate = (await app.register(device_token=token, track=True)).request_id
+    unknown = str(uuid.uuid4())
+    asked = [unknown, duplicate, ok, "not-an-id", ok]
+    assert await statuses(app, asked) == [
+        (unknown, PENDING, NO_REASON),
+        (duplicate, FAILED, DUPLICATE),
+        (ok, SUCCESS, NO_REASON),
+        ("not-an-id", PENDING, NO_REASON),
+        (ok, SUCCESS, NO_REASON),
+    ]
+    # Another app sees nothing of these requests.
+    assert await statuses(other_app, [ok]) == [(ok, PENDING, NO_REASON)]
+
+
+async def test_tracking_in_the_stream(app: AppHandle) -> None:
+    items = [
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token(), track=True),
+        reg.RegisterDeviceRequest(platform=APNS, device_token="y" * 5000, track=True),
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token()),
+    ]
+    call = app.stubs.registrations.RegisterDevices(
+        stream_requests([reg.RegisterDevicesRequest(registrations=items)]), metadata=app.server()
+    )
+    [response] = [r async for r in call]
+    first, second, third = response.results
+    assert first.response.request_id
+    info = check_status(second.error, INVALID, "VALUE_TOO_LONG", field="device_token")
+    assert third.response.request_id == ""
+    assert await statuses(app, [first.response.request_id, info.metadata["request_id"]]) == [
+        (first.response.request_id, SUCCESS, NO_REASON),
+        (info.metadata["request_id"], FAILED, TOO_LONG),
+    ]
+
+
+# -------------------------------------------------------------- webhook ----
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Sink:
+    """A local HTTP server recording every POST; `fail_first` answers 503 first."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    fail_first: int = 0
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"expected {count} webhook calls, got {len(self.received)}")
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    state = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            with state.lock:
+                state.attempts += 1
+                failing = state.attempts <= state.fail_first
+                if not failing:
+                    state.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
+            self.send_response(503 if failing else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def signature(key: str, url: str) -> str:
+    return hmac.new(key.encode(), url.encode(), hashlib.sha256).hexdigest()
+
+
+async def test_webhook_success_is_signed_with_the_presenting_key(
+    app: AppHandle, sink: Sink
+) -> None:
+    url = sink.url(f"/hooks/{uuid.uuid4().hex}?source=pushhub")
+    response = await app.register(
+        track=True,
+        callback_url=url,
+        callback_headers={"X-Webhook-Token": "s3cret", "X-Tenant": "acme"},
+    )
+    [call] = await sink.wait_for(1)
+    assert call.path == url.removeprefix(f"http://127.0.0.1:{sink.port}")
+    assert call.headers["x-webhook-token"] == "s3cret"
+    assert call.headers["x-tenant"] == "acme"
+    body = json.loads(call.body)
+    assert set(body) == {"status", "signature", "failure_reason"}
+    assert body["status"] == "SUCCESS"
+    assert body["failure_reason"] in (None, "")
+    assert body["signature"] == signature(app.server_key, url)
+    assert response.request_id
+
+
+async def test_webhook_failure_reports_reason_and_device_key_signature(
+    app: AppHandle, sink: Sink
+) -> None:
+    url = sink.url("/dup")
+    token = new_token()
+    await app.register(app.device(), device_token=token)
+    await app.register(app.device(), device_token=token, track=True, callback_url=url)
+    [call] = await sink.wait_for(1)
+    body = json.loads(call.body)
+    assert body["status"] == "FAILED"
+    assert body["failure_reason"] == "DUPLICATE_EXISTS"
+    assert body["signature"] == signature(app.device_key, url)
+    assert body["signature"] != signature(app.server_key, url)
+
+    too_long_url = sink.url("/too-long")
+    with pytest.raises(grpc.aio.AioRpcError):
+        await app.register(device_token="z" * 4097, track=True, callback_url=too_long_url)
+    calls = await sink.wait_for(2)
+    body = json.loads(calls[1].body)
+    assert calls[1].path == "/too-long"
+    assert (body["status"], body["failure_reason"]) == ("FAILED", "DEVICE_TOKEN_TOO_LONG")
+    assert body["signature"] == signature(app.server_key, too_long_url)
+
+
+async def test_webhook_is_retried_after_a_failure(app: AppHandle, sink: Sink) -> None:
+    sink.fail_first = 1
+    url = sink.url("/retry")
+    await app.register(track=True, callback_url=url)
+    [call] = await sink.wait_for(1, timeout=30)
+    assert sink.attempts >= 2
+    assert json.loads(call.body)["signature"] == signature(app.server_key, url)
+
+
+async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{closed_port}/hook"
+    started = time.monotonic()
+    response = await app.register(
+        track=True, callback_url=url, callback_headers={"X-A": "b"}, channels=["news"]
+    )
+    assert time.monotonic() - started < 3, "the webhook must not block the RPC"
+    registration_id = response.registration.registration_id
+    await asyncio.sleep(0.5)
+    got = await app.stubs.registrations.GetRegistration(
+        reg.GetRegistrationRequest(registration_id=registration_id), metadata=app.server()
+    )
+    assert got.registration == response.registration
+    assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
+    # A target that never answers (TEST-NET-1) changes nothing either.
+    unroutable = await app.register(track=True, callback_url="http://192.0.2.1:9/hook")
+    assert await statuses(app, [unroutable.request_id]) == [
+        (unroutable.request_id, SUCCESS, NO_REASON)
+    ]
+    assert len(await app.list_all()) == 2

@@ -1,0 +1,264 @@
+"""core.registrations pure rules: validate_draft, authorize_*, signatures, failure reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field, value_too_long
+from pushhub_server.core.limits import Limits
+from pushhub_server.core.models import (
+    FailureReason,
+    KeyKind,
+    Platform,
+    Principal,
+    Registration,
+    Template,
+)
+from pushhub_server.core.registrations import (
+    RegistrationDraft,
+    authorize_fields,
+    authorize_owner,
+    failure_reason_for,
+    require_server,
+    validate_draft,
+    webhook_signature,
+)
+
+NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+LIMITS = Limits()
+SERVER = Principal("app", "k1", KeyKind.SERVER, "phs_server")
+DEVICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device")
+ALICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_id="alice")
+BAD_TOKEN = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_token_error="expired")
+
+
+def draft(**fields) -> RegistrationDraft:
+    fields.setdefault("platform", 1)
+    fields.setdefault("device_token", "a" * 64)
+    return RegistrationDraft(**fields)
+
+
+def refused(**fields) -> PushHubError:
+    with pytest.raises(PushHubError) as caught:
+        validate_draft(draft(**fields), LIMITS, NOW)
+    return caught.value
+
+
+# --------------------------------------------------------- validate_draft ----
+
+
+def test_valid_draft_is_normalised() -> None:
+    item = validate_draft(
+        draft(
+            platform=2,
+            channels=["b", "a", "b"],
+            tags=["x", "x", "y"],
+            user_id="",
+            selector="",
+            metadata={"k": "v"},
+            expires_at=NOW + timedelta(seconds=1),
+            registration_id="r1",
+        ),
+        LIMITS,
+        NOW,
+    )
+    assert item.platform is Platform.FCM
+    assert item.channels == ("b", "a")
+    assert item.tags == ("x", "y")
+    assert item.user_id is None and item.selector is None
+    assert item.metadata == {"k": "v"}
+    assert item.registration_id == "r1"
+
+
+def test_empty_channels_mean_default() -> None:
+    assert validate_draft(draft(), LIMITS, NOW).channels == ("default",)
+
+
+@pytest.mark.parametrize("platform", [0, 3, -1, 99])
+def test_platform(platform: int) -> None:
+    error = refused(platform=platform)
+    assert (error.reason, error.metadata["field"]) == ("INVALID_PLATFORM", "platform")
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason", "field", "legacy"),
+    [
+        ({"device_token": ""}, "FIELD_REQUIRED", "device_token", None),
+        ({"device_token": "t" * 4097}, "VALUE_TOO_LONG", "device_token", "8000"),
+        ({"registration_id": "r" * 65}, "VALUE_TOO_LONG", "registration_id", "8000"),
+        ({"channels": ["c" * 256]}, "VALUE_TOO_LONG", "channels[0]", "8000"),
+        ({"channels": ["ok", ""]}, "INVALID_NAME", "channels[1]", None),
+        ({"channels": [f"c{i}" for i in range(65)]}, "TOO_MANY_VALUES", "channels", "8000"),
+        ({"tags": ["t" * 121]}, "VALUE_TOO_LONG", "tags[0]", "8000"),
+        ({"tags": ["white space"]}, "INVALID_TAG", "tags[0]", None),
+        ({"tags": [f"t{i}" for i in range(61)]}, "TOO_MANY_VALUES", "tags", "8000"),
+        ({"user_id": "u" * 256}, "VALUE_TOO_LONG", "user_id", "8000"),
+        ({"expires_at": NOW}, "INVALID_EXPIRATION", "expires_at", "5004"),
+        ({"expires_at": NOW - timedelta(days=1)}, "INVALID_EXPIRATION", "expires_at", "5004"),
+        ({"metadata": {f"k{i}": "v" for i in range(65)}}, "TOO_MANY_VALUES", "metadata", "8000"),
+        ({"metadata": {"k": "v" * 4097}}, "VALUE_TOO_LONG", "metadata[k]", "8000"),
+        ({"templates": {"t": Template("nope")}}, "INVALID_TEMPLATE", "templates[t].body", None),
+        (
+            {"templates": {f"t{i}": Template("{}") for i in range(17)}},
+            "TOO_MANY_VALUES",
+            "templates",
+            "8000",
+        ),
+        ({"selector": "s" * 1025}, "VALUE_TOO_LONG", "selector", "8000"),
+        ({"callback_url": "ftp://x"}, "INVALID_URL", "callback_url", None),
+        (
+            {"callback_headers": {f"h{i}": "v" for i in range(33)}},
+            "TOO_MANY_VALUES",
+            "callback_headers",
+            "8000",
+        ),
+    ],
+)
+def test_each_field_rule(fields: dict, reason: str, field: str, legacy: str | None) -> None:
+    error = refused(**fields)
+    assert error.code is ErrorCode.INVALID_ARGUMENT
+    assert error.reason == reason
+    assert error.metadata["field"] == field
+    assert error.metadata.get("legacy_code") == legacy
+    assert [v.field for v in error.violations] == [field]
+
+
+def test_limits_are_inclusive() -> None:
+    item = validate_draft(
+        draft(
+            device_token="t" * 4096,
+            channels=["c" * 255],
+            tags=[f"{i:0>120}" for i in range(60)],
+            user_id="u" * 255,
+            metadata={f"k{i}": "v" for i in range(64)},
+        ),
+        LIMITS,
+        NOW,
+    )
+    assert len(item.tags) == 60
+
+
+def test_limits_are_configurable() -> None:
+    with pytest.raises(PushHubError) as caught:
+        validate_draft(draft(device_token="t" * 11), Limits(device_token=10), NOW)
+    assert caught.value.metadata["limit"] == "10"
+
+
+# ------------------------------------------------------- authorize_fields ----
+
+
+def item(**fields):
+    return validate_draft(draft(**fields), LIMITS, NOW)
+
+
+def denied(principal: Principal, **fields) -> PushHubError:
+    with pytest.raises(PushHubError) as caught:
+        authorize_fields(principal, item(**fields))
+    assert caught.value.code is ErrorCode.PERMISSION_DENIED
+    return caught.value
+
+
+def test_server_key_may_set_anything() -> None:
+    authorize_fields(SERVER, item(user_id="bob", tags=["user:carol"]))
+
+
+def test_device_key_without_user_fields_needs_no_token() -> None:
+    authorize_fields(DEVICE, item(tags=["public", "users:x"]))
+    authorize_fields(BAD_TOKEN, item(tags=["public"]))
+
+
+def test_device_key_user_id_needs_a_user_token() -> None:
+    error = denied(DEVICE, user_id="alice")
+    assert (error.reason, error.metadata["field"]) == ("USER_TOKEN_REQUIRED", "user_id")
+    assert denied(BAD_TOKEN, user_id="alice").reason == "USER_TOKEN_REQUIRED"
+    error = denied(DEVICE, tags=["user:alice"])
+    assert (error.reason, error.metadata["field"]) == ("USER_TOKEN_REQUIRED", "tags")
+
+
+def test_device_key_with_matching_token() -> None:
+    authorize_fields(ALICE, item(user_id="alice", tags=["user:alice"]))
+    authorize_fields(ALICE, item(tags=["user:alice"]))
+
+
+def test_mismatch_and_reserved_tags() -> None:
+    assert denied(ALICE, user_id="bob").reason == "USER_TOKEN_MISMATCH"
+    assert denied(ALICE, tags=["user:bob"]).reason == "RESERVED_TAG"
+    assert denied(ALICE, user_id="alice", tags=["user:alice", "user:bob"]).reason == "RESERVED_TAG"
+
+
+# -------------------------------------------------------- authorize_owner ----
+
+
+def registration(user_id: str | None) -> Registration:
+    return Registration(
+        "r1",
+        "app",
+        Platform.APNS,
+        "tok",
+        ("default",),
+        (),
+        user_id,
+        None,
+        {},
+        {},
+        None,
+        NOW,
+        NOW,
+        {},
+    )
+
+
+def test_owner_rules() -> None:
+    authorize_owner(DEVICE, None)
+    authorize_owner(DEVICE, registration(None))
+    authorize_owner(SERVER, registration("alice"))
+    authorize_owner(ALICE, registration("alice"))
+    for principal in (DEVICE, BAD_TOKEN, Principal("app", "k", KeyKind.DEVICE, "k", "bob")):
+        with pytest.raises(PushHubError) as caught:
+            authorize_owner(principal, registration("alice"))
+        assert caught.value.code is ErrorCode.PERMISSION_DENIED
+        assert caught.value.reason == "NOT_DEVICE_OWNER"
+        assert caught.value.metadata["registration_id"] == "r1"
+
+
+def test_require_server() -> None:
+    require_server(SERVER, "list registrations")
+    with pytest.raises(PushHubError) as caught:
+        require_server(DEVICE, "list registrations")
+    assert (caught.value.code, caught.value.reason) == (
+        ErrorCode.PERMISSION_DENIED,
+        "SERVER_KEY_REQUIRED",
+    )
+
+
+# ------------------------------------------------- signatures and reasons ----
+
+
+def test_webhook_signature_is_hmac_sha256_of_the_url_keyed_by_the_api_key() -> None:
+    url = "https://hooks.example.com/pushhub?x=1"
+    expected = hmac.new(b"phs_key", url.encode(), hashlib.sha256).hexdigest()
+    assert webhook_signature("phs_key", url) == expected
+    assert webhook_signature("phd_key", url) != expected
+    assert len(expected) == 64
+
+
+def test_failure_reasons() -> None:
+    assert failure_reason_for(value_too_long("device_token", 4096)) is (
+        FailureReason.DEVICE_TOKEN_TOO_LONG
+    )
+    assert (
+        failure_reason_for(value_too_long("user_id", 255)) is FailureReason.FAILED_TO_STORE_DEVICE
+    )
+    for principal in (DEVICE, BAD_TOKEN):
+        with pytest.raises(PushHubError) as caught:
+            authorize_fields(principal, item(user_id="alice"))
+        assert failure_reason_for(caught.value) is FailureReason.API_TOKEN_NOT_VALID
+    with pytest.raises(PushHubError) as caught:
+        authorize_fields(ALICE, item(user_id="bob"))
+    assert failure_reason_for(caught.value) is FailureReason.API_TOKEN_NOT_VALID
+    other = invalid_field("tags[0]", "INVALID_TAG", "bad tag")
+    assert failure_reason_for(other) is FailureReason.FAILED_TO_STORE_DEVICE

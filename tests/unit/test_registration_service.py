@@ -1,0 +1,199 @@
+"""RegistrationService against in-memory fakes: tracking, batches, ownership, expiry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.errors import ErrorCode, PushHubError
+from pushhub_server.core.limits import Limits
+from pushhub_server.core.models import (
+    CleanupTarget,
+    FailureReason,
+    KeyKind,
+    Principal,
+    RegistrationFilter,
+    RequestState,
+)
+from pushhub_server.core.registrations import (
+    RegistrationDraft,
+    RegistrationService,
+    webhook_signature,
+)
+
+from .fakes import (
+    InMemoryRegistrationRepository,
+    InMemoryTrackingRepository,
+    RecordingWebhookSender,
+)
+
+SERVER = Principal("app", "k1", KeyKind.SERVER, "phs_server")
+OTHER = Principal("other", "k9", KeyKind.SERVER, "phs_other")
+DEVICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device")
+ALICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_id="alice")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2030, 1, 1, tzinfo=UTC))
+
+
+@pytest.fixture
+def webhooks() -> RecordingWebhookSender:
+    return RecordingWebhookSender()
+
+
+@pytest.fixture
+def service(clock: ManualClock, webhooks: RecordingWebhookSender) -> RegistrationService:
+    return RegistrationService(
+        InMemoryRegistrationRepository(), InMemoryTrackingRepository(), webhooks, clock, Limits()
+    )
+
+
+def draft(token: str = "tok", **fields) -> RegistrationDraft:
+    return RegistrationDraft(platform=fields.pop("platform", 1), device_token=token, **fields)
+
+
+async def test_register_upserts_and_tracks_duplicates(service: RegistrationService) -> None:
+    first = await service.register(SERVER, draft(channels=["a"], track=True))
+    again = await service.register(SERVER, draft(channels=["a"], track=True))
+    assert again.result.registration.registration_id == first.result.registration.registration_id
+    assert again.result.unchanged
+    statuses = await service.registration_statuses(
+        SERVER, [again.request_id, "unknown", first.request_id]
+    )
+    assert [(s.state, s.failure_reason) for s in statuses] == [
+        (RequestState.FAILED, FailureReason.DUPLICATE_EXISTS),
+        (RequestState.PENDING, None),
+        (RequestState.SUCCESS, None),
+    ]
+    assert [s.request_id for s in statuses] == [again.request_id, "unknown", first.request_id]
+    assert (await service.registration_statuses(OTHER, [first.request_id]))[0].state is (
+        RequestState.PENDING
+    )
+
+
+async def test_failed_tracked_request_carries_its_id_and_webhook(
+    service: RegistrationService, webhooks: RecordingWebhookSender
+) -> None:
+    url = "http://127.0.0.1:9/hook"
+    with pytest.raises(PushHubError) as caught:
+        await service.register(
+            SERVER, draft("x" * 4097, track=True, callback_url=url, callback_headers={"A": "b"})
+        )
+    request_id = caught.value.metadata["request_id"]
+    [status] = await service.registration_statuses(SERVER, [request_id])
+    assert status.failure_reason is FailureReason.DEVICE_TOKEN_TOO_LONG
+    assert webhooks.sent == [
+        (
+            url,
+            {"A": "b"},
+            {
+                "status": "FAILED",
+                "signature": webhook_signature("phs_server", url),
+                "failure_reason": "DEVICE_TOKEN_TOO_LONG",
+            },
+        )
+    ]
+
+
+async def test_untracked_requests_send_no_webhook(
+    service: RegistrationService, webhooks: RecordingWebhookSender
+) -> None:
+    outcome = await service.register(SERVER, draft(callback_url="http://h/x"))
+    assert outcome.request_id is None
+    assert webhooks.sent == []
+
+
+async def test_register_many_keeps_order_and_isolates_bad_items(
+    service: RegistrationService,
+) -> None:
+    drafts = [
+        draft("ok-0"),
+        draft("x" * 5000),
+        draft("ok-2", tags=["bad tag"]),
+        draft("ok-3", platform=9),
+        draft("ok-4", track=True),
+        draft("ok-0"),
+    ]
+    outcomes = await service.register_many(SERVER, drafts)
+    kinds = [
+        o.reason if isinstance(o, PushHubError) else o.result.registration.device_token
+        for o in outcomes
+    ]
+    assert kinds == ["ok-0", "VALUE_TOO_LONG", "INVALID_TAG", "INVALID_PLATFORM", "ok-4", "ok-0"]
+    assert outcomes[4].request_id
+    items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
+    assert sorted(r.device_token for r in items) == ["ok-0", "ok-4"]
+
+
+async def test_register_many_limits(service: RegistrationService) -> None:
+    with pytest.raises(PushHubError) as caught:
+        await service.register_many(DEVICE, [draft()])
+    assert caught.value.reason == "SERVER_KEY_REQUIRED"
+    with pytest.raises(PushHubError) as caught:
+        await service.register_many(SERVER, [draft(f"t{i}") for i in range(1001)])
+    assert caught.value.reason == "TOO_MANY_VALUES"
+
+
+async def test_device_key_ownership(service: RegistrationService) -> None:
+    owned = await service.register(SERVER, draft(user_id="alice"))
+    registration_id = owned.result.registration.registration_id
+    for action in (
+        service.register(DEVICE, draft(tags=["x"])),
+        service.unregister(DEVICE, registration_id, 0, ""),
+        service.unregister(DEVICE, "", 1, "tok"),
+    ):
+        with pytest.raises(PushHubError) as caught:
+            await action
+        assert caught.value.reason == "NOT_DEVICE_OWNER"
+    assert await service.unregister(ALICE, "", 1, "tok") == 1
+
+
+async def test_expiry_get_list_and_sweep(service: RegistrationService, clock: ManualClock) -> None:
+    short = await service.register(
+        SERVER, draft("short", expires_at=clock.now() + timedelta(seconds=1))
+    )
+    await service.register(SERVER, draft("long"))
+    clock.advance(timedelta(seconds=1))
+    with pytest.raises(PushHubError) as caught:
+        await service.get(SERVER, short.result.registration.registration_id)
+    assert (caught.value.code, caught.value.reason) == (ErrorCode.NOT_FOUND, "REGISTRATION_GONE")
+    items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
+    assert [r.device_token for r in items] == ["long"]
+    assert await service.sweep_expired() == 1
+
+
+async def test_pagination_tokens(service: RegistrationService) -> None:
+    for index in range(5):
+        await service.register(SERVER, draft(f"t{index}", channels=["c"]))
+    where = RegistrationFilter(channel="c")
+    seen, token = [], ""
+    while True:
+        items, token = await service.list(SERVER, where, 2, token)
+        seen.extend(r.device_token for r in items)
+        if not token:
+            break
+    assert sorted(seen) == [f"t{i}" for i in range(5)]
+    _, token = await service.list(SERVER, where, 2, "")
+    with pytest.raises(PushHubError) as caught:
+        await service.list(SERVER, RegistrationFilter(channel="d"), 2, token)
+    assert caught.value.reason == "INVALID_PAGE_TOKEN"
+
+
+async def test_update_tags_and_cleanup(service: RegistrationService) -> None:
+    await service.register(SERVER, draft("a1", user_id="alice", tags=["x"]))
+    await service.register(SERVER, draft("a2", user_id="alice"))
+    await service.register(SERVER, draft("b1", user_id="bob", tags=["x"]))
+    assert await service.update_tags(SERVER, "", RegistrationFilter(tag="x"), ["y"], ["x"]) == 2
+    with pytest.raises(PushHubError) as caught:
+        await service.update_tags(SERVER, "", RegistrationFilter(), ["y"], [])
+    assert caught.value.reason == "INVALID_SELECTION"
+    removed = await service.cleanup(
+        SERVER, [CleanupTarget("alice", "a1"), CleanupTarget("bob", None)]
+    )
+    assert removed == 2
+    items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
+    assert [r.device_token for r in items] == ["a2"]
