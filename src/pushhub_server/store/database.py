@@ -19,6 +19,7 @@ _SQLITE_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     # Durable at each checkpoint, not each commit: the usual WAL trade-off.
     "PRAGMA synchronous=NORMAL",
+    "PRAGMA cache_size=-65536",
 )
 
 UpsertInsert = sqlite.Insert | postgresql.Insert
