@@ -31,3 +31,14 @@ class Limits:
     cleanup_targets: int = 1000
     request_ids: int = 1000
     tag_update_values: int = 60
+    publish_targets: int = 1000
+    headers: int = 64
+    header_key: int = 255
+    header_value: int = 1024
+    publisher_id: int = 255
+    message: int = 4096
+    request_id: int = 64
+    tag_expression: int = 8192
+    tag_expression_tags: int = 64
+    template_properties: int = 64
+    min_repeat_seconds: float = 1.0

@@ -7,10 +7,21 @@ can read or change another app's rows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from .errors import PushHubError
+from .messages import (
+    Audience,
+    ChunkOutcome,
+    Delivery,
+    DeliveryResult,
+    InboxEntry,
+    Message,
+    MessageStatus,
+    Recipient,
+    Run,
+)
 from .models import (
     ApiKey,
     App,
@@ -111,3 +122,72 @@ class TrackingRepository(Protocol):
 class WebhookSender(Protocol):
     def send(self, url: str, headers: Mapping[str, str], body: Mapping[str, object]) -> None:
         """Queues a POST; never raises, never blocks the caller."""
+
+
+class MessageRepository(Protocol):
+    async def create(self, message: Message) -> tuple[str, bool]:
+        """Stores the message SCHEDULED at schedule.first_run_at, in one transaction.
+
+        With a request_id already used in the app, stores nothing and returns
+        (that message's id, False); otherwise (message.message_id, True).
+        """
+
+    async def status(self, app_id: str, message_id: str) -> MessageStatus | None: ...
+
+    async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
+        """Moves a SCHEDULED or PUBLISHING message to CANCELLED; False when terminal."""
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Run]:
+        """Claims due runs: SCHEDULED with next_run_at <= now, or PUBLISHING whose
+        lease ran out (a crashed dispatcher). Sets PUBLISHING and the lease.
+        PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work."""
+
+    async def record_chunk(
+        self,
+        message_id: str,
+        run_number: int,
+        outcome: ChunkOutcome,
+        now: datetime,
+        lease: timedelta,
+    ) -> bool:
+        """Adds the chunk's counters, invalidates its invalid tokens and stores the
+        checkpoint, in one transaction, extending the lease. False when the
+        message was cancelled meanwhile (the dispatcher stops)."""
+
+    async def finish_run(
+        self, message_id: str, run_number: int, next_run_at: datetime | None, now: datetime
+    ) -> None:
+        """run_count + 1; SCHEDULED at next_run_at, or PUBLISHED when None."""
+
+    async def fail(self, message_id: str, error: str, now: datetime) -> None: ...
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest next_run_at of a SCHEDULED message, for the scheduler's sleep."""
+
+
+class AudienceReader(Protocol):
+    async def page(
+        self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
+    ) -> list[Recipient]:
+        """Live, valid recipients with registration_id > after_id, ascending, at most limit.
+
+        One parameterised query over the registration indexes; never the whole audience."""
+
+
+class DeliveryProvider(Protocol):
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        """One result per delivery, in order. Never raises for a single bad delivery."""
+
+
+class Inbox(Protocol):
+    """The simulator's record of what it delivered."""
+
+    async def record(self, deliveries: Sequence[Delivery], at: datetime) -> None: ...
+
+    async def list(
+        self,
+        app_id: str | None,
+        registration_id: str | None,
+        message_id: str | None,
+        limit: int,
+    ) -> list[InboxEntry]: ...

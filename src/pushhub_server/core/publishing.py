@@ -1,9 +1,23 @@
-"""Publishing rules. The publish use case itself arrives with the delivery pipeline."""
+"""Publishing use cases: validate, store, cancel and report messages."""
 
 from __future__ import annotations
 
-from .errors import permission_denied
-from .models import Principal
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from .clock import Clock
+from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
+from .ids import new_id
+from .limits import Limits
+from .messages import Audience, Message, MessageState, MessageStatus, Schedule
+from .models import Platform, Principal
+from .notifications import NotificationContent, parse_json_object, validate_content
+from .ports import MessageRepository
+from .registrations import DEFAULT_CHANNEL, parse_platform
+from .tag_expression import parse_tag_expression
+from .validation import check_count, check_map, check_name, check_text
 
 
 def require_publisher(principal: Principal) -> None:
@@ -12,3 +26,212 @@ def require_publisher(principal: Principal) -> None:
         raise permission_denied(
             "PUBLISH_NOT_ALLOWED", "a device key may not publish", legacy_code="5007"
         )
+
+
+@dataclass(frozen=True)
+class PublishDraft:
+    """A Publish request as the client sent it; apns_json/fcm_json still text."""
+
+    content: NotificationContent
+    apns_json: str = ""
+    fcm_json: str = ""
+    channel: str = ""
+    broadcast: bool = False
+    tag_expression: str = ""
+    user_ids: Sequence[str] = ()
+    registration_ids: Sequence[str] = ()
+    platforms: Sequence[int] = ()
+    publish_at: datetime | None = None
+    repeat_every: timedelta | None = None
+    repeat_expires_at: datetime | None = None
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class Published:
+    message_id: str
+    state: MessageState
+
+
+class StatusSignal(Protocol):
+    """Wakes watchers when a message's status may have changed."""
+
+    def notify(self, message_id: str) -> None: ...
+
+    async def wait(self, message_id: str, timeout: float) -> None: ...
+
+
+@dataclass
+class PublishingService:
+    messages: MessageRepository
+    clock: Clock
+    limits: Limits
+    # Renders the content for every platform and raises when a payload is too large.
+    check_payload_size: Callable[[NotificationContent], None]
+    signal: StatusSignal
+    # Called after a message is stored, so the scheduler need not wait to notice it.
+    on_published: Callable[[], None] = field(default=lambda: None)
+    # Seconds between database reads while watching, when no signal arrives
+    # (another server process may be the one publishing).
+    watch_poll_seconds: float = 2.0
+
+    async def publish(self, principal: Principal, draft: PublishDraft) -> Published:
+        require_publisher(principal)
+        now = self.clock.now()
+        message = Message(
+            message_id=new_id(),
+            app_id=principal.app_id,
+            content=self._content(draft),
+            audience=self._audience(draft),
+            schedule=self._schedule(draft, now),
+            created_at=now,
+            request_id=self._request_id(draft.request_id),
+        )
+        message_id, created = await self.messages.create(message)
+        if created:
+            self.on_published()
+            return Published(message_id, MessageState.SCHEDULED)
+        # AIP-155: a repeated request_id answers what the first request got.
+        status = await self._status(principal.app_id, message_id)
+        return Published(message_id, status.state)
+
+    async def cancel(self, principal: Principal, message_id: str) -> MessageStatus:
+        require_publisher(principal)
+        status = await self._status(principal.app_id, message_id)
+        if status.state.terminal or not await self.messages.cancel(
+            principal.app_id, message_id, self.clock.now()
+        ):
+            raise PushHubError(
+                ErrorCode.FAILED_PRECONDITION,
+                "MESSAGE_FINISHED",
+                f"message {message_id!r} has already finished; nothing to cancel",
+                {"message_id": message_id},
+            )
+        self.signal.notify(message_id)
+        return await self._status(principal.app_id, message_id)
+
+    async def status(self, principal: Principal, message_id: str) -> MessageStatus:
+        require_publisher(principal)
+        return await self._status(principal.app_id, message_id)
+
+    async def watch(self, principal: Principal, message_id: str) -> AsyncIterator[MessageStatus]:
+        """Each distinct status until a terminal one; waits on the signal, not a busy loop."""
+        require_publisher(principal)
+        last: MessageStatus | None = None
+        while True:
+            current = await self._status(principal.app_id, message_id)
+            if current != last:
+                yield current
+                last = current
+            if current.state.terminal:
+                return
+            await self.signal.wait(message_id, self.watch_poll_seconds)
+
+    async def _status(self, app_id: str, message_id: str) -> MessageStatus:
+        if message_id:
+            check_text("message_id", message_id, self.limits.registration_id)
+            status = await self.messages.status(app_id, message_id)
+            if status is not None:
+                return status
+        raise not_found(
+            "MESSAGE_NOT_FOUND", f"no message {message_id!r} in this app", message_id=message_id
+        )
+
+    def _content(self, draft: PublishDraft) -> NotificationContent:
+        limits = self.limits
+        content = draft.content
+        check_text("message", content.message, limits.message)
+        check_text("publisher_id", content.publisher_id, limits.publisher_id)
+        check_map(
+            "headers", content.headers, limits.headers, limits.header_key, limits.header_value
+        )
+        check_map(
+            "template_properties",
+            content.template_properties,
+            limits.template_properties,
+            limits.template_name,
+            limits.header_value,
+        )
+        if content.template_name:
+            check_name("template_name", content.template_name, limits.template_name)
+        content = replace(
+            content,
+            apns_json=parse_json_object("apns_json", draft.apns_json),
+            fcm_json=parse_json_object("fcm_json", draft.fcm_json),
+        )
+        validate_content(content)
+        self.check_payload_size(content)
+        return content
+
+    def _audience(self, draft: PublishDraft) -> Audience:
+        limits = self.limits
+        if draft.broadcast and draft.channel:
+            raise invalid_field(
+                "channel", "CONFLICTING_AUDIENCE", "set channel or broadcast, not both"
+            )
+        if draft.channel:
+            check_name("channel", draft.channel, limits.channel_name)
+        if draft.tag_expression:
+            check_text("tag_expression", draft.tag_expression, limits.tag_expression)
+            parse_tag_expression(draft.tag_expression, "tag_expression", limits.tag_expression_tags)
+        user_ids = _unique_texts("user_ids", draft.user_ids, limits.user_id, limits)
+        registration_ids = _unique_texts(
+            "registration_ids", draft.registration_ids, limits.registration_id, limits
+        )
+        platforms = tuple(dict.fromkeys(parse_platform(value) for value in draft.platforms))
+        narrowed = draft.broadcast or draft.tag_expression or user_ids or registration_ids
+        channel = draft.channel or (None if narrowed else DEFAULT_CHANNEL)
+        return Audience(
+            channel=channel,
+            broadcast=draft.broadcast,
+            tag_expression=draft.tag_expression or None,
+            user_ids=user_ids,
+            registration_ids=registration_ids,
+            platforms=tuple(Platform(p) for p in platforms),
+        )
+
+    def _schedule(self, draft: PublishDraft, now: datetime) -> Schedule:
+        if draft.publish_at is not None and draft.publish_at < now:
+            raise invalid_field(
+                "publish_at",
+                "INVALID_PUBLISH_AT",
+                "publish_at must not be in the past",
+                legacy_code="5030",
+            )
+        first = draft.publish_at or now
+        if draft.repeat_every is not None and draft.repeat_every < timedelta(
+            seconds=self.limits.min_repeat_seconds
+        ):
+            raise invalid_field(
+                "repeat_every",
+                "INVALID_REPEAT_EVERY",
+                f"repeat_every must be at least {self.limits.min_repeat_seconds:g} second(s)",
+            )
+        expires = draft.repeat_expires_at
+        if expires is not None and (expires <= now or expires < first):
+            raise invalid_field(
+                "repeat_expires_at",
+                "INVALID_REPEAT_EXPIRES_AT",
+                "repeat_expires_at must be in the future and not before publish_at",
+                legacy_code="5003",
+            )
+        return Schedule(first, draft.repeat_every, expires)
+
+    def _request_id(self, request_id: str) -> str | None:
+        if not request_id:
+            return None
+        return check_text("request_id", request_id, self.limits.request_id)
+
+
+def _unique_texts(
+    field_name: str, values: Sequence[str], limit: int, limits: Limits
+) -> tuple[str, ...]:
+    unique = tuple(dict.fromkeys(values))
+    check_count(field_name, unique, limits.publish_targets)
+    for index, value in enumerate(unique):
+        if not value:
+            raise invalid_field(
+                f"{field_name}[{index}]", "FIELD_REQUIRED", f"{field_name}[{index}] is empty"
+            )
+        check_text(f"{field_name}[{index}]", value, limit)
+    return unique

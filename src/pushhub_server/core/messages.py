@@ -1,0 +1,159 @@
+"""Message records: what was published, to whom, when, and how it went."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .models import Platform, Template
+from .notifications import NotificationContent
+
+
+class MessageState(enum.IntEnum):
+    SCHEDULED = 1
+    PUBLISHING = 2
+    PUBLISHED = 3
+    FAILED = 4
+    CANCELLED = 5
+
+    @property
+    def terminal(self) -> bool:
+        return self in (MessageState.PUBLISHED, MessageState.FAILED, MessageState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Every filter given is ANDed. broadcast ignores channels; channel None means any."""
+
+    channel: str | None = None
+    broadcast: bool = False
+    tag_expression: str | None = None
+    user_ids: tuple[str, ...] = ()
+    registration_ids: tuple[str, ...] = ()
+    platforms: tuple[Platform, ...] = ()
+
+
+@dataclass(frozen=True)
+class Schedule:
+    first_run_at: datetime
+    repeat_every: timedelta | None = None
+    repeat_expires_at: datetime | None = None
+
+    def next_run_after(self, run_at: datetime, now: datetime) -> datetime | None:
+        """The next slot after run_at that is still due in the future; missed slots merge."""
+        if self.repeat_every is None:
+            return None
+        step = self.repeat_every
+        slot = run_at + step
+        if slot <= now:
+            # Catch-up: all slots missed while down collapse into the one due now.
+            slot += step * ((now - slot) // step)
+        if self.repeat_expires_at is not None and slot > self.repeat_expires_at:
+            return None
+        return slot
+
+
+@dataclass(frozen=True)
+class Message:
+    message_id: str
+    app_id: str
+    content: NotificationContent
+    audience: Audience
+    schedule: Schedule
+    created_at: datetime
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlatformCounts:
+    targeted: int = 0
+    sent: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    message_id: str
+    state: MessageState
+    targeted: int
+    sent: int
+    failed: int
+    per_platform: dict[Platform, PlatformCounts]
+    failure_reasons: dict[str, int]
+    run_count: int
+    next_run_at: datetime | None
+    error_message: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A claimed run of a message: the dispatcher resumes after `cursor`."""
+
+    message: Message
+    run_number: int
+    run_at: datetime
+    cursor: str | None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    registration_id: str
+    platform: Platform
+    device_token: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    templates: dict[str, Template] = field(default_factory=dict)
+    selector: str | None = None
+
+
+@dataclass
+class ChunkOutcome:
+    """What one chunk did; stored with its checkpoint in one transaction."""
+
+    cursor: str
+    targeted: dict[Platform, int] = field(default_factory=dict)
+    sent: dict[Platform, int] = field(default_factory=dict)
+    failed: dict[Platform, int] = field(default_factory=dict)
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    invalid_registration_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One notification for one device, rendered."""
+
+    message_id: str
+    app_id: str
+    registration_id: str
+    platform: Platform
+    device_token: str
+    payload: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryOutcome(enum.Enum):
+    SENT = "sent"
+    INVALID_TOKEN = "invalid_token"
+    RETRY = "retry"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    outcome: DeliveryOutcome
+    # The provider's reason string (e.g. "Unregistered", "BadDeviceToken").
+    reason: str | None = None
+    # Seconds the provider asked us to wait (Retry-After).
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    """A delivery the simulator recorded."""
+
+    message_id: str
+    app_id: str
+    registration_id: str
+    platform: Platform
+    payload: str
+    delivered_at: datetime
