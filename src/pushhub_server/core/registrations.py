@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from .batching import UpsertBatcher
 from .clock import Clock
 from .errors import (
     ErrorCode,
@@ -236,6 +237,8 @@ class RegistrationService:
         self._webhooks = webhooks
         self._clock = clock
         self._limits = limits
+        # Concurrent RegisterDevice calls share write transactions (group commit).
+        self._batcher = UpsertBatcher(self._upsert_now, limits.batch_items)
 
     @property
     def limits(self) -> Limits:
@@ -253,7 +256,7 @@ class RegistrationService:
             authorize_fields(principal, item)
             if not principal.is_server:
                 authorize_owner(principal, await self._existing(principal.app_id, item, now))
-            [result] = await self._registrations.upsert_many(principal.app_id, [item], now)
+            result = await self._batcher.upsert(principal.app_id, item)
         except PushHubError as error:
             result = error
         [outcome] = await self._track(principal, [draft], [result])
@@ -285,6 +288,12 @@ class RegistrationService:
         stored = iter(await self._registrations.upsert_many(principal.app_id, valid, now))
         merged = [next(stored) if result is None else result for result in results]
         return await self._track(principal, drafts, merged)
+
+    async def _upsert_now(
+        self, app_id: str, items: Sequence[RegistrationInput]
+    ) -> list[UpsertResult | PushHubError]:
+        """Timestamps come from when the batch's transaction starts."""
+        return await self._registrations.upsert_many(app_id, items, self._clock.now())
 
     async def _existing(
         self, app_id: str, item: RegistrationInput, now: datetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +37,10 @@ class Database:
         self._writer = writer
         self._reader = reader
         self.dialect: str = writer.dialect.name
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        sqlite = self.dialect == "sqlite"
+        self._write_lock = asyncio.Lock() if sqlite else None
+        self._write_begin = "BEGIN IMMEDIATE" if sqlite else None
+        self._read_begin = "BEGIN" if sqlite else None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -46,17 +49,17 @@ class Database:
             return cls(engine, engine)
         writer = create_async_engine(url, pool_size=1, max_overflow=0)
         reader = create_async_engine(url, pool_size=4, max_overflow=4)
-        _configure_sqlite(writer, "BEGIN IMMEDIATE")
-        _configure_sqlite(reader, "BEGIN")
+        _configure_sqlite(writer)
+        _configure_sqlite(reader)
         return cls(writer, reader)
 
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """One write transaction: committed on success, rolled back on error."""
-        return self._transaction(self._writer, self._write_lock)
+        return self._transaction(self._writer, self._write_lock, self._write_begin)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read transaction (one snapshot on SQLite)."""
-        return self._transaction(self._reader, None)
+        return self._transaction(self._reader, None, self._read_begin)
 
     def insert(self, table: sa.Table) -> UpsertInsert:
         return dialect_insert(self.dialect, table)
@@ -69,13 +72,11 @@ class Database:
     @staticmethod
     @asynccontextmanager
     async def _transaction(
-        engine: AsyncEngine, lock: asyncio.Lock | None
+        engine: AsyncEngine, lock: asyncio.Lock | None, begin: str | None
     ) -> AsyncIterator[AsyncConnection]:
-        if lock is None:
-            async with engine.begin() as conn:
-                yield conn
-            return
-        async with lock, engine.begin() as conn:
+        async with lock or nullcontext(), engine.begin() as conn:
+            if begin is not None:
+                await _begin_sqlite(conn, begin)
             yield conn
 
 
@@ -86,8 +87,17 @@ def dialect_insert(dialect: str, table: sa.Table) -> UpsertInsert:
     return postgresql.insert(table)
 
 
-def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
-    """The driver's own transaction handling is off, so BEGIN is ours to choose."""
+async def _begin_sqlite(conn: AsyncConnection, begin: str) -> None:
+    """The driver's own transaction handling is off, so BEGIN is ours to choose.
+
+    Sent by aiosqlite directly: one thread hop, where SQLAlchemy's cursor takes three.
+    """
+    driver = (await conn.get_raw_connection()).driver_connection
+    await driver.execute(begin)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """Pragmas on every new connection, in autocommit mode: _begin_sqlite opens transactions."""
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -96,7 +106,3 @@ def _configure_sqlite(engine: AsyncEngine, begin: str) -> None:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql(begin)

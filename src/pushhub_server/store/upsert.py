@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -21,7 +20,7 @@ from pushhub_server.core.models import Registration, RegistrationInput, UpsertRe
 
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
-from .sql import BulkInsert, BulkUpdate, chunked, one_of
+from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
 from .upsert_plan import ItemOutcome, Plan, StoredRow, TokenKey, item_key, plan_upsert
 
 _STORED_COLUMNS = (
@@ -36,6 +35,68 @@ _STORED_COLUMNS = (
 
 # channel name → (subscription id, position), per registration id
 StoredSubscriptions = dict[str, dict[str, tuple[str, int]]]
+
+
+def _stored_rows_by(column: sa.ColumnElement[str]) -> Prepared:
+    """Rows holding one of :values in column. On PostgreSQL they stay locked until commit."""
+    return Prepared(
+        lambda dialect: (
+            sa.select(*_STORED_COLUMNS)
+            .where(
+                registrations.c.app_id == sa.bindparam("app_id"),
+                one_of_list(column, "values", dialect),
+            )
+            # One lock order for every writer keeps deadlocks rare.
+            .order_by(registrations.c.id)
+            .with_for_update()
+        )
+    )
+
+
+_ROWS_BY_TOKEN = _stored_rows_by(registrations.c.token_hash)
+_ROWS_BY_ID = _stored_rows_by(registrations.c.id)
+_RESERVED = Prepared(
+    lambda dialect: sa.select(reserved_ids.c.id).where(
+        reserved_ids.c.app_id == sa.bindparam("app_id"),
+        one_of_list(reserved_ids.c.id, "values", dialect),
+    )
+)
+_SUBSCRIPTIONS = Prepared(
+    lambda dialect: (
+        sa.select(
+            subscriptions.c.registration_id,
+            channels.c.name,
+            subscriptions.c.id,
+            subscriptions.c.position,
+        )
+        .join(channels, channels.c.id == subscriptions.c.channel_id)
+        .where(one_of_list(subscriptions.c.registration_id, "values", dialect))
+    )
+)
+_CHANNELS = Prepared(
+    lambda dialect: sa.select(channels.c.name, channels.c.id).where(
+        channels.c.app_id == sa.bindparam("app_id"),
+        one_of_list(channels.c.name, "values", dialect),
+    )
+)
+_DELETE_REGISTRATIONS = Prepared(
+    lambda dialect: sa.delete(registrations).where(
+        one_of_list(registrations.c.id, "values", dialect)
+    )
+)
+_DELETE_RESERVATIONS = Prepared(
+    lambda dialect: sa.delete(reserved_ids).where(one_of_list(reserved_ids.c.id, "values", dialect))
+)
+_DELETE_SUBSCRIPTIONS = Prepared(
+    lambda dialect: sa.delete(subscriptions).where(
+        one_of_list(subscriptions.c.id, "values", dialect)
+    )
+)
+_DELETE_TAGS = Prepared(
+    lambda dialect: sa.delete(registration_tags).where(
+        one_of_list(registration_tags.c.registration_id, "values", dialect)
+    )
+)
 
 
 _INSERT_REGISTRATION = BulkInsert(
@@ -78,11 +139,6 @@ class BulkUpsert:
         # Subscription ids per live registration, in channel order.
         self._channel_ids: dict[str, dict[str, str]] = {}
 
-    def _one_of(
-        self, column: sa.ColumnElement[Any], values: Sequence[Any]
-    ) -> sa.ColumnElement[bool]:
-        return one_of(column, values, self._conn.dialect.name)
-
     async def run(self, items: Sequence[RegistrationInput]) -> list[UpsertResult | PushHubError]:
         keys = [item_key(item) for item in items]
         stored = await self._stored_rows(items, keys)
@@ -97,54 +153,36 @@ class BulkUpsert:
     async def _stored_rows(
         self, items: Sequence[RegistrationInput], keys: Sequence[TokenKey]
     ) -> list[StoredRow]:
-        """Rows holding an item's token or id. On PostgreSQL they stay locked until commit."""
+        """Rows holding an item's token or id."""
         hashes = list({token_hash for _, token_hash in keys})
         ids = list({item.registration_id for item in items if item.registration_id})
         found: dict[str, StoredRow] = {}
-        for column, values in ((registrations.c.token_hash, hashes), (registrations.c.id, ids)):
+        for query, values in ((_ROWS_BY_TOKEN, hashes), (_ROWS_BY_ID, ids)):
             for chunk in chunked(values):
-                query = (
-                    sa.select(*_STORED_COLUMNS)
-                    .where(registrations.c.app_id == self._app_id, self._one_of(column, chunk))
-                    # One lock order for every writer keeps deadlocks rare.
-                    .order_by(registrations.c.id)
-                    .with_for_update()
-                )
-                for row in await self._conn.execute(query):
-                    found[row.id] = StoredRow(*row)
+                for row in await query.rows(self._conn, app_id=self._app_id, values=list(chunk)):
+                    found[row[0]] = StoredRow(*row)
         return list(found.values())
 
     async def _reserved(self, items: Sequence[RegistrationInput]) -> set[str]:
         ids = list({item.registration_id for item in items if item.registration_id})
         reserved: set[str] = set()
         for chunk in chunked(ids):
-            query = sa.select(reserved_ids.c.id).where(
-                reserved_ids.c.app_id == self._app_id, self._one_of(reserved_ids.c.id, chunk)
-            )
-            reserved.update(await self._conn.scalars(query))
+            rows = await _RESERVED.rows(self._conn, app_id=self._app_id, values=list(chunk))
+            reserved.update(row[0] for row in rows)
         return reserved
 
     async def _stored_subscriptions(self, registration_ids: list[str]) -> StoredSubscriptions:
         found: StoredSubscriptions = {}
         for chunk in chunked(registration_ids):
-            query = (
-                sa.select(
-                    subscriptions.c.registration_id,
-                    channels.c.name,
-                    subscriptions.c.id,
-                    subscriptions.c.position,
-                )
-                .join(channels, channels.c.id == subscriptions.c.channel_id)
-                .where(self._one_of(subscriptions.c.registration_id, chunk))
-            )
-            for registration_id, name, subscription_id, position in await self._conn.execute(query):
+            rows = await _SUBSCRIPTIONS.rows(self._conn, values=list(chunk))
+            for registration_id, name, subscription_id, position in rows:
                 found.setdefault(registration_id, {})[name] = (subscription_id, position)
         return found
 
     async def _write_registrations(self, plan: Plan) -> None:
-        conn, table = self._conn, registrations
+        conn = self._conn
         for chunk in chunked(sorted(plan.deleted)):
-            await conn.execute(sa.delete(table).where(self._one_of(table.c.id, chunk)))
+            await _DELETE_REGISTRATIONS.execute(conn, values=list(chunk))
         updates = plan.updates
         # Park moved rows on a key no token digest can equal, so the final
         # UPDATE cannot collide with a key another row gives up later.
@@ -166,9 +204,7 @@ class BulkUpsert:
             ],
         )
         for chunk in chunked(sorted(plan.consumed_reservations)):
-            await conn.execute(
-                sa.delete(reserved_ids).where(self._one_of(reserved_ids.c.id, chunk))
-            )
+            await _DELETE_RESERVATIONS.execute(conn, values=list(chunk))
 
     async def _write_subscriptions(self, plan: Plan, stored: StoredSubscriptions) -> None:
         """Keeps the subscriptions (and ids) of channels still wanted, adds and drops the rest."""
@@ -191,9 +227,7 @@ class BulkUpsert:
             if slot.changed:
                 obsolete += [sid for name, (sid, _) in current.items() if name not in ids]
         for chunk in chunked(obsolete):
-            await self._conn.execute(
-                sa.delete(subscriptions).where(self._one_of(subscriptions.c.id, chunk))
-            )
+            await _DELETE_SUBSCRIPTIONS.execute(self._conn, values=list(chunk))
         await _MOVE_SUBSCRIPTION.run(self._conn, repositioned)
         if added:
             channel_ids = await self._ensure_channels({name for _, _, name, _ in added})
@@ -216,19 +250,14 @@ class BulkUpsert:
     async def _channel_ids_by_name(self, names: Iterable[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in chunked(sorted(names)):
-            query = sa.select(channels.c.name, channels.c.id).where(
-                channels.c.app_id == self._app_id, self._one_of(channels.c.name, chunk)
-            )
-            found.update({name: channel_id for name, channel_id in await self._conn.execute(query)})
+            rows = await _CHANNELS.rows(self._conn, app_id=self._app_id, values=list(chunk))
+            found.update({name: channel_id for name, channel_id in rows})
         return found
 
     async def _write_tags(self, plan: Plan) -> None:
         """Tags of changed registrations are replaced as a whole."""
-        tags = registration_tags.c
         for chunk in chunked([slot.id for slot in plan.updates]):
-            await self._conn.execute(
-                sa.delete(registration_tags).where(self._one_of(tags.registration_id, chunk))
-            )
+            await _DELETE_TAGS.execute(self._conn, values=list(chunk))
         rows = [
             (slot.id, tag, self._app_id, position)
             for slot in plan.live.values()
