@@ -88,7 +88,8 @@ class NotificationContent:
         out: dict[str, Any] = {}
         for name in _SCALAR_FIELDS:
             value = getattr(self, name)
-            if value not in ("", None, False):
+            # Identity for False: "0 in (False,)" holds, and badge 0 (clear it) must survive.
+            if value is not None and value is not False and value != "":
                 out[name] = value
         for name in ("data", "headers", "template_properties"):
             value = getattr(self, name)

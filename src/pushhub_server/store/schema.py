@@ -68,9 +68,13 @@ registrations = sa.Table(
     sa.Column("fingerprint", sa.String(32), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Set when a provider reports the token invalid: audiences leave the row out from then on.
+    sa.Column("invalidated_at", sa.BigInteger),
     # Digest before platform: a batch looks its tokens up by digest alone.
     sa.UniqueConstraint("app_id", "token_hash", "platform", name="uq_registrations_token"),
     sa.Index("ix_registrations_app_user", "app_id", "user_id"),
+    # Broadcast audiences page through an app's registrations in id order.
+    sa.Index("ix_registrations_app_id", "app_id", "id"),
     sa.Index("ix_registrations_expires_at", "expires_at"),
 )
 
@@ -139,4 +143,88 @@ tracked_requests = sa.Table(
     sa.Column("callback_url", sa.Text),
     sa.Column("callback_headers_json", sa.Text),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False),
+    # AIP-155 idempotency key; NULLs never conflict, so most messages carry none.
+    sa.Column("request_id", sa.String(64)),
+    sa.Column("state", sa.SmallInteger, nullable=False),
+    sa.Column("content_json", sa.Text, nullable=False),
+    sa.Column("audience_json", sa.Text, nullable=False),
+    sa.Column("first_run_at", sa.BigInteger, nullable=False),
+    sa.Column("repeat_every_us", sa.BigInteger),
+    sa.Column("repeat_expires_at", sa.BigInteger),
+    # When the next run starts; NULL while a run is in progress or none is left.
+    sa.Column("next_run_at", sa.BigInteger),
+    # Incremented when a run starts: chunks of an older run are refused.
+    sa.Column("run_number", sa.Integer, nullable=False),
+    sa.Column("run_count", sa.Integer, nullable=False),
+    # Scheduled time of the current run, and the last registration id it finished.
+    sa.Column("run_at", sa.BigInteger),
+    sa.Column("cursor", _ID),
+    # A PUBLISHING message whose lease ran out lost its dispatcher: claimable again.
+    sa.Column("lease_until", sa.BigInteger),
+    sa.Column("targeted", sa.BigInteger, nullable=False),
+    sa.Column("sent", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    sa.Column("error_message", sa.Text),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("app_id", "request_id", name="uq_messages_request"),
+    # The scheduler's two questions: which runs are due, and which leases ran out.
+    sa.Index("ix_messages_due", "state", "next_run_at"),
+    sa.Index("ix_messages_lease", "state", "lease_until"),
+)
+
+
+def _message_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("messages.id", ondelete="CASCADE")
+
+
+message_platform_counts = sa.Table(
+    "message_platform_counts",
+    metadata,
+    sa.Column("message_id", _ID, _message_fk(), primary_key=True),
+    sa.Column("platform", sa.SmallInteger, primary_key=True),
+    sa.Column("targeted", sa.BigInteger, nullable=False),
+    sa.Column("sent", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+message_failures = sa.Table(
+    "message_failures",
+    metadata,
+    sa.Column("message_id", _ID, _message_fk(), primary_key=True),
+    sa.Column("reason", sa.String(255), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# What the simulator provider delivered. Rows outlive their registration (history),
+# so registration_id is not a foreign key.
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    # Insertion order is delivery order, so "newest first" is the key order reversed.
+    # Only INTEGER PRIMARY KEY is SQLite's auto-assigned rowid; BIGINT would not be.
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("app_id", _ID, _app_fk(), nullable=False),
+    sa.Column("message_id", _ID, _message_fk(), nullable=False),
+    sa.Column("registration_id", _ID, nullable=False),
+    sa.Column("platform", sa.SmallInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("delivered_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_inbox_app", "app_id", "id"),
+    sa.Index("ix_inbox_message", "message_id", "id"),
+    sa.Index("ix_inbox_registration", "registration_id", "id"),
 )
