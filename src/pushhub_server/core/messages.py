@@ -47,8 +47,9 @@ class Schedule:
         step = self.repeat_every
         slot = run_at + step
         if slot <= now:
-            # Catch-up: all slots missed while down collapse into the one due now.
-            slot += step * ((now - slot) // step)
+            # Catch-up: the slots missed while down (or during a long run) merged into
+            # the run just done, so the next one is the first slot after now.
+            slot += step * ((now - slot) // step + 1)
         if self.repeat_expires_at is not None and slot > self.repeat_expires_at:
             return None
         return slot

@@ -1,0 +1,67 @@
+"""What every provider shares: the retry policy for retryable delivery results.
+
+Providers answer a transient failure (429, 5xx, a dropped connection, GOAWAY
+they could not resend) with DeliveryOutcome.RETRY and, when the service said
+so, retry_after seconds. They never sleep or retry themselves: the dispatcher
+calls RetryPolicy.send, so backoff is decided in one place for every provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.core.ports import DeliveryProvider
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, honouring Retry-After, over a bounded number of sends.
+
+    Before retry n (0-based) it waits a random time in [d/2, d] with
+    d = min(base_delay * 2**n, max_delay), or the longest retry_after among the
+    pending results when that is longer. retry_after is capped at max_delay, so
+    one provider's huge Retry-After cannot hold a chunk (and its lease) hostage;
+    what is still RETRY after `attempts` sends is returned as is and counted as
+    failed under its reason.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.25
+    max_delay: float = 10.0
+    # Injectable so tests neither really sleep nor depend on randomness.
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, retry: int, retry_after: float = 0.0) -> float:
+        """Seconds to wait before retry number `retry` (0 is the first retry)."""
+        backoff = min(self.base_delay * 2.0**retry, self.max_delay)
+        jittered = backoff * (0.5 + self.jitter() / 2)
+        return max(jittered, min(retry_after, self.max_delay))
+
+    async def send(
+        self, provider: DeliveryProvider, deliveries: Sequence[Delivery]
+    ) -> list[DeliveryResult]:
+        """One result per delivery, in order; only the RETRY subset is sent again."""
+        results = await provider.send(deliveries)
+        pending = _retryable(results, range(len(results)))
+        for retry in range(self.attempts - 1):
+            if not pending:
+                break
+            await self.sleep(self.delay(retry, _longest_retry_after(results, pending)))
+            retried = await provider.send([deliveries[index] for index in pending])
+            for index, result in zip(pending, retried, strict=True):
+                results[index] = result
+            pending = _retryable(results, pending)
+        return results
+
+
+def _retryable(results: Sequence[DeliveryResult], indexes: Sequence[int]) -> list[int]:
+    return [index for index in indexes if results[index].outcome is DeliveryOutcome.RETRY]
+
+
+def _longest_retry_after(results: Sequence[DeliveryResult], indexes: Sequence[int]) -> float:
+    return max((results[index].retry_after or 0.0 for index in indexes), default=0.0)

@@ -1,0 +1,90 @@
+"""The simulator: delivers without Apple or Google, recording what it "sent".
+
+An app with no APNs or FCM credentials delivers through it. Each delivery it
+accepts is recorded through the Inbox port (message, registration, platform,
+rendered payload, time), which ``pushhub inbox`` lists. Constructed with
+``record=False`` it accepts and discards, as the fan-out benchmark needs.
+
+Failure injection, by device-token prefix (for tests and demos):
+
+=================  ==========================================================
+``invalid-…``      answered as an unregistered token (INVALID_TOKEN,
+                   reason ``Unregistered``, as APNs 410 / FCM UNREGISTERED):
+                   the registration is invalidated and left out from then on.
+``flaky-…``        the first attempt for a (message, token) fails with a
+                   retryable error (RETRY, reason ``ServiceUnavailable``,
+                   a short Retry-After); the retry succeeds. A later run of
+                   the same repeating message fails once again.
+``rejected-…``     the payload is refused (REJECTED, reason
+                   ``PayloadRejected``) and counted under that reason.
+=================  ==========================================================
+
+Any other token is delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pushhub_server.core.clock import Clock
+from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.core.ports import Inbox
+
+INVALID_PREFIX = "invalid-"
+FLAKY_PREFIX = "flaky-"
+REJECTED_PREFIX = "rejected-"
+
+_SENT = DeliveryResult(DeliveryOutcome.SENT)
+_UNREGISTERED = DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "Unregistered")
+_REJECTED = DeliveryResult(DeliveryOutcome.REJECTED, "PayloadRejected")
+
+
+class SimulatorProvider:
+    """Implements core.ports.DeliveryProvider for every platform."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        clock: Clock,
+        *,
+        record: bool = True,
+        retry_after: float = 0.05,
+        flaky_memory: int = 100_000,
+    ) -> None:
+        self._inbox = inbox
+        self._clock = clock
+        self._record = record
+        self._unavailable = DeliveryResult(DeliveryOutcome.RETRY, "ServiceUnavailable", retry_after)
+        # (message_id, token) pairs whose first attempt failed, oldest first. Bounded:
+        # a pair forgotten before its retry just fails once more, which is harmless.
+        self._failed_once: dict[tuple[str, str], None] = {}
+        self._flaky_memory = flaky_memory
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        results = [self._result(delivery) for delivery in deliveries]
+        if self._record:
+            sent = [d for d, r in zip(deliveries, results, strict=True) if r is _SENT]
+            if sent:
+                await self._inbox.record(sent, self._clock.now())
+        return results
+
+    def _result(self, delivery: Delivery) -> DeliveryResult:
+        token = delivery.device_token
+        if token.startswith(INVALID_PREFIX):
+            return _UNREGISTERED
+        if token.startswith(REJECTED_PREFIX):
+            return _REJECTED
+        if token.startswith(FLAKY_PREFIX) and self._first_attempt(delivery.message_id, token):
+            return self._unavailable
+        return _SENT
+
+    def _first_attempt(self, message_id: str, token: str) -> bool:
+        """True once per (message, token): remembers it until the retry comes."""
+        key = (message_id, token)
+        if key in self._failed_once:
+            del self._failed_once[key]
+            return False
+        if len(self._failed_once) >= self._flaky_memory:
+            del self._failed_once[next(iter(self._failed_once))]
+        self._failed_once[key] = None
+        return True

@@ -1,0 +1,120 @@
+"""The scheduler: claims due runs of messages and hands them to the dispatcher.
+
+It sleeps until the earliest scheduled run falls due, at most poll_interval
+(other server processes publish too, and crashed runs' leases run out), or
+until wake() says a message was just published. It never busy-polls. On start
+it first runs whatever fell due while the server was down; missed repeats of a
+message merge into that one run (Schedule.next_run_after).
+
+Up to max_runs runs are dispatched at once, so one large fan-out does not hold
+up a message that falls due meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pushhub_server.core.clock import Clock
+from pushhub_server.core.messages import Run
+from pushhub_server.core.ports import MessageRepository
+
+from .dispatcher import Dispatcher
+
+_log = logging.getLogger(__name__)
+
+# Shortest sleep, so a store whose next_due_at stays in the past cannot make us spin.
+_MIN_SLEEP = 0.05
+
+
+class Scheduler:
+    def __init__(
+        self,
+        messages: MessageRepository,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        *,
+        poll_interval: float = 5.0,
+        max_runs: int = 4,
+    ) -> None:
+        self._messages = messages
+        self._dispatcher = dispatcher
+        self._clock = clock
+        self._poll_interval = poll_interval
+        self._max_runs = max_runs
+        self._wake = asyncio.Event()
+        self._active: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        """Stops claiming and abandons the chunks in flight; their leases make them resume."""
+        tasks = [task for task in (self._loop_task, *self._active) if task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._loop_task = None
+
+    def wake(self) -> None:
+        """Look for due runs now (called after a publish)."""
+        self._wake.set()
+
+    async def run_due(self) -> int:
+        """Claims the due runs there is room for, dispatches them and waits for them;
+        returns how many were claimed."""
+        started = await self._start_due()
+        await asyncio.gather(*started)
+        return len(started)
+
+    async def _loop(self) -> None:
+        while True:
+            # Cleared before claiming, so a wake() during the claim is not lost.
+            self._wake.clear()
+            try:
+                await self._start_due()
+                timeout = await self._sleep_seconds()
+            except Exception:
+                # The database may be briefly unavailable; the loop must outlive it.
+                _log.exception("claiming due messages failed")
+                timeout = self._poll_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _start_due(self) -> list[asyncio.Task[None]]:
+        room = self._max_runs - len(self._active)
+        if room <= 0:
+            return []
+        runs = await self._messages.claim_due(self._clock.now(), self._dispatcher.lease, room)
+        return [self._start(run) for run in runs]
+
+    def _start(self, run: Run) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._dispatch(run))
+        self._active.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._active.discard(task)
+        self.wake()  # a slot is free: something may be waiting for it
+
+    async def _dispatch(self, run: Run) -> None:
+        try:
+            await self._dispatcher.run(run)
+        except Exception:
+            # The dispatcher fails the message itself; this is the store failing at that.
+            # The lease runs out and the run is claimed again.
+            _log.exception("dispatching message %s failed", run.message.message_id)
+
+    async def _sleep_seconds(self) -> float:
+        if len(self._active) >= self._max_runs:
+            return self._poll_interval  # a finishing run wakes us
+        next_due = await self._messages.next_due_at()
+        if next_due is None:
+            return self._poll_interval
+        until_due = (next_due - self._clock.now()).total_seconds()
+        return min(self._poll_interval, max(until_due, _MIN_SLEEP))

@@ -1,0 +1,218 @@
+"""Scheduler: due runs under a controlled clock, repeats, catch-up, wake, stop and resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+
+import pytest
+
+from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.messages import (
+    Delivery,
+    DeliveryResult,
+    Message,
+    MessageState,
+    MessageStatus,
+)
+from pushhub_server.core.ports import DeliveryProvider
+from pushhub_server.delivery.dispatcher import Dispatcher
+from pushhub_server.delivery.providers import RetryPolicy
+from pushhub_server.delivery.scheduler import Scheduler
+from tests.unit.delivery_fakes import (
+    APP,
+    START,
+    CountingSignal,
+    FakeAudience,
+    FakeMessages,
+    NoSleep,
+    RecordingProvider,
+    message,
+    recipients,
+)
+
+MINUTE = timedelta(minutes=1)
+LEASE = timedelta(seconds=30)
+
+
+class Harness:
+    def __init__(self, recipient_count: int = 3, poll_interval: float = 30.0) -> None:
+        self.audience = FakeAudience(recipients(recipient_count))
+        self.messages = FakeMessages(self.audience)
+        self.clock = ManualClock(START)
+        self.provider: DeliveryProvider = RecordingProvider()
+
+        async def provider_for(app_id: str) -> DeliveryProvider:
+            return self.provider
+
+        dispatcher = Dispatcher(
+            self.messages,
+            self.audience,
+            provider_for,
+            self.clock,
+            CountingSignal(),
+            chunk_size=2,
+            lease=LEASE,
+            retry=RetryPolicy(sleep=NoSleep()),
+        )
+        self.scheduler = Scheduler(
+            self.messages, dispatcher, self.clock, poll_interval=poll_interval
+        )
+
+    async def publish(self, published: Message) -> None:
+        await self.messages.create(published)
+        self.scheduler.wake()  # as PublishingService.on_published does
+
+    async def status(self, message_id: str = "m-1") -> MessageStatus:
+        status = await self.messages.status(APP, message_id)
+        assert status is not None
+        return status
+
+    async def eventually(self, check: Callable[[MessageStatus], bool]) -> MessageStatus:
+        """Waits (at most a second) for the running scheduler to get the message there."""
+        async with asyncio.timeout(1):
+            while not check(status := await self.status()):
+                await asyncio.sleep(0.005)
+        return status
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Harness]:
+    h = Harness()
+    h.scheduler.start()
+    yield h
+    await h.scheduler.stop()
+
+
+async def test_a_delayed_message_runs_once_it_falls_due() -> None:
+    h = Harness()
+    await h.publish(message(first_run_at=START + 10 * MINUTE))
+
+    assert await h.scheduler.run_due() == 0
+    h.clock.advance(10 * MINUTE)
+    assert await h.scheduler.run_due() == 1
+    assert await h.scheduler.run_due() == 0
+
+    status = await h.status()
+    assert (status.state, status.sent, status.run_count) == (MessageState.PUBLISHED, 3, 1)
+
+
+async def test_a_repeat_runs_the_expected_number_of_times() -> None:
+    h = Harness()
+    await h.publish(message(repeat_every=MINUTE, repeat_expires_at=START + 5 * MINUTE))
+
+    runs = 0
+    for _ in range(10):
+        runs += await h.scheduler.run_due()
+        h.clock.advance(MINUTE)
+
+    assert runs == 6  # at 0, 1, 2, 3, 4 and 5 minutes; the 6-minute slot is past expiry
+    status = await h.status()
+    assert (status.state, status.run_count, status.sent) == (MessageState.PUBLISHED, 6, 18)
+
+
+async def test_missed_repeats_merge_into_one_catch_up_run() -> None:
+    h = Harness()
+    await h.publish(message(repeat_every=MINUTE))
+    assert await h.scheduler.run_due() == 1
+
+    h.clock.advance(timedelta(minutes=10, seconds=30))  # "down" across ten slots
+    assert await h.scheduler.run_due() == 1
+    assert await h.scheduler.run_due() == 0
+
+    status = await h.status()
+    assert (status.run_count, status.next_run_at) == (2, START + 11 * MINUTE)
+
+
+async def test_a_cancelled_repeat_runs_no_more() -> None:
+    h = Harness()
+    await h.publish(message(repeat_every=MINUTE))
+    await h.scheduler.run_due()
+    assert await h.messages.cancel(APP, "m-1", h.clock.now())
+
+    h.clock.advance(5 * MINUTE)
+    assert await h.scheduler.run_due() == 0
+    assert (await h.status()).run_count == 1
+
+
+async def test_wake_after_a_publish_runs_it_without_waiting_for_the_poll(
+    running: Harness,
+) -> None:
+    await asyncio.sleep(0.01)  # the loop is now asleep for its 30 s poll interval
+    await running.publish(message())
+    status = await running.eventually(lambda s: s.state is MessageState.PUBLISHED)
+    assert status.sent == 3
+
+
+async def test_what_fell_due_while_down_runs_at_start_up() -> None:
+    h = Harness()
+    await h.messages.create(message(first_run_at=START - 5 * MINUTE))
+    h.scheduler.start()
+    try:
+        await h.eventually(lambda s: s.state is MessageState.PUBLISHED)
+    finally:
+        await h.scheduler.stop()
+
+
+async def test_the_loop_sleeps_until_the_next_run_falls_due() -> None:
+    h = Harness()
+    due_in = timedelta(milliseconds=100)
+    await h.messages.create(message(first_run_at=START + due_in))
+    h.scheduler.start()
+    try:
+        await asyncio.sleep(0.01)
+        h.clock.advance(due_in)  # no wake(): the loop's own timer must find it
+        await h.eventually(lambda s: s.state is MessageState.PUBLISHED)
+    finally:
+        await h.scheduler.stop()
+
+
+async def test_the_loop_does_not_busy_poll() -> None:
+    h = Harness(poll_interval=0.1)
+    h.scheduler.start()
+    await asyncio.sleep(0.35)
+    await h.scheduler.stop()
+    assert 2 <= h.messages.claims <= 6
+
+
+async def test_the_loop_outlives_a_failing_store() -> None:
+    h = Harness(poll_interval=0.05)
+    h.messages.claim_error = ConnectionError("database restarting")
+    await h.messages.create(message())
+    h.scheduler.start()
+    try:
+        await h.eventually(lambda s: s.state is MessageState.PUBLISHED)
+    finally:
+        await h.scheduler.stop()
+
+
+async def test_stop_abandons_the_run_and_its_lease_lets_it_resume() -> None:
+    h = Harness(recipient_count=6)
+    sent_once = asyncio.Event()
+    first = RecordingProvider()
+
+    class StallsOnSecondChunk:
+        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+            if first.batches:
+                sent_once.set()
+                await asyncio.Event().wait()  # hangs until the scheduler stops
+            return await first.send(deliveries)
+
+    h.provider = StallsOnSecondChunk()
+    await h.messages.create(message())
+    h.scheduler.start()
+    await asyncio.wait_for(sent_once.wait(), 1)
+    await h.scheduler.stop()
+    assert (await h.status()).state is MessageState.PUBLISHING
+
+    resumed = RecordingProvider()
+    h.provider = resumed
+    assert await h.scheduler.run_due() == 0  # still leased
+    h.clock.advance(LEASE)
+    assert await h.scheduler.run_due() == 1
+
+    assert first.tokens == ["tok-0", "tok-1"]
+    assert resumed.tokens == ["tok-2", "tok-3", "tok-4", "tok-5"]  # after the checkpoint
+    status = await h.status()
+    assert (status.state, status.sent) == (MessageState.PUBLISHED, 6)

@@ -1,0 +1,103 @@
+"""Simulator provider: recording, failure injection by token prefix; the shared retry policy."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.core.models import Platform
+from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from tests.unit.delivery_fakes import APP, START, FakeInbox, NoSleep, RecordingProvider
+
+
+def delivery(token: str, message_id: str = "m-1") -> Delivery:
+    return Delivery(message_id, APP, f"reg-{token}", Platform.APNS, token, b'{"aps":{}}')
+
+
+def outcomes(results: list[DeliveryResult]) -> list[DeliveryOutcome]:
+    return [result.outcome for result in results]
+
+
+async def test_records_what_it_delivers_with_the_time() -> None:
+    inbox, clock = FakeInbox(), ManualClock(START)
+    simulator = SimulatorProvider(inbox, clock)
+    clock.advance(timedelta(seconds=3))
+
+    results = await simulator.send([delivery("a"), delivery("invalid-b")])
+
+    assert outcomes(results) == [DeliveryOutcome.SENT, DeliveryOutcome.INVALID_TOKEN]
+    assert inbox.recorded == [(delivery("a"), START + timedelta(seconds=3))]
+
+
+async def test_discarding_mode_records_nothing() -> None:
+    inbox = FakeInbox()
+    results = await SimulatorProvider(inbox, ManualClock(START), record=False).send([delivery("a")])
+    assert outcomes(results) == [DeliveryOutcome.SENT]
+    assert inbox.recorded == []
+
+
+async def test_failure_injection_by_prefix() -> None:
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START), retry_after=0.2)
+    invalid, flaky, rejected = await simulator.send(
+        [delivery("invalid-1"), delivery("flaky-1"), delivery("rejected-1")]
+    )
+    assert invalid == DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "Unregistered")
+    assert flaky == DeliveryResult(DeliveryOutcome.RETRY, "ServiceUnavailable", 0.2)
+    assert rejected == DeliveryResult(DeliveryOutcome.REJECTED, "PayloadRejected")
+
+
+async def test_flaky_fails_once_per_message_and_token() -> None:
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START))
+    first = await simulator.send([delivery("flaky-1"), delivery("flaky-1", "m-2")])
+    second = await simulator.send([delivery("flaky-1"), delivery("flaky-1", "m-2")])
+    assert outcomes(first) == [DeliveryOutcome.RETRY] * 2
+    assert outcomes(second) == [DeliveryOutcome.SENT] * 2
+
+
+async def test_flaky_memory_stays_bounded() -> None:
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START), flaky_memory=2)
+    await simulator.send([delivery(f"flaky-{i}") for i in range(3)])
+    # flaky-0 was forgotten to make room, so its next attempt fails again.
+    again = await simulator.send([delivery("flaky-0"), delivery("flaky-2")])
+    assert outcomes(again) == [DeliveryOutcome.RETRY, DeliveryOutcome.SENT]
+
+
+async def test_retry_policy_resends_only_the_retryable_subset_keeping_order() -> None:
+    sleep = NoSleep()
+    policy = RetryPolicy(sleep=sleep, jitter=lambda: 0.0)
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START), retry_after=0.01)
+    spy = RecordingProvider(simulator)
+
+    batch = [delivery("a"), delivery("flaky-1"), delivery("invalid-2"), delivery("flaky-3")]
+    results = await policy.send(spy, batch)
+
+    assert outcomes(results) == [
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.INVALID_TOKEN,
+        DeliveryOutcome.SENT,
+    ]
+    resent = [[d.device_token for d in batch] for batch in spy.batches]
+    assert resent == [["a", "flaky-1", "invalid-2", "flaky-3"], ["flaky-1", "flaky-3"]]
+    assert sleep.delays == [0.125]  # half the 0.25 s backoff at zero jitter; beats 0.01
+
+
+def test_backoff_grows_exponentially_is_capped_and_honours_retry_after() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=5.0, jitter=lambda: 1.0)
+    assert [policy.delay(n) for n in range(4)] == [1.0, 2.0, 4.0, 5.0]
+    assert policy.delay(0, retry_after=3.0) == 3.0
+    assert policy.delay(0, retry_after=3600.0) == 5.0  # capped: a chunk must not stall
+
+
+def test_jitter_spreads_the_delay_over_its_upper_half() -> None:
+    assert RetryPolicy(base_delay=2.0, jitter=lambda: 0.0).delay(0) == 1.0
+    assert RetryPolicy(base_delay=2.0, jitter=lambda: 0.5).delay(0) == 1.5
+
+
+async def test_retry_policy_with_nothing_retryable_sends_once() -> None:
+    provider = RecordingProvider()
+    sleep = NoSleep()
+    await RetryPolicy(sleep=sleep).send(provider, [delivery("a")])
+    assert len(provider.batches) == 1
+    assert sleep.delays == []
