@@ -15,14 +15,17 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from pathlib import Path
 
 from .config import Config
 from .core.apps import AppService
 from .core.clock import SystemClock
+from .core.credentials import ApnsEnvironment, SecretBox, apns_credentials, fcm_credentials
 from .core.errors import PushHubError
+from .core.messages import InboxEntry
 from .core.models import KeyKind
 from .server import RunningServer, serve
-from .store import Database, SqlAppRepository, migrate
+from .store import Database, SqlAppRepository, SqlInbox, migrate
 
 DEFAULT_APP = "default"
 
@@ -68,6 +71,15 @@ def _parser() -> argparse.ArgumentParser:
 
     _add_app_commands(commands, database)
     _add_key_commands(commands, database)
+    inbox = commands.add_parser(
+        "inbox", parents=[database], help="what the simulator delivered, newest first"
+    )
+    inbox.add_argument("--app", help="app id or name")
+    inbox.add_argument("--registration", help="registration id")
+    inbox.add_argument("--message", help="message id")
+    inbox.add_argument("--limit", type=int, default=50)
+    inbox.add_argument("--json", action="store_true", help="one JSON object per line")
+    inbox.set_defaults(run=_inbox)
     return parser
 
 
@@ -88,6 +100,18 @@ def _add_app_commands(
     token.add_argument("user_id")
     token.add_argument("--ttl", type=float, help="lifetime in seconds (default 3600)")
     token.set_defaults(run=_apps_token)
+    apns = apps.add_parser("set-apns", parents=[database], help="set an app's APNs .p8 key")
+    apns.add_argument("app", help="app id or name")
+    apns.add_argument("--key-id", required=True)
+    apns.add_argument("--team-id", required=True)
+    apns.add_argument("--topic", required=True, help="the app's bundle id")
+    apns.add_argument("--p8", required=True, type=Path, help="the .p8 private key file")
+    apns.add_argument("--sandbox", action="store_true", help="deliver through APNs sandbox")
+    apns.set_defaults(run=_apps_set_apns)
+    fcm = apps.add_parser("set-fcm", parents=[database], help="set an app's FCM service account")
+    fcm.add_argument("app", help="app id or name")
+    fcm.add_argument("--service-account", required=True, type=Path, help="the JSON file")
+    fcm.set_defaults(run=_apps_set_fcm)
 
 
 def _add_key_commands(
@@ -109,13 +133,23 @@ def _add_key_commands(
 
 
 @asynccontextmanager
-async def _app_service(config: Config) -> AsyncIterator[AppService]:
+async def _database(config: Config) -> AsyncIterator[Database]:
     await migrate(config.database_url)
     db = Database.from_url(config.database_url)
     try:
-        yield AppService(SqlAppRepository(db, secret_key=config.secret_key), SystemClock())
+        yield db
     finally:
         await db.dispose()
+
+
+def _apps(db: Database, config: Config) -> AppService:
+    return AppService(SqlAppRepository(db), SystemClock(), secrets_box=SecretBox(config.secret_key))
+
+
+@asynccontextmanager
+async def _app_service(config: Config) -> AsyncIterator[AppService]:
+    async with _database(config) as db:
+        yield _apps(db, config)
 
 
 async def _migrate(args: argparse.Namespace, config: Config) -> None:
@@ -152,6 +186,25 @@ async def _apps_token(args: argparse.Namespace, config: Config) -> None:
     print(token)
 
 
+async def _apps_set_apns(args: argparse.Namespace, config: Config) -> None:
+    environment = ApnsEnvironment.SANDBOX if args.sandbox else ApnsEnvironment.PRODUCTION
+    credentials = apns_credentials(
+        args.key_id, args.team_id, args.topic, args.p8.read_text(), environment
+    )
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.set_apns_credentials(app.app_id, credentials)
+    print(f"APNs credentials set for {app.name} ({environment.name.lower()})")
+
+
+async def _apps_set_fcm(args: argparse.Namespace, config: Config) -> None:
+    credentials = fcm_credentials(args.service_account.read_text())
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.set_fcm_credentials(app.app_id, credentials)
+    print(f"FCM credentials set for {app.name} (project {credentials.project_id})")
+
+
 async def _keys_create(args: argparse.Namespace, config: Config) -> None:
     async with _app_service(config) as apps:
         app = await apps.find_app(args.app)
@@ -174,6 +227,32 @@ async def _keys_revoke(args: argparse.Namespace, config: Config) -> None:
         app = await apps.find_app(args.app)
         revoked = await apps.revoke_key(app.app_id, args.key_id)
     print(f"revoked {revoked.key_id}")
+
+
+async def _inbox(args: argparse.Namespace, config: Config) -> None:
+    async with _database(config) as db:
+        app_id = (await _apps(db, config).find_app(args.app)).app_id if args.app else None
+        entries = await SqlInbox(db).list(app_id, args.registration, args.message, args.limit)
+    for entry in entries:
+        if args.json:
+            print(json.dumps(_inbox_json(entry)))
+        else:
+            print(
+                f"{entry.delivered_at.isoformat()}  {entry.platform.name:4}  "
+                f"message {entry.message_id}  registration {entry.registration_id}\n"
+                f"    {entry.payload}"
+            )
+
+
+def _inbox_json(entry: InboxEntry) -> dict[str, object]:
+    return {
+        "delivered_at": entry.delivered_at.isoformat(),
+        "app_id": entry.app_id,
+        "message_id": entry.message_id,
+        "registration_id": entry.registration_id,
+        "platform": entry.platform.name,
+        "payload": json.loads(entry.payload),
+    }
 
 
 def _client_host(listen: str) -> str:

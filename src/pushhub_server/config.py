@@ -27,6 +27,12 @@ class Config:
     key_cache_seconds: float = 5.0
     webhook_timeout: float = 5.0
     webhook_attempts: int = 4
+    # Recipients per dispatcher chunk: one checkpoint transaction each.
+    chunk_size: int = 1000
+    # Longest the scheduler sleeps without a wake-up (another process may publish).
+    scheduler_poll_interval: float = 5.0
+    # False discards simulated deliveries instead of recording them (benchmarks).
+    simulator_records: bool = True
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -39,4 +45,6 @@ class Config:
             secret_key=env.get("PUSHHUB_SECRET_KEY") or None,
             sweep_interval=float(env.get("PUSHHUB_SWEEP_INTERVAL", "60")),
             grace_period=float(env.get("PUSHHUB_GRACE_PERIOD", "10")),
+            chunk_size=int(env.get("PUSHHUB_CHUNK_SIZE", "1000")),
+            simulator_records=env.get("PUSHHUB_SIMULATOR_RECORDS", "1") != "0",
         )

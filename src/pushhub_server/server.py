@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -32,12 +33,23 @@ from .api.status_service import StatusServicer
 from .config import Config
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
+from .core.credentials import SecretBox
+from .core.ports import DeliveryProvider
+from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
+from .delivery.dispatcher import Dispatcher
+from .delivery.payloads import check_publish_size
+from .delivery.providers import SimulatorProvider
+from .delivery.scheduler import Scheduler
+from .delivery.status_signal import InProcessStatusSignal
 from .delivery.sweeper import ExpirySweeper
 from .delivery.webhooks import HttpWebhookSender
 from .store import (
     Database,
     SqlAppRepository,
+    SqlAudienceReader,
+    SqlInbox,
+    SqlMessageRepository,
     SqlRegistrationRepository,
     SqlTrackingRepository,
     migrate,
@@ -63,6 +75,7 @@ class RunningServer:
     apps: AppService
     _server: grpc.aio.Server = field(repr=False)
     _health: health.aio.HealthServicer = field(repr=False)
+    scheduler: Scheduler
     _sweeper: ExpirySweeper = field(repr=False)
     _webhooks: HttpWebhookSender = field(repr=False)
     _db: Database = field(repr=False)
@@ -72,6 +85,8 @@ class RunningServer:
         await self._health.enter_graceful_shutdown()
         await self._sweeper.stop()
         await self._server.stop(grace)
+        # After the RPCs: a run cut short here resumes from its checkpoint later.
+        await self.scheduler.stop()
         await self._webhooks.drain(_WEBHOOK_DRAIN_SECONDS)
         await self._db.dispose()
 
@@ -94,10 +109,9 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
     registrations = RegistrationService(
         SqlRegistrationRepository(db), SqlTrackingRepository(db), webhooks, clock, config.limits
     )
-    app_repository = KeyCachingAppRepository(
-        SqlAppRepository(db, secret_key=config.secret_key), config.key_cache_seconds
-    )
-    apps = AppService(app_repository, clock, config.admin_token)
+    app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
+    apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
+    scheduler, publishing = _delivery(config, clock, db)
     server = grpc.aio.server(
         interceptors=[LoggingInterceptor()],
         options=[
@@ -106,7 +120,7 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         ],
     )
     auth = Authenticator(apps)
-    _add_services(server, registrations, apps, auth, config)
+    _add_services(server, registrations, publishing, apps, auth, config)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -118,13 +132,44 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     sweeper = ExpirySweeper(registrations, config.sweep_interval)
     sweeper.start()
+    scheduler.start()
     _log.info("PushHub listening on port %d", port)
-    return RunningServer(port, registrations, apps, server, health_servicer, sweeper, webhooks, db)
+    return RunningServer(
+        port=port,
+        registrations=registrations,
+        apps=apps,
+        scheduler=scheduler,
+        _server=server,
+        _health=health_servicer,
+        _sweeper=sweeper,
+        _webhooks=webhooks,
+        _db=db,
+    )
+
+
+def _delivery(config: Config, clock: Clock, db: Database) -> tuple[Scheduler, PublishingService]:
+    """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
+    signal = InProcessStatusSignal()
+    messages = SqlMessageRepository(db)
+    simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
+
+    async def provider_for(app_id: str) -> DeliveryProvider:
+        return simulator
+
+    dispatcher = Dispatcher(
+        messages, SqlAudienceReader(db), provider_for, clock, signal, chunk_size=config.chunk_size
+    )
+    scheduler = Scheduler(messages, dispatcher, clock, poll_interval=config.scheduler_poll_interval)
+    publishing = PublishingService(
+        messages, clock, config.limits, check_publish_size, signal, on_published=scheduler.wake
+    )
+    return scheduler, publishing
 
 
 def _add_services(
     server: grpc.aio.Server,
     registrations: RegistrationService,
+    publishing: PublishingService,
     apps: AppService,
     auth: Authenticator,
     config: Config,
@@ -132,8 +177,10 @@ def _add_services(
     registration_pb2_grpc.add_DeviceRegistrationServiceServicer_to_server(
         DeviceRegistrationServicer(registrations, auth), server
     )
-    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishServicer(auth), server)
-    status_pb2_grpc.add_StatusServiceServicer_to_server(StatusServicer(registrations, auth), server)
+    publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishServicer(publishing, auth), server)
+    status_pb2_grpc.add_StatusServiceServicer_to_server(
+        StatusServicer(registrations, publishing, auth), server
+    )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(apps, auth, config.limits), server
     )
@@ -150,6 +197,10 @@ def serve(config: Config, on_start: OnStart | None = None) -> None:
 
 async def _serve(config: Config, on_start: OnStart | None) -> None:
     running = await start_server(config)
+    # Start-up objects live forever, and a bulk import allocates ~100 objects per
+    # item: freeze the former and collect young objects 20x less often (GC was ~8% CPU).
+    gc.freeze()
+    gc.set_threshold(14_000, 10, 10)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

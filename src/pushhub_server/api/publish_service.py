@@ -1,4 +1,4 @@
-"""PublishService. Publishing arrives with the delivery pipeline; authorization is settled now."""
+"""PublishService: publish now, later or on repeat; cancel what has not finished."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import grpc
 
 from pushhub.v1 import publish_pb2, publish_pb2_grpc
 
-from ..core.errors import unimplemented
-from ..core.publishing import require_publisher
+from ..core.messages import MessageState
+from ..core.publishing import PublishingService
+from . import convert_messages
 from .auth import Authenticator
 from .errors import map_errors
 
@@ -15,19 +16,32 @@ Context = grpc.aio.ServicerContext
 
 
 class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
-    def __init__(self, auth: Authenticator) -> None:
+    def __init__(self, publishing: PublishingService, auth: Authenticator) -> None:
+        self._publishing = publishing
         self._auth = auth
 
     @map_errors
     async def Publish(
         self, request: publish_pb2.PublishRequest, context: Context
     ) -> publish_pb2.PublishResponse:
-        require_publisher(await self._auth.principal(context))
-        raise unimplemented("Publish")
+        principal = await self._auth.principal(context)
+        published = await self._publishing.publish(
+            principal, convert_messages.publish_draft(request)
+        )
+        failed = published.state is MessageState.FAILED
+        return publish_pb2.PublishResponse(
+            message_id=published.message_id,
+            status=publish_pb2.PUBLISH_STATUS_FAILED
+            if failed
+            else publish_pb2.PUBLISH_STATUS_SCHEDULED,
+        )
 
     @map_errors
     async def CancelMessage(
         self, request: publish_pb2.CancelMessageRequest, context: Context
     ) -> publish_pb2.CancelMessageResponse:
-        require_publisher(await self._auth.principal(context))
-        raise unimplemented("CancelMessage")
+        principal = await self._auth.principal(context)
+        status = await self._publishing.cancel(principal, request.message_id)
+        return publish_pb2.CancelMessageResponse(
+            message_id=status.message_id, state=convert_messages.message_state(status.state)
+        )

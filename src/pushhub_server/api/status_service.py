@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import grpc
 
 from pushhub.v1 import status_pb2, status_pb2_grpc
 
-from ..core.errors import unimplemented
-from ..core.registrations import RegistrationService, require_server
-from . import convert
+from ..core.publishing import PublishingService
+from ..core.registrations import RegistrationService
+from . import convert, convert_messages
 from .auth import Authenticator
 from .errors import map_errors
 
@@ -16,8 +18,14 @@ Context = grpc.aio.ServicerContext
 
 
 class StatusServicer(status_pb2_grpc.StatusServiceServicer):
-    def __init__(self, registrations: RegistrationService, auth: Authenticator) -> None:
+    def __init__(
+        self,
+        registrations: RegistrationService,
+        publishing: PublishingService,
+        auth: Authenticator,
+    ) -> None:
         self._registrations = registrations
+        self._publishing = publishing
         self._auth = auth
 
     @map_errors
@@ -34,14 +42,16 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetMessageStatus(
         self, request: status_pb2.GetMessageStatusRequest, context: Context
     ) -> status_pb2.GetMessageStatusResponse:
-        require_server(await self._auth.principal(context), "read message statuses")
-        raise unimplemented("GetMessageStatus")
+        principal = await self._auth.principal(context)
+        status = await self._publishing.status(principal, request.message_id)
+        return status_pb2.GetMessageStatusResponse(status=convert_messages.message_status(status))
 
-    # A coroutine rather than an async generator: grpc.aio accepts both for a
-    # server stream, and this one ends before sending anything.
     @map_errors
     async def WatchMessageStatus(
         self, request: status_pb2.WatchMessageStatusRequest, context: Context
-    ) -> None:
-        require_server(await self._auth.principal(context), "watch message statuses")
-        raise unimplemented("WatchMessageStatus")
+    ) -> AsyncIterator[status_pb2.WatchMessageStatusResponse]:
+        principal = await self._auth.principal(context)
+        async for status in self._publishing.watch(principal, request.message_id):
+            yield status_pb2.WatchMessageStatusResponse(
+                status=convert_messages.message_status(status)
+            )

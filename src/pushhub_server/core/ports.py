@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .errors import PushHubError
 from .messages import (
@@ -35,6 +35,8 @@ from .models import (
     UpsertResult,
 )
 
+Provider = Literal["apns", "fcm"]
+
 
 class AppRepository(Protocol):
     async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
@@ -59,6 +61,12 @@ class AppRepository(Protocol):
 
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
         """The unrevoked key with this hash, and its app."""
+
+    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
+        """Stores (or clears) an app's sealed provider credentials; False if no such app."""
+
+    async def credentials(self, app_id: str) -> dict[Provider, str]:
+        """The app's sealed credentials by provider ("apns", "fcm"); absent when unset."""
 
 
 class RegistrationRepository(Protocol):

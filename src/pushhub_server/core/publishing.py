@@ -15,7 +15,7 @@ from .messages import Audience, Message, MessageState, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
 from .ports import MessageRepository
-from .registrations import DEFAULT_CHANNEL, parse_platform
+from .registrations import DEFAULT_CHANNEL, parse_platform, require_server
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
 
@@ -111,12 +111,12 @@ class PublishingService:
         return await self._status(principal.app_id, message_id)
 
     async def status(self, principal: Principal, message_id: str) -> MessageStatus:
-        require_publisher(principal)
+        require_server(principal, "read message statuses")
         return await self._status(principal.app_id, message_id)
 
     async def watch(self, principal: Principal, message_id: str) -> AsyncIterator[MessageStatus]:
         """Each distinct status until a terminal one; waits on the signal, not a busy loop."""
-        require_publisher(principal)
+        require_server(principal, "watch message statuses")
         last: MessageStatus | None = None
         while True:
             current = await self._status(principal.app_id, message_id)
