@@ -38,6 +38,8 @@ FCM = common_pb2.PLATFORM_FCM
 DOMAIN = "pushhub"
 DETAILS_KEY = "grpc-status-details-bin"
 Metadata = tuple[tuple[str, str], ...]
+# Credentials are sealed at rest in the acceptance server.
+SECRET_KEY = "acceptance-secret-key"
 
 
 # ---------------------------------------------------------------- server ----
@@ -51,6 +53,7 @@ async def start_test_server(database_url: str, clock: ManualClock):
         database_url=database_url,
         listen="127.0.0.1:0",
         admin_token=ADMIN_TOKEN,
+        secret_key=SECRET_KEY,
         sweep_interval=3600,
     )
     return await start_server(config, clock=clock)

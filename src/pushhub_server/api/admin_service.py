@@ -1,4 +1,4 @@
-"""AdminService: apps, API keys and user tokens.
+"""AdminService: apps, API keys, provider credentials and user tokens.
 
 The operator's admin token may administer every app; a server key only its own
 (core.apps.require_app_access). Secrets are shown once, when they are created.
@@ -11,7 +11,7 @@ import grpc
 from pushhub.v1 import admin_pb2, admin_pb2_grpc
 
 from ..core.apps import AppService, require_app_access, require_operator
-from ..core.errors import unimplemented
+from ..core.credentials import apns_credentials, fcm_credentials
 from ..core.limits import Limits
 from ..core.models import App
 from ..core.pagination import clamp_page_size, decode_cursor, encode_cursor
@@ -113,14 +113,24 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.SetApnsCredentialsRequest, context: Context
     ) -> admin_pb2.SetApnsCredentialsResponse:
         await self._authorize(context, request.app_id)
-        raise unimplemented("SetApnsCredentials")
+        credentials = apns_credentials(
+            request.key_id,
+            request.team_id,
+            request.topic,
+            request.private_key_pem,
+            request.environment,
+        )
+        app = await self._apps.set_apns_credentials(request.app_id, credentials)
+        return admin_pb2.SetApnsCredentialsResponse(app=convert.app(app))
 
     @map_errors
     async def SetFcmCredentials(
         self, request: admin_pb2.SetFcmCredentialsRequest, context: Context
     ) -> admin_pb2.SetFcmCredentialsResponse:
         await self._authorize(context, request.app_id)
-        raise unimplemented("SetFcmCredentials")
+        credentials = fcm_credentials(request.service_account_json)
+        app = await self._apps.set_fcm_credentials(request.app_id, credentials)
+        return admin_pb2.SetFcmCredentialsResponse(app=convert.app(app))
 
     @map_errors
     async def IssueUserToken(

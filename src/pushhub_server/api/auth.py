@@ -15,7 +15,7 @@ import grpc
 
 from ..core.apps import AppService
 from ..core.models import ApiKey, App, Principal
-from ..core.ports import AppRepository
+from ..core.ports import AppRepository, Provider
 
 _BEARER = "bearer "
 
@@ -98,6 +98,12 @@ class KeyCachingAppRepository:
         self._forget(lambda entry: entry.app.app_id == app_id)
         return deleted
 
+    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
+        stored = await self._inner.set_credentials(app_id, provider, sealed)
+        # Cached apps carry apns_configured / fcm_configured.
+        self._forget(lambda entry: entry.app.app_id == app_id)
+        return stored
+
     def _forget(self, matches: Callable[[_CachedKey], bool]) -> None:
         self._generation += 1
         for key_hash in [h for h, entry in self._cache.items() if matches(entry)]:
@@ -122,3 +128,6 @@ class KeyCachingAppRepository:
 
     async def list_keys(self, app_id: str) -> list[ApiKey]:
         return await self._inner.list_keys(app_id)
+
+    async def credentials(self, app_id: str) -> dict[Provider, str]:
+        return await self._inner.credentials(app_id)

@@ -10,6 +10,15 @@ from datetime import datetime, timedelta
 import jwt
 
 from .clock import Clock
+from .credentials import (
+    ApnsCredentials,
+    FcmCredentials,
+    SecretBox,
+    dump_apns,
+    dump_fcm,
+    load_apns,
+    load_fcm,
+)
 from .errors import (
     ErrorCode,
     PushHubError,
@@ -21,7 +30,7 @@ from .errors import (
 )
 from .ids import new_id
 from .models import ApiKey, App, KeyKind, Principal
-from .ports import AppRepository
+from .ports import AppRepository, Provider
 from .validation import check_name, check_text
 
 _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
@@ -49,10 +58,17 @@ class CreatedKey:
 
 
 class AppService:
-    def __init__(self, apps: AppRepository, clock: Clock, admin_token: str | None = None) -> None:
+    def __init__(
+        self,
+        apps: AppRepository,
+        clock: Clock,
+        admin_token: str | None = None,
+        secrets_box: SecretBox | None = None,
+    ) -> None:
         self._apps = apps
         self._clock = clock
         self._admin_token = admin_token
+        self._box = secrets_box or SecretBox(None)
 
     async def create_app(self, name: str) -> CreatedApp:
         check_name("name", name, 255)
@@ -103,6 +119,29 @@ class AppService:
         if app is None:
             raise _app_not_found(app_id)
         return app
+
+    async def set_apns_credentials(self, app_id: str, credentials: ApnsCredentials) -> App:
+        return await self._set_credentials(app_id, "apns", dump_apns(credentials))
+
+    async def set_fcm_credentials(self, app_id: str, credentials: FcmCredentials) -> App:
+        return await self._set_credentials(app_id, "fcm", dump_fcm(credentials))
+
+    async def provider_credentials(
+        self, app_id: str
+    ) -> tuple[ApnsCredentials | None, FcmCredentials | None]:
+        stored = await self._apps.credentials(app_id)
+        apns = stored.get("apns")
+        fcm = stored.get("fcm")
+        return (
+            load_apns(self._box.open(apns)) if apns else None,
+            load_fcm(self._box.open(fcm)) if fcm else None,
+        )
+
+    async def _set_credentials(self, app_id: str, provider: Provider, plain: str) -> App:
+        await self.require_app(app_id)
+        if not await self._apps.set_credentials(app_id, provider, self._box.seal(plain)):
+            raise _app_not_found(app_id)
+        return await self.require_app(app_id)
 
     async def authenticate(self, api_key: str | None, user_token: str | None) -> Principal:
         if not api_key:

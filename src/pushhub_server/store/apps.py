@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.models import ApiKey, App, KeyKind
+from pushhub_server.core.ports import Provider
 
 from .database import Database
 from .records import micros_or_none, moment_or_none
@@ -25,12 +26,15 @@ _APP_COLUMNS = (
     (apps.c.fcm_credentials.is_not(None)).label("fcm_configured"),
 )
 
+_CREDENTIAL_COLUMNS: dict[Provider, sa.Column[str]] = {
+    "apns": apps.c.apns_credentials,
+    "fcm": apps.c.fcm_credentials,
+}
+
 
 class SqlAppRepository:
-    def __init__(self, db: Database, secret_key: str | None = None) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        # Reserved for encrypting provider credentials at rest (a later issue).
-        self._secret_key = secret_key
 
     async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
         row = {
@@ -103,6 +107,23 @@ class SqlAppRepository:
         if row is None:
             return None
         return _key(row), _app(row, prefix="app__")
+
+    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
+        column = _CREDENTIAL_COLUMNS[provider]
+        async with self._db.write() as conn:
+            updated = await conn.execute(
+                sa.update(apps).where(apps.c.id == app_id).values({column.name: sealed})
+            )
+        return updated.rowcount > 0
+
+    async def credentials(self, app_id: str) -> dict[Provider, str]:
+        query = sa.select(*_CREDENTIAL_COLUMNS.values()).where(apps.c.id == app_id)
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        if row is None:
+            return {}
+        stored = zip(_CREDENTIAL_COLUMNS, row, strict=True)
+        return {provider: value for provider, value in stored if value is not None}
 
     async def _one_app(self, condition: sa.ColumnElement[bool]) -> App | None:
         async with self._db.read() as conn:
