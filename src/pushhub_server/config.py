@@ -33,6 +33,12 @@ class Config:
     scheduler_poll_interval: float = 5.0
     # False discards simulated deliveries instead of recording them (benchmarks).
     simulator_records: bool = True
+    # Overrides of Apple's and Google's hosts, for a staging relay or a test sink.
+    apns_endpoint: str | None = None
+    apns_ca_file: str | None = None
+    apns_connections: int = 1
+    fcm_endpoint: str | None = None
+    fcm_ca_file: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -47,4 +53,9 @@ class Config:
             grace_period=float(env.get("PUSHHUB_GRACE_PERIOD", "10")),
             chunk_size=int(env.get("PUSHHUB_CHUNK_SIZE", "1000")),
             simulator_records=env.get("PUSHHUB_SIMULATOR_RECORDS", "1") != "0",
+            apns_endpoint=env.get("PUSHHUB_APNS_ENDPOINT") or None,
+            apns_ca_file=env.get("PUSHHUB_APNS_CA_FILE") or None,
+            apns_connections=int(env.get("PUSHHUB_APNS_CONNECTIONS", "1")),
+            fcm_endpoint=env.get("PUSHHUB_FCM_ENDPOINT") or None,
+            fcm_ca_file=env.get("PUSHHUB_FCM_CA_FILE") or None,
         )

@@ -34,15 +34,16 @@ from .config import Config
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
-from .core.ports import DeliveryProvider
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .delivery.dispatcher import Dispatcher
 from .delivery.payloads import check_publish_size
 from .delivery.providers import SimulatorProvider
+from .delivery.providers.registry import Endpoints, ProviderRegistry
 from .delivery.scheduler import Scheduler
 from .delivery.status_signal import InProcessStatusSignal
 from .delivery.sweeper import ExpirySweeper
+from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
 from .store import (
     Database,
@@ -78,6 +79,7 @@ class RunningServer:
     scheduler: Scheduler
     _sweeper: ExpirySweeper = field(repr=False)
     _webhooks: HttpWebhookSender = field(repr=False)
+    _providers: ProviderRegistry = field(repr=False)
     _db: Database = field(repr=False)
 
     async def stop(self, grace: float | None = None) -> None:
@@ -87,6 +89,8 @@ class RunningServer:
         await self._server.stop(grace)
         # After the RPCs: a run cut short here resumes from its checkpoint later.
         await self.scheduler.stop()
+        await self.registrations.drain(_WEBHOOK_DRAIN_SECONDS)
+        await self._providers.close()
         await self._webhooks.drain(_WEBHOOK_DRAIN_SECONDS)
         await self._db.dispose()
 
@@ -106,12 +110,17 @@ async def start_server(config: Config, clock: Clock | None = None) -> RunningSer
 
 async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
     webhooks = HttpWebhookSender(config.webhook_timeout, config.webhook_attempts)
-    registrations = RegistrationService(
-        SqlRegistrationRepository(db), SqlTrackingRepository(db), webhooks, clock, config.limits
-    )
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
-    scheduler, publishing = _delivery(config, clock, db)
+    scheduler, publishing, providers = _delivery(config, clock, db, apps)
+    registrations = RegistrationService(
+        SqlRegistrationRepository(db),
+        SqlTrackingRepository(db),
+        webhooks,
+        clock,
+        config.limits,
+        verifier=DryRunVerifier(providers),
+    )
     server = grpc.aio.server(
         interceptors=[LoggingInterceptor()],
         options=[
@@ -143,27 +152,39 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         _health=health_servicer,
         _sweeper=sweeper,
         _webhooks=webhooks,
+        _providers=providers,
         _db=db,
     )
 
 
-def _delivery(config: Config, clock: Clock, db: Database) -> tuple[Scheduler, PublishingService]:
+def _delivery(
+    config: Config, clock: Clock, db: Database, apps: AppService
+) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
     signal = InProcessStatusSignal()
     messages = SqlMessageRepository(db)
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
-
-    async def provider_for(app_id: str) -> DeliveryProvider:
-        return simulator
-
+    endpoints = Endpoints(
+        apns_url=config.apns_endpoint,
+        apns_ca_file=config.apns_ca_file,
+        fcm_url=config.fcm_endpoint,
+        fcm_ca_file=config.fcm_ca_file,
+        apns_connections=config.apns_connections,
+    )
+    providers = ProviderRegistry(apps, simulator, clock, endpoints)
     dispatcher = Dispatcher(
-        messages, SqlAudienceReader(db), provider_for, clock, signal, chunk_size=config.chunk_size
+        messages,
+        SqlAudienceReader(db),
+        providers.for_app,
+        clock,
+        signal,
+        chunk_size=config.chunk_size,
     )
     scheduler = Scheduler(messages, dispatcher, clock, poll_interval=config.scheduler_poll_interval)
     publishing = PublishingService(
         messages, clock, config.limits, check_publish_size, signal, on_published=scheduler.wake
     )
-    return scheduler, publishing
+    return scheduler, publishing, providers
 
 
 def _add_services(

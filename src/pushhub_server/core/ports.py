@@ -26,11 +26,13 @@ from .models import (
     ApiKey,
     App,
     CleanupTarget,
+    FailureReason,
     Page,
     Platform,
     Registration,
     RegistrationFilter,
     RegistrationInput,
+    RequestState,
     TrackedRequest,
     UpsertResult,
 )
@@ -125,6 +127,25 @@ class TrackingRepository(Protocol):
     async def get_many(
         self, app_id: str, request_ids: Sequence[str]
     ) -> Mapping[str, TrackedRequest]: ...
+
+    async def finish(
+        self,
+        app_id: str,
+        request_id: str,
+        state: RequestState,
+        reason: FailureReason | None,
+    ) -> None:
+        """Ends a PENDING request (after its dry-run verification)."""
+
+
+class RegistrationVerifier(Protocol):
+    """Customer Insights - Journeys' dry run: a silent send proves a token works."""
+
+    async def applies(self, app_id: str, platform: Platform) -> bool:
+        """True when the app delivers to this platform through a real provider."""
+
+    async def verify(self, app_id: str, platform: Platform, device_token: str) -> bool:
+        """Sends a notification the user never sees; True when the provider accepted it."""
 
 
 class WebhookSender(Protocol):

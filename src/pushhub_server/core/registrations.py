@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -36,7 +38,12 @@ from .models import (
     UpsertResult,
 )
 from .pagination import clamp_page_size, decode_cursor, encode_cursor
-from .ports import RegistrationRepository, TrackingRepository, WebhookSender
+from .ports import (
+    RegistrationRepository,
+    RegistrationVerifier,
+    TrackingRepository,
+    WebhookSender,
+)
 from .selector import parse_selector
 from .validation import (
     check_count,
@@ -50,6 +57,7 @@ from .validation import (
 )
 
 DEFAULT_CHANNEL = "default"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -231,12 +239,15 @@ class RegistrationService:
         webhooks: WebhookSender,
         clock: Clock,
         limits: Limits,
+        verifier: RegistrationVerifier | None = None,
     ) -> None:
         self._registrations = registrations
         self._tracking = tracking
         self._webhooks = webhooks
         self._clock = clock
         self._limits = limits
+        self._verifier = verifier
+        self._verifications: set[asyncio.Task[None]] = set()
         # Concurrent RegisterDevice calls share write transactions (group commit).
         self._batcher = UpsertBatcher(self._upsert_now, limits.batch_items)
 
@@ -312,6 +323,8 @@ class RegistrationService:
     ) -> list[RegisterOutcome | PushHubError]:
         outcomes: list[RegisterOutcome | PushHubError] = []
         tracked: list[TrackedRequest] = []
+        to_verify: list[tuple[TrackedRequest, Registration]] = []
+        verified_platforms: dict[Platform, bool] = {}
         for draft, result in zip(drafts, results, strict=True):
             if not draft.track:
                 outcomes.append(
@@ -319,13 +332,60 @@ class RegistrationService:
                 )
                 continue
             request = _tracked_request(principal.app_id, draft, result, self._limits)
+            if request.state is RequestState.SUCCESS and isinstance(result, UpsertResult):
+                registration = result.registration
+                if await self._needs_dry_run(principal.app_id, registration, verified_platforms):
+                    request = replace(request, state=RequestState.PENDING)
+                    to_verify.append((request, registration))
             tracked.append(request)
             outcomes.append(_with_request_id(result, request.request_id))
         if tracked:
             await self._tracking.record(tracked, self._clock.now())
             for request in tracked:
-                self._notify(principal, request)
+                if request.state is not RequestState.PENDING:
+                    self._notify(principal, request)
+            for request, registration in to_verify:
+                self._start_verification(principal, request, registration)
         return outcomes
+
+    async def _needs_dry_run(
+        self, app_id: str, registration: Registration, known: dict[Platform, bool]
+    ) -> bool:
+        if self._verifier is None:
+            return False
+        platform = registration.platform
+        if platform not in known:
+            known[platform] = await self._verifier.applies(app_id, platform)
+        return known[platform]
+
+    def _start_verification(
+        self, principal: Principal, request: TrackedRequest, registration: Registration
+    ) -> None:
+        task = asyncio.create_task(self._verify(principal, request, registration))
+        self._verifications.add(task)
+        task.add_done_callback(self._verifications.discard)
+
+    async def _verify(
+        self, principal: Principal, request: TrackedRequest, registration: Registration
+    ) -> None:
+        """PENDING until the silent send answers; then SUCCESS or DRY_RUN_SENDING_FAILED."""
+        assert self._verifier is not None
+        try:
+            accepted = await self._verifier.verify(
+                principal.app_id, registration.platform, registration.device_token
+            )
+        except Exception:
+            _log.exception("dry-run verification of %s failed", request.request_id)
+            accepted = False
+        state = RequestState.SUCCESS if accepted else RequestState.FAILED
+        reason = None if accepted else FailureReason.DRY_RUN_SENDING_FAILED
+        await self._tracking.finish(principal.app_id, request.request_id, state, reason)
+        self._notify(principal, replace(request, state=state, failure_reason=reason))
+
+    async def drain(self, timeout: float) -> None:
+        """Lets dry-run verifications in flight finish (on shutdown)."""
+        if self._verifications:
+            await asyncio.wait(set(self._verifications), timeout=timeout)
 
     def _notify(self, principal: Principal, request: TrackedRequest) -> None:
         if not request.callback_url:

@@ -29,6 +29,18 @@ class SqlTrackingRepository:
         async with self._db.write() as conn:
             await conn.execute(tracked_requests.insert(), rows)
 
+    async def finish(
+        self,
+        app_id: str,
+        request_id: str,
+        state: RequestState,
+        reason: FailureReason | None,
+    ) -> None:
+        mine = sa.and_(tracked_requests.c.app_id == app_id, tracked_requests.c.id == request_id)
+        values = {"state": int(state), "failure_reason": None if reason is None else int(reason)}
+        async with self._db.write() as conn:
+            await conn.execute(sa.update(tracked_requests).where(mine).values(values))
+
     async def get_many(
         self, app_id: str, request_ids: Sequence[str]
     ) -> Mapping[str, TrackedRequest]:
