@@ -19,7 +19,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.delivery.payloads import render_fcm
 from pushhub_server.delivery.providers.base import RetryPolicy
-from pushhub_server.delivery.providers.fcm import ENDPOINT_VARIABLE, FcmProvider
+from pushhub_server.delivery.providers.fcm import FcmProvider
 from pushhub_server.delivery.providers.google_auth import (
     REFRESH_MARGIN,
     ServiceAccount,
@@ -334,17 +334,6 @@ async def test_validate_checks_without_delivering(provider: FcmProvider, fcm: Fa
 
 
 # ------------------------------------------------------------------ configuration and volume
-
-
-async def test_the_endpoint_comes_from_the_environment(
-    open_provider: OpenProvider, fcm: FakeFcm, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(ENDPOINT_VARIABLE, fcm.base_url)
-    provider = open_provider(endpoint=None)
-
-    results = await provider.send([delivery("device-a")])
-
-    assert outcomes(results) == [SENT]
 
 
 async def test_a_batch_of_5000_is_delivered_over_multiplexed_http2(

@@ -31,7 +31,6 @@ import email.utils
 import json
 import logging
 import math
-import os
 import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
@@ -45,7 +44,6 @@ from .google_auth import ServiceAccount, ServiceAccountTokens, TokenError
 from .http2 import Http2Client, Http2Request, Http2Response
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
-ENDPOINT_VARIABLE = "PUSHHUB_FCM_ENDPOINT"
 
 _FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 _BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
@@ -64,7 +62,7 @@ logger = logging.getLogger(__name__)
 class FcmProvider:
     """core.ports.DeliveryProvider for one app's Firebase project.
 
-    ``endpoint`` defaults to $PUSHHUB_FCM_ENDPOINT, then Google's host. ``ca_file``
+    ``endpoint`` overrides Google's host (config: PUSHHUB_FCM_ENDPOINT). ``ca_file``
     replaces the system trust store, for FCM and for the token endpoint alike.
     ``max_connections`` bounds HTTP/2 connections; each carries as many concurrent
     streams as FCM's SETTINGS_MAX_CONCURRENT_STREAMS allows.
@@ -88,7 +86,7 @@ class FcmProvider:
         self._client = Http2Client(
             max_connections=max_connections, ca_file=ca_file, timeout=timeout
         )
-        base = (endpoint or os.environ.get(ENDPOINT_VARIABLE) or FCM_ENDPOINT).rstrip("/")
+        base = (endpoint or FCM_ENDPOINT).rstrip("/")
         project = urllib.parse.quote(account.project_id, safe="")
         self._url = f"{base}/v1/projects/{project}/messages:send"
 

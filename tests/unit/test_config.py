@@ -1,0 +1,36 @@
+"""Config.from_env: every documented variable reaches its setting."""
+
+from __future__ import annotations
+
+from pushhub_server.config import DEFAULT_DATABASE_URL, DEFAULT_LISTEN, Config
+
+
+def test_defaults() -> None:
+    config = Config.from_env({})
+    assert config.database_url == DEFAULT_DATABASE_URL
+    assert config.listen == DEFAULT_LISTEN == "127.0.0.1:50051"
+    assert config.admin_token is None and config.secret_key is None
+    assert config.apns_endpoint is None and config.fcm_endpoint is None
+
+
+def test_every_variable() -> None:
+    config = Config.from_env(
+        {
+            "PUSHHUB_DATABASE_URL": "postgresql+asyncpg://u@h/db",
+            "PUSHHUB_LISTEN": "0.0.0.0:6000",
+            "PUSHHUB_ADMIN_TOKEN": "admin",
+            "PUSHHUB_SECRET_KEY": "secret",
+            "PUSHHUB_APNS_ENDPOINT": "https://apns.test:8443",
+            "PUSHHUB_APNS_CA_FILE": "/ca/apns.pem",
+            "PUSHHUB_FCM_ENDPOINT": "https://fcm.test:9443",
+            "PUSHHUB_FCM_CA_FILE": "/ca/fcm.pem",
+            "PUSHHUB_CHUNK_SIZE": "250",
+            "PUSHHUB_SIMULATOR_RECORDS": "0",
+        }
+    )
+    assert config.database_url == "postgresql+asyncpg://u@h/db"
+    assert config.listen == "0.0.0.0:6000"
+    assert (config.admin_token, config.secret_key) == ("admin", "secret")
+    assert (config.apns_endpoint, config.apns_ca_file) == ("https://apns.test:8443", "/ca/apns.pem")
+    assert (config.fcm_endpoint, config.fcm_ca_file) == ("https://fcm.test:9443", "/ca/fcm.pem")
+    assert config.chunk_size == 250 and config.simulator_records is False
