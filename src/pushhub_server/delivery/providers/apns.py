@@ -26,8 +26,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -181,7 +180,7 @@ class ApnsProvider:
             return _TIMEOUT if response.timed_out else _TRANSPORT
         reason = _reason(response.body) or f"HTTP{status}"
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.header("retry-after"), self._clock.now())
+            retry_after = response.retry_after(self._clock.now())
             return DeliveryResult(DeliveryOutcome.RETRY, reason, retry_after)
         if status == 410 or (status == 400 and reason in _INVALID_TOKEN_REASONS):
             return DeliveryResult(DeliveryOutcome.INVALID_TOKEN, reason)
@@ -214,20 +213,3 @@ def _reason(body: bytes) -> str | None:
     except (ValueError, AttributeError):
         return None
     return reason if isinstance(reason, str) and reason else None
-
-
-def _retry_after(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds: either delay-seconds or an HTTP-date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:  # "-0000": UTC, per RFC 5322
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)

@@ -27,14 +27,12 @@ Retries themselves belong to base.RetryPolicy, as for every provider.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
-import math
 import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pushhub_server.core.clock import Clock, SystemClock
@@ -164,7 +162,7 @@ def classify(response: Http2Response, now: datetime) -> DeliveryResult:
     if reason in _INVALID_TOKEN_CODES or (reason == "INVALID_ARGUMENT" and _about_token(error)):
         return DeliveryResult(DeliveryOutcome.INVALID_TOKEN, reason)
     if response.status == 429 or response.status >= 500 or reason in _RETRYABLE_CODES:
-        retry_after = parse_retry_after(response.header("retry-after"), now)
+        retry_after = response.retry_after(now)
         return DeliveryResult(DeliveryOutcome.RETRY, reason, retry_after)
     return DeliveryResult(DeliveryOutcome.REJECTED, reason)
 
@@ -172,27 +170,6 @@ def classify(response: Http2Response, now: datetime) -> DeliveryResult:
 def token_failure(error: TokenError) -> DeliveryResult:
     outcome = DeliveryOutcome.RETRY if error.retryable else DeliveryOutcome.REJECTED
     return DeliveryResult(outcome, f"OAUTH2_{error.reason.upper()}")
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return _seconds_until(value, now)
-    return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _seconds_until(http_date: str, now: datetime) -> float | None:
-    try:
-        moment = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:  # "-0000": RFC 5322's "UTC, source zone unknown"
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
 
 
 def _error_of(body: bytes) -> dict[str, Any]:

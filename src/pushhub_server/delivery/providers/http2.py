@@ -25,8 +25,11 @@ a transport failure reaches the caller only when fresh connections did not help.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pycurl
 
@@ -70,6 +73,27 @@ class Http2Response:
             if line[: len(prefix)].lower() == prefix:
                 return line[len(prefix) :].decode("latin-1").strip()
         return None
+
+    def retry_after(self, now: datetime) -> float | None:
+        """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
+        value = self.header("retry-after")
+        if not value:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            return _seconds_until(value, now)
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+
+
+def _seconds_until(http_date: str, now: datetime) -> float | None:
+    try:
+        moment = email.utils.parsedate_to_datetime(http_date)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:  # "-0000": RFC 5322's "UTC, source zone unknown"
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - now).total_seconds(), 0.0)
 
 
 class _Batch:
