@@ -211,3 +211,23 @@ async def test_expired_and_invalidated_are_left_out(
 ) -> None:
     before_expiry = await reader.page(app_id, Audience(broadcast=True), None, 10, NOW)
     assert {r.registration_id for r in before_expiry} == {names[n] for n in (*LIVE, "expired")}
+
+
+async def test_re_registering_an_invalidated_token_revives_it(
+    reader: SqlAudienceReader,
+    registrations: SqlRegistrationRepository,
+    names: dict[str, str],
+    app_id: str,
+) -> None:
+    """A device that registers its token again has a working token again."""
+    stored = await registrations.get(app_id, names["invalid"], NOW)
+    assert stored is not None
+    platform, channels, tags, user = DEVICES["invalid"]
+    item = device(
+        stored.device_token, platform=platform, channels=channels, tags=tags, user_id=user
+    )
+    revived = await upsert_one(registrations, app_id, item)
+    assert revived.registration.registration_id == names["invalid"]
+    assert not revived.unchanged
+    everyone_now = await reader.page(app_id, Audience(broadcast=True), None, 10, NOW)
+    assert names["invalid"] in {r.registration_id for r in everyone_now}

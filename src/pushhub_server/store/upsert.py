@@ -27,7 +27,12 @@ _STORED_COLUMNS = (
     registrations.c.id,
     registrations.c.platform,
     registrations.c.token_hash,
-    registrations.c.fingerprint,
+    # An invalidated row reads as changed, so re-registering its token revives it
+    # (the update clears invalidated_at) instead of answering "unchanged".
+    sa.case(
+        (registrations.c.invalidated_at.is_not(None), sa.literal_column("''")),
+        else_=registrations.c.fingerprint,
+    ).label("fingerprint"),
     registrations.c.expires_at,
     registrations.c.created_at,
     registrations.c.updated_at,
@@ -110,7 +115,7 @@ _INSERT_REGISTRATION = BulkInsert(
     "updated_at",
 )
 _UPDATE_REGISTRATION = BulkUpdate(
-    registrations, *CONTENT_COLUMNS, "token_hash", "fingerprint", "updated_at"
+    registrations, *CONTENT_COLUMNS, "token_hash", "fingerprint", "invalidated_at", "updated_at"
 )
 _PARK_TOKEN = BulkUpdate(registrations, "token_hash")
 _INSERT_SUBSCRIPTION = BulkInsert(
@@ -191,7 +196,7 @@ class BulkUpsert:
         await _UPDATE_REGISTRATION.run(
             conn,
             [
-                (*content_values(slot.item), slot.key[1], slot.fingerprint, now, slot.id)
+                (*content_values(slot.item), slot.key[1], slot.fingerprint, None, now, slot.id)
                 for slot in updates
             ],
         )
