@@ -26,6 +26,9 @@ an optional ``Retry-After``; ``goaway_after`` sends GOAWAY (last-stream-id = the
 last answered stream) after N more requests and closes the connection, leaving
 whatever else was in flight unanswered; ``drop_after`` closes the TCP connection
 after N more requests without a word. Each fires once.
+
+``held``: requests for these device tokens get no answer until ``release_held()``,
+so a test can look at the sender while its request is in flight.
 """
 
 from __future__ import annotations
@@ -139,6 +142,8 @@ class FakeApns:
         self.unregistered: set[str] = set()
         self.bad_tokens: set[str] = set()
         self.other_topic_tokens: set[str] = set()
+        self.held: set[str] = set()
+        self._held_streams: list[tuple[_Connection, int]] = []
         self.requests: list[ReceivedRequest] = []
         self.connections = 0
         # The most streams any connection had open at once: proof of multiplexing.
@@ -175,7 +180,28 @@ class FakeApns:
             await self._server.wait_closed()
 
     def fail_next(self, count: int, status: int = 503, retry_after: str | None = None) -> None:
-        self._failure = _Failure(count, status, retry_after)
+        """The next ``count`` requests fail; ``fail_next(0)`` disarms what is left."""
+        self._failure = _Failure(count, status, retry_after) if count > 0 else None
+
+    @property
+    def held_requests(self) -> int:
+        """How many requests are waiting for release_held()."""
+        return len(self._held_streams)
+
+    def release_held(self) -> None:
+        """Answers the held requests now, and holds no more."""
+        self.held.clear()
+        held, self._held_streams = self._held_streams, []
+        for connection, stream_id in held:
+            connection.answer_held(stream_id)
+
+    def hold(self, connection: _Connection, stream_id: int, path: str) -> bool:
+        """True when the request for `path` must wait for release_held()."""
+        match = _PATH.fullmatch(path)
+        if match is None or match.group(1) not in self.held:
+            return False
+        self._held_streams.append((connection, stream_id))
+        return True
 
     def goaway_after(self, count: int) -> None:
         self._goaway_in = count
@@ -399,7 +425,9 @@ class _Connection(asyncio.Protocol):
             self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             assert event.stream_id is not None
-            self._respond(event.stream_id)
+            path = dict(self._streams[event.stream_id].headers).get(":path", "")
+            if not self._fake.hold(self, event.stream_id, path):
+                self._respond(event.stream_id)
         elif isinstance(event, h2.events.StreamReset):
             self._streams.pop(event.stream_id or 0, None)
         elif isinstance(event, h2.events.ConnectionTerminated):
@@ -422,6 +450,12 @@ class _Connection(asyncio.Protocol):
         elif action == "drop":
             self._closing = True
             self.abort()
+
+    def answer_held(self, stream_id: int) -> None:
+        if self._closing or stream_id not in self._streams:
+            return  # the connection or the stream went away meanwhile
+        self._respond(stream_id)
+        self._flush()
 
     def _close(self) -> None:
         """Sends what is queued (GOAWAY included), then closes; later frames are ignored."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import Any
@@ -47,6 +48,9 @@ class Database:
         if sa.make_url(url).get_backend_name() != "sqlite":
             engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
             return cls(engine, engine)
+        # aiosqlite logs each statement with its parameters at DEBUG, and credentials
+        # are stored unsealed without PUSHHUB_SECRET_KEY: keep them out of the log.
+        logging.getLogger("aiosqlite").setLevel(logging.INFO)
         writer = create_async_engine(url, pool_size=1, max_overflow=0)
         reader = create_async_engine(url, pool_size=4, max_overflow=4)
         _configure_sqlite(writer)
