@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 
-from pushhub_server.core.messages import Delivery, DeliveryOutcome
+from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 
+from .providers.base import RetryPolicy
+from .providers.fcm import FcmProvider
 from .providers.registry import ProviderRegistry
 
 _BACKGROUND_PUSH = json.dumps({"aps": {"content-available": 1}}, separators=(",", ":")).encode()
 
 
 class DryRunVerifier:
-    def __init__(self, providers: ProviderRegistry) -> None:
+    def __init__(self, providers: ProviderRegistry, retry: RetryPolicy | None = None) -> None:
         self._providers = providers
+        # A 429 or 503 at registration time is the provider's trouble, not the token's.
+        self._retry = retry or RetryPolicy()
 
     async def applies(self, app_id: str, platform: Platform) -> bool:
         if platform is Platform.APNS:
@@ -43,7 +48,7 @@ class DryRunVerifier:
             "apns-id": str(uuid.uuid4()),
         }
         delivery = _delivery(app_id, Platform.APNS, device_token, _BACKGROUND_PUSH, headers)
-        [result] = await provider.send([delivery])
+        [result] = await self._retry.send(provider, [delivery])
         return result.outcome is DeliveryOutcome.SENT
 
     async def _verify_fcm(self, app_id: str, device_token: str) -> bool:
@@ -52,8 +57,19 @@ class DryRunVerifier:
             return False
         body = {"message": {"token": device_token, "data": {"pushhub": "verification"}}}
         payload = json.dumps(body, separators=(",", ":")).encode()
-        result = await provider.validate(_delivery(app_id, Platform.FCM, device_token, payload, {}))
+        delivery = _delivery(app_id, Platform.FCM, device_token, payload, {})
+        [result] = await self._retry.send(_ValidateOnly(provider), [delivery])
         return result.outcome is DeliveryOutcome.SENT
+
+
+class _ValidateOnly:
+    """An FCM provider whose sends are validate_only dry runs."""
+
+    def __init__(self, provider: FcmProvider) -> None:
+        self._provider = provider
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        return [await self._provider.validate(delivery) for delivery in deliveries]
 
 
 def _delivery(
