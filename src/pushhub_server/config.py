@@ -29,6 +29,9 @@ class Config:
     webhook_attempts: int = 4
     # Recipients per dispatcher chunk: one checkpoint transaction each.
     chunk_size: int = 1000
+    # Seconds a claimed run stays its dispatcher's without a checkpoint; after a crash
+    # another process (or the restarted one) resumes the run once it runs out.
+    lease_seconds: float = 60.0
     # Longest the scheduler sleeps without a wake-up (another process may publish).
     scheduler_poll_interval: float = 5.0
     # False discards simulated deliveries instead of recording them (benchmarks).
@@ -52,6 +55,7 @@ class Config:
             sweep_interval=float(env.get("PUSHHUB_SWEEP_INTERVAL", "60")),
             grace_period=float(env.get("PUSHHUB_GRACE_PERIOD", "10")),
             chunk_size=int(env.get("PUSHHUB_CHUNK_SIZE", "1000")),
+            lease_seconds=float(env.get("PUSHHUB_LEASE_SECONDS", "60")),
             simulator_records=env.get("PUSHHUB_SIMULATOR_RECORDS", "1") != "0",
             apns_endpoint=env.get("PUSHHUB_APNS_ENDPOINT") or None,
             apns_ca_file=env.get("PUSHHUB_APNS_CA_FILE") or None,

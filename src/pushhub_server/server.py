@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -179,6 +180,7 @@ def _delivery(
         clock,
         signal,
         chunk_size=config.chunk_size,
+        lease=timedelta(seconds=config.lease_seconds),
     )
     scheduler = Scheduler(messages, dispatcher, clock, poll_interval=config.scheduler_poll_interval)
     publishing = PublishingService(

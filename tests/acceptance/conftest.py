@@ -9,7 +9,7 @@ import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
 
-from .harness import AppHandle, Stubs, create_app, start_test_server
+from .harness import AppHandle, StoreProbe, Stubs, create_app, start_test_server
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
@@ -45,3 +45,13 @@ async def app(stubs: Stubs, clock: ManualClock) -> AppHandle:
 @pytest_asyncio.fixture(loop_scope="session")
 async def other_app(stubs: Stubs, clock: ManualClock) -> AppHandle:
     return await create_app(stubs, clock, prefix="other")
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def store(server, empty_database: str) -> AsyncIterator[StoreProbe]:
+    """Reads the simulator's inbox and the messages table of the session server."""
+    probe = StoreProbe(empty_database)
+    try:
+        yield probe
+    finally:
+        await probe.close()

@@ -8,6 +8,7 @@ google.rpc.Status the server attaches to its trailing metadata.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
+import sqlalchemy as sa
 from google.protobuf import duration_pb2, timestamp_pb2
 from google.rpc import error_details_pb2, status_pb2
 
@@ -23,14 +25,18 @@ from pushhub.v1 import (
     admin_pb2,
     admin_pb2_grpc,
     common_pb2,
+    publish_pb2,
     publish_pb2_grpc,
     registration_pb2,
     registration_pb2_grpc,
     status_pb2_grpc,
 )
-from pushhub.v1 import status_pb2 as pushhub_status_pb2  # noqa: F401  (re-exported for tests)
+from pushhub.v1 import status_pb2 as pushhub_status_pb2
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.messages import InboxEntry
+from pushhub_server.store import Database, SqlInbox
+from pushhub_server.store.schema import messages as messages_table
 from tests.conftest import ADMIN_TOKEN
 
 APNS = common_pb2.PLATFORM_APNS
@@ -145,6 +151,23 @@ class AppHandle:
                 return found
         raise AssertionError("ListRegistrations never ended")
 
+    async def publish(self, auth: Metadata | None = None, **fields) -> publish_pb2.PublishResponse:
+        request = publish_pb2.PublishRequest(**fields)
+        return await self.stubs.publish.Publish(request, metadata=auth or self.server())
+
+    async def cancel(
+        self, message_id: str, auth: Metadata | None = None
+    ) -> publish_pb2.CancelMessageResponse:
+        request = publish_pb2.CancelMessageRequest(message_id=message_id)
+        return await self.stubs.publish.CancelMessage(request, metadata=auth or self.server())
+
+    async def status(
+        self, message_id: str, auth: Metadata | None = None
+    ) -> pushhub_status_pb2.MessageStatus:
+        request = pushhub_status_pb2.GetMessageStatusRequest(message_id=message_id)
+        response = await self.stubs.status.GetMessageStatus(request, metadata=auth or self.server())
+        return response.status
+
 
 async def create_app(stubs: Stubs, clock: ManualClock, prefix: str = "acceptance") -> AppHandle:
     name = f"{prefix}-{uuid.uuid4().hex}"
@@ -160,6 +183,85 @@ async def wait_until_wall_clock_passes(clock: ManualClock) -> None:
     lead = (clock.now() - datetime.now(UTC)).total_seconds()
     if lead > -1:
         await asyncio.sleep(lead + 1.05)
+
+
+# ------------------------------------------------------------ publishing ----
+
+SCHEDULED = common_pb2.MESSAGE_STATE_SCHEDULED
+PUBLISHING = common_pb2.MESSAGE_STATE_PUBLISHING
+PUBLISHED = common_pb2.MESSAGE_STATE_PUBLISHED
+FAILED = common_pb2.MESSAGE_STATE_FAILED
+CANCELLED = common_pb2.MESSAGE_STATE_CANCELLED
+TERMINAL = (PUBLISHED, FAILED, CANCELLED)
+
+
+async def settle(
+    server, app: AppHandle, message_id: str, *, runs: int | None = None, timeout: float = 10.0
+) -> pushhub_status_pb2.MessageStatus:
+    """Drives the scheduler until the message is terminal, or (with `runs`) has finished
+    that many runs and is not mid-run; returns its status.
+
+    The server's own scheduler loop may claim the run first, so this polls the
+    status rather than trusting run_due's count. Never sleeps more than 20 ms at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await server.scheduler.run_due()
+        status = await app.status(message_id)
+        if status.state in TERMINAL:
+            return status
+        if runs is not None and status.run_count >= runs and status.state != PUBLISHING:
+            return status
+        if loop.time() > deadline:
+            raise AssertionError(f"message {message_id} did not settle: {status}")
+        await asyncio.sleep(0.02)
+
+
+class StoreProbe:
+    """Reads what the server stored, straight from its database (the simulator's inbox)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._db = Database.from_url(database_url)
+        self._inbox = SqlInbox(self._db)
+
+    async def close(self) -> None:
+        await self._db.dispose()
+
+    async def deliveries(
+        self, app: AppHandle, message_id: str | None = None, registration_id: str | None = None
+    ) -> list[InboxEntry]:
+        """What the simulator delivered for the app, oldest first."""
+        entries = await self._inbox.list(app.app_id, registration_id, message_id, 100_000)
+        return entries[::-1]
+
+    async def payloads(self, app: AppHandle, message_id: str) -> dict[str, dict]:
+        """registration id → its delivered payload (parsed); each delivered once."""
+        entries = await self.deliveries(app, message_id)
+        found = {entry.registration_id: json.loads(entry.payload) for entry in entries}
+        assert len(found) == len(entries), "a registration was delivered twice"
+        return found
+
+    async def recipients(self, app: AppHandle, message_id: str) -> list[str]:
+        """Registration ids delivered for the message, sorted, with repeats."""
+        return sorted(entry.registration_id for entry in await self.deliveries(app, message_id))
+
+    async def message_count(self, app: AppHandle) -> int:
+        query = (
+            sa.select(sa.func.count())
+            .select_from(messages_table)
+            .where(messages_table.c.app_id == app.app_id)
+        )
+        async with self._db.read() as conn:
+            return int((await conn.execute(query)).scalar_one())
+
+
+def platform_counts(status: pushhub_status_pb2.MessageStatus) -> dict[int, tuple[int, int, int]]:
+    """platform → (targeted, sent, failed)."""
+    return {
+        counts.platform: (counts.targeted_count, counts.sent_count, counts.failed_count)
+        for counts in status.platform_counts
+    }
 
 
 # ---------------------------------------------------------------- values ----

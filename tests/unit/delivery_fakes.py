@@ -253,6 +253,9 @@ class CountingSignal:
     async def wait(self, message_id: str, timeout: float) -> None:
         raise NotImplementedError
 
+    def listen(self, message_id: str):
+        raise NotImplementedError
+
 
 class NoSleep:
     """RetryPolicy.sleep that records the delays instead of sleeping."""

@@ -34,3 +34,8 @@ def test_every_variable() -> None:
     assert (config.apns_endpoint, config.apns_ca_file) == ("https://apns.test:8443", "/ca/apns.pem")
     assert (config.fcm_endpoint, config.fcm_ca_file) == ("https://fcm.test:9443", "/ca/fcm.pem")
     assert config.chunk_size == 250 and config.simulator_records is False
+
+
+def test_lease_seconds() -> None:
+    assert Config.from_env({}).lease_seconds == 60.0
+    assert Config.from_env({"PUSHHUB_LEASE_SECONDS": "2.5"}).lease_seconds == 2.5

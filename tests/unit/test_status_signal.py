@@ -54,3 +54,31 @@ async def test_a_waiter_that_starts_after_a_notify_survives_the_earlier_waiters_
     signal.notify("m-1")
     await asyncio.wait_for(late, 1)
     assert signal._waiters == {}
+
+
+async def test_a_listener_keeps_a_notify_that_comes_between_its_waits() -> None:
+    # A watcher reads the status, then waits: a change during the read must not be lost.
+    signal = InProcessStatusSignal()
+    listener = signal.listen("m-1")
+    signal.notify("m-1")  # while the watcher is "reading"
+    await asyncio.wait_for(listener.wait(5), 0.5)  # returns at once
+    waiting = asyncio.create_task(listener.wait(5))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()  # the remembered notify was used up
+    signal.notify("m-1")
+    await asyncio.wait_for(waiting, 1)
+    listener.close()
+    assert signal._waiters == {}
+
+
+async def test_a_listener_times_out_and_hears_only_its_message() -> None:
+    signal = InProcessStatusSignal()
+    listener = signal.listen("m-1")
+    signal.notify("m-2")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await listener.wait(0.05)
+    assert loop.time() - started >= 0.04
+    listener.close()
+    listener.close()  # idempotent
+    assert signal._waiters == {}

@@ -53,12 +53,28 @@ class Published:
     state: MessageState
 
 
+class StatusListener(Protocol):
+    """One watcher's subscription to a message's changes."""
+
+    async def wait(self, timeout: float) -> None:
+        """Returns at once if notified since the last wait (or since listen), else on
+        the next notify, or after timeout seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class StatusSignal(Protocol):
     """Wakes watchers when a message's status may have changed."""
 
     def notify(self, message_id: str) -> None: ...
 
     async def wait(self, message_id: str, timeout: float) -> None: ...
+
+    def listen(self, message_id: str) -> StatusListener:
+        """Starts listening now, so a change made while the watcher reads the status
+        is not lost before its next wait."""
+        ...
 
 
 @dataclass
@@ -118,14 +134,20 @@ class PublishingService:
         """Each distinct status until a terminal one; waits on the signal, not a busy loop."""
         require_server(principal, "watch message statuses")
         last: MessageStatus | None = None
-        while True:
-            current = await self._status(principal.app_id, message_id)
-            if current != last:
-                yield current
-                last = current
-            if current.state.terminal:
-                return
-            await self.signal.wait(message_id, self.watch_poll_seconds)
+        # Listening before each read: a notify that lands during the read or the
+        # yield wakes the next wait at once instead of being lost until the poll.
+        listener = self.signal.listen(message_id)
+        try:
+            while True:
+                current = await self._status(principal.app_id, message_id)
+                if current != last:
+                    yield current
+                    last = current
+                if current.state.terminal:
+                    return
+                await listener.wait(self.watch_poll_seconds)
+        finally:
+            listener.close()
 
     async def _status(self, app_id: str, message_id: str) -> MessageStatus:
         if message_id:

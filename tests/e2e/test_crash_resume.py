@@ -1,0 +1,300 @@
+"""Crash and resume: kill -9 the server in the middle of a 20,000-recipient fan-out.
+
+The server runs as a real subprocess (`python -m pushhub_server serve`) with
+chunks of 500 recipients (40 chunks) and a 2-second dispatcher lease
+(PUSHHUB_LEASE_SECONDS), so the restarted process claims the abandoned run
+quickly. After the restart every recipient must have been delivered, with at
+most one chunk delivered twice (issue 3, section 4; DESIGN.md, Delivery pipeline).
+
+The database follows the suite: a temporary SQLite file, or, on the PostgreSQL
+pass (PUSHHUB_TEST_DATABASE_URL), a database of its own created and dropped
+here, since the in-process servers of the other suites share the test database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from pushhub.v1 import (
+    common_pb2,
+    publish_pb2,
+    publish_pb2_grpc,
+    registration_pb2,
+    registration_pb2_grpc,
+    status_pb2,
+    status_pb2_grpc,
+)
+
+pytestmark = pytest.mark.slow
+
+RECIPIENTS = 20_000
+CHUNK = 500
+BATCH = 1_000
+LEASE_SECONDS = 2
+# Kill once at least this many chunks were delivered (and the run is not finished).
+KILL_AFTER_CHUNKS = 3
+STARTUP_TIMEOUT = 30.0
+RESUME_TIMEOUT = 60.0
+
+
+# ---------------------------------------------------------------- database ----
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def crash_database(tmp_path: Path) -> AsyncIterator[str]:
+    """A database of this test's own, on the backend the suite runs on."""
+    test_url = os.environ.get("PUSHHUB_TEST_DATABASE_URL", "")
+    if not test_url.startswith("postgresql"):
+        yield f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
+        return
+    name = f"pushhub_crash_test_{os.getpid()}"
+    base = sa.make_url(test_url)
+    admin = create_async_engine(
+        base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
+    async with admin.connect() as conn:
+        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+# ------------------------------------------------------------------ server ----
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+class Launcher:
+    """Starts `python -m pushhub_server ...` with the test's environment."""
+
+    def __init__(self, database_url: str, workdir: Path) -> None:
+        self.workdir = workdir
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("PUSHHUB_")},
+            "PUSHHUB_DATABASE_URL": database_url,
+            "PUSHHUB_CHUNK_SIZE": str(CHUNK),
+            "PUSHHUB_LEASE_SECONDS": str(LEASE_SECONDS),
+            "PUSHHUB_SECRET_KEY": "crash-test-secret",
+        }
+        self.started: list[subprocess.Popen] = []
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pushhub_server", *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    async def serve(self) -> ServerProcess:
+        port = free_port()
+        log = self.workdir / f"server-{len(self.started)}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"],
+                env=self.env,
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.started.append(process)
+        server = ServerProcess(process, port, log)
+        await wait_until_serving(server)
+        return server
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+            process.wait(10)
+
+
+async def wait_until_serving(server: ServerProcess) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STARTUP_TIMEOUT
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while True:
+            assert server.process.poll() is None, f"server exited:\n{server.output()}"
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            assert loop.time() < deadline, f"server never served:\n{server.output()}"
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+def launcher(crash_database: str, tmp_path: Path) -> Iterator[Launcher]:
+    launcher = Launcher(crash_database, tmp_path)
+    try:
+        yield launcher
+    finally:
+        launcher.kill_all()
+
+
+# ------------------------------------------------------------------ client ----
+
+
+@dataclass
+class Client:
+    channel: grpc.aio.Channel
+    server_key: str
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {self.server_key}"),)
+
+    async def register_all(self, count: int) -> None:
+        stub = registration_pb2_grpc.DeviceRegistrationServiceStub(self.channel)
+
+        async def batches() -> AsyncIterator[registration_pb2.RegisterDevicesRequest]:
+            for start in range(0, count, BATCH):
+                yield registration_pb2.RegisterDevicesRequest(
+                    registrations=[
+                        registration_pb2.RegisterDeviceRequest(
+                            platform=common_pb2.PLATFORM_APNS if n % 2 else common_pb2.PLATFORM_FCM,
+                            device_token=f"crash-{n:06d}-{uuid.uuid4().hex}",
+                            channels=["all"],
+                        )
+                        for n in range(start, min(start + BATCH, count))
+                    ]
+                )
+
+        registered = 0
+        async for response in stub.RegisterDevices(batches(), metadata=self.metadata):
+            for result in response.results:
+                assert result.WhichOneof("outcome") == "response", result
+                registered += 1
+        assert registered == count
+
+    async def publish_broadcast(self) -> str:
+        stub = publish_pb2_grpc.PublishServiceStub(self.channel)
+        response = await stub.Publish(
+            publish_pb2.PublishRequest(broadcast=True, message="survive a crash"),
+            metadata=self.metadata,
+        )
+        assert response.status == publish_pb2.PUBLISH_STATUS_SCHEDULED
+        return response.message_id
+
+    async def status(self, message_id: str) -> status_pb2.MessageStatus:
+        stub = status_pb2_grpc.StatusServiceStub(self.channel)
+        response = await stub.GetMessageStatus(
+            status_pb2.GetMessageStatusRequest(message_id=message_id), metadata=self.metadata
+        )
+        return response.status
+
+
+async def delivered(engine: AsyncEngine, message_id: str) -> tuple[int, int]:
+    """(deliveries, distinct registrations) the simulator recorded for the message."""
+    query = sa.text(
+        "SELECT count(*), count(DISTINCT registration_id) FROM inbox WHERE message_id = :m"
+    )
+    async with engine.connect() as conn:
+        total, distinct = (await conn.execute(query, {"m": message_id})).one()
+    return int(total), int(distinct)
+
+
+# -------------------------------------------------------------------- test ----
+
+
+async def test_kill_9_mid_fanout_then_resume(crash_database: str, launcher: Launcher) -> None:
+    created = json.loads(launcher.cli("apps", "create", "crash", "--json"))
+    engine = create_async_engine(crash_database, poolclass=sa.NullPool)
+    loop = asyncio.get_running_loop()
+    try:
+        first = await launcher.serve()
+        async with grpc.aio.insecure_channel(first.address) as channel:
+            client = Client(channel, created["server_key"])
+            await client.register_all(RECIPIENTS)
+            message_id = await client.publish_broadcast()
+
+            # Part-way: a few chunks delivered, the run not finished.
+            deadline = loop.time() + RESUME_TIMEOUT
+            while True:
+                total, _ = await delivered(engine, message_id)
+                if total >= KILL_AFTER_CHUNKS * CHUNK:
+                    break
+                assert loop.time() < deadline, f"no progress:\n{first.output()}"
+                await asyncio.sleep(0.005)
+            first.process.send_signal(signal.SIGKILL)
+            first.process.wait(10)
+        at_kill, _ = await delivered(engine, message_id)
+        assert at_kill < RECIPIENTS, (
+            f"the fan-out finished ({at_kill} deliveries) before the kill; nothing was tested"
+        )
+
+        second = await launcher.serve()
+        async with grpc.aio.insecure_channel(second.address) as channel:
+            client = Client(channel, created["server_key"])
+            deadline = loop.time() + RESUME_TIMEOUT
+            while (status := await client.status(message_id)).state != (
+                common_pb2.MESSAGE_STATE_PUBLISHED
+            ):
+                assert status.state == common_pb2.MESSAGE_STATE_PUBLISHING, status
+                assert loop.time() < deadline, f"never resumed: {status}\n{second.output()}"
+                await asyncio.sleep(0.1)
+
+        total, distinct = await delivered(engine, message_id)
+        assert distinct == RECIPIENTS, f"lost {RECIPIENTS - distinct} recipients"
+        assert 0 <= total - distinct <= CHUNK, f"{total - distinct} duplicates (> one chunk)"
+        # Counters are written with each checkpoint, so the resent chunk counts once.
+        assert (status.targeted_count, status.sent_count, status.failed_count) == (
+            RECIPIENTS,
+            RECIPIENTS,
+            0,
+        )
+        assert status.run_count == 1
+        async with engine.connect() as conn:
+            apps = await conn.execute(
+                sa.text("SELECT count(DISTINCT app_id) FROM inbox WHERE message_id = :m"),
+                {"m": message_id},
+            )
+            assert apps.scalar_one() == 1
+        print(f"killed after {at_kill} deliveries; {total - distinct} delivered twice")
+    finally:
+        await engine.dispose()
