@@ -28,6 +28,7 @@ from pushhub_server.core.messages import (
     Message,
     Recipient,
     Run,
+    new_delivery,
 )
 from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import AudienceReader, DeliveryProvider, MessageRepository
@@ -38,6 +39,9 @@ from .payloads import PayloadRenderer
 from .providers.base import RetryPolicy
 
 _log = logging.getLogger(__name__)
+
+# Recipients rendered without yielding to the event loop: about a millisecond.
+_RENDER_SLICE = 250
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
@@ -123,7 +127,12 @@ class Dispatcher:
     async def _send_chunk(self, run: Run, fanout: _Fanout, page: list[Recipient]) -> bool:
         """Sends one page and stores its checkpoint; False when the message was cancelled."""
         outcome = ChunkOutcome(cursor=page[-1].registration_id)
-        deliveries = fanout.deliveries(page, outcome)
+        deliveries: list[Delivery] = []
+        for start in range(0, len(page), _RENDER_SLICE):
+            if start:
+                # Let other work in: RPCs wait for the loop while a chunk renders.
+                await asyncio.sleep(0)
+            deliveries += fanout.deliveries(page[start : start + _RENDER_SLICE], outcome)
         if deliveries:
             results = await self._retry.send(fanout.provider, deliveries)
             _classify(deliveries, results, outcome)
@@ -144,16 +153,42 @@ class _Fanout:
     renderer: PayloadRenderer
 
     def deliveries(self, page: Sequence[Recipient], outcome: ChunkOutcome) -> list[Delivery]:
-        """The page's rendered deliveries; counts targets and render failures in outcome."""
+        """The page's rendered deliveries; counts targets and render failures in outcome.
+
+        Runs once per recipient, so it reads a recipient's metadata and templates only
+        when the message uses them (the store decodes them on first use), and keeps
+        everything else in locals.
+        """
+        message_id = self.message.message_id
+        app_id = self.message.app_id
+        render = self.renderer.body_and_headers
+        uses_metadata = self.renderer.uses_metadata
+        uses_templates = self.renderer.uses_templates
+        targeted = outcome.targeted
         deliveries = []
+        append = deliveries.append
         for recipient in page:
-            if recipient.selector and not self._selects(recipient.selector):
+            selector = recipient.selector
+            if selector and not self._selects(selector):
                 continue  # conditional delivery: not part of this message's audience
-            _add(outcome.targeted, recipient.platform)
+            platform = recipient.platform
+            targeted[platform] = targeted.get(platform, 0) + 1
+            token = recipient.device_token
             try:
-                deliveries.append(self._render(recipient))
+                body, headers = render(
+                    platform,
+                    token,
+                    recipient.metadata if uses_metadata else None,
+                    recipient.templates if uses_templates else None,
+                )
             except PushHubError as error:
-                _count_failure(outcome, recipient.platform, error.reason)
+                _count_failure(outcome, platform, error.reason)
+                continue
+            append(
+                new_delivery(
+                    message_id, app_id, recipient.registration_id, platform, token, body, headers
+                )
+            )
         return deliveries
 
     def _selects(self, selector: str) -> bool:
@@ -164,28 +199,15 @@ class _Fanout:
             # Stored selectors were validated; one the parser no longer accepts matches nothing.
             return False
 
-    def _render(self, recipient: Recipient) -> Delivery:
-        rendered = self.renderer.render(
-            recipient.platform, recipient.device_token, recipient.metadata, recipient.templates
-        )
-        return Delivery(
-            message_id=self.message.message_id,
-            app_id=self.message.app_id,
-            registration_id=recipient.registration_id,
-            platform=recipient.platform,
-            device_token=recipient.device_token,
-            payload=rendered.body,
-            headers=dict(rendered.headers),
-        )
-
 
 def _classify(
     deliveries: Sequence[Delivery], results: Sequence[DeliveryResult], outcome: ChunkOutcome
 ) -> None:
     """Counts sent and failed results; still-RETRY ones ran out of attempts and failed."""
+    sent = outcome.sent
     for delivery, result in zip(deliveries, results, strict=True):
         if result.outcome is DeliveryOutcome.SENT:
-            _add(outcome.sent, delivery.platform)
+            sent[delivery.platform] = sent.get(delivery.platform, 0) + 1
             continue
         if result.outcome is DeliveryOutcome.INVALID_TOKEN:
             outcome.invalid_registration_ids.append(delivery.registration_id)

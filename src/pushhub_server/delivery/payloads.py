@@ -175,7 +175,16 @@ class _ApnsIds:
 class _Prepared:
     """A platform payload split at its recipient slots, or the error every recipient gets."""
 
-    __slots__ = ("platform", "pieces", "slots", "message_slots", "fixed_size", "body", "headers")
+    __slots__ = (
+        "platform",
+        "pieces",
+        "slots",
+        "message_slots",
+        "fixed_size",
+        "body",
+        "headers",
+        "_token_only",
+    )
 
     def __init__(
         self,
@@ -194,13 +203,14 @@ class _Prepared:
         self.fixed_size = sum(len(piece) for piece in self.pieces)
         self.body = self.pieces[0] if not self.slots else None
         self.headers = headers
+        self._token_only = self.slots == (_TOKEN,)
         if self.fixed_size > limit:
             raise payload_too_large(field_name, platform, self.fixed_size, limit)
 
     def join(self, token: bytes, message: bytes) -> bytes:
         pieces = self.pieces
-        if self.slots == (_TOKEN,):
-            return b"".join((pieces[0], token, pieces[1]))
+        if self._token_only:
+            return pieces[0] + token + pieces[1]
         parts = [pieces[0]]
         for slot, piece in zip(self.slots, pieces[1:], strict=True):
             parts.append(token if slot == _TOKEN else message)
@@ -239,9 +249,11 @@ class PayloadRenderer:
         self.limit = limit
         self._now = now or datetime.now(UTC)
         self._message: MessageTemplate = compile_message(content.message)
-        self._message_value = (
-            _MESSAGE_SENTINEL if self._message.has_placeholders else content.message
-        )
+        # What a recipient's rendering reads besides its token: registration metadata
+        # only for {{name}} in message, its templates only when template_name is set.
+        self.uses_metadata: bool = self._message.has_placeholders
+        self.uses_templates: bool = bool(content.template_name)
+        self._message_value = _MESSAGE_SENTINEL if self.uses_metadata else content.message
         self._field = "notification" if content.has_notification_fields else "message"
         ttl = content.ttl
         if ttl is None or ttl <= timedelta(0):
@@ -267,8 +279,24 @@ class PayloadRenderer:
         Raises PushHubError (PAYLOAD_TOO_LARGE, TEMPLATE_RENDER_FAILED, ...) when this
         recipient's payload cannot be sent; the dispatcher counts it under its reason.
         """
+        body, headers = self.body_and_headers(platform, device_token, metadata, templates)
+        return RenderedPayload(body, headers if platform is Platform.APNS else _EMPTY_HEADERS)
+
+    def body_and_headers(
+        self,
+        platform: Platform,
+        device_token: str = "",
+        metadata: Mapping[str, str] | None = None,
+        templates: Mapping[str, Template | str] | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """render() for the fan-out's hot loop: the body, and a new headers dict (empty
+        for FCM) that the caller may keep. Raises as render() does.
+
+        ``metadata`` matters only when ``uses_metadata``, and ``templates`` only when
+        ``uses_templates``: callers holding them undecoded may pass None otherwise.
+        """
         prepared = None
-        if templates and self.content.template_name:
+        if templates and self.uses_templates:
             template = templates.get(self.content.template_name)
             if template is not None:
                 prepared = self._template(platform, getattr(template, "body", template))
@@ -290,10 +318,8 @@ class PayloadRenderer:
             token = encode_basestring(device_token)[1:-1].encode() if device_token else b""
             body = prepared.join(token, message)
         if platform is Platform.APNS:
-            headers = dict(prepared.headers)
-            headers["apns-id"] = self._apns_id()
-            return RenderedPayload(body, headers)
-        return RenderedPayload(body, _EMPTY_HEADERS)
+            return body, {**prepared.headers, "apns-id": self._apns_id()}
+        return body, {}
 
     def apns(
         self,

@@ -3,6 +3,10 @@
 Every filter is a bound parameter: tag names never reach the SQL text. Pages
 follow the registration id, which each query reads in index order, so no page
 sorts or loads more than its own rows, at any audience size.
+
+Decoding is per recipient, so it is kept to tuple unpacking: a registration's
+metadata and templates stay JSON text until something reads them, which a
+message without ``{{name}}`` placeholders or ``template_name`` never does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sqlalchemy as sa
 
 from pushhub_server.core.clock import to_micros
 from pushhub_server.core.messages import Audience, Recipient
-from pushhub_server.core.models import Platform
+from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.tag_expression import fold, parse_tag_expression
 
 from .database import Database
@@ -34,31 +38,60 @@ _RECIPIENT_COLUMNS = (
 )
 
 
+# Statements built for recent (app, audience, limit, first page?): a fan-out reads
+# every page with the same one, only the cursor and the time change.
+_QUERY_CACHE_SIZE = 64
+
+
 class SqlAudienceReader:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._queries: dict[tuple[str, Audience, int, bool], sa.Select[Any]] = {}
 
     async def page(
         self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
     ) -> list[Recipient]:
-        query = audience_query(app_id, audience, after_id, limit, now, self._db.dialect)
+        query = self._query(app_id, audience, limit, after_id is None)
+        parameters = {"a_after_id": after_id, "a_now": to_micros(now)}
         async with self._db.read() as conn:
-            return [_recipient(row) for row in await conn.execute(query)]
+            rows = await conn.execute(query, parameters)
+        # Tuple unpacking: a Row's attribute lookup costs more than the rest of a recipient.
+        return [
+            _StoredRecipient(id_, _PLATFORMS[platform], token, metadata, templates, selector)
+            for id_, platform, token, metadata, templates, selector in rows
+        ]
+
+    def _query(self, app_id: str, audience: Audience, limit: int, first: bool) -> sa.Select[Any]:
+        key = (app_id, audience, limit, first)
+        query = self._queries.get(key)
+        if query is None:
+            after = None if first else sa.bindparam("a_after_id")
+            query = audience_query(
+                app_id, audience, after, limit, sa.bindparam("a_now"), self._db.dialect
+            )
+            if len(self._queries) >= _QUERY_CACHE_SIZE:
+                del self._queries[next(iter(self._queries))]
+            self._queries[key] = query
+        return query
 
 
 def audience_query(
     app_id: str,
     audience: Audience,
-    after_id: str | None,
+    after_id: str | sa.BindParameter[Any] | None,
     limit: int,
-    now: datetime,
+    now: datetime | sa.BindParameter[Any],
     dialect: str,
 ) -> sa.Select[Any]:
-    """The page of recipients after after_id; public so EXPLAIN can be checked."""
+    """The page of recipients after after_id; public so EXPLAIN can be checked.
+
+    after_id and now may be bound parameters, filled in when the query runs.
+    """
     query, key = _driving_rows(app_id, audience)
+    at = now if isinstance(now, sa.BindParameter) else to_micros(now)
     conditions = [
         _reg.app_id == app_id,
-        sa.or_(_reg.expires_at.is_(None), _reg.expires_at > to_micros(now)),
+        sa.or_(_reg.expires_at.is_(None), _reg.expires_at > at),
         _reg.invalidated_at.is_(None),
         *_filters(audience, dialect),
     ]
@@ -133,12 +166,62 @@ def _tag_condition(text: str, dialect: str) -> sa.ColumnElement[bool]:
     return fold(expr, _TagCondition(dialect))
 
 
-def _recipient(row: Any) -> Recipient:
-    return Recipient(
-        registration_id=row.id,
-        platform=Platform(row.platform),
-        device_token=row.device_token,
-        metadata=load_map(row.metadata_json),
-        templates=load_templates(row.templates_json),
-        selector=row.selector,
+_PLATFORMS = {int(platform): platform for platform in Platform}
+
+
+class _StoredRecipient(Recipient):
+    """A Recipient read from the store: metadata and templates decode on first use.
+
+    It equals the Recipient with the same values, and stays immutable. Filling
+    the instance dict directly is what Recipient's frozen __init__ does too,
+    field by field through object.__setattr__, at three times the cost.
+    """
+
+    def __init__(
+        self,
+        registration_id: str,
+        platform: Platform,
+        device_token: str,
+        metadata_json: str | None,
+        templates_json: str | None,
+        selector: str | None,
+    ) -> None:
+        values = self.__dict__
+        values["registration_id"] = registration_id
+        values["platform"] = platform
+        values["device_token"] = device_token
+        values["selector"] = selector
+        values["_metadata_json"] = metadata_json
+        values["_templates_json"] = templates_json
+
+    @property  # type: ignore[override]
+    def metadata(self) -> dict[str, str]:
+        values = self.__dict__
+        if "_metadata" not in values:
+            values["_metadata"] = load_map(values["_metadata_json"])
+        return values["_metadata"]  # type: ignore[no-any-return]
+
+    @property  # type: ignore[override]
+    def templates(self) -> dict[str, Template]:
+        values = self.__dict__
+        if "_templates" not in values:
+            values["_templates"] = load_templates(values["_templates_json"])
+        return values["_templates"]  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Recipient):
+            return NotImplemented
+        return _values(self) == _values(other)
+
+    __hash__ = Recipient.__hash__
+
+
+def _values(recipient: Recipient) -> tuple[Any, ...]:
+    return (
+        recipient.registration_id,
+        recipient.platform,
+        recipient.device_token,
+        recipient.metadata,
+        recipient.templates,
+        recipient.selector,
     )

@@ -45,6 +45,8 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 class SqlMessageRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # The counter upserts of record_chunk, by table name (built on first use).
+        self._add_ups: dict[str, Any] = {}
 
     async def create(self, message: Message) -> tuple[str, bool]:
         # DO NOTHING then SELECT: a concurrent twin with the same request_id makes
@@ -65,9 +67,11 @@ class SqlMessageRepository:
             return (await conn.execute(existing)).scalar_one(), False
 
     async def status(self, app_id: str, message_id: str) -> MessageStatus | None:
-        query = sa.select(messages).where(_m.app_id == app_id, _m.id == message_id)
+        # Watchers ask after every chunk: the statements are prebuilt.
         async with self._db.read() as conn:
-            row = (await conn.execute(query)).one_or_none()
+            row = (
+                await conn.execute(_STATUS, {"s_app_id": app_id, "s_id": message_id})
+            ).one_or_none()
             if row is None:
                 return None
             per_platform = await _platform_counts(conn, message_id)
@@ -115,20 +119,19 @@ class SqlMessageRepository:
         now: datetime,
         lease: timedelta,
     ) -> bool:
+        # Prebuilt statements with bound parameters: building and compiling them anew
+        # cost more than running them, once per chunk of every fan-out.
         at = to_micros(now)
-        checkpoint = (
-            sa.update(messages)
-            .where(*_current_run(message_id, run_number))
-            .values(
-                cursor=outcome.cursor,
-                lease_until=to_micros(now + lease),
-                updated_at=at,
-                **{name: _m[name] + sum(getattr(outcome, name).values()) for name in _COUNTERS},
-            )
-            .returning(_m.app_id)
-        )
+        checkpoint = {
+            "c_message_id": message_id,
+            "c_run_number": run_number,
+            "c_cursor": outcome.cursor,
+            "c_lease_until": to_micros(now + lease),
+            "c_at": at,
+            **{f"c_{name}": sum(getattr(outcome, name).values()) for name in _COUNTERS},
+        }
         async with self._db.write() as conn:
-            app_id = await conn.scalar(checkpoint)
+            app_id = await conn.scalar(_CHECKPOINT, checkpoint)
             if app_id is None:  # cancelled, failed or superseded: the dispatcher stops
                 return False
             await self._add_platform_counts(conn, message_id, outcome)
@@ -213,13 +216,34 @@ class SqlMessageRepository:
         """Inserts counter rows, or adds them to the rows already there."""
         if not rows:
             return
-        insert = self._db.insert(table)
-        counters = [column for column in table.c if column.name not in key]
-        upsert = insert.on_conflict_do_update(
-            index_elements=list(key),
-            set_={column.name: column + insert.excluded[column.name] for column in counters},
-        )
+        upsert = self._add_ups.get(table.name)
+        if upsert is None:
+            insert = self._db.insert(table)
+            counters = [column for column in table.c if column.name not in key]
+            upsert = self._add_ups[table.name] = insert.on_conflict_do_update(
+                index_elements=list(key),
+                set_={column.name: column + insert.excluded[column.name] for column in counters},
+            )
         await conn.execute(upsert, rows)
+
+
+# record_chunk's checkpoint: counters added, cursor stored, lease extended, all
+# conditioned on the run still being current.
+_CHECKPOINT = (
+    sa.update(messages)
+    .where(
+        _m.id == sa.bindparam("c_message_id"),
+        _m.run_number == sa.bindparam("c_run_number"),
+        _m.state == int(MessageState.PUBLISHING),
+    )
+    .values(
+        cursor=sa.bindparam("c_cursor"),
+        lease_until=sa.bindparam("c_lease_until"),
+        updated_at=sa.bindparam("c_at"),
+        **{name: _m[name] + sa.bindparam(f"c_{name}", type_=sa.BigInteger) for name in _COUNTERS},
+    )
+    .returning(_m.app_id)
+)
 
 
 def _new_row(message: Message) -> dict[str, Any]:
@@ -374,21 +398,29 @@ def _earliest(column: sa.Column[Any], state: MessageState) -> sa.ScalarSelect[An
     return sa.select(sa.func.min(column)).where(_m.state == int(state)).scalar_subquery()
 
 
+_STATUS = sa.select(messages).where(
+    _m.app_id == sa.bindparam("s_app_id"), _m.id == sa.bindparam("s_id")
+)
+_PLATFORM_COUNTS = sa.select(message_platform_counts).where(
+    message_platform_counts.c.message_id == sa.bindparam("s_id")
+)
+_FAILURE_REASONS = sa.select(message_failures.c.reason, message_failures.c.count).where(
+    message_failures.c.message_id == sa.bindparam("s_id")
+)
+
+
 async def _platform_counts(
     conn: AsyncConnection, message_id: str
 ) -> dict[Platform, PlatformCounts]:
-    counts = message_platform_counts.c
-    query = sa.select(message_platform_counts).where(counts.message_id == message_id)
     return {
         Platform(row.platform): PlatformCounts(row.targeted, row.sent, row.failed)
-        for row in await conn.execute(query)
+        for row in await conn.execute(_PLATFORM_COUNTS, {"s_id": message_id})
     }
 
 
 async def _failure_reasons(conn: AsyncConnection, message_id: str) -> dict[str, int]:
-    failures = message_failures.c
-    query = sa.select(failures.reason, failures.count).where(failures.message_id == message_id)
-    return {reason: count for reason, count in await conn.execute(query)}
+    rows = await conn.execute(_FAILURE_REASONS, {"s_id": message_id})
+    return {reason: count for reason, count in rows}
 
 
 def _status(
