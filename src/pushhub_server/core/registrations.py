@@ -54,6 +54,7 @@ from .validation import (
     check_tags,
     check_text,
     is_reserved_tag,
+    is_valid_name,
 )
 
 DEFAULT_CHANNEL = "default"
@@ -95,7 +96,9 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
     channels = tuple(dict.fromkeys(draft.channels)) or (DEFAULT_CHANNEL,)
     check_count("channels", channels, limits.channels_per_registration)
     for index, channel in enumerate(channels):
-        check_name(f"channels[{index}]", channel, limits.channel_name)
+        # Name the field only for a failing channel (see check_tags).
+        if not is_valid_name(channel, limits.channel_name):
+            check_name(f"channels[{index}]", channel, limits.channel_name)
     tags = check_tags("tags", draft.tags, limits.tag, limits.tags_per_registration)
     check_text("user_id", draft.user_id, limits.user_id)
     if draft.expires_at is not None:
@@ -103,7 +106,8 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
     metadata = check_map(
         "metadata", draft.metadata, limits.metadata_keys, limits.metadata_key, limits.metadata_value
     )
-    _check_templates(draft.templates, limits)
+    if draft.templates:
+        _check_templates(draft.templates, limits)
     check_text("selector", draft.selector, limits.selector)
     if draft.selector:
         # Parsed now so a bad selector fails at registration, naming its position.
@@ -117,7 +121,7 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
         user_id=draft.user_id or None,
         expires_at=draft.expires_at,
         metadata=metadata,
-        templates=dict(draft.templates),
+        templates=dict(draft.templates) if draft.templates else {},
         selector=draft.selector or None,
         registration_id=draft.registration_id or None,
     )

@@ -281,6 +281,8 @@ class BulkUpsert:
             if not slot.changed:
                 updated_at = from_micros(slot.stored.updated_at)
         channel_ids = self._channel_ids.get(slot.id, {})
+        # The item's maps and channel ids are built per call and never mutated,
+        # so the result shares them: copies cost more than the rest of a bulk row.
         registration = Registration(
             registration_id=slot.id,
             app_id=self._app_id,
@@ -290,11 +292,11 @@ class BulkUpsert:
             tags=item.tags,
             user_id=item.user_id,
             expires_at=item.expires_at,
-            metadata=dict(item.metadata),
-            templates=dict(item.templates),
+            metadata=item.metadata,
+            templates=item.templates,
             selector=item.selector,
             created_at=created_at,
             updated_at=updated_at,
-            channel_registration_ids=dict(channel_ids),
+            channel_registration_ids=channel_ids,
         )
         return UpsertResult(registration, outcome.unchanged)
