@@ -40,6 +40,13 @@ _NOT_RESENT = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 _IDLE_HANDLES = 4096
 # The loop may run a timer up to its clock resolution early; that counts as on time.
 _TIMER_SLACK = 0.001
+# Transfers handed to libcurl per event-loop turn. libcurl starts every transfer it
+# has been given in one socket_action call, and with a fast peer collects most of the
+# responses in that same call too: a batch of 1,000 held the loop for 70-100 ms of
+# CPU (100-500 ms wall on a busy 2-core machine), stalling every gRPC call. Slices of
+# 100 (a few ms each) let other callbacks run in between; benchmarks/delivery.py
+# measured no throughput lost (CPU per request unchanged).
+_SLICE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,22 +233,40 @@ class Http2Client:
     async def _post_once(self, requests: Sequence[Http2Request]) -> list[Http2Response]:
         if not requests:
             return []
-        multi = self._require_multi()
+        self._require_multi()
         loop = self._bind_loop()
         batch = _Batch(len(requests), loop.create_future())
         started: list[_Transfer] = []
-        for index, request in enumerate(requests):
-            transfer = self._idle.pop() if self._idle else self._new_transfer()
-            transfer.start(request, batch, index)
-            self._active[transfer.curl] = transfer
-            multi.add_handle(transfer.curl)
-            started.append(transfer)
         try:
+            for first in range(0, len(requests), _SLICE):
+                if first:
+                    await asyncio.sleep(0)  # other callbacks get a turn between slices
+                self._start_slice(requests, first, batch, started)
             await batch.future
         except asyncio.CancelledError:
             self._cancel(started, batch)
             raise
         return batch.responses  # type: ignore[return-value]  # all filled once resolved
+
+    def _start_slice(
+        self,
+        requests: Sequence[Http2Request],
+        first: int,
+        batch: _Batch,
+        started: list[_Transfer],
+    ) -> None:
+        """Adds requests[first:first + _SLICE] and lets libcurl start them right away."""
+        multi = self._require_multi()  # close() may have run between slices
+        for index in range(first, min(first + _SLICE, len(requests))):
+            transfer = self._idle.pop() if self._idle else self._new_transfer()
+            transfer.start(requests[index], batch, index)
+            self._active[transfer.curl] = transfer
+            multi.add_handle(transfer.curl)
+            started.append(transfer)
+        # New transfers are due at once; running them here rather than from the 0 ms
+        # timer keeps each slice's work in its own loop turn.
+        multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+        self._collect()
 
     def _new_transfer(self) -> _Transfer:
         return _Transfer(self._ca_file, self._timeout, self._connect_timeout)
