@@ -41,7 +41,7 @@ from .providers.base import RetryPolicy
 _log = logging.getLogger(__name__)
 
 # Recipients rendered without yielding to the event loop: about a millisecond.
-_RENDER_SLICE = 250
+_RENDER_SLICE = 100
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
