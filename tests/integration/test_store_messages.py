@@ -259,7 +259,7 @@ async def test_fail_is_terminal_with_its_reason(
     messages: SqlMessageRepository, app_id: str
 ) -> None:
     run = await started(messages, message(app_id))
-    await messages.fail(run.message.message_id, "no credentials", NOW)
+    await messages.fail(run.message.message_id, run.run_number, "no credentials", NOW)
     status = await messages.status(app_id, run.message.message_id)
     assert status is not None
     assert (status.state, status.error_message) == (MessageState.FAILED, "no credentials")
@@ -268,3 +268,18 @@ async def test_fail_is_terminal_with_its_reason(
 
 async def _register(registrations: SqlRegistrationRepository, app_id: str) -> str:
     return (await upsert_one(registrations, app_id, device())).registration.registration_id
+
+
+async def test_a_stale_run_cannot_fail_the_next_one(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    """A dispatcher still holding run 1 must not fail run 2 that another one claimed."""
+    first = await started(messages, message(app_id))
+    message_id = first.message.message_id
+    await messages.finish_run(message_id, first.run_number, NOW, NOW)
+    [second] = await claim(messages, app_id, NOW)
+    assert second.run_number == first.run_number + 1
+    await messages.fail(message_id, first.run_number, "stale dispatcher", NOW)
+    status = await messages.status(app_id, message_id)
+    assert status is not None
+    assert (status.state, status.error_message) == (MessageState.PUBLISHING, None)

@@ -176,8 +176,10 @@ class FakeMessages:
         row.cursor, row.lease_until, row.next_run_at = None, None, next_run_at
         row.state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
 
-    async def fail(self, message_id: str, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
         row = self.rows[message_id]
+        if row.state is not MessageState.PUBLISHING or row.run_number != run_number:
+            return
         row.state, row.error, row.next_run_at = MessageState.FAILED, error, None
 
     async def next_due_at(self) -> datetime | None:

@@ -188,7 +188,9 @@ class MessageRepository(Protocol):
     ) -> None:
         """run_count + 1; SCHEDULED at next_run_at, or PUBLISHED when None."""
 
-    async def fail(self, message_id: str, error: str, now: datetime) -> None: ...
+    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
+        """FAILED, but only while that run is still this message's PUBLISHING run: a
+        dispatcher whose lease ran out must not fail the run another one resumed."""
 
     async def next_due_at(self) -> datetime | None:
         """The earliest next_run_at of a SCHEDULED message, for the scheduler's sleep."""

@@ -81,7 +81,9 @@ class Dispatcher:
             await self._deliver(run)
         except Exception as error:
             _log.exception("run %d of message %s failed", run.run_number, message_id)
-            await self._messages.fail(message_id, _error_message(error), self._clock.now())
+            await self._messages.fail(
+                message_id, run.run_number, _error_message(error), self._clock.now()
+            )
         finally:
             self._signal.notify(message_id)
 

@@ -159,10 +159,10 @@ class SqlMessageRepository:
         async with self._db.write() as conn:
             await conn.execute(finish)
 
-    async def fail(self, message_id: str, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
         failure = (
             sa.update(messages)
-            .where(_m.id == message_id, _m.state.in_(_LIVE_STATES))
+            .where(*_current_run(message_id, run_number))
             .values(
                 state=int(MessageState.FAILED),
                 error_message=error,
