@@ -6,10 +6,14 @@ about 2.4k for a pure-Python HTTP/2 stack (h2 on asyncio), and httpx breaks down
 with concurrent streams (DESIGN.md). Framing, HPACK and TLS all run in C; Python
 touches each request a handful of times.
 
-How it meets asyncio: libcurl says which sockets to watch (M_SOCKETFUNCTION) and
-when it next needs a timeout (M_TIMERFUNCTION); the loop's add_reader/add_writer and
-call_later call ``socket_action`` back. Everything runs on the event-loop thread,
-so there are no locks, no thread hand-offs and no GIL contention with the loop.
+How it meets asyncio: each client runs its CurlMulti on a dedicated thread, so
+libcurl, nghttp2 and TLS (which run with the GIL released) use another core and
+the event loop stays free for gRPC. post_many hands its requests to the thread
+through a queue and wakes it through a socketpair; the thread watches libcurl's
+sockets (M_SOCKETFUNCTION) with its own selector alongside the wakeup socket,
+keeps libcurl's timeout (M_TIMERFUNCTION), calls ``socket_action`` and resolves
+each finished batch's future with ``loop.call_soon_threadsafe``. Every libcurl
+object is touched by that thread only.
 
 Connections: transfers are multiplexed (PIPEWAIT + PIPE_MULTIPLEX) as streams of
 one connection up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS; ``max_connections``
@@ -25,13 +29,22 @@ a transport failure reaches the caller only when fresh connections did not help.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import email.utils
+import logging
 import math
+import selectors
+import socket
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pycurl
+
+_log = logging.getLogger(__name__)
 
 # Transfers are not resent after a timeout: the peer is stalling, and waiting
 # `timeout` again per attempt would hold the caller far longer than it expects.
@@ -40,13 +53,9 @@ _NOT_RESENT = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 _IDLE_HANDLES = 4096
 # The loop may run a timer up to its clock resolution early; that counts as on time.
 _TIMER_SLACK = 0.001
-# Transfers handed to libcurl per event-loop turn. libcurl starts every transfer it
-# has been given in one socket_action call, and with a fast peer collects most of the
-# responses in that same call too: a batch of 1,000 held the loop for 70-100 ms of
-# CPU (100-500 ms wall on a busy 2-core machine), stalling every gRPC call. Slices of
-# 100 (a few ms each) let other callbacks run in between; benchmarks/delivery.py
-# measured no throughput lost (CPU per request unchanged).
-_SLICE = 100
+# Transfers the worker thread hands to libcurl before it services sockets again, so
+# responses keep flowing while a large batch is being added.
+_SLICE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,20 +113,40 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
 
 
 class _Batch:
-    """The transfers of one post_many call; the future resolves when all have finished."""
+    """The transfers of one post_many call; the future resolves when all have finished.
 
-    __slots__ = ("responses", "remaining", "future")
+    ``responses`` and ``remaining`` are touched by the worker thread only until the
+    future resolves; ``cancelled`` is set by the event loop.
+    """
 
-    def __init__(self, size: int, future: asyncio.Future[None]) -> None:
-        self.responses: list[Http2Response | None] = [None] * size
-        self.remaining = size
+    __slots__ = ("requests", "responses", "remaining", "future", "loop", "cancelled")
+
+    def __init__(
+        self,
+        requests: Sequence[Http2Request],
+        future: asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.requests = requests
+        self.responses: list[Http2Response | None] = [None] * len(requests)
+        self.remaining = len(requests)
         self.future = future
+        self.loop = loop
+        self.cancelled = False
 
     def finish(self, index: int, response: Http2Response) -> None:
+        """Worker thread: records one response; the last one resolves the future."""
         self.responses[index] = response
         self.remaining -= 1
-        if not self.remaining and not self.future.done():
-            self.future.set_result(None)
+        if not self.remaining:
+            # RuntimeError: the loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(_resolve, self.future)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _Transfer:
@@ -164,6 +193,12 @@ class _Transfer:
         self.batch = None
 
 
+# Commands from the event loop to the worker thread.
+_ADD = 0  # (_ADD, batch)
+_CANCEL = 1  # (_CANCEL, batch)
+_CLOSE = 2  # (_CLOSE, None)
+
+
 class Http2Client:
     """POSTs many requests at once over multiplexed HTTP/2 connections.
 
@@ -185,12 +220,23 @@ class Http2Client:
         self._connect_timeout = connect_timeout
         self._resend_attempts = resend_attempts
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        # When libcurl wants socket_action(SOCKET_TIMEOUT) next, in loop.time(); None: never.
+        self._closed = False
+        # Event loop -> worker thread.
+        self._commands: collections.deque[tuple[int, _Batch | None]] = collections.deque()
+        # Guards _worker_done against commands queued while the worker drains its queue.
+        self._lock = threading.Lock()
+        self._worker_done = False
+        self._thread: threading.Thread | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        # Worker-thread state from here on (the thread does not exist yet).
+        # When libcurl wants socket_action(SOCKET_TIMEOUT) next, in time.monotonic(); None: never.
         self._deadline: float | None = None
-        self._watched: set[int] = set()
+        self._selector: selectors.BaseSelector | None = None
         self._active: dict[pycurl.Curl, _Transfer] = {}
         self._idle: list[_Transfer] = []
+        self._pending: collections.deque[tuple[_Batch, int]] = collections.deque()
         multi = pycurl.CurlMulti()
         multi.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
         multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, max_connections)
@@ -199,14 +245,14 @@ class Http2Client:
         multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, max_streams)
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch_socket)
         multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
-        self._multi: pycurl.CurlMulti | None = multi
+        self._multi: pycurl.CurlMulti = multi
 
     async def post_many(self, requests: Sequence[Http2Request]) -> list[Http2Response]:
         """One response per request, in order; transport failures come back as responses."""
         responses = await self._post_once(requests)
         for _ in range(self._resend_attempts):
             failed = [i for i, r in enumerate(responses) if _resendable(r)]
-            if not failed or self._multi is None:
+            if not failed or self._closed:
                 break
             resent = await self._post_once([requests[i] for i in failed])
             for index, response in zip(failed, resent, strict=True):
@@ -214,76 +260,181 @@ class Http2Client:
         return responses
 
     async def close(self) -> None:
-        multi = self._multi
-        if multi is None:
+        if self._closed:
             return
-        self._multi = None
-        for transfer in self._active.values():
-            multi.remove_handle(transfer.curl)
-            self._abandon(transfer)
-        self._active.clear()
-        for transfer in self._idle:
-            transfer.curl.close()
-        self._idle.clear()
-        self._stop_watching()
-        multi.close()
+        self._closed = True
+        thread, stopped = self._thread, self._stopped
+        if thread is None:
+            self._multi.close()
+            return
+        self._send(_CLOSE, None)
+        if stopped is not None and asyncio.get_running_loop() is self._loop:
+            await asyncio.shield(stopped)
+        thread.join()
+        for sock in (self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
 
-    # ---------------------------------------------------------------- batches
+    # ------------------------------------------------- event-loop side
 
     async def _post_once(self, requests: Sequence[Http2Request]) -> list[Http2Response]:
         if not requests:
             return []
-        self._require_multi()
+        self._require_open()
         loop = self._bind_loop()
-        batch = _Batch(len(requests), loop.create_future())
-        started: list[_Transfer] = []
+        batch = _Batch(requests, loop.create_future(), loop)
+        self._ensure_thread(loop)
+        self._send(_ADD, batch)
         try:
-            for first in range(0, len(requests), _SLICE):
-                if first:
-                    await asyncio.sleep(0)  # other callbacks get a turn between slices
-                self._start_slice(requests, first, batch, started)
             await batch.future
         except asyncio.CancelledError:
-            self._cancel(started, batch)
+            batch.cancelled = True
+            if not self._closed:
+                self._send(_CANCEL, batch)
             raise
         return batch.responses  # type: ignore[return-value]  # all filled once resolved
 
-    def _start_slice(
-        self,
-        requests: Sequence[Http2Request],
-        first: int,
-        batch: _Batch,
-        started: list[_Transfer],
-    ) -> None:
-        """Adds requests[first:first + _SLICE] and lets libcurl start them right away."""
-        multi = self._require_multi()  # close() may have run between slices
-        for index in range(first, min(first + _SLICE, len(requests))):
-            transfer = self._idle.pop() if self._idle else self._new_transfer()
-            transfer.start(requests[index], batch, index)
-            self._active[transfer.curl] = transfer
-            multi.add_handle(transfer.curl)
-            started.append(transfer)
-        # New transfers are due at once; running them here rather than from the 0 ms
-        # timer keeps each slice's work in its own loop turn.
+    def _bind_loop(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("Http2Client is bound to another event loop")
+        return loop
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("Http2Client is closed")
+
+    def _ensure_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._thread is not None:
+            return
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(
+            target=self._run, args=(loop, self._stopped), name="pushhub-http2", daemon=True
+        )
+        self._thread.start()
+
+    def _send(self, command: int, batch: _Batch | None) -> None:
+        with self._lock:
+            if self._worker_done:  # the worker stopped on an unexpected error
+                if command == _ADD:
+                    raise RuntimeError("Http2Client is closed")
+                return
+            self._commands.append((command, batch))
+        assert self._wake_w is not None
+        # BlockingIOError: the buffer is full of wake-ups already; the thread will look.
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            self._wake_w.send(b"\0")
+
+    # ------------------------------------------------- worker thread
+
+    def _run(self, loop: asyncio.AbstractEventLoop, stopped: asyncio.Future[None]) -> None:
+        try:
+            self._serve()
+        except BaseException:
+            _log.exception("HTTP/2 client worker stopped")
+            raise
+        finally:
+            with contextlib.suppress(RuntimeError):  # the loop is closed
+                loop.call_soon_threadsafe(_resolve, stopped)
+
+    def _serve(self) -> None:
+        multi = self._multi
+        wake_r = self._wake_r
+        assert wake_r is not None
+        selector = self._selector = selectors.DefaultSelector()
+        selector.register(wake_r, selectors.EVENT_READ, None)
+        closing = False
+        try:
+            while not closing:
+                if self._pending or self._commands:
+                    timeout: float | None = 0
+                elif self._deadline is None:
+                    timeout = None
+                else:
+                    timeout = max(self._deadline - time.monotonic(), 0)
+                for key, mask in selector.select(timeout):
+                    if key.data is None:
+                        _drain(wake_r)
+                        continue
+                    fd = key.fd
+                    event = 0
+                    if mask & selectors.EVENT_READ:
+                        event |= pycurl.CSELECT_IN
+                    if mask & selectors.EVENT_WRITE:
+                        event |= pycurl.CSELECT_OUT
+                    # An earlier socket_action in this round may have dropped the socket.
+                    if selector.get_map().get(fd) is key:
+                        multi.socket_action(fd, event)
+                deadline = self._deadline
+                if deadline is not None and deadline <= time.monotonic():
+                    self._deadline = None
+                    multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
+                self._collect()
+                closing = self._take_commands()
+                if self._pending:
+                    self._start_slice()
+                    self._collect()
+        finally:
+            self._shut_down()
+
+    def _take_commands(self) -> bool:
+        """Runs queued commands; True when the client is closing."""
+        commands = self._commands
+        while commands:
+            command, batch = commands.popleft()
+            if command == _CLOSE:
+                return True
+            assert batch is not None
+            if command == _ADD:
+                if not batch.cancelled:
+                    self._pending.append((batch, 0))
+            else:
+                self._cancel(batch)
+        return False
+
+    def _start_slice(self) -> None:
+        """Adds up to _SLICE pending requests and lets libcurl start them right away."""
+        multi = self._multi
+        budget = _SLICE
+        pending = self._pending
+        while pending and budget:
+            batch, first = pending.popleft()
+            if batch.cancelled:
+                continue
+            requests = batch.requests
+            last = min(first + budget, len(requests))
+            for index in range(first, last):
+                transfer = self._idle.pop() if self._idle else self._new_transfer()
+                transfer.start(requests[index], batch, index)
+                self._active[transfer.curl] = transfer
+                multi.add_handle(transfer.curl)
+            budget -= last - first
+            if last < len(requests):
+                pending.appendleft((batch, last))
+        # New transfers are due at once.
+        self._deadline = None
         multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
-        self._collect()
 
     def _new_transfer(self) -> _Transfer:
         return _Transfer(self._ca_file, self._timeout, self._connect_timeout)
 
-    def _cancel(self, transfers: list[_Transfer], batch: _Batch) -> None:
+    def _cancel(self, batch: _Batch) -> None:
         """Stops a cancelled batch's transfers that are still running."""
-        for transfer in transfers:
-            if transfer.batch is batch and self._multi is not None:
-                del self._active[transfer.curl]
-                self._multi.remove_handle(transfer.curl)
+        for curl, transfer in list(self._active.items()):
+            if transfer.batch is batch:
+                del self._active[curl]
+                self._multi.remove_handle(curl)
                 self._release(transfer)
 
     def _finish(self, curl: pycurl.Curl, error: str | None, error_code: int) -> None:
         transfer = self._active.pop(curl, None)
         if transfer is None:
             return
-        assert self._multi is not None
         self._multi.remove_handle(curl)
         batch, index = transfer.batch, transfer.index
         response = transfer.response(error, error_code)
@@ -304,82 +455,64 @@ class Http2Client:
             batch.finish(transfer.index, Http2Response(0, error="client closed"))
         transfer.curl.close()
 
-    # ------------------------------------------------- libcurl <-> event loop
+    def _shut_down(self) -> None:
+        multi = self._multi
+        for transfer in self._active.values():
+            multi.remove_handle(transfer.curl)
+            self._abandon(transfer)
+        self._active.clear()
+        # Requests never handed to libcurl, and commands that arrived after close.
+        with self._lock:
+            self._worker_done = True
+        while self._take_commands():  # True while _CLOSE commands interrupt the drain
+            pass
+        for batch, first in self._pending:
+            for index in range(first, len(batch.requests)):
+                batch.finish(index, Http2Response(0, error="client closed"))
+        self._pending.clear()
+        for transfer in self._idle:
+            transfer.curl.close()
+        self._idle.clear()
+        multi.close()
+        self._deadline = None
+        if self._selector is not None:
+            self._selector.close()
+            self._selector = None
 
-    def _bind_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            raise RuntimeError("Http2Client is bound to another event loop")
-        return loop
-
-    def _require_multi(self) -> pycurl.CurlMulti:
-        if self._multi is None:
-            raise RuntimeError("Http2Client is closed")
-        return self._multi
+    # ------------------------------------------------- libcurl callbacks (worker thread)
 
     def _watch_socket(self, what: int, fd: int, multi: object, socketp: object) -> None:
         """M_SOCKETFUNCTION: libcurl says which events it wants on a socket."""
-        loop = self._loop
-        assert loop is not None
-        if what == pycurl.POLL_REMOVE:
-            self._unwatch(fd)
+        selector = self._selector
+        if selector is None:
             return
-        self._watched.add(fd)
-        if what & pycurl.POLL_IN:
-            loop.add_reader(fd, self._on_socket, fd, pycurl.CSELECT_IN)
+        events = 0
+        if what != pycurl.POLL_REMOVE:
+            if what & pycurl.POLL_IN:
+                events |= selectors.EVENT_READ
+            if what & pycurl.POLL_OUT:
+                events |= selectors.EVENT_WRITE
+        registered = fd in selector.get_map()
+        if not events:
+            if registered:
+                selector.unregister(fd)
+        elif registered:
+            selector.modify(fd, events, fd)
         else:
-            loop.remove_reader(fd)
-        if what & pycurl.POLL_OUT:
-            loop.add_writer(fd, self._on_socket, fd, pycurl.CSELECT_OUT)
-        else:
-            loop.remove_writer(fd)
+            selector.register(fd, events, fd)
 
     def _set_timer(self, timeout_ms: int) -> None:
-        """M_TIMERFUNCTION: -1 removes the timer; otherwise call back after timeout_ms.
+        """M_TIMERFUNCTION: -1 removes the timer; otherwise socket_action after timeout_ms.
 
-        libcurl asks for a new timeout on nearly every handle it adds, so an armed
-        timer that fires no later than the new deadline is kept rather than replaced
-        (_on_timeout re-arms when it finds the deadline moved later). Never calls
-        socket_action directly: libcurl forbids re-entering it from here.
+        Never calls socket_action directly: libcurl forbids re-entering it from here.
         """
-        loop = self._loop
-        assert loop is not None
         if timeout_ms < 0:
             self._deadline = None
-            self._cancel_timer()
-            return
-        self._deadline = loop.time() + timeout_ms / 1000
-        if self._timer is None or self._timer.when() > self._deadline:
-            self._cancel_timer()
-            self._timer = loop.call_at(self._deadline, self._on_timeout)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_socket(self, fd: int, event: int) -> None:
-        if self._multi is not None:
-            self._multi.socket_action(fd, event)
-            self._collect()
-
-    def _on_timeout(self) -> None:
-        self._timer = None
-        deadline, loop = self._deadline, self._loop
-        if deadline is None or loop is None or self._multi is None:
-            return
-        if deadline - loop.time() > _TIMER_SLACK:
-            self._timer = loop.call_at(deadline, self._on_timeout)
-            return
-        self._deadline = None
-        self._multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
-        self._collect()
+        else:
+            self._deadline = time.monotonic() + timeout_ms / 1000
 
     def _collect(self) -> None:
         """Hands finished transfers to their batches."""
-        assert self._multi is not None
         while True:
             queued, succeeded, failed = self._multi.info_read()
             for curl in succeeded:
@@ -389,17 +522,11 @@ class Http2Client:
             if not queued:
                 return
 
-    def _unwatch(self, fd: int) -> None:
-        if fd in self._watched and self._loop is not None:
-            self._watched.discard(fd)
-            self._loop.remove_reader(fd)
-            self._loop.remove_writer(fd)
 
-    def _stop_watching(self) -> None:
-        for fd in list(self._watched):
-            self._unwatch(fd)
-        self._deadline = None
-        self._cancel_timer()
+def _drain(sock: socket.socket) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError):
+        while sock.recv(4096):
+            pass
 
 
 def _resendable(response: Http2Response) -> bool:
