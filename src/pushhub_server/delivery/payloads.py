@@ -384,18 +384,7 @@ class PayloadRenderer:
         aps: dict[str, Any] = {}
         if alert:
             aps["alert"] = alert
-        if content.badge is not None:
-            aps["badge"] = content.badge
-        if content.sound:
-            aps["sound"] = content.sound
-        if content.category:
-            aps["category"] = content.category
-        if content.thread_id:
-            aps["thread-id"] = content.thread_id
-        if content.content_available:
-            aps["content-available"] = 1
-        if content.mutable_content:
-            aps["mutable-content"] = 1
+        aps.update(_aps_fields(content))
         payload: dict[str, Any] = {"aps": aps}
         if content.image_url:
             payload["image_url"] = content.image_url
@@ -473,18 +462,7 @@ class PayloadRenderer:
             if content.body or message:
                 alert["body"] = content.body or message or ""
             aps["alert"] = {k: v for k, v in alert.items() if v}
-        if content.badge is not None:
-            aps["badge"] = content.badge
-        if content.sound:
-            aps["sound"] = content.sound
-        if content.category:
-            aps["category"] = content.category
-        if content.thread_id:
-            aps["thread-id"] = content.thread_id
-        if content.content_available:
-            aps["content-available"] = 1
-        if content.mutable_content:
-            aps["mutable-content"] = 1
+        aps.update(_aps_fields(content))
         visible = (
             content.title
             or content.subtitle
@@ -663,3 +641,21 @@ def check_publish_size(
     renderer = PayloadRenderer(content, now=now, limit=limit)
     for platform in platforms:
         renderer.render(platform, "", {})
+
+
+def _aps_fields(content: NotificationContent) -> dict[str, Any]:
+    """The aps keys beside the alert, for APNs itself and FCM's apns block alike."""
+    fields: dict[str, Any] = {}
+    if content.badge is not None:
+        fields["badge"] = content.badge
+    if content.sound:
+        fields["sound"] = content.sound
+    if content.category:
+        fields["category"] = content.category
+    if content.thread_id:
+        fields["thread-id"] = content.thread_id
+    if content.content_available:
+        fields["content-available"] = 1
+    if content.mutable_content:
+        fields["mutable-content"] = 1
+    return fields
