@@ -137,6 +137,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.IssueUserTokenRequest, context: Context
     ) -> admin_pb2.IssueUserTokenResponse:
         await self._authorize(context, request.app_id)
-        ttl = convert.to_timedelta(request.ttl, "ttl") if request.HasField("ttl") else None
+        ttl = convert.optional_timedelta(request, "ttl")
         token, expires = await self._apps.issue_user_token(request.app_id, request.user_id, ttl)
         return admin_pb2.IssueUserTokenResponse(token=token, expire_time=convert.timestamp(expires))

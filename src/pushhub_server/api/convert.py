@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf.message import Message
 
 from pushhub.v1 import admin_pb2, registration_pb2, status_pb2
 
@@ -58,6 +59,20 @@ def to_timedelta(value: duration_pb2.Duration, field_name: str) -> timedelta:
         raise _out_of_range(field_name) from None
 
 
+def optional_datetime(message: Message, field_name: str) -> datetime | None:
+    """A Timestamp field as a datetime, or None when the client left it unset."""
+    if not message.HasField(field_name):
+        return None
+    return to_datetime(getattr(message, field_name), field_name)
+
+
+def optional_timedelta(message: Message, field_name: str) -> timedelta | None:
+    """A Duration field as a timedelta, or None when the client left it unset."""
+    if not message.HasField(field_name):
+        return None
+    return to_timedelta(getattr(message, field_name), field_name)
+
+
 def _out_of_range(field_name: str) -> Exception:
     # The wire allows values Python's datetime cannot hold; they are client errors.
     return invalid_field(field_name, "VALUE_OUT_OF_RANGE", f"{field_name} is out of range")
@@ -73,11 +88,7 @@ def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:
         channels=request.channels,
         tags=request.tags,
         user_id=request.user_id,
-        expires_at=(
-            to_datetime(request.expires_at, "expires_at")
-            if request.HasField("expires_at")
-            else None
-        ),
+        expires_at=optional_datetime(request, "expires_at"),
         metadata=dict(request.metadata) if request.metadata else {},
         templates=_templates(request.templates) if request.templates else {},
         selector=request.selector,

@@ -7,7 +7,7 @@ from pushhub.v1 import common_pb2, publish_pb2, status_pb2
 from ..core.messages import MessageState, MessageStatus
 from ..core.notifications import NotificationContent, Priority
 from ..core.publishing import PublishDraft
-from .convert import set_time, to_datetime, to_timedelta
+from .convert import optional_datetime, optional_timedelta, set_time
 
 _PRIORITIES: dict[int, Priority | None] = {
     publish_pb2.PRIORITY_UNSPECIFIED: None,
@@ -30,21 +30,9 @@ def publish_draft(request: publish_pb2.PublishRequest) -> PublishDraft:
         user_ids=request.user_ids,
         registration_ids=request.registration_ids,
         platforms=request.platforms,
-        publish_at=(
-            to_datetime(request.publish_at, "publish_at")
-            if request.HasField("publish_at")
-            else None
-        ),
-        repeat_every=(
-            to_timedelta(request.repeat_every, "repeat_every")
-            if request.HasField("repeat_every")
-            else None
-        ),
-        repeat_expires_at=(
-            to_datetime(request.repeat_expires_at, "repeat_expires_at")
-            if request.HasField("repeat_expires_at")
-            else None
-        ),
+        publish_at=optional_datetime(request, "publish_at"),
+        repeat_every=optional_timedelta(request, "repeat_every"),
+        repeat_expires_at=optional_datetime(request, "repeat_expires_at"),
         request_id=request.request_id,
     )
 
@@ -66,7 +54,7 @@ def _content(request: publish_pb2.PublishRequest) -> NotificationContent:
         data=dict(note.data),
         headers=dict(request.headers),
         publisher_id=request.publisher_id,
-        ttl=to_timedelta(request.ttl, "ttl") if request.HasField("ttl") else None,
+        ttl=optional_timedelta(request, "ttl"),
         priority=_priority(request.priority),
         collapse_key=request.collapse_key,
         template_name=request.template_name,
