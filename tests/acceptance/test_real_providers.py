@@ -15,20 +15,16 @@ it 25 minutes past the last token it caused, where any new token is welcome.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +56,7 @@ from .harness import (
     rich_status,
     stream_requests,
 )
+from .webhook_sink import Sink, running_sink, signature
 
 KEY_ID = "KEY1234567"
 TEAM_ID = "TEAM123456"
@@ -200,67 +197,10 @@ async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
 # -------------------------------------------------------------- webhook ----
 
 
-@dataclass
-class Hook:
-    path: str
-    body: dict[str, Any]
-
-
-@dataclass
-class WebhookSink:
-    """A local HTTP server that records every POST."""
-
-    port: int = 0
-    received: list[Hook] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/{uuid.uuid4().hex}?app=pushhub"
-
-    def calls_to(self, url: str) -> list[Hook]:
-        path = url.removeprefix(f"http://127.0.0.1:{self.port}")
-        with self.lock:
-            return [hook for hook in self.received if hook.path == path]
-
-    async def wait_for(self, url: str, timeout: float = 15.0) -> Hook:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            calls = self.calls_to(url)
-            if calls:
-                return calls[0]
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no webhook call to {url}")
-
-
 @pytest.fixture(scope="module")
-def webhooks() -> Iterator[WebhookSink]:
-    sink = WebhookSink()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with sink.lock:
-                sink.received.append(Hook(self.path, json.loads(body)))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    sink.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+def webhooks() -> Iterator[Sink]:
+    with running_sink() as sink:
         yield sink
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def signature(key: str, url: str) -> str:
-    return hmac.new(key.encode(), url.encode(), hashlib.sha256).hexdigest()
 
 
 # -------------------------------------------------------------- helpers ----
@@ -609,7 +549,7 @@ async def test_provider_tokens_follow_the_refresh_rules(world: World) -> None:
 
 
 async def test_tracked_apns_registration_is_verified_by_a_background_push(
-    world: World, webhooks: WebhookSink
+    world: World, webhooks: Sink
 ) -> None:
     app = await world.app(fcm=False)
     token = hex_token()
@@ -639,17 +579,15 @@ async def test_tracked_apns_registration_is_verified_by_a_background_push(
     assert json.loads(push.payload)["aps"] == {"content-available": 1}
     assert "alert" not in json.loads(push.payload)["aps"]
 
-    hook = await webhooks.wait_for(url)
-    assert hook.body["status"] == "SUCCESS"
-    assert hook.body["failure_reason"] in (None, "")
-    assert hook.body["signature"] == signature(app.server_key, url)
+    hook = await webhooks.wait_for_call(url)
+    assert hook.json["status"] == "SUCCESS"
+    assert hook.json["failure_reason"] in (None, "")
+    assert hook.json["signature"] == signature(app.server_key, url)
     await asyncio.sleep(0.2)
     assert len(webhooks.calls_to(url)) == 1, "one webhook call, with the final status"
 
 
-async def test_unregistered_apns_token_fails_the_dry_run(
-    world: World, webhooks: WebhookSink
-) -> None:
+async def test_unregistered_apns_token_fails_the_dry_run(world: World, webhooks: Sink) -> None:
     app = await world.app(fcm=False)
     token = hex_token()
     world.apns.unregistered.add(token)
@@ -660,17 +598,17 @@ async def test_unregistered_apns_token_fails_the_dry_run(
     assert await final_state(app, response.request_id) == (FAILED, DRY_RUN_FAILED)
     [push] = apns_requests(world, [token])
     assert (push.status, push.reason) == (410, "Unregistered")
-    hook = await webhooks.wait_for(url)
-    assert (hook.body["status"], hook.body["failure_reason"]) == (
+    hook = await webhooks.wait_for_call(url)
+    assert (hook.json["status"], hook.json["failure_reason"]) == (
         "FAILED",
         "DRY_RUN_SENDING_FAILED",
     )
     # Signed with the key that registered: the device key.
-    assert hook.body["signature"] == signature(app.device_key, url)
+    assert hook.json["signature"] == signature(app.device_key, url)
 
 
 async def test_tracked_fcm_registration_is_verified_with_validate_only(
-    world: World, webhooks: WebhookSink
+    world: World, webhooks: Sink
 ) -> None:
     app = await world.app(apns=False)
     good, gone = fcm_token(), fcm_token()
@@ -685,15 +623,15 @@ async def test_tracked_fcm_registration_is_verified_with_validate_only(
     [check] = [body for body in world.fcm.validated if body["message"]["token"] == good]
     assert check["validate_only"] is True
     assert fcm_sent(world, [good, gone]) == [], "a dry run must not reach the device"
-    good_hook = await webhooks.wait_for(good_url)
-    assert good_hook.body["status"] == "SUCCESS"
-    assert good_hook.body["signature"] == signature(app.server_key, good_url)
-    gone_hook = await webhooks.wait_for(gone_url)
-    assert (gone_hook.body["status"], gone_hook.body["failure_reason"]) == (
+    good_hook = await webhooks.wait_for_call(good_url)
+    assert good_hook.json["status"] == "SUCCESS"
+    assert good_hook.json["signature"] == signature(app.server_key, good_url)
+    gone_hook = await webhooks.wait_for_call(gone_url)
+    assert (gone_hook.json["status"], gone_hook.json["failure_reason"]) == (
         "FAILED",
         "DRY_RUN_SENDING_FAILED",
     )
-    assert gone_hook.body["signature"] == signature(app.server_key, gone_url)
+    assert gone_hook.json["signature"] == signature(app.server_key, gone_url)
 
 
 async def test_platform_without_credentials_is_not_dry_run(world: World) -> None:

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import pytest
@@ -29,6 +24,7 @@ from .harness import (
     rich_status,
     stream_requests,
 )
+from .webhook_sink import Sink, running_sink, signature
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PENDING = st.REGISTRATION_STATE_PENDING
@@ -150,71 +146,10 @@ async def test_tracking_in_the_stream(app: AppHandle) -> None:
 # -------------------------------------------------------------- webhook ----
 
 
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Sink:
-    """A local HTTP server recording every POST; `fail_first` answers 503 first."""
-
-    port: int = 0
-    received: list[Received] = field(default_factory=list)
-    fail_first: int = 0
-    attempts: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if len(self.received) >= count:
-                    return list(self.received)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"expected {count} webhook calls, got {len(self.received)}")
-
-
 @pytest.fixture
 def sink() -> Iterator[Sink]:
-    state = Sink()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            with state.lock:
-                state.attempts += 1
-                failing = state.attempts <= state.fail_first
-                if not failing:
-                    state.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
-                    )
-            self.send_response(503 if failing else 200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-
-
-def signature(key: str, url: str) -> str:
-    return hmac.new(key.encode(), url.encode(), hashlib.sha256).hexdigest()
+    with running_sink() as running:
+        yield running
 
 
 async def test_webhook_success_is_signed_with_the_presenting_key(

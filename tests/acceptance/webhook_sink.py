@@ -1,0 +1,107 @@
+"""A local HTTP server that records the webhook POSTs PushHub makes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Sink:
+    """Records every POST; the first `fail_first` attempts are answered 503."""
+
+    port: int = 0
+    received: list[Received] = field(default_factory=list)
+    fail_first: int = 0
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str | None = None) -> str:
+        """A URL on the sink; without a path, one no other test uses."""
+        path = path or f"/hooks/{uuid.uuid4().hex}?app=pushhub"
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def calls_to(self, url: str) -> list[Received]:
+        path = url.removeprefix(f"http://127.0.0.1:{self.port}")
+        with self.lock:
+            return [call for call in self.received if call.path == path]
+
+    async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
+        """The first `count` calls to any URL."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"expected {count} webhook calls, got {len(self.received)}")
+
+    async def wait_for_call(self, url: str, timeout: float = 15.0) -> Received:
+        """The first call to `url`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if calls := self.calls_to(url):
+                return calls[0]
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no webhook call to {url}")
+
+    def record(self, path: str, headers: dict[str, str], body: bytes) -> bool:
+        """Counts an attempt; False when it is to be refused (503)."""
+        with self.lock:
+            self.attempts += 1
+            if self.attempts <= self.fail_first:
+                return False
+            self.received.append(Received(path, headers, body))
+            return True
+
+
+@contextmanager
+def running_sink() -> Iterator[Sink]:
+    sink = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            accepted = sink.record(self.path, headers, body)
+            self.send_response(200 if accepted else 503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    sink.port = httpd.server_address[1]
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield sink
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def signature(key: str, url: str) -> str:
+    """What PushHub signs: hex HMAC-SHA256 of the callback URL, keyed by the API key."""
+    return hmac.new(key.encode(), url.encode(), hashlib.sha256).hexdigest()
