@@ -16,7 +16,6 @@ class ErrorCode(enum.Enum):
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FAILED_PRECONDITION = "FAILED_PRECONDITION"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
-    UNIMPLEMENTED = "UNIMPLEMENTED"
     UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
@@ -110,9 +109,3 @@ def permission_denied(reason: str, message: str, **metadata: str) -> PushHubErro
 
 def not_found(reason: str, message: str, **metadata: str) -> PushHubError:
     return PushHubError(ErrorCode.NOT_FOUND, reason, message, dict(metadata))
-
-
-def unimplemented(what: str) -> PushHubError:
-    return PushHubError(
-        ErrorCode.UNIMPLEMENTED, "NOT_IMPLEMENTED_YET", f"{what} is not implemented yet"
-    )
