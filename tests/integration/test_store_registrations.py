@@ -17,7 +17,7 @@ from pushhub_server.core.models import (
     Template,
     UpsertResult,
 )
-from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository
+from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
 
 from .conftest import create_app
 
@@ -366,3 +366,28 @@ async def test_channel_counts(
     assert stored.channels == channels
     found = await registrations.get(app_id, stored.registration_id, NOW)
     assert found == stored
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"),
+    [
+        (upsert.ROWS_BY_TOKEN.sqlite_sql, "sqlite_autoindex_registrations_2"),
+        ("SELECT id FROM registrations WHERE expires_at <= 1", "ix_registrations_expires_at"),
+        (
+            "SELECT id FROM registrations WHERE app_id = 'a' AND user_id = 'u'",
+            "ix_registrations_app_user",
+        ),
+    ],
+    ids=["batch-token-lookup", "expiry-sweep", "user-lookup"],
+)
+async def test_lookups_seek_an_index(db: Database, sql: str, index: str) -> None:
+    """A batch's token lookup once walked every registration of the app (ORDER BY id),
+    and the user and expiry indexes are partial: each lookup must still seek its index."""
+    if db.dialect != "sqlite":
+        pytest.skip("SQLite's plan; PostgreSQL's audience plans are guarded elsewhere")
+    async with db.read() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        placeholders = sql.count("?")
+        rows = await driver.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", ["x"] * placeholders)
+    plan = "\n".join(row[-1] for row in rows)
+    assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan

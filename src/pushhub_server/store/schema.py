@@ -22,6 +22,11 @@ metadata = sa.MetaData(
 _ID = sa.String(64)
 
 
+def _where(condition: str) -> dict[str, sa.TextClause]:
+    """A partial index's condition, the same on both dialects."""
+    return {"sqlite_where": sa.text(condition), "postgresql_where": sa.text(condition)}
+
+
 def _app_fk() -> sa.ForeignKey:
     return sa.ForeignKey("apps.id", ondelete="CASCADE")
 
@@ -72,10 +77,11 @@ registrations = sa.Table(
     sa.Column("invalidated_at", sa.BigInteger),
     # Digest before platform: a batch looks its tokens up by digest alone.
     sa.UniqueConstraint("app_id", "token_hash", "platform", name="uq_registrations_token"),
-    sa.Index("ix_registrations_app_user", "app_id", "user_id"),
+    # Partial (migration 0004): most devices have no user and no expiry.
+    sa.Index("ix_registrations_app_user", "app_id", "user_id", **_where("user_id IS NOT NULL")),
     # Broadcast audiences page through an app's registrations in id order.
     sa.Index("ix_registrations_app_id", "app_id", "id"),
-    sa.Index("ix_registrations_expires_at", "expires_at"),
+    sa.Index("ix_registrations_expires_at", "expires_at", **_where("expires_at IS NOT NULL")),
 )
 
 channels = sa.Table(

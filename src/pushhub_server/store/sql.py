@@ -91,6 +91,11 @@ class Prepared:
         self._sqlite_sql = str(compiled)
         self._sqlite_names = tuple(compiled.positiontup or ())
 
+    @property
+    def sqlite_sql(self) -> str:
+        """The SQL text run on SQLite (for EXPLAIN guard tests)."""
+        return self._sqlite_sql
+
     async def rows(self, conn: AsyncConnection, **params: Any) -> Sequence[Sequence[Any]]:
         if conn.dialect.name == "postgresql":
             return (await conn.execute(self._postgres, params)).all()

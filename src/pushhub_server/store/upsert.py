@@ -44,21 +44,23 @@ StoredSubscriptions = dict[str, dict[str, tuple[str, int]]]
 
 def _stored_rows_by(column: sa.ColumnElement[str]) -> Prepared:
     """Rows holding one of :values in column. On PostgreSQL they stay locked until commit."""
-    return Prepared(
-        lambda dialect: (
-            sa.select(*_STORED_COLUMNS)
-            .where(
-                registrations.c.app_id == sa.bindparam("app_id"),
-                one_of_list(column, "values", dialect),
-            )
-            # One lock order for every writer keeps deadlocks rare.
-            .order_by(registrations.c.id)
-            .with_for_update()
+
+    def build(dialect: str) -> sa.Select[tuple[object, ...]]:
+        query = sa.select(*_STORED_COLUMNS).where(
+            registrations.c.app_id == sa.bindparam("app_id"),
+            one_of_list(column, "values", dialect),
         )
-    )
+        if dialect != "postgresql":
+            # SQLite has one writer and no row locks. ORDER BY id made it walk
+            # the (app_id, id) index over every registration of the app per batch.
+            return query
+        # One lock order for every writer keeps deadlocks rare.
+        return query.order_by(registrations.c.id).with_for_update()
+
+    return Prepared(build)
 
 
-_ROWS_BY_TOKEN = _stored_rows_by(registrations.c.token_hash)
+ROWS_BY_TOKEN = _stored_rows_by(registrations.c.token_hash)
 _ROWS_BY_ID = _stored_rows_by(registrations.c.id)
 _RESERVED = Prepared(
     lambda dialect: sa.select(reserved_ids.c.id).where(
@@ -162,7 +164,7 @@ class BulkUpsert:
         hashes = list({token_hash for _, token_hash in keys})
         ids = list({item.registration_id for item in items if item.registration_id})
         found: dict[str, StoredRow] = {}
-        for query, values in ((_ROWS_BY_TOKEN, hashes), (_ROWS_BY_ID, ids)):
+        for query, values in ((ROWS_BY_TOKEN, hashes), (_ROWS_BY_ID, ids)):
             for chunk in chunked(values):
                 for row in await query.rows(self._conn, app_id=self._app_id, values=list(chunk)):
                     found[row[0]] = StoredRow(*row)
