@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,6 +128,36 @@ async def test_register_many_keeps_order_and_isolates_bad_items(
     assert outcomes[4].request_id
     items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
     assert sorted(r.device_token for r in items) == ["ok-0", "ok-4"]
+
+
+class SlowFirstWrite(InMemoryRegistrationRepository):
+    """The first batch's write takes a while; every write is logged as it starts and ends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[str] = []
+
+    async def upsert_many(self, app_id, items, now):  # type: ignore[no-untyped-def]
+        token = items[0].device_token
+        self.log.append(f"start {token}")
+        if token == "first":
+            await asyncio.sleep(0.02)
+        results = await super().upsert_many(app_id, items, now)
+        self.log.append(f"end {token}")
+        return results
+
+
+async def test_batches_of_one_import_write_in_submission_order(clock: ManualClock) -> None:
+    """Batches overlap, but a later batch never writes before an earlier one has finished."""
+    repository = SlowFirstWrite()
+    service = RegistrationService(
+        repository, InMemoryTrackingRepository(), RecordingWebhookSender(), clock, Limits()
+    )
+    batches = service.batch_import(SERVER)
+    first = asyncio.create_task(batches.register([draft("first")]))
+    second = asyncio.create_task(batches.register([draft("second")]))
+    await asyncio.gather(first, second)
+    assert repository.log == ["start first", "end first", "start second", "end second"]
 
 
 async def test_register_many_limits(service: RegistrationService) -> None:

@@ -13,12 +13,17 @@ import grpc
 from pushhub.v1 import registration_pb2, registration_pb2_grpc
 
 from ..core.errors import PushHubError
-from ..core.registrations import RegisterOutcome, RegistrationService, require_server
+from ..core.pipeline import ordered_pipeline
+from ..core.registrations import RegisterOutcome, RegistrationService
 from . import convert
 from .auth import Authenticator
 from .errors import map_errors, status_proto
 
 Context = grpc.aio.ServicerContext
+
+# Batches of one stream in progress at once: one in the database, the next
+# being validated, a finished one being answered.
+_BATCHES_IN_FLIGHT = 2
 
 
 class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationServiceServicer):
@@ -49,16 +54,22 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
         self, requests: AsyncIterator[registration_pb2.RegisterDevicesRequest], context: Context
     ) -> AsyncIterator[registration_pb2.RegisterDevicesResponse]:
         principal = await self._auth.principal(context)
-        # Refuse a device key before it streams anything; register_many checks again.
-        require_server(principal, "import registrations in batches")
-        async for request in requests:
+        # A device key is refused here, before it streams anything.
+        batches = self._registrations.batch_import(principal)
+
+        async def answer(
+            request: registration_pb2.RegisterDevicesRequest,
+        ) -> registration_pb2.RegisterDevicesResponse:
             drafts = [convert.draft(item) for item in request.registrations]
             try:
-                outcomes = await self._registrations.register_many(principal, drafts)
+                outcomes = await batches.register(drafts)
             except PushHubError as error:
                 # A message-level error (too many items) answers each item; the stream lives on.
                 outcomes = [error] * len(drafts)
-            yield _results(outcomes)
+            return _results(outcomes)
+
+        async for response in ordered_pipeline(requests, answer, _BATCHES_IN_FLIGHT):
+            yield response
 
     @map_errors
     async def GetRegistration(

@@ -283,7 +283,17 @@ class RegistrationService:
         self, principal: Principal, drafts: Sequence[RegistrationDraft]
     ) -> list[RegisterOutcome | PushHubError]:
         """A batch import: each item succeeds or fails alone. Server keys only."""
+        return await self.batch_import(principal).register(drafts)
+
+    def batch_import(self, principal: Principal) -> BatchImport:
+        """Batches of one stream, stored in the order they are submitted. Server keys only."""
         require_server(principal, "import registrations in batches")
+        return BatchImport(self, principal)
+
+    def _validate_batch(
+        self, drafts: Sequence[RegistrationDraft], now: datetime
+    ) -> tuple[list[RegistrationInput], list[PushHubError | None]]:
+        """The valid items, and per draft its error or None when it is among them."""
         if len(drafts) > self._limits.batch_items:
             raise invalid_field(
                 "registrations",
@@ -291,18 +301,15 @@ class RegistrationService:
                 f"a batch holds at most {self._limits.batch_items} registrations",
                 limit=self._limits.batch_items,
             )
-        now = self._clock.now()
-        results: list[UpsertResult | PushHubError | None] = []
+        errors: list[PushHubError | None] = []
         valid: list[RegistrationInput] = []
         for draft in drafts:
             try:
                 valid.append(validate_draft(draft, self._limits, now))
-                results.append(None)
+                errors.append(None)
             except PushHubError as error:
-                results.append(error)
-        stored = iter(await self._registrations.upsert_many(principal.app_id, valid, now))
-        merged = [next(stored) if result is None else result for result in results]
-        return await self._track(principal, drafts, merged)
+                errors.append(error)
+        return valid, errors
 
     async def _upsert_now(
         self, app_id: str, items: Sequence[RegistrationInput]
@@ -544,3 +551,36 @@ def _with_request_id(
 def _filter_key(where: RegistrationFilter) -> str:
     platform = int(where.platform) if where.platform else 0
     return json.dumps([where.user_id, where.channel, where.tag, platform])
+
+
+class BatchImport:
+    """The batches of one RegisterDevices stream: they overlap, their writes do not.
+
+    A batch is validated (CPU), written (the database's time) and answered
+    (CPU). The next batch validates while this one is in the database, so
+    both stay busy; its transaction starts only once this one's has ended,
+    so the batches resolve exactly as sequential calls would.
+    """
+
+    def __init__(self, service: RegistrationService, principal: Principal) -> None:
+        self._service = service
+        self._principal = principal
+        self._last_write: asyncio.Event | None = None
+
+    async def register(
+        self, drafts: Sequence[RegistrationDraft]
+    ) -> list[RegisterOutcome | PushHubError]:
+        """Calls take their write turn in the order they started (before their first await)."""
+        service, app_id = self._service, self._principal.app_id
+        previous, written = self._last_write, asyncio.Event()
+        self._last_write = written
+        try:
+            now = service._clock.now()
+            valid, errors = service._validate_batch(drafts, now)
+            if previous is not None:
+                await previous.wait()
+            stored = iter(await service._registrations.upsert_many(app_id, valid, now))
+        finally:
+            written.set()
+        merged = [next(stored) if error is None else error for error in errors]
+        return await service._track(self._principal, drafts, merged)
