@@ -165,6 +165,17 @@ class BulkInsert(BulkWrite):
         self._conflict = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING" if unique else ""
         super().__init__(table, columns)
 
+    async def run(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> None:
+        if rows and not self._conflict and conn.dialect.name == "postgresql":
+            # Binary COPY: asyncpg's array encoding behind unnest() ran two ABC
+            # isinstance checks per element, a third of a bulk import's CPU.
+            driver = (await conn.get_raw_connection()).driver_connection
+            await driver.copy_records_to_table(
+                self._table.name, records=rows, columns=self._columns
+            )
+            return
+        await super().run(conn, rows)
+
     def postgres_sql(self) -> str:
         return f"{self._into()} SELECT * FROM {self._unnest()}{self._conflict}"
 

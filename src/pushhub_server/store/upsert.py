@@ -120,14 +120,10 @@ _UPDATE_REGISTRATION = BulkUpdate(
     registrations, *CONTENT_COLUMNS, "token_hash", "fingerprint", "invalidated_at", "updated_at"
 )
 _PARK_TOKEN = BulkUpdate(registrations, "token_hash")
-_INSERT_SUBSCRIPTION = BulkInsert(
-    subscriptions,
-    "id",
-    "registration_id",
-    "channel_id",
-    "position",
-    unique=("registration_id", "channel_id"),
-)
+# No ON CONFLICT: a batch holds the row locks of the registrations it changes
+# (new ones are its own), and it has read their subscriptions, so it adds only
+# missing ones. Without a conflict clause PostgreSQL takes the rows by COPY.
+_INSERT_SUBSCRIPTION = BulkInsert(subscriptions, "id", "registration_id", "channel_id", "position")
 _MOVE_SUBSCRIPTION = BulkUpdate(subscriptions, "position")
 _INSERT_CHANNEL = BulkInsert(
     channels, "id", "app_id", "name", "created_at", unique=("app_id", "name")
