@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -28,6 +29,9 @@ _SQLITE_PRAGMAS = (
 )
 
 UpsertInsert = sqlite.Insert | postgresql.Insert
+T = TypeVar("T")
+# A transaction's statements, written against AsyncConnection (see Database.write_batch).
+BatchWork = Callable[[AsyncConnection], Coroutine[Any, Any, T]]
 
 
 class Database:
@@ -55,7 +59,9 @@ class Database:
         # aiosqlite logs each statement with its parameters at DEBUG, and credentials
         # are stored unsealed without PUSHHUB_SECRET_KEY: keep them out of the log.
         logging.getLogger("aiosqlite").setLevel(logging.INFO)
-        writer = create_async_engine(url, pool_size=1, max_overflow=0)
+        # Every write commits or rolls back itself: the pool's rollback on return
+        # would only cost one more thread hop per transaction.
+        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_reset_on_return=None)
         reader = create_async_engine(url, pool_size=4, max_overflow=4)
         _configure_sqlite(writer)
         _configure_sqlite(reader)
@@ -64,6 +70,25 @@ class Database:
     def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """One write transaction: committed on success, rolled back on error."""
         return self._transaction(self._writer, self._write_lock, self._write_begin)
+
+    async def write_batch(self, work: BatchWork[T]) -> T:
+        """work(conn) in one write transaction; on SQLite, all of it in the driver's thread.
+
+        aiosqlite runs each statement in its thread: a hop of the event loop,
+        and a GIL hand-off, per statement, which were most of a small
+        transaction's cost. Here BEGIN, the statements and COMMIT take one hop.
+        work may await only sql.Prepared and sql.BulkWrite statements: on the
+        driver's thread they run at once, so the coroutine never suspends.
+        """
+        if self.dialect != "sqlite":
+            async with self.write() as conn:
+                return await work(conn)
+        assert self._write_lock is not None
+        async with self._write_lock, self._writer.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            # aiosqlite's own way to run a function on its thread (used by all its methods).
+            result = await driver._execute(_transaction_in_thread, driver._conn, work)
+            return cast(T, result)
 
     def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         """A read transaction (one snapshot on SQLite)."""
@@ -114,3 +139,52 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         for pragma in _SQLITE_PRAGMAS:
             cursor.execute(pragma)
         cursor.close()
+
+
+def _transaction_in_thread(connection: sqlite3.Connection, work: BatchWork[T]) -> T:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = _complete(work(cast(AsyncConnection, _ThreadConnection(connection))))
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return result
+
+
+def _complete(coroutine: Coroutine[Any, Any, T]) -> T:
+    """The result of a coroutine that never suspends, driven without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return cast(T, finished.value)
+    coroutine.close()
+    raise RuntimeError("a write_batch transaction awaited something other than a statement")
+
+
+class _ThreadConnection:
+    """What sql.Prepared and sql.BulkWrite use of an AsyncConnection, on the driver's thread."""
+
+    dialect = sqlite.dialect()
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.driver_connection = _ThreadDriver(connection)
+
+    async def get_raw_connection(self) -> _ThreadConnection:
+        return self
+
+
+class _ThreadDriver:
+    """aiosqlite's statement methods, run directly (this is its thread)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, sql: str, parameters: Any = ()) -> None:
+        self._connection.execute(sql, parameters)
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ()) -> list[Any]:
+        return self._connection.execute(sql, parameters).fetchall()
+
+    async def executemany(self, sql: str, rows: Any) -> None:
+        self._connection.executemany(sql, rows)

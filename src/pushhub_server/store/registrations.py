@@ -56,8 +56,9 @@ class SqlRegistrationRepository:
             return []
         for attempt in range(1, _UPSERT_ATTEMPTS + 1):
             try:
-                async with self._db.write() as conn:
-                    return await BulkUpsert(conn, app_id, now).run(items)
+                return await self._db.write_batch(
+                    lambda conn: BulkUpsert(conn, app_id, now).run(items)
+                )
             except DATABASE_ERRORS as error:
                 if attempt == _UPSERT_ATTEMPTS or not is_write_conflict(error):
                     raise

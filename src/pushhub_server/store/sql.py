@@ -117,6 +117,18 @@ def _sqlite_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list) else value
 
 
+async def _postgres_driver(conn: AsyncConnection) -> asyncpg.Connection:
+    """The asyncpg connection, inside the transaction of conn.
+
+    SQLAlchemy sends BEGIN lazily, with its first statement: a write sent to the
+    driver before any would run on its own, outside the transaction.
+    """
+    driver: asyncpg.Connection = (await conn.get_raw_connection()).driver_connection
+    if not driver.is_in_transaction():
+        await conn.exec_driver_sql("SELECT 1")
+    return driver
+
+
 class BulkWrite(ABC):
     """Many rows written through the driver itself, skipping SQLAlchemy's per-row work.
 
@@ -142,11 +154,11 @@ class BulkWrite(ABC):
     async def run(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
             return
-        driver = (await conn.get_raw_connection()).driver_connection
         if conn.dialect.name == "postgresql":
             arrays = [list(column) for column in zip(*rows, strict=True)]
-            await driver.execute(self._postgres_sql, *arrays)
+            await (await _postgres_driver(conn)).execute(self._postgres_sql, *arrays)
         else:
+            driver = (await conn.get_raw_connection()).driver_connection
             await driver.executemany(self._sqlite_sql, rows)
 
     def _unnest(self) -> str:
@@ -169,7 +181,7 @@ class BulkInsert(BulkWrite):
         if rows and not self._conflict and conn.dialect.name == "postgresql":
             # Binary COPY: asyncpg's array encoding behind unnest() ran two ABC
             # isinstance checks per element, a third of a bulk import's CPU.
-            driver = (await conn.get_raw_connection()).driver_connection
+            driver = await _postgres_driver(conn)
             await driver.copy_records_to_table(
                 self._table.name, records=rows, columns=self._columns
             )
