@@ -53,7 +53,7 @@ class InMemoryRegistrationRepository:
                 registration_id = found.registration_id if found else new_id()
                 existing = found
             key = (app_id, registration_id)
-            unchanged = existing is not None and self.fingerprints.get(key) == item.fingerprint()
+            unchanged = existing is not None and self.fingerprints.get(key) == item.fingerprint
             channel_ids = {
                 channel: self.subscription_ids.setdefault(
                     (app_id, registration_id, channel), new_id()
@@ -77,7 +77,7 @@ class InMemoryRegistrationRepository:
                 channel_ids,
             )
             self.rows[key] = row
-            self.fingerprints[key] = item.fingerprint()
+            self.fingerprints[key] = item.fingerprint
             results.append(UpsertResult(row, unchanged))
         return results
 

@@ -90,9 +90,17 @@ class RegistrationInput:
     templates: dict[str, Template]
     selector: str | None
     registration_id: str | None = None
+    # Both digests are computed as the item is built (during validation, before
+    # any write transaction): a batch's write then holds the database for less.
+    token_hash: str = field(init=False, repr=False, compare=False)
+    # Digest of the stored content; equal digests mean an unchanged re-registration.
+    fingerprint: str = field(init=False, repr=False, compare=False)
 
-    def fingerprint(self) -> str:
-        """Digest of the stored content; equal digests mean an unchanged re-registration."""
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token_hash", token_digest(self.device_token))
+        object.__setattr__(self, "fingerprint", self._content_digest())
+
+    def _content_digest(self) -> str:
         content = [
             int(self.platform),
             self.device_token,

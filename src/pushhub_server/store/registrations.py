@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -56,9 +57,9 @@ class SqlRegistrationRepository:
             return []
         for attempt in range(1, _UPSERT_ATTEMPTS + 1):
             try:
-                return await self._db.write_batch(
-                    lambda conn: BulkUpsert(conn, app_id, now).run(items)
-                )
+                upsert = BulkUpsert(app_id, now)
+                plan = await self._db.write_batch(partial(upsert.run, items=items))
+                return upsert.results(plan)
             except DATABASE_ERRORS as error:
                 if attempt == _UPSERT_ATTEMPTS or not is_write_conflict(error):
                     raise

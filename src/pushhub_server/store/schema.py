@@ -69,7 +69,7 @@ registrations = sa.Table(
     sa.Column("selector", sa.Text),
     # Tokens may be 4,096 characters, too long for a B-tree key: the digest is the key.
     sa.Column("token_hash", sa.String(64), nullable=False),
-    # RegistrationInput.fingerprint(): equal means an unchanged re-registration.
+    # RegistrationInput.fingerprint: equal means an unchanged re-registration.
     sa.Column("fingerprint", sa.String(32), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),

@@ -132,17 +132,19 @@ _INSERT_TAG = BulkInsert(registration_tags, "registration_id", "tag", "app_id", 
 
 
 class BulkUpsert:
-    """One upsert_many call inside one write transaction."""
+    """One upsert_many attempt: written in one transaction, answered after it."""
 
-    def __init__(self, conn: AsyncConnection, app_id: str, now: datetime) -> None:
-        self._conn = conn
+    def __init__(self, app_id: str, now: datetime) -> None:
+        self._conn: AsyncConnection
         self._app_id = app_id
         self._now = now
         self._now_micros = to_micros(now)
         # Subscription ids per live registration, in channel order.
         self._channel_ids: dict[str, dict[str, str]] = {}
 
-    async def run(self, items: Sequence[RegistrationInput]) -> list[UpsertResult | PushHubError]:
+    async def run(self, conn: AsyncConnection, items: Sequence[RegistrationInput]) -> Plan:
+        """Writes the batch in conn's transaction; results() answers it once that has ended."""
+        self._conn = conn
         keys = [item_key(item) for item in items]
         stored = await self._stored_rows(items, keys)
         reserved = await self._reserved(items)
@@ -151,6 +153,10 @@ class BulkUpsert:
         await self._write_registrations(plan)
         await self._write_subscriptions(plan, subscribed)
         await self._write_tags(plan)
+        return plan
+
+    def results(self, plan: Plan) -> list[UpsertResult | PushHubError]:
+        """Built outside the transaction, so the next batch's write need not wait for it."""
         return [self._result(outcome) for outcome in plan.outcomes]
 
     async def _stored_rows(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pushhub_server.core.errors import PushHubError, registration_gone
 from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import RegistrationInput, token_digest
+from pushhub_server.core.models import RegistrationInput
 
 TokenKey = tuple[int, str]  # (platform, token digest): unique within an app
 
@@ -80,7 +80,7 @@ class Plan:
 
 
 def item_key(item: RegistrationInput) -> TokenKey:
-    return (int(item.platform), token_digest(item.device_token))
+    return (int(item.platform), item.token_hash)
 
 
 def plan_upsert(
@@ -143,7 +143,7 @@ class _Planner:
 
     def _create(self, item: RegistrationInput, registration_id: str, key: TokenKey) -> None:
         self._free(key)
-        slot = Slot(registration_id, key, item, item.fingerprint(), None)
+        slot = Slot(registration_id, key, item, item.fingerprint, None)
         self.plan.live[registration_id] = slot
         self._by_key[key] = registration_id
         self.plan.outcomes.append(ItemOutcome(slot, unchanged=False))
@@ -157,7 +157,7 @@ class _Planner:
             self._by_key[key] = slot.id
             slot.key = key
             slot.moved = True
-        fingerprint = item.fingerprint()
+        fingerprint = item.fingerprint
         unchanged = slot.stored is not None and fingerprint == slot.fingerprint
         slot.item, slot.fingerprint = item, fingerprint
         self.plan.outcomes.append(ItemOutcome(slot, unchanged))
