@@ -5,6 +5,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_id
@@ -18,6 +19,7 @@ from pushhub_server.core.models import (
     UpsertResult,
 )
 from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
+from pushhub_server.store.schema import channels, registration_tags, subscriptions
 
 from .conftest import create_app
 
@@ -391,3 +393,48 @@ async def test_lookups_seek_an_index(db: Database, sql: str, index: str) -> None
         rows = await driver.execute_fetchall(f"EXPLAIN QUERY PLAN {sql}", ["x"] * placeholders)
     plan = "\n".join(row[-1] for row in rows)
     assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
+
+
+async def _children(db: Database, app_id: str) -> tuple[int, int]:
+    """Subscriptions and tags of the app's registrations, live or orphaned."""
+    tag_count = sa.select(sa.func.count()).where(registration_tags.c.app_id == app_id)
+    subscription_count = (
+        sa.select(sa.func.count())
+        .select_from(subscriptions.join(channels, channels.c.id == subscriptions.c.channel_id))
+        .where(channels.c.app_id == app_id)
+    )
+    async with db.read() as conn:
+        return (
+            (await conn.execute(subscription_count)).scalar_one(),
+            (await conn.execute(tag_count)).scalar_one(),
+        )
+
+
+async def test_every_delete_takes_the_subscriptions_and_tags_along(
+    db: Database, apps: SqlAppRepository, registrations: SqlRegistrationRepository
+) -> None:
+    """They have no foreign key to their registration: no delete may leave them behind."""
+    app_id = (await create_app(apps)).app_id
+    # Two subscriptions and two tags per device (see device()).
+    items = [
+        device("by-id"),
+        device("by-token"),
+        device("cleanup", user_id="ivy"),
+        device("expires", expires_at=NOW + timedelta(seconds=1)),
+        device("moved"),
+        device("mover"),
+        device("stays"),
+    ]
+    results = await registrations.upsert_many(app_id, items, NOW)
+    stored = {r.registration.device_token: r.registration for r in results}  # type: ignore[union-attr]
+    assert await _children(db, app_id) == (14, 14)
+    await registrations.delete(app_id, stored["by-id"].registration_id)
+    await registrations.delete_by_token(app_id, Platform.APNS, "by-token")
+    await registrations.cleanup(app_id, [CleanupTarget("ivy")])
+    await registrations.delete_expired(NOW + timedelta(seconds=1))
+    mover = device("moved", registration_id=stored["mover"].registration_id)
+    await upsert_one(registrations, app_id, mover)  # the holder of "moved" is deleted
+    assert await _children(db, app_id) == (4, 4)  # "mover" (now holding "moved"), "stays"
+
+    assert await apps.delete_app(app_id)
+    assert await _children(db, app_id) == (0, 0)

@@ -15,7 +15,7 @@ from pushhub_server.core.ports import Provider
 
 from .database import Database
 from .records import micros_or_none, moment_or_none
-from .schema import api_keys, apps
+from .schema import api_keys, apps, registration_tags
 
 _APP_COLUMNS = (
     apps.c.id,
@@ -72,7 +72,12 @@ class SqlAppRepository:
 
     async def delete_app(self, app_id: str) -> bool:
         async with self._db.write() as conn:
+            # Registrations, channels and their subscriptions cascade from the app;
+            # tags have no foreign key (store.children).
             deleted = await conn.execute(sa.delete(apps).where(apps.c.id == app_id))
+            await conn.execute(
+                sa.delete(registration_tags).where(registration_tags.c.app_id == app_id)
+            )
         return deleted.rowcount > 0
 
     async def add_key(self, key: ApiKey, key_hash: str) -> None:

@@ -22,6 +22,7 @@ from pushhub_server.core.models import (
     token_digest,
 )
 
+from .children import delete_registrations
 from .database import Database
 from .records import registration_from_row
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
@@ -134,12 +135,12 @@ class SqlRegistrationRepository:
         removed = 0
         async with self._db.write() as conn:
             for users in chunked(whole_users):
-                removed += await _rowcount(
+                removed += await delete_registrations(
                     conn, _reg.app_id == app_id, one_of(_reg.user_id, users, conn.dialect.name)
                 )
             for pairs in chunked(devices):
                 pair = sa.tuple_(_reg.user_id, _reg.token_hash)
-                removed += await _rowcount(conn, _reg.app_id == app_id, pair.in_(pairs))
+                removed += await delete_registrations(conn, _reg.app_id == app_id, pair.in_(pairs))
         return removed
 
     async def delete_expired(self, now: datetime) -> int:
@@ -147,7 +148,7 @@ class SqlRegistrationRepository:
 
     async def _delete(self, *conditions: sa.ColumnElement[bool]) -> int:
         async with self._db.write() as conn:
-            return await _rowcount(conn, *conditions)
+            return await delete_registrations(conn, *conditions)
 
     async def _select(
         self,
@@ -260,8 +261,3 @@ async def _change_tags(
         .where(one_of(_reg.id, ids, conn.dialect.name))
         .values(fingerprint=_STALE_FINGERPRINT, updated_at=now)
     )
-
-
-async def _rowcount(conn: AsyncConnection, *conditions: sa.ColumnElement[bool]) -> int:
-    result = await conn.execute(sa.delete(registrations).where(*conditions))
-    return result.rowcount

@@ -95,16 +95,14 @@ channels = sa.Table(
 )
 
 # Each subscription id is the per-channel registration id of Backendless.
+# No foreign key to registrations (migration 0005): it was a lookup and a lock
+# per inserted row on PostgreSQL. store.children deletes a registration's
+# subscriptions and tags wherever registrations are deleted.
 subscriptions = sa.Table(
     "subscriptions",
     metadata,
     sa.Column("id", _ID, primary_key=True),
-    sa.Column(
-        "registration_id",
-        _ID,
-        sa.ForeignKey("registrations.id", ondelete="CASCADE"),
-        nullable=False,
-    ),
+    sa.Column("registration_id", _ID, nullable=False),
     sa.Column("channel_id", _ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     # Order of the channel in the registration, so reads return what was written.
     sa.Column("position", sa.SmallInteger, nullable=False),
@@ -114,19 +112,14 @@ subscriptions = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# No foreign keys (migrations 0003 and 0005), like subscriptions: store.children
+# deletes tags with their registration, and with their app (by app_id).
 registration_tags = sa.Table(
     "registration_tags",
     metadata,
-    sa.Column(
-        "registration_id",
-        _ID,
-        sa.ForeignKey("registrations.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    sa.Column("registration_id", _ID, primary_key=True),
     sa.Column("tag", sa.String(120), primary_key=True),
     # Denormalised so audience queries find a tag's registrations within one app.
-    # No foreign key: tags go with their registration, and a lookup in apps per
-    # tag row was a third of a bulk import's time on PostgreSQL (migration 0003).
     sa.Column("app_id", _ID, nullable=False),
     sa.Column("position", sa.SmallInteger, nullable=False),
     sa.Index("ix_registration_tags_app_tag", "app_id", "tag", "registration_id"),

@@ -18,6 +18,7 @@ from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_ids
 from pushhub_server.core.models import Registration, RegistrationInput, UpsertResult
 
+from .children import DELETE_TAGS_OF, delete_children
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
@@ -99,13 +100,6 @@ _DELETE_SUBSCRIPTIONS = Prepared(
         one_of_list(subscriptions.c.id, "values", dialect)
     )
 )
-_DELETE_TAGS = Prepared(
-    lambda dialect: sa.delete(registration_tags).where(
-        one_of_list(registration_tags.c.registration_id, "values", dialect)
-    )
-)
-
-
 _INSERT_REGISTRATION = BulkInsert(
     registrations,
     "id",
@@ -190,8 +184,11 @@ class BulkUpsert:
 
     async def _write_registrations(self, plan: Plan) -> None:
         conn = self._conn
-        for chunk in chunked(sorted(plan.deleted)):
+        deleted = sorted(plan.deleted)
+        for chunk in chunked(deleted):
             await _DELETE_REGISTRATIONS.execute(conn, values=list(chunk))
+        # This transaction holds the deleted rows' locks: nobody adds children meanwhile.
+        await delete_children(conn, deleted)
         updates = plan.updates
         # Park moved rows on a key no token digest can equal, so the final
         # UPDATE cannot collide with a key another row gives up later.
@@ -266,7 +263,7 @@ class BulkUpsert:
     async def _write_tags(self, plan: Plan) -> None:
         """Tags of changed registrations are replaced as a whole."""
         for chunk in chunked([slot.id for slot in plan.updates]):
-            await _DELETE_TAGS.execute(self._conn, values=list(chunk))
+            await DELETE_TAGS_OF.execute(self._conn, values=list(chunk))
         rows = [
             (slot.id, tag, self._app_id, position)
             for slot in plan.live.values()

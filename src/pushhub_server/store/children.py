@@ -1,0 +1,49 @@
+"""Deleting registrations with their subscriptions and tags.
+
+Those rows have no foreign key to their registration (migration 0005), so no
+cascade removes them: every delete of registrations goes through here, in the
+transaction of the delete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .schema import registration_tags, registrations, subscriptions
+from .sql import Prepared, chunked, one_of_list
+
+_DELETE_SUBSCRIPTIONS_OF = Prepared(
+    lambda dialect: sa.delete(subscriptions).where(
+        one_of_list(subscriptions.c.registration_id, "values", dialect)
+    )
+)
+DELETE_TAGS_OF = Prepared(
+    lambda dialect: sa.delete(registration_tags).where(
+        one_of_list(registration_tags.c.registration_id, "values", dialect)
+    )
+)
+
+
+async def delete_registrations(conn: AsyncConnection, *conditions: sa.ColumnElement[bool]) -> int:
+    """Registrations matching conditions, with their children; returns how many.
+
+    Parents go first and name themselves (RETURNING). A concurrent upsert that
+    was adding children to one of them held its row lock, so it has committed
+    by then, and the children's delete, a later statement, sees what it added.
+    """
+    deleted = await conn.execute(
+        sa.delete(registrations).where(*conditions).returning(registrations.c.id)
+    )
+    ids = list(deleted.scalars())
+    await delete_children(conn, ids)
+    return len(ids)
+
+
+async def delete_children(conn: AsyncConnection, registration_ids: Sequence[str]) -> None:
+    """The subscriptions and tags of registrations deleted in this transaction."""
+    for chunk in chunked(registration_ids):
+        await _DELETE_SUBSCRIPTIONS_OF.execute(conn, values=list(chunk))
+        await DELETE_TAGS_OF.execute(conn, values=list(chunk))
