@@ -59,9 +59,7 @@ class Database:
         # aiosqlite logs each statement with its parameters at DEBUG, and credentials
         # are stored unsealed without PUSHHUB_SECRET_KEY: keep them out of the log.
         logging.getLogger("aiosqlite").setLevel(logging.INFO)
-        # Every write commits or rolls back itself: the pool's rollback on return
-        # would only cost one more thread hop per transaction.
-        writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_reset_on_return=None)
+        writer = create_async_engine(url, pool_size=1, max_overflow=0)
         reader = create_async_engine(url, pool_size=4, max_overflow=4)
         _configure_sqlite(writer)
         _configure_sqlite(reader)
