@@ -218,3 +218,49 @@ async def test_stream_with_a_device_key_is_refused(app: AppHandle) -> None:
     else:
         raise AssertionError("a device key imported a batch")
     assert await app.list_all() == []
+
+
+async def test_batches_in_one_stream_resolve_as_if_sent_one_by_one(app: AppHandle) -> None:
+    """Batches of disjoint tokens are written side by side; any overlap keeps the order.
+
+    Even and odd batches draw on two separate token ranges, so neighbours are
+    disjoint and may be written at once; each batch re-registers tokens of the
+    batch two before it with its own tag, and one moves a token by registration
+    id. The last word must win, exactly as with one request at a time.
+    """
+    tokens = [new_token() for _ in range(1000)]
+
+    def window(number: int) -> list[str]:
+        base = (number % 2) * 500 + (number // 2) * 50
+        return tokens[base : base + 150]
+
+    created = await app.stubs.registrations.RegisterDevice(
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token()), metadata=app.server()
+    )
+    mover_id = created.registration.registration_id
+    batches = []
+    for number in range(8):
+        items = [
+            reg.RegisterDeviceRequest(platform=APNS, device_token=t, tags=[f"batch-{number}"])
+            for t in window(number)
+        ]
+        if number == 5:
+            # Takes over a token that batch 7 registers again: by id, so it waits its turn.
+            items.append(
+                reg.RegisterDeviceRequest(
+                    platform=APNS, registration_id=mover_id, device_token=tokens[700]
+                )
+            )
+        batches.append(reg.RegisterDevicesRequest(registrations=items))
+
+    call = app.stubs.registrations.RegisterDevices(stream_requests(batches), metadata=app.server())
+    responses = [response async for response in call]
+    assert all(not r.HasField("error") for response in responses for r in response.results)
+
+    last_batch = {token: number for number in range(8) for token in window(number)}
+    listed = {r.device_token: r for r in await app.list_all()}
+    for token, number in last_batch.items():
+        assert list(listed[token].tags) == [f"batch-{number}"], token
+    assert listed[tokens[700]].registration_id == mover_id, "batch 7 updated the moved token"
+    # The mover gave up its first token; the row that held tokens[700] is gone.
+    assert len(listed) == len(last_batch)

@@ -138,26 +138,40 @@ class SlowFirstWrite(InMemoryRegistrationRepository):
         self.log: list[str] = []
 
     async def upsert_many(self, app_id, items, now):  # type: ignore[no-untyped-def]
-        token = items[0].device_token
+        token = items[0].device_token if items else "other"
         self.log.append(f"start {token}")
-        if token == "first":
+        if token == "first" and self.log.count("start first") == 1:
             await asyncio.sleep(0.02)
         results = await super().upsert_many(app_id, items, now)
         self.log.append(f"end {token}")
         return results
 
 
-async def test_batches_of_one_import_write_in_submission_order(clock: ManualClock) -> None:
-    """Batches overlap, but a later batch never writes before an earlier one has finished."""
+@pytest.mark.parametrize(
+    ("second", "log"),
+    [
+        (draft("first"), ["start first", "end first", "start first", "end first"]),
+        (
+            draft("other", registration_id="some-id"),
+            ["start first", "end first", "start other", "end other"],
+        ),
+        (draft("other"), ["start first", "start other", "end other", "end first"]),
+    ],
+    ids=["same-token-waits", "registration-id-waits", "disjoint-tokens-overlap"],
+)
+async def test_a_batch_writes_after_earlier_ones_it_could_interfere_with(
+    clock: ManualClock, second: RegistrationDraft, log: list[str]
+) -> None:
+    """Sequential results, whatever overlaps: only batches of disjoint tokens write at once."""
     repository = SlowFirstWrite()
     service = RegistrationService(
         repository, InMemoryTrackingRepository(), RecordingWebhookSender(), clock, Limits()
     )
     batches = service.batch_import(SERVER)
     first = asyncio.create_task(batches.register([draft("first")]))
-    second = asyncio.create_task(batches.register([draft("second")]))
-    await asyncio.gather(first, second)
-    assert repository.log == ["start first", "end first", "start second", "end second"]
+    later = asyncio.create_task(batches.register([second]))
+    await asyncio.gather(first, later)
+    assert repository.log == log
 
 
 async def test_register_many_limits(service: RegistrationService) -> None:

@@ -554,33 +554,57 @@ def _filter_key(where: RegistrationFilter) -> str:
 
 
 class BatchImport:
-    """The batches of one RegisterDevices stream: they overlap, their writes do not.
+    """The batches of one RegisterDevices stream: they overlap, as far as they may.
 
     A batch is validated (CPU), written (the database's time) and answered
-    (CPU). The next batch validates while this one is in the database, so
-    both stay busy; its transaction starts only once this one's has ended,
-    so the batches resolve exactly as sequential calls would.
+    (CPU). The next batch validates while this one is in the database. Its
+    write waits for every earlier write still running that it could interfere
+    with, so the batches resolve exactly as sequential calls would; writes of
+    disjoint tokens run side by side (PostgreSQL uses a core for each; SQLite's
+    single writer takes them in turn).
     """
 
     def __init__(self, service: RegistrationService, principal: Principal) -> None:
         self._service = service
         self._principal = principal
-        self._last_write: asyncio.Event | None = None
+        self._writing: list[_Write] = []
 
     async def register(
         self, drafts: Sequence[RegistrationDraft]
     ) -> list[RegisterOutcome | PushHubError]:
-        """Calls take their write turn in the order they started (before their first await)."""
+        """Each call sees the writes of the calls started before it (before their first await)."""
         service, app_id = self._service, self._principal.app_id
-        previous, written = self._last_write, asyncio.Event()
-        self._last_write = written
+        now = service._clock.now()
+        valid, errors = service._validate_batch(drafts, now)
+        write = _Write(_touched(valid))
+        earlier = [other for other in self._writing if other.interferes(write)]
+        self._writing.append(write)
         try:
-            now = service._clock.now()
-            valid, errors = service._validate_batch(drafts, now)
-            if previous is not None:
-                await previous.wait()
+            for other in earlier:
+                await other.done.wait()
             stored = iter(await service._registrations.upsert_many(app_id, valid, now))
         finally:
-            written.set()
+            write.done.set()
+            self._writing.remove(write)
         merged = [next(stored) if error is None else error for error in errors]
         return await service._track(self._principal, drafts, merged)
+
+
+@dataclass
+class _Write:
+    # The (platform, token digest) keys a batch writes; None when an item names a
+    # registration id: which row that touches is only known inside the write.
+    tokens: frozenset[tuple[int, str]] | None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def interferes(self, other: _Write) -> bool:
+        if self.tokens is None or other.tokens is None:
+            return True
+        return not self.tokens.isdisjoint(other.tokens)
+
+
+def _touched(items: Sequence[RegistrationInput]) -> frozenset[tuple[int, str]] | None:
+    """Without registration ids, a batch touches only the rows holding its tokens."""
+    if any(item.registration_id for item in items):
+        return None
+    return frozenset((int(item.platform), item.token_hash) for item in items)
