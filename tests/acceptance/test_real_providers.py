@@ -332,12 +332,11 @@ async def test_broadcast_reaches_each_fake_in_its_providers_shape(world: World) 
         assert headers["apns-priority"] == "10"
         assert headers["apns-collapse-id"] == "news"
         assert int(headers["apns-expiration"]) == expiration
-        assert uuid.UUID(headers["apns-id"])
+        assert "apns-id" not in headers  # optional: Apple assigns one (delivery/payloads.py)
         assert headers["authorization"].startswith("bearer ")
         payload = json.loads(request.payload)
         assert payload["aps"]["alert"] == {"title": "Hello", "body": "World"}
         assert payload["order"] == "42" and payload["campaign"] == "spring"
-    assert len({request.headers["apns-id"] for request in received}) == 3
 
     bodies = fcm_sent(world, google)
     assert sorted(body["message"]["token"] for body in bodies) == sorted(google)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -248,20 +249,19 @@ async def test_transient_errors_are_retried_after_what_fcm_asked(
     assert outcomes(second) == [SENT]
 
 
-async def test_retry_after_as_an_http_date_and_absent(
-    provider: FcmProvider, fcm: FakeFcm, manual_clock: ManualClock
-) -> None:
-    fcm.fail_next(
-        1,
-        status=503,
-        retry_after=format_datetime(manual_clock.now() + timedelta(seconds=30), usegmt=True),
-    )
+async def test_retry_after_as_an_http_date_and_absent(provider: FcmProvider, fcm: FakeFcm) -> None:
+    # libcurl parses Retry-After (http2.py), against the system clock: a real peer's
+    # HTTP date is wall-clock time, whatever clock the provider was given.
+    until = datetime.fromtimestamp(int(time.time()) + 30, UTC)
+    fcm.fail_next(1, status=503, retry_after=format_datetime(until, usegmt=True))
     fcm.fail_next(1, status=500, retry_after=None)
 
-    dated = await provider.send([delivery("device-a")])
+    [dated] = await provider.send([delivery("device-a")])
     bare = await provider.send([delivery("device-a")])
 
-    assert dated == [DeliveryResult(DeliveryOutcome.RETRY, "UNAVAILABLE", 30.0)]
+    assert (dated.outcome, dated.reason) == (DeliveryOutcome.RETRY, "UNAVAILABLE")
+    assert dated.retry_after is not None and 28.0 <= dated.retry_after <= 30.0
+    # The handle that carried the dated answer does not keep its Retry-After.
     assert bare == [DeliveryResult(DeliveryOutcome.RETRY, "INTERNAL", None)]
 
 

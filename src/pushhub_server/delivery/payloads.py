@@ -5,8 +5,8 @@ does not depend on the recipient is built once per message and platform, and
 serialized once, with sentinels where recipient values go. The serialized JSON is
 split at those sentinels into byte pieces, so a recipient costs one join:
 
-- APNs without ``{{name}}``: the body is the same ``bytes`` object for everyone;
-  only the ``apns-id`` header is new.
+- APNs without ``{{name}}``: the body is the same ``bytes`` object for everyone,
+  and so is the headers dict.
 - FCM: the device token is spliced between two pieces.
 - ``{{name}}`` in ``message``: the filled, JSON-escaped text is spliced in.
 - Azure templates: the template body is rendered once per distinct body (the
@@ -29,8 +29,13 @@ APNs headers: ``apns-push-type`` (``background`` when ``aps`` has
 ``apns-priority`` (``10`` high or unset, ``5`` normal, and always ``5`` for
 background pushes, which Apple requires), ``apns-expiration`` (send time + ttl, in
 epoch seconds; ``0`` without a ttl or with a zero ttl), ``apns-collapse-id``
-(``collapse_key``, at most 64 bytes) and ``apns-id`` (a UUID per request).
-``apns-topic`` comes from the app's credentials, so the provider adds it.
+(``collapse_key``, at most 64 bytes). No ``apns-id``: it is optional, Apple
+assigns a UUID to a request without one, and PushHub neither stores nor reports
+it, while a per-recipient id would make every request's headers unique (a header
+list to rebuild per request in libcurl, a literal instead of table indexes in
+HPACK). A caller that needs its own id (the dry-run verification) puts
+``apns-id`` in its Delivery's headers, and the provider sends it. ``apns-topic``
+comes from the app's credentials, so the provider adds it.
 
 FCM v1 body (``POST /v1/projects/<id>/messages:send``)::
 
@@ -68,7 +73,6 @@ time (``check_publish_size``) is exact for every recipient whose ``message`` has
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import secrets
@@ -76,7 +80,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
-from types import MappingProxyType
 from typing import Any
 
 from pushhub_server.core.errors import PushHubError, invalid_field
@@ -99,7 +102,8 @@ INVALID_FCM_JSON = "INVALID_FCM_JSON"
 TEMPLATE_CACHE_SIZE = 1024
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-_EMPTY_HEADERS: Mapping[str, str] = MappingProxyType({})
+# FCM requests carry no per-payload headers; shared, so never modified.
+_NO_HEADERS: dict[str, str] = {}
 
 # Recipient slots in the serialized JSON. Random per process, so no content can
 # contain them by accident; plain ASCII, so JSON serializes them verbatim.
@@ -155,23 +159,6 @@ class RenderedPayload:
     headers: Mapping[str, str]
 
 
-class _ApnsIds:
-    """apns-id values: a random UUIDv4-shaped prefix per message plus a counter.
-
-    Unique within the message and across messages (72 random bits per message),
-    without an os.urandom call per recipient.
-    """
-
-    def __init__(self) -> None:
-        r = secrets.token_hex(9)
-        variant = "89ab"[secrets.randbelow(4)]
-        self._prefix = f"{r[:8]}-{r[8:12]}-4{r[12:15]}-{variant}{r[15:18]}-"
-        self._next = itertools.count().__next__
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{self._next() & 0xFFFF_FFFF_FFFF:012x}"
-
-
 class _Prepared:
     """A platform payload split at its recipient slots, or the error every recipient gets."""
 
@@ -190,7 +177,7 @@ class _Prepared:
         self,
         platform: Platform,
         text: str,
-        headers: Mapping[str, str],
+        headers: dict[str, str],
         field_name: str,
         limit: int,
     ) -> None:
@@ -263,7 +250,6 @@ class PayloadRenderer:
         self._standard: dict[Platform, _Prepared | _Failed] = {}
         self._templates: dict[tuple[Platform, str], _Prepared | _Failed] = {}
         self._template_cache_size = template_cache_size
-        self._apns_id = _ApnsIds()
 
     # ------------------------------------------------------------ per recipient
 
@@ -280,7 +266,7 @@ class PayloadRenderer:
         recipient's payload cannot be sent; the dispatcher counts it under its reason.
         """
         body, headers = self.body_and_headers(platform, device_token, metadata, templates)
-        return RenderedPayload(body, headers if platform is Platform.APNS else _EMPTY_HEADERS)
+        return RenderedPayload(body, headers)
 
     def body_and_headers(
         self,
@@ -289,8 +275,11 @@ class PayloadRenderer:
         metadata: Mapping[str, str] | None = None,
         templates: Mapping[str, Template | str] | None = None,
     ) -> tuple[bytes, dict[str, str]]:
-        """render() for the fan-out's hot loop: the body, and a new headers dict (empty
-        for FCM) that the caller may keep. Raises as render() does.
+        """render() for the fan-out's hot loop: the body, and the headers dict (empty
+        for FCM). Raises as render() does.
+
+        The headers dict is shared by every recipient of the same payload, so the
+        caller must not modify it; providers recognise it by identity (providers.apns).
 
         ``metadata`` matters only when ``uses_metadata``, and ``templates`` only when
         ``uses_templates``: callers holding them undecoded may pass None otherwise.
@@ -317,9 +306,7 @@ class PayloadRenderer:
                     raise payload_too_large(self._field, platform, size, self.limit)
             token = encode_basestring(device_token)[1:-1].encode() if device_token else b""
             body = prepared.join(token, message)
-        if platform is Platform.APNS:
-            return body, {**prepared.headers, "apns-id": self._apns_id()}
-        return body, {}
+        return body, prepared.headers
 
     def apns(
         self,
@@ -353,7 +340,7 @@ class PayloadRenderer:
             else:
                 message = self.fcm_message(_TOKEN_SENTINEL, self._message_value)
                 prepared = _Prepared(
-                    platform, dumps({"message": message}), _EMPTY_HEADERS, self._field, self.limit
+                    platform, dumps({"message": message}), _NO_HEADERS, self._field, self.limit
                 )
         except PushHubError as error:
             prepared = _Failed(error)
@@ -558,7 +545,7 @@ class PayloadRenderer:
             if content.fcm_json:
                 message = self._merge_fcm_json(message)
             return _Prepared(
-                platform, dumps({"message": message}), _EMPTY_HEADERS, "template_name", self.limit
+                platform, dumps({"message": message}), _NO_HEADERS, "template_name", self.limit
             )
         except PushHubError as error:
             return _Failed(error)

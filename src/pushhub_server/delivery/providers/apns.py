@@ -6,6 +6,12 @@ headers (delivery.payloads), ``apns-topic`` from the credentials and
 once as concurrent streams (providers.http2), which also reconnects and resends
 what was in flight when Apple sends GOAWAY or a connection drops.
 
+The deliveries of one broadcast share one headers mapping (no ``apns-id``: Apple
+assigns one when it is absent, see delivery.payloads), so a ``send`` formats the
+header lines once per distinct mapping and the requests share that list; the
+HTTP/2 client then sets it on an easy handle only when it changes, and HPACK
+sends the repeated headers as table indexes.
+
 Classification (Apple's status and ``reason``):
 
 - 200 → SENT;
@@ -25,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import jwt
@@ -36,7 +42,7 @@ from pushhub_server.core.clock import Clock
 from pushhub_server.core.credentials import ApnsCredentials, ApnsEnvironment
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 
-from .http2 import Http2Client, Http2Request, Http2Response
+from .http2 import Http2Request, Http2Response, ShardedHttp2Client
 
 PRODUCTION_URL = "https://api.push.apple.com"
 SANDBOX_URL = "https://api.sandbox.push.apple.com"
@@ -119,8 +125,9 @@ class ApnsProvider:
 
     ``base_url`` and ``ca_file`` override Apple's host and the system CA bundle
     (PUSHHUB_APNS_ENDPOINT, PUSHHUB_APNS_CA_FILE): a staging relay or a test sink.
-    ``connections`` bounds the HTTP/2 connections; each carries up to Apple's
-    stream limit (about 1,000) at once.
+    ``connections`` HTTP/2 connections, each with its own libcurl thread, share
+    every ``send`` (http2.ShardedHttp2Client); each carries up to Apple's stream
+    limit (about 1,000) at once.
     """
 
     def __init__(
@@ -133,7 +140,6 @@ class ApnsProvider:
         connections: int = 1,
         timeout: float = 30.0,
     ) -> None:
-        self._clock = clock
         self._token = ProviderToken(
             credentials.key_id, credentials.team_id, credentials.private_key_pem, clock
         )
@@ -144,7 +150,7 @@ class ApnsProvider:
             "content-type: application/json",
             "accept:",  # drops libcurl's default "Accept: */*"
         ]
-        self._client = Http2Client(max_connections=connections, ca_file=ca_file, timeout=timeout)
+        self._client = ShardedHttp2Client(connections, ca_file=ca_file, timeout=timeout)
 
     async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
         results = [_precheck(delivery) for delivery in deliveries]
@@ -154,7 +160,7 @@ class ApnsProvider:
             if not pending:
                 break
             header = self._token.header()
-            requests = [self._request(deliveries[i], header) for i in pending]
+            requests = self._requests([deliveries[i] for i in pending], header)
             responses = await self._client.post_many(requests)
             _log_transport_failures(responses)
             for index, response in zip(pending, responses, strict=True):
@@ -167,10 +173,25 @@ class ApnsProvider:
     async def close(self) -> None:
         await self._client.close()
 
-    def _request(self, delivery: Delivery, authorization: str) -> Http2Request:
-        headers = [*self._fixed_headers, authorization]
-        headers.extend(f"{k}: {v}" for k, v in delivery.headers.items() if k != "apns-topic")
-        return Http2Request(self._path + delivery.device_token, headers, delivery.payload)
+    def _requests(self, deliveries: Sequence[Delivery], authorization: str) -> list[Http2Request]:
+        # Header lines per distinct headers mapping, by identity: the deliveries hold
+        # their mappings until this send returns, so no id is reused meanwhile.
+        lines: dict[int, list[str]] = {}
+        path = self._path
+        requests = []
+        for delivery in deliveries:
+            headers = lines.get(id(delivery.headers))
+            if headers is None:
+                headers = lines[id(delivery.headers)] = self._header_lines(
+                    delivery.headers, authorization
+                )
+            requests.append(Http2Request(path + delivery.device_token, headers, delivery.payload))
+        return requests
+
+    def _header_lines(self, headers: Mapping[str, str], authorization: str) -> list[str]:
+        lines = [*self._fixed_headers, authorization]
+        lines.extend(f"{k}: {v}" for k, v in headers.items() if k != "apns-topic")
+        return lines
 
     def _classify(self, response: Http2Response) -> DeliveryResult:
         status = response.status
@@ -180,8 +201,7 @@ class ApnsProvider:
             return _TIMEOUT if response.timed_out else _TRANSPORT
         reason = _reason(response.body) or f"HTTP{status}"
         if status == 429 or status >= 500:
-            retry_after = response.retry_after(self._clock.now())
-            return DeliveryResult(DeliveryOutcome.RETRY, reason, retry_after)
+            return DeliveryResult(DeliveryOutcome.RETRY, reason, response.retry_after)
         if status == 410 or (status == 400 and reason in _INVALID_TOKEN_REASONS):
             return DeliveryResult(DeliveryOutcome.INVALID_TOKEN, reason)
         return DeliveryResult(DeliveryOutcome.REJECTED, reason)

@@ -32,7 +32,6 @@ import logging
 import ssl
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from pushhub_server.core.clock import Clock, SystemClock
@@ -77,9 +76,8 @@ class FcmProvider:
         timeout: float = 30.0,
     ) -> None:
         account = ServiceAccount.from_info(service_account)
-        self._clock = clock or SystemClock()
         self._tokens = ServiceAccountTokens(
-            account, self._clock, ssl.create_default_context(cafile=ca_file)
+            account, clock or SystemClock(), ssl.create_default_context(cafile=ca_file)
         )
         self._client = Http2Client(
             max_connections=max_connections, ca_file=ca_file, timeout=timeout
@@ -147,11 +145,10 @@ class FcmProvider:
         return responses
 
     def _classify_all(self, responses: Sequence[Http2Response]) -> list[DeliveryResult]:
-        now = self._clock.now()
-        return [classify(response, now) for response in responses]
+        return [classify(response) for response in responses]
 
 
-def classify(response: Http2Response, now: datetime) -> DeliveryResult:
+def classify(response: Http2Response) -> DeliveryResult:
     """The DeliveryResult for one FCM response."""
     if 200 <= response.status < 300:
         return _SENT
@@ -162,8 +159,7 @@ def classify(response: Http2Response, now: datetime) -> DeliveryResult:
     if reason in _INVALID_TOKEN_CODES or (reason == "INVALID_ARGUMENT" and _about_token(error)):
         return DeliveryResult(DeliveryOutcome.INVALID_TOKEN, reason)
     if response.status == 429 or response.status >= 500 or reason in _RETRYABLE_CODES:
-        retry_after = response.retry_after(now)
-        return DeliveryResult(DeliveryOutcome.RETRY, reason, retry_after)
+        return DeliveryResult(DeliveryOutcome.RETRY, reason, response.retry_after)
     return DeliveryResult(DeliveryOutcome.REJECTED, reason)
 
 

@@ -11,13 +11,29 @@ libcurl, nghttp2 and TLS (which run with the GIL released) use another core and
 the event loop stays free for gRPC. post_many hands its requests to the thread
 through a queue and wakes it through a socketpair; the thread watches libcurl's
 sockets (M_SOCKETFUNCTION) with its own selector alongside the wakeup socket,
-keeps libcurl's timeout (M_TIMERFUNCTION), calls ``socket_action`` and resolves
-each finished batch's future with ``loop.call_soon_threadsafe``. Every libcurl
-object is touched by that thread only.
+asks libcurl for its next timeout (``CurlMulti.timeout``) before each wait, calls
+``socket_action`` and resolves each finished batch's future with
+``loop.call_soon_threadsafe``. Every libcurl object is touched by that thread only.
+
+Python per request, on that thread: every call from libcurl into Python must take
+the GIL, which the busy event loop holds most of the time, so each one can stall
+the thread for up to the interpreter's switch interval. So no timer callback
+(M_TIMERFUNCTION would run on every add_handle; asking for the timeout once per
+round is enough, as libcurl is only ever called from this thread) and no header
+callback: the status comes from CURLINFO_RESPONSE_CODE and ``Retry-After`` from
+CURLINFO_RETRY_AFTER (libcurl parses both forms), and a body, which only error
+responses carry, is the one callback left. A finished easy handle keeps its
+options, so a request whose header list or body is the same object as its
+handle's previous one does not set them again: callers share one header list
+across the requests of a batch.
 
 Connections: transfers are multiplexed (PIPEWAIT + PIPE_MULTIPLEX) as streams of
 one connection up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS; ``max_connections``
-bounds the connections per host, and libcurl queues transfers beyond that.
+bounds the connections per host, and libcurl queues transfers beyond that. One
+thread's libcurl work per request (HTTP/2 framing, TLS, a send() each) is what
+bounds a client, so ``ShardedHttp2Client`` spreads each batch over several
+clients, each with its own connection and thread: their C work runs in parallel
+and one thread's wait for the GIL does not stall the others.
 
 Lost connections: when the peer sends GOAWAY, nghttp2 fails the streams above
 its last-stream-id as REFUSED_STREAM and libcurl resends them on a new connection
@@ -31,16 +47,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import email.utils
+import itertools
 import logging
-import math
 import selectors
 import socket
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import pycurl
 
@@ -51,8 +64,6 @@ _log = logging.getLogger(__name__)
 _NOT_RESENT = frozenset({pycurl.E_OPERATION_TIMEDOUT})
 # Idle easy handles kept for reuse; beyond this, finished handles are closed.
 _IDLE_HANDLES = 4096
-# The loop may run a timer up to its clock resolution early; that counts as on time.
-_TIMER_SLACK = 0.001
 # Transfers the worker thread hands to libcurl before it services sockets again, so
 # responses keep flowing while a large batch is being added.
 _SLICE = 500
@@ -61,7 +72,8 @@ _SLICE = 500
 @dataclass(frozen=True, slots=True)
 class Http2Request:
     url: str
-    # Complete header lines, "name: value".
+    # Complete header lines, "name: value". Not modified once handed over: requests
+    # share one list, and a handle that sent this very list reuses it (module docstring).
     headers: list[str]
     body: bytes
 
@@ -70,46 +82,21 @@ class Http2Request:
 class Http2Response:
     # 0 when the transfer failed before any response arrived (see error).
     status: int
-    # Raw header lines as received (status line first), parsed only on demand:
-    # successful responses are the common case and nobody reads their headers.
-    header_lines: tuple[bytes, ...] = ()
     body: bytes = b""
     # libcurl's description of a transport failure, else None.
     error: str | None = None
     error_code: int = 0
+    # Retry-After in seconds (delta-seconds, or an HTTP date less the system time);
+    # None when absent or zero. Read for unsuccessful responses only.
+    retry_after: float | None = None
 
     @property
     def timed_out(self) -> bool:
         return self.error_code == pycurl.E_OPERATION_TIMEDOUT
 
-    def header(self, name: str) -> str | None:
-        """The value of the first header called ``name`` (case-insensitive)."""
-        prefix = name.lower().encode() + b":"
-        for line in self.header_lines:
-            if line[: len(prefix)].lower() == prefix:
-                return line[len(prefix) :].decode("latin-1").strip()
-        return None
 
-    def retry_after(self, now: datetime) -> float | None:
-        """Retry-After as seconds from now: delta-seconds or an HTTP date (RFC 9110)."""
-        value = self.header("retry-after")
-        if not value:
-            return None
-        try:
-            seconds = float(value)
-        except ValueError:
-            return _seconds_until(value, now)
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-
-
-def _seconds_until(http_date: str, now: datetime) -> float | None:
-    try:
-        moment = email.utils.parsedate_to_datetime(http_date)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:  # "-0000": RFC 5322's "UTC, source zone unknown"
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - now).total_seconds(), 0.0)
+# Nearly every response: one shared object instead of one per request.
+_OK = Http2Response(200)
 
 
 class _Batch:
@@ -152,13 +139,15 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _Transfer:
     """An easy handle configured once, plus where its response lands; reused across requests."""
 
-    __slots__ = ("curl", "header_lines", "body_chunks", "batch", "index")
+    __slots__ = ("curl", "body_chunks", "batch", "index", "headers", "body")
 
     def __init__(self, ca_file: str | None, timeout: float, connect_timeout: float) -> None:
-        self.header_lines: list[bytes] = []
         self.body_chunks: list[bytes] = []
         self.batch: _Batch | None = None
         self.index = 0
+        # The header list and body the handle holds now (see Http2Request.headers).
+        self.headers: list[str] | None = None
+        self.body: bytes | None = None
         curl = pycurl.Curl()
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
         # Wait for an existing connection to offer a stream instead of opening another.
@@ -168,8 +157,7 @@ class _Transfer:
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(connect_timeout * 1000))
         if ca_file:
             curl.setopt(pycurl.CAINFO, ca_file)
-        # Bound C-level appends: no Python frame per header line or body chunk.
-        curl.setopt(pycurl.HEADERFUNCTION, self.header_lines.append)
+        # A bound C-level append: no Python frame per body chunk.
         curl.setopt(pycurl.WRITEFUNCTION, self.body_chunks.append)
         self.curl = curl
 
@@ -178,17 +166,27 @@ class _Transfer:
         self.index = index
         curl = self.curl
         curl.setopt(pycurl.URL, request.url)
-        curl.setopt(pycurl.HTTPHEADER, request.headers)
-        curl.setopt(pycurl.POSTFIELDS, request.body)
+        if request.headers is not self.headers:
+            curl.setopt(pycurl.HTTPHEADER, request.headers)
+            self.headers = request.headers
+        if request.body is not self.body:
+            curl.setopt(pycurl.POSTFIELDS, request.body)
+            self.body = request.body
 
     def response(self, error: str | None, error_code: int) -> Http2Response:
-        status = 0 if error else self.curl.getinfo(pycurl.RESPONSE_CODE)
-        return Http2Response(
-            status, tuple(self.header_lines), b"".join(self.body_chunks), error, error_code
-        )
+        if error:
+            return Http2Response(0, error=error, error_code=error_code)
+        curl = self.curl
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        if status == 200 and not self.body_chunks:
+            return _OK
+        body = b"".join(self.body_chunks)
+        if 200 <= status < 300:
+            return Http2Response(status, body)
+        retry_after = curl.getinfo(pycurl.RETRY_AFTER)
+        return Http2Response(status, body, retry_after=float(retry_after) if retry_after else None)
 
     def reset(self) -> None:
-        self.header_lines.clear()
         self.body_chunks.clear()
         self.batch = None
 
@@ -231,8 +229,6 @@ class Http2Client:
         self._wake_r: socket.socket | None = None
         self._wake_w: socket.socket | None = None
         # Worker-thread state from here on (the thread does not exist yet).
-        # When libcurl wants socket_action(SOCKET_TIMEOUT) next, in time.monotonic(); None: never.
-        self._deadline: float | None = None
         self._selector: selectors.BaseSelector | None = None
         self._active: dict[pycurl.Curl, _Transfer] = {}
         self._idle: list[_Transfer] = []
@@ -244,7 +240,6 @@ class Http2Client:
         # peer's SETTINGS_MAX_CONCURRENT_STREAMS (APNs: about 1,000) still applies.
         multi.setopt(pycurl.M_MAX_CONCURRENT_STREAMS, max_streams)
         multi.setopt(pycurl.M_SOCKETFUNCTION, self._watch_socket)
-        multi.setopt(pycurl.M_TIMERFUNCTION, self._set_timer)
         self._multi: pycurl.CurlMulti = multi
 
     async def post_many(self, requests: Sequence[Http2Request]) -> list[Http2Response]:
@@ -351,12 +346,10 @@ class Http2Client:
         closing = False
         try:
             while not closing:
-                if self._pending or self._commands:
-                    timeout: float | None = 0
-                elif self._deadline is None:
-                    timeout = None
-                else:
-                    timeout = max(self._deadline - time.monotonic(), 0)
+                timeout: float | None = 0
+                if not (self._pending or self._commands):
+                    timeout_ms = multi.timeout()  # -1: libcurl has no timer running
+                    timeout = None if timeout_ms < 0 else timeout_ms / 1000
                 for key, mask in selector.select(timeout):
                     if key.data is None:
                         _drain(wake_r)
@@ -370,9 +363,7 @@ class Http2Client:
                     # An earlier socket_action in this round may have dropped the socket.
                     if selector.get_map().get(fd) is key:
                         multi.socket_action(fd, event)
-                deadline = self._deadline
-                if deadline is not None and deadline <= time.monotonic():
-                    self._deadline = None
+                if not multi.timeout():  # a timer is due
                     multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
                 self._collect()
                 closing = self._take_commands()
@@ -417,7 +408,6 @@ class Http2Client:
             if last < len(requests):
                 pending.appendleft((batch, last))
         # New transfers are due at once.
-        self._deadline = None
         multi.socket_action(pycurl.SOCKET_TIMEOUT, 0)
 
     def _new_transfer(self) -> _Transfer:
@@ -474,7 +464,6 @@ class Http2Client:
             transfer.curl.close()
         self._idle.clear()
         multi.close()
-        self._deadline = None
         if self._selector is not None:
             self._selector.close()
             self._selector = None
@@ -501,16 +490,6 @@ class Http2Client:
         else:
             selector.register(fd, events, fd)
 
-    def _set_timer(self, timeout_ms: int) -> None:
-        """M_TIMERFUNCTION: -1 removes the timer; otherwise socket_action after timeout_ms.
-
-        Never calls socket_action directly: libcurl forbids re-entering it from here.
-        """
-        if timeout_ms < 0:
-            self._deadline = None
-        else:
-            self._deadline = time.monotonic() + timeout_ms / 1000
-
     def _collect(self) -> None:
         """Hands finished transfers to their batches."""
         while True:
@@ -531,3 +510,35 @@ def _drain(sock: socket.socket) -> None:
 
 def _resendable(response: Http2Response) -> bool:
     return response.error is not None and response.error_code not in _NOT_RESENT
+
+
+class ShardedHttp2Client:
+    """``shards`` Http2Clients of one connection each; ``post_many`` splits its batch
+    into contiguous runs, one per client, sent at once. Same interface as Http2Client."""
+
+    def __init__(
+        self, shards: int = 1, *, ca_file: str | None = None, timeout: float = 30.0
+    ) -> None:
+        if shards < 1:
+            raise ValueError("shards must be at least 1")
+        self._clients = [
+            Http2Client(max_connections=1, ca_file=ca_file, timeout=timeout) for _ in range(shards)
+        ]
+
+    async def post_many(self, requests: Sequence[Http2Request]) -> list[Http2Response]:
+        """One response per request, in order, as Http2Client.post_many."""
+        clients = self._clients
+        size = -(-len(requests) // len(clients))  # ceiling division
+        if len(requests) <= size:  # one client's share: no need to split
+            return await clients[0].post_many(requests)
+        parts = await asyncio.gather(
+            *(
+                client.post_many(requests[start : start + size])
+                for client, start in zip(clients, range(0, len(requests), size), strict=False)
+            )
+        )
+        return list(itertools.chain.from_iterable(parts))
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.close()
