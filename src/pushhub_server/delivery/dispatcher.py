@@ -6,8 +6,10 @@ retry the retryable subset (RetryPolicy), classify the results, then store the
 counters, the invalidated registrations and the checkpoint in one transaction
 (MessageRepository.record_chunk). A restart resumes after the last checkpoint,
 so at most one chunk is sent twice. Nothing is kept across chunks, so memory
-stays flat however large the audience; the next page is read while the current
-one is being sent.
+stays flat however large the audience. The next page is read and rendered while
+the current one is being sent: the sending runs on the HTTP/2 client's own thread,
+so the event loop is free meanwhile. Only sending waits for the previous
+checkpoint, which keeps the at-most-one-chunk bound.
 """
 
 from __future__ import annotations
@@ -100,34 +102,33 @@ class Dispatcher:
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
         """Sends every page after run.cursor; False when the message was cancelled."""
-        page = await self._page(run.message, run.cursor)
-        while page:
-            next_page = self._read_ahead(run.message, page)
+        chunk = await self._prepare(fanout, run.cursor)
+        while chunk is not None:
+            upcoming = self._prepare_ahead(fanout, chunk)
             try:
-                if not await self._send_chunk(run, fanout, page):
+                if not await self._send_chunk(run, fanout, chunk):
                     return False
-                page = await next_page
+                chunk = await upcoming
             finally:
-                next_page.cancel()  # only still running when the send failed or stopped
+                upcoming.cancel()  # only still running when the send failed or stopped
         return True
 
-    def _read_ahead(
-        self, message: Message, page: list[Recipient]
-    ) -> asyncio.Future[list[Recipient]]:
-        """Starts reading the page after `page`, so the read overlaps the send."""
-        if len(page) < self._chunk_size:  # a short page is the last one
-            done: asyncio.Future[list[Recipient]] = asyncio.get_running_loop().create_future()
-            done.set_result([])
+    def _prepare_ahead(self, fanout: _Fanout, chunk: _Chunk) -> asyncio.Future[_Chunk | None]:
+        """Starts preparing the chunk after `chunk`, so it overlaps the send."""
+        if not chunk.full:  # a short page is the last one
+            done: asyncio.Future[_Chunk | None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
             return done
-        return asyncio.ensure_future(self._page(message, page[-1].registration_id))
+        return asyncio.ensure_future(self._prepare(fanout, chunk.outcome.cursor))
 
-    async def _page(self, message: Message, after_id: str | None) -> list[Recipient]:
-        return await self._audience.page(
+    async def _prepare(self, fanout: _Fanout, after_id: str | None) -> _Chunk | None:
+        """The page after `after_id`, rendered; None when there is none."""
+        message = fanout.message
+        page = await self._audience.page(
             message.app_id, message.audience, after_id, self._chunk_size, self._clock.now()
         )
-
-    async def _send_chunk(self, run: Run, fanout: _Fanout, page: list[Recipient]) -> bool:
-        """Sends one page and stores its checkpoint; False when the message was cancelled."""
+        if not page:
+            return None
         outcome = ChunkOutcome(cursor=page[-1].registration_id)
         deliveries: list[Delivery] = []
         for start in range(0, len(page), _RENDER_SLICE):
@@ -135,15 +136,30 @@ class Dispatcher:
                 # Let other work in: RPCs wait for the loop while a chunk renders.
                 await asyncio.sleep(0)
             deliveries += fanout.deliveries(page[start : start + _RENDER_SLICE], outcome)
-        if deliveries:
-            results = await self._retry.send(fanout.provider, deliveries)
-            _classify(deliveries, results, outcome)
+        return _Chunk(outcome, deliveries, len(page) == self._chunk_size)
+
+    async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
+        """Sends one chunk and stores its checkpoint; False when the message was cancelled."""
+        outcome = chunk.outcome
+        if chunk.deliveries:
+            results = await self._retry.send(fanout.provider, chunk.deliveries)
+            _classify(chunk.deliveries, results, outcome)
         message_id = run.message.message_id
         recorded = await self._messages.record_chunk(
             message_id, run.run_number, outcome, self._clock.now(), self.lease
         )
         self._signal.notify(message_id)
         return recorded
+
+
+@dataclass
+class _Chunk:
+    """One page of the audience, rendered: what to send, and its counts so far."""
+
+    outcome: ChunkOutcome
+    deliveries: list[Delivery]
+    # A full page: another may follow.
+    full: bool
 
 
 @dataclass
