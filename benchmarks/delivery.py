@@ -19,6 +19,8 @@ For each it prints:
 
 - notifications/s from the Publish call until WatchMessageStatus reports PUBLISHED;
 - the server process's peak RSS (VmHWM from /proc/PID/status);
+- the server's CPU time per notification (all threads, and the event loop's own):
+  on a shared 2-core machine it moves less than the rate does;
 - RegisterDevice p50/p99 latency from a concurrent client registering new devices
   at --register-rate RPC/s while the fan-out runs.
 
@@ -313,6 +315,17 @@ def _short(frame: str) -> str:
     return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
 
 
+# ------------------------------------------------------------------ CPU time
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process (or one of its threads) from /proc, in seconds."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = Path(path).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ------------------------------------------------------------------ one platform
 
 
@@ -342,6 +355,7 @@ def run_platform(
             if profile and not number:
                 # After the publish (0.5 s in) and the first pages: the steady state.
                 profiler = start_profiler(process.pid, profile, 3.0, args.profile_seconds)
+            cpu_before = cpu_seconds(process.pid), cpu_seconds(process.pid, process.pid)
             result = asyncio.run(
                 one_broadcast(
                     f"127.0.0.1:{port}",
@@ -353,6 +367,13 @@ def run_platform(
             )
             if profiler is not None:
                 profiler.join(timeout=args.profile_seconds + 60)
+            # The whole broadcast, warm-up and RegisterDevice load included; the main
+            # thread is the event loop. Less noisy than the rate on a shared machine.
+            targeted = max(result["targeted"], 1)
+            result["cpu_us"] = (cpu_seconds(process.pid) - cpu_before[0]) * 1e6 / targeted
+            result["loop_cpu_us"] = (
+                (cpu_seconds(process.pid, process.pid) - cpu_before[1]) * 1e6 / targeted
+            )
             result["peak_rss_mb"] = memory_kb(process.pid)["VmHWM"] / 1024
             result["idle_rss_mb"] = idle_rss
             results.append(result)
@@ -360,7 +381,9 @@ def run_platform(
                 f"  {platform.name} broadcast {number + 1}: {result['state']} targeted "
                 f"{result['targeted']:,} sent {result['sent']:,} failed {result['failed']:,} in "
                 f"{result['elapsed']:.2f} s -> {result['rate']:,.0f} notifications/s; peak RSS "
-                f"{result['peak_rss_mb']:.1f} MB; RegisterDevice "
+                f"{result['peak_rss_mb']:.1f} MB; server CPU "
+                f"{result['cpu_us']:.1f} us/notification (event loop {result['loop_cpu_us']:.1f}); "
+                "RegisterDevice "
                 f"{describe_latencies(result['latencies'])}, {result['register_errors']} errors",
                 flush=True,
             )
@@ -375,6 +398,8 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
         "idle_rss_mb": float(results[0]["idle_rss_mb"]),
         "p99_ms": median(percentile([s * 1000 for s in r["latencies"]], 0.99) for r in results),
         "p50_ms": median(percentile([s * 1000 for s in r["latencies"]], 0.50) for r in results),
+        "cpu_us": median(float(r["cpu_us"]) for r in results),
+        "loop_cpu_us": median(float(r["loop_cpu_us"]) for r in results),
         "sent": median(float(r["sent"]) for r in results),
         "failed": median(float(r["failed"]) for r in results),
     }
@@ -492,6 +517,10 @@ def _common_lines(f: dict[str, float]) -> None:
         f"    server peak RSS (VmHWM)               : {f['peak_rss_mb']:9.1f} MB "
         f"(target <= {TARGET_RSS_MB} MB: {_mark(f['peak_rss_mb'] <= TARGET_RSS_MB)}; "
         f"{f['idle_rss_mb']:.1f} MB before the publish)"
+    )
+    print(
+        f"    server CPU per notification           : {f['cpu_us']:9.1f} us "
+        f"(event-loop thread {f['loop_cpu_us']:.1f} us)"
     )
     print(
         f"    RegisterDevice p99 during fan-out     : {f['p99_ms']:9.2f} ms "
