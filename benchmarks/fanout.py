@@ -63,7 +63,7 @@ from benchmarks.common import (
 from pushhub.v1 import common_pb2, publish_pb2, registration_pb2, status_pb2
 from pushhub_server.core.clock import to_micros
 from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import Platform, RegistrationInput, token_digest
+from pushhub_server.core.models import Platform, RegistrationInput
 from pushhub_server.store.records import content_values
 
 PUBLISH = "/pushhub.v1.PublishService/Publish"
@@ -100,8 +100,7 @@ def _rows(app_id: str, start: int, stop: int, now: int) -> list[tuple]:
     """Registration rows exactly as the store writes them (see store/upsert.py)."""
     items = _inputs(start, stop)
     return [
-        (reg_id, app_id, *content_values(item), token_digest(item.device_token))
-        + (item.fingerprint(), now, now)
+        (reg_id, app_id, *content_values(item), item.token_hash) + (item.fingerprint, now, now)
         for reg_id, item in zip(new_ids(len(items)), items, strict=True)
     ]
 
