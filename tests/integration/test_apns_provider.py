@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -553,3 +554,16 @@ async def test_a_silent_peer_times_out_and_is_not_resent() -> None:
 
     assert response.timed_out and response.status == 0
     assert 0.4 <= time.monotonic() - started < 5
+
+
+async def test_a_request_libcurl_refuses_fails_the_batch_instead_of_hanging() -> None:
+    """A worker that stops half-way through a batch still answers every request."""
+    client = Http2Client(timeout=0.5, connect_timeout=0.5)
+    try:
+        with pytest.raises(RuntimeError, match="closed"):
+            # A NUL in the URL makes pycurl refuse the option, on the worker thread.
+            await asyncio.wait_for(
+                client.post_many([Http2Request("https://127.0.0.1:9/\0", [], b"{}")]), 10
+            )
+    finally:
+        await client.close()

@@ -330,9 +330,10 @@ class Http2Client:
     def _run(self, loop: asyncio.AbstractEventLoop, stopped: asyncio.Future[None]) -> None:
         try:
             self._serve()
-        except BaseException:
+        except Exception:
+            # Logged here, where the traceback is: the thread ends, and _shut_down
+            # has answered every request it held.
             _log.exception("HTTP/2 client worker stopped")
-            raise
         finally:
             with contextlib.suppress(RuntimeError):  # the loop is closed
                 loop.call_soon_threadsafe(_resolve, stopped)
@@ -400,10 +401,16 @@ class Http2Client:
             requests = batch.requests
             last = min(first + budget, len(requests))
             for index in range(first, last):
-                transfer = self._idle.pop() if self._idle else self._new_transfer()
-                transfer.start(requests[index], batch, index)
+                try:
+                    transfer = self._idle.pop() if self._idle else self._new_transfer()
+                    transfer.start(requests[index], batch, index)
+                    multi.add_handle(transfer.curl)
+                except BaseException:
+                    # The worker stops on this; _shut_down fails what never reached
+                    # libcurl, so the caller gets answers instead of waiting forever.
+                    pending.appendleft((batch, index))
+                    raise
                 self._active[transfer.curl] = transfer
-                multi.add_handle(transfer.curl)
             budget -= last - first
             if last < len(requests):
                 pending.appendleft((batch, last))
