@@ -150,6 +150,9 @@ class _Transfer:
         self.body: bytes | None = None
         curl = pycurl.Curl()
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
+        # pycurl's default names pycurl, libcurl and every TLS and compression
+        # library (about 160 bytes), formatted into every request.
+        curl.setopt(pycurl.USERAGENT, "pushhub")
         # Wait for an existing connection to offer a stream instead of opening another.
         curl.setopt(pycurl.PIPEWAIT, 1)
         curl.setopt(pycurl.NOSIGNAL, 1)
