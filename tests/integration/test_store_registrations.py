@@ -19,7 +19,9 @@ from pushhub_server.core.models import (
     UpsertResult,
 )
 from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
+from pushhub_server.store.children import delete_registrations
 from pushhub_server.store.schema import channels, registration_tags, subscriptions
+from pushhub_server.store.schema import registrations as registrations_table
 
 from .conftest import create_app
 
@@ -437,4 +439,23 @@ async def test_every_delete_takes_the_subscriptions_and_tags_along(
     assert await _children(db, app_id) == (4, 4)  # "mover" (now holding "moved"), "stays"
 
     assert await apps.delete_app(app_id)
+    assert await _children(db, app_id) == (0, 0)
+
+
+async def test_tags_added_while_the_registration_is_deleted_do_not_outlive_it(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    """A delete holding the row while update_tags runs: the tags wait, then find nothing."""
+    stored = (await upsert_one(registrations, app_id, device())).registration
+    row = registrations_table.c.id == stored.registration_id
+    async with db.write() as conn:
+        await conn.execute(sa.select(registrations_table.c.id).where(row).with_for_update())
+        adding = asyncio.create_task(
+            registrations.update_tags(
+                app_id, stored.registration_id, RegistrationFilter(), ["late"], [], NOW
+            )
+        )
+        await asyncio.sleep(0.3)  # update_tags runs as far as it can meanwhile
+        assert await delete_registrations(conn, row) == 1
+    assert await adding == 0
     assert await _children(db, app_id) == (0, 0)

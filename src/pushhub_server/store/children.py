@@ -1,8 +1,11 @@
 """Deleting registrations with their subscriptions and tags.
 
 Those rows have no foreign key to their registration (migration 0005), so no
-cascade removes them: every delete of registrations goes through here, in the
-transaction of the delete.
+cascade removes them: every delete of registrations by the store goes through
+here, in the transaction of the delete. (Deleting an app cascades to its
+registrations, channels and subscriptions; store.apps deletes its tags by
+app_id.) Whoever adds children holds the registration's row lock first (the
+upsert, update_tags), so a delete never misses children added concurrently.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ DELETE_TAGS_OF = Prepared(
 async def delete_registrations(conn: AsyncConnection, *conditions: sa.ColumnElement[bool]) -> int:
     """Registrations matching conditions, with their children; returns how many.
 
-    Parents go first and name themselves (RETURNING). A concurrent upsert that
+    Parents go first and name themselves (RETURNING). A concurrent writer that
     was adding children to one of them held its row lock, so it has committed
     by then, and the children's delete, a later statement, sees what it added.
     """

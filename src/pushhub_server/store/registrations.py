@@ -109,7 +109,15 @@ class SqlRegistrationRepository:
             chosen = [_reg.id == registration_id]
         else:
             chosen = _filter_conditions(app_id, where)
-        query = sa.select(_reg.id).where(_reg.app_id == app_id, _live(now), *chosen)
+        # Locked before their tags change, in the upsert's lock order: a concurrent
+        # delete then either waits for these tags or is seen to have won
+        # (tags have no foreign key to hold the registration; store.children).
+        query = (
+            sa.select(_reg.id)
+            .where(_reg.app_id == app_id, _live(now), *chosen)
+            .order_by(_reg.id)
+            .with_for_update()
+        )
         async with self._db.write() as conn:
             ids = list(await conn.scalars(query))
             for chunk in chunked(ids):
