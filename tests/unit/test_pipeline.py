@@ -81,3 +81,19 @@ async def test_closing_early_cancels_work_in_flight() -> None:
     await pipeline.aclose()
     await asyncio.sleep(0.01)  # cancelled tasks finish on their next turn
     assert started and all(task.done() for task in started)
+
+
+async def test_a_source_cancelled_on_its_own_does_not_leave_the_consumer_waiting() -> None:
+    async def cancelled() -> AsyncIterator[int]:
+        yield 1
+        raise asyncio.CancelledError
+
+    async def same(number: int) -> int:
+        return number
+
+    results = []
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(5):
+            async for result in ordered_pipeline(cancelled(), same, depth=2):
+                results.append(result)
+    assert results == [1]

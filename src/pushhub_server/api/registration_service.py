@@ -21,8 +21,9 @@ from .errors import map_errors, status_proto
 
 Context = grpc.aio.ServicerContext
 
-# Batches of one stream in progress at once: one in the database, the next
-# being validated, a finished one being answered.
+# Batches of one stream started ahead of the one being answered (ordered_pipeline
+# runs up to four then): written side by side when their tokens are disjoint
+# (BatchImport), else validated while the one before them is written.
 _BATCHES_IN_FLIGHT = 2
 
 
