@@ -77,6 +77,8 @@ class Database:
         transaction's cost. Here BEGIN, the statements and COMMIT take one hop.
         work may await only sql.Prepared and sql.BulkWrite statements: on the
         driver's thread they run at once, so the coroutine never suspends.
+        A caller cancelled meanwhile does not stop it: the transaction still
+        commits, and the next write queues behind it on the same thread.
         """
         if self.dialect != "sqlite":
             async with self.write() as conn:
@@ -84,7 +86,9 @@ class Database:
         assert self._write_lock is not None
         async with self._write_lock, self._writer.connect() as conn:
             driver = (await conn.get_raw_connection()).driver_connection
-            # aiosqlite's own way to run a function on its thread (used by all its methods).
+            # aiosqlite's own way to run a function on its thread (used by all its
+            # methods; private, so pyproject bounds the version and
+            # tests/integration/test_store_transactions.py exercises it).
             result = await driver._execute(_transaction_in_thread, driver._conn, work)
             return cast(T, result)
 
@@ -144,7 +148,10 @@ def _transaction_in_thread(connection: sqlite3.Connection, work: BatchWork[T]) -
     try:
         result = _complete(work(cast(AsyncConnection, _ThreadConnection(connection))))
     except BaseException:
-        connection.execute("ROLLBACK")
+        # SQLite has already rolled back by itself after some errors (a full disk):
+        # a ROLLBACK then would fail and hide the error that caused it.
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
     return result
