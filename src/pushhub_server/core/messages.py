@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -129,7 +130,7 @@ class Delivery:
     platform: Platform
     device_token: str
     payload: bytes
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 def new_delivery(
@@ -139,7 +140,7 @@ def new_delivery(
     platform: Platform,
     device_token: str,
     payload: bytes,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
 ) -> Delivery:
     """Delivery(...) for a fan-out's per-recipient loop: the same frozen object.
 

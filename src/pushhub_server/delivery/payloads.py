@@ -80,6 +80,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
+from types import MappingProxyType
 from typing import Any
 
 from pushhub_server.core.errors import PushHubError, invalid_field
@@ -102,8 +103,8 @@ INVALID_FCM_JSON = "INVALID_FCM_JSON"
 TEMPLATE_CACHE_SIZE = 1024
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-# FCM requests carry no per-payload headers; shared, so never modified.
-_NO_HEADERS: dict[str, str] = {}
+# FCM requests carry no per-payload headers.
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 # Recipient slots in the serialized JSON. Random per process, so no content can
 # contain them by accident; plain ASCII, so JSON serializes them verbatim.
@@ -177,7 +178,7 @@ class _Prepared:
         self,
         platform: Platform,
         text: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         field_name: str,
         limit: int,
     ) -> None:
@@ -189,7 +190,8 @@ class _Prepared:
         # Bytes every recipient pays; the token is not counted (see module docstring).
         self.fixed_size = sum(len(piece) for piece in self.pieces)
         self.body = self.pieces[0] if not self.slots else None
-        self.headers = headers
+        # Read-only: every recipient of this payload shares the one mapping.
+        self.headers = MappingProxyType(dict(headers))
         self._token_only = self.slots == (_TOKEN,)
         if self.fixed_size > limit:
             raise payload_too_large(field_name, platform, self.fixed_size, limit)
@@ -274,12 +276,12 @@ class PayloadRenderer:
         device_token: str = "",
         metadata: Mapping[str, str] | None = None,
         templates: Mapping[str, Template | str] | None = None,
-    ) -> tuple[bytes, dict[str, str]]:
-        """render() for the fan-out's hot loop: the body, and the headers dict (empty
+    ) -> tuple[bytes, Mapping[str, str]]:
+        """render() for the fan-out's hot loop: the body, and the headers mapping (empty
         for FCM). Raises as render() does.
 
-        The headers dict is shared by every recipient of the same payload, so the
-        caller must not modify it; providers recognise it by identity (providers.apns).
+        The headers mapping is shared by every recipient of the same payload, and
+        read-only; providers recognise it by identity (providers.apns).
 
         ``metadata`` matters only when ``uses_metadata``, and ``templates`` only when
         ``uses_templates``: callers holding them undecoded may pass None otherwise.
