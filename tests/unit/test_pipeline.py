@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from pushhub_server.core.pipeline import ordered_pipeline
+from pushhub_server.core.pipeline import KeyedOrder, ordered_pipeline
 
 
 async def numbers(count: int) -> AsyncIterator[int]:
@@ -97,3 +97,27 @@ async def test_a_source_cancelled_on_its_own_does_not_leave_the_consumer_waiting
             async for result in ordered_pipeline(cancelled(), same, depth=2):
                 results.append(result)
     assert results == [1]
+
+
+async def test_a_turn_given_up_while_waiting_does_not_hold_up_later_ones() -> None:
+    order = KeyedOrder()
+    log: list[str] = []
+    release_first = asyncio.Event()
+
+    async def write(name: str, keys: frozenset[int] | None, hold: asyncio.Event | None) -> None:
+        async with order.turn(keys):
+            log.append(name)
+            if hold is not None:
+                await hold.wait()
+
+    first = asyncio.create_task(write("first", frozenset({1}), release_first))
+    given_up = asyncio.create_task(write("given up", None, None))
+    disjoint = asyncio.create_task(write("disjoint", frozenset({2}), None))
+    await asyncio.sleep(0.01)
+    assert log == ["first"], "the keyless turn waits; the disjoint one waits for it"
+    given_up.cancel()
+    await asyncio.sleep(0.01)
+    assert log == ["first", "disjoint"]
+    release_first.set()
+    await asyncio.gather(first, disjoint)
+    assert given_up.cancelled()

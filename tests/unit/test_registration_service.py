@@ -18,6 +18,7 @@ from pushhub_server.core.models import (
     RegistrationFilter,
     RequestState,
 )
+from pushhub_server.core.pipeline import KeyedOrder
 from pushhub_server.core.registrations import (
     RegistrationDraft,
     RegistrationService,
@@ -167,9 +168,9 @@ async def test_a_batch_writes_after_earlier_ones_it_could_interfere_with(
     service = RegistrationService(
         repository, InMemoryTrackingRepository(), RecordingWebhookSender(), clock, Limits()
     )
-    batches = service.batch_import(SERVER)
-    first = asyncio.create_task(batches.register([draft("first")]))
-    later = asyncio.create_task(batches.register([second]))
+    order = KeyedOrder()
+    first = asyncio.create_task(service.register_many(SERVER, [draft("first")], order))
+    later = asyncio.create_task(service.register_many(SERVER, [second], order))
     await asyncio.gather(first, later)
     assert repository.log == log
 

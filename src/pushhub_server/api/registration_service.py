@@ -13,8 +13,8 @@ import grpc
 from pushhub.v1 import registration_pb2, registration_pb2_grpc
 
 from ..core.errors import PushHubError
-from ..core.pipeline import ordered_pipeline
-from ..core.registrations import RegisterOutcome, RegistrationService
+from ..core.pipeline import KeyedOrder, ordered_pipeline
+from ..core.registrations import RegisterOutcome, RegistrationService, require_server
 from . import convert
 from .auth import Authenticator
 from .errors import map_errors, status_proto
@@ -23,7 +23,7 @@ Context = grpc.aio.ServicerContext
 
 # Batches of one stream started ahead of the one being answered (ordered_pipeline
 # runs up to four then): written side by side when their tokens are disjoint
-# (BatchImport), else validated while the one before them is written.
+# (register_many's order), else validated while the one before them is written.
 _BATCHES_IN_FLIGHT = 2
 
 
@@ -55,15 +55,16 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
         self, requests: AsyncIterator[registration_pb2.RegisterDevicesRequest], context: Context
     ) -> AsyncIterator[registration_pb2.RegisterDevicesResponse]:
         principal = await self._auth.principal(context)
-        # A device key is refused here, before it streams anything.
-        batches = self._registrations.batch_import(principal)
+        # Refuse a device key before it streams anything; register_many checks again.
+        require_server(principal, "import registrations in batches")
+        order = KeyedOrder()
 
         async def answer(
             request: registration_pb2.RegisterDevicesRequest,
         ) -> registration_pb2.RegisterDevicesResponse:
             drafts = [convert.draft(item) for item in request.registrations]
             try:
-                outcomes = await batches.register(drafts)
+                outcomes = await self._registrations.register_many(principal, drafts, order)
             except PushHubError as error:
                 # A message-level error (too many items) answers each item; the stream lives on.
                 outcomes = [error] * len(drafts)

@@ -1,9 +1,11 @@
-"""Ordered concurrency for streams: the next item starts before this one's result is out."""
+"""Ordered concurrency for streams: the next item starts before this one's result is out,
+and writes overlap where they touch different things (KeyedOrder)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Hashable
+from types import TracebackType
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -68,3 +70,57 @@ async def _feed(
         await started.put(failed)
         return
     await started.put(None)
+
+
+class KeyedOrder:
+    """Turns for concurrent writes, in the order they were asked for.
+
+    A turn waits for every earlier unfinished turn it shares a key with; a turn
+    without keys (None) shares with all. So writes of disjoint keys run side by
+    side, and any two that could interfere happen in the order asked for.
+    """
+
+    def __init__(self) -> None:
+        self._unfinished: list[_Turn] = []
+
+    def turn(self, keys: frozenset[Hashable] | None) -> _Turn:
+        """Takes a place in the order now; ``async with`` waits for it."""
+        earlier = [other for other in self._unfinished if other.overlaps(keys)]
+        turn = _Turn(self._unfinished, keys, earlier)
+        self._unfinished.append(turn)
+        return turn
+
+
+class _Turn:
+    def __init__(
+        self, unfinished: list[_Turn], keys: frozenset[Hashable] | None, earlier: list[_Turn]
+    ) -> None:
+        self._unfinished = unfinished
+        self._keys = keys
+        self._earlier = earlier
+        self._done = asyncio.Event()
+
+    def overlaps(self, keys: frozenset[Hashable] | None) -> bool:
+        if self._keys is None or keys is None:
+            return True
+        return not self._keys.isdisjoint(keys)
+
+    async def __aenter__(self) -> None:
+        try:
+            for other in self._earlier:
+                await other._done.wait()
+        except BaseException:
+            self._finish()
+            raise
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done.set()
+        self._unfinished.remove(self)

@@ -38,6 +38,7 @@ from .models import (
     UpsertResult,
 )
 from .pagination import clamp_page_size, decode_cursor, encode_cursor
+from .pipeline import KeyedOrder
 from .ports import (
     RegistrationRepository,
     RegistrationVerifier,
@@ -280,15 +281,26 @@ class RegistrationService:
         return outcome
 
     async def register_many(
-        self, principal: Principal, drafts: Sequence[RegistrationDraft]
+        self,
+        principal: Principal,
+        drafts: Sequence[RegistrationDraft],
+        order: KeyedOrder | None = None,
     ) -> list[RegisterOutcome | PushHubError]:
-        """A batch import: each item succeeds or fails alone. Server keys only."""
-        return await self.batch_import(principal).register(drafts)
+        """A batch import: each item succeeds or fails alone. Server keys only.
 
-    def batch_import(self, principal: Principal) -> BatchImport:
-        """Batches of one stream, stored in the order they are submitted. Server keys only."""
+        The batches of one stream share an ``order``: a batch validates while
+        earlier ones are written, and its own write waits for every earlier one
+        it could interfere with (a shared token; any, when it names a
+        registration id), so they resolve exactly as sequential calls would.
+        Its place in the order is taken before the first await.
+        """
         require_server(principal, "import registrations in batches")
-        return BatchImport(self, principal)
+        now = self._clock.now()
+        valid, errors = self._validate_batch(drafts, now)
+        async with (order or KeyedOrder()).turn(_touched(valid)):
+            stored = iter(await self._registrations.upsert_many(principal.app_id, valid, now))
+        merged = [next(stored) if error is None else error for error in errors]
+        return await self._track(principal, drafts, merged)
 
     def _validate_batch(
         self, drafts: Sequence[RegistrationDraft], now: datetime
@@ -553,58 +565,9 @@ def _filter_key(where: RegistrationFilter) -> str:
     return json.dumps([where.user_id, where.channel, where.tag, platform])
 
 
-class BatchImport:
-    """The batches of one RegisterDevices stream: they overlap, as far as they may.
-
-    A batch is validated (CPU), written (the database's time) and answered
-    (CPU). The next batch validates while this one is in the database. Its
-    write waits for every earlier write still running that it could interfere
-    with, so the batches resolve exactly as sequential calls would; writes of
-    disjoint tokens run side by side (PostgreSQL uses a core for each; SQLite's
-    single writer takes them in turn).
-    """
-
-    def __init__(self, service: RegistrationService, principal: Principal) -> None:
-        self._service = service
-        self._principal = principal
-        self._writing: list[_Write] = []
-
-    async def register(
-        self, drafts: Sequence[RegistrationDraft]
-    ) -> list[RegisterOutcome | PushHubError]:
-        """Each call sees the writes of the calls started before it (before their first await)."""
-        service, app_id = self._service, self._principal.app_id
-        now = service._clock.now()
-        valid, errors = service._validate_batch(drafts, now)
-        write = _Write(_touched(valid))
-        earlier = [other for other in self._writing if other.interferes(write)]
-        self._writing.append(write)
-        try:
-            for other in earlier:
-                await other.done.wait()
-            stored = iter(await service._registrations.upsert_many(app_id, valid, now))
-        finally:
-            write.done.set()
-            self._writing.remove(write)
-        merged = [next(stored) if error is None else error for error in errors]
-        return await service._track(self._principal, drafts, merged)
-
-
-@dataclass
-class _Write:
-    # The (platform, token digest) keys a batch writes; None when an item names a
-    # registration id: which row that touches is only known inside the write.
-    tokens: frozenset[tuple[int, str]] | None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def interferes(self, other: _Write) -> bool:
-        if self.tokens is None or other.tokens is None:
-            return True
-        return not self.tokens.isdisjoint(other.tokens)
-
-
 def _touched(items: Sequence[RegistrationInput]) -> frozenset[tuple[int, str]] | None:
-    """Without registration ids, a batch touches only the rows holding its tokens."""
+    """The (platform, token digest) keys of the rows a batch writes; None when an item
+    names a registration id: which row that touches is only known inside the write."""
     if any(item.registration_id for item in items):
         return None
     return frozenset((int(item.platform), item.token_hash) for item in items)
