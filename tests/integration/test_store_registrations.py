@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +21,7 @@ from pushhub_server.core.models import (
 )
 from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
 from pushhub_server.store.children import delete_registrations
-from pushhub_server.store.schema import channels, registration_tags, subscriptions
+from pushhub_server.store.schema import registration_tags, subscriptions
 from pushhub_server.store.schema import registrations as registrations_table
 
 from .conftest import create_app
@@ -397,14 +398,10 @@ async def test_lookups_seek_an_index(db: Database, sql: str, index: str) -> None
     assert f"USING INDEX {index}" in plan or f"USING COVERING INDEX {index}" in plan, plan
 
 
-async def _children(db: Database, app_id: str) -> tuple[int, int]:
-    """Subscriptions and tags of the app's registrations, live or orphaned."""
+async def _children(db: Database, app_id: str, ids: Sequence[str]) -> tuple[int, int]:
+    """Subscriptions and tags of the registrations ids, live or orphaned (channel or app gone)."""
     tag_count = sa.select(sa.func.count()).where(registration_tags.c.app_id == app_id)
-    subscription_count = (
-        sa.select(sa.func.count())
-        .select_from(subscriptions.join(channels, channels.c.id == subscriptions.c.channel_id))
-        .where(channels.c.app_id == app_id)
-    )
+    subscription_count = sa.select(sa.func.count()).where(subscriptions.c.registration_id.in_(ids))
     async with db.read() as conn:
         return (
             (await conn.execute(subscription_count)).scalar_one(),
@@ -429,17 +426,18 @@ async def test_every_delete_takes_the_subscriptions_and_tags_along(
     ]
     results = await registrations.upsert_many(app_id, items, NOW)
     stored = {r.registration.device_token: r.registration for r in results}  # type: ignore[union-attr]
-    assert await _children(db, app_id) == (14, 14)
+    ids = [registration.registration_id for registration in stored.values()]
+    assert await _children(db, app_id, ids) == (14, 14)
     await registrations.delete(app_id, stored["by-id"].registration_id)
     await registrations.delete_by_token(app_id, Platform.APNS, "by-token")
     await registrations.cleanup(app_id, [CleanupTarget("ivy")])
     await registrations.delete_expired(NOW + timedelta(seconds=1))
     mover = device("moved", registration_id=stored["mover"].registration_id)
     await upsert_one(registrations, app_id, mover)  # the holder of "moved" is deleted
-    assert await _children(db, app_id) == (4, 4)  # "mover" (now holding "moved"), "stays"
+    assert await _children(db, app_id, ids) == (4, 4)  # "mover" (now holding "moved"), "stays"
 
     assert await apps.delete_app(app_id)
-    assert await _children(db, app_id) == (0, 0)
+    assert await _children(db, app_id, ids) == (0, 0)
 
 
 async def test_tags_added_while_the_registration_is_deleted_do_not_outlive_it(
@@ -458,4 +456,26 @@ async def test_tags_added_while_the_registration_is_deleted_do_not_outlive_it(
         await asyncio.sleep(0.3)  # update_tags runs as far as it can meanwhile
         assert await delete_registrations(conn, row) == 1
     assert await adding == 0
-    assert await _children(db, app_id) == (0, 0)
+    assert await _children(db, app_id, [stored.registration_id]) == (0, 0)
+
+
+async def test_subscriptions_added_while_the_app_is_deleted_do_not_outlive_it(
+    db: Database, apps: SqlAppRepository, registrations: SqlRegistrationRepository
+) -> None:
+    """A writer holding a registration (as an upsert does) adds a subscription meanwhile."""
+    app_id = (await create_app(apps)).app_id
+    stored = (await upsert_one(registrations, app_id, device())).registration
+    other = (await upsert_one(registrations, app_id, device(channels=("weather",)))).registration
+    weather = subscriptions.c.id == other.channel_registration_ids["weather"]
+    row = registrations_table.c.id == stored.registration_id
+    async with db.write() as conn:
+        await conn.execute(sa.select(registrations_table.c.id).where(row).with_for_update())
+        channel = await conn.execute(sa.select(subscriptions.c.channel_id).where(weather))
+        added = {"id": new_id(), "registration_id": stored.registration_id, "position": 2}
+        added["channel_id"] = channel.scalar_one()
+        deleting = asyncio.create_task(apps.delete_app(app_id))
+        await asyncio.sleep(0.3)  # the delete runs as far as it can meanwhile
+        await conn.execute(subscriptions.insert().values(added))
+    assert await deleting
+    ids = [stored.registration_id, other.registration_id]
+    assert await _children(db, app_id, ids) == (0, 0)

@@ -13,9 +13,10 @@ from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.models import ApiKey, App, KeyKind
 from pushhub_server.core.ports import Provider
 
+from .children import delete_app_registrations
 from .database import Database
 from .records import micros_or_none, moment_or_none
-from .schema import api_keys, apps, registration_tags
+from .schema import api_keys, apps
 
 _APP_COLUMNS = (
     apps.c.id,
@@ -72,12 +73,14 @@ class SqlAppRepository:
 
     async def delete_app(self, app_id: str) -> bool:
         async with self._db.write() as conn:
-            # Registrations, channels and their subscriptions cascade from the app;
-            # tags have no foreign key (store.children).
-            deleted = await conn.execute(sa.delete(apps).where(apps.c.id == app_id))
-            await conn.execute(
-                sa.delete(registration_tags).where(registration_tags.c.app_id == app_id)
-            )
+            # Subscriptions and tags have no foreign keys (store.children). Locking
+            # the app first makes a concurrent import that adds a registration (its
+            # foreign key locks the app row) finish before, or fail after, this.
+            this_app = apps.c.id == app_id
+            await conn.execute(sa.select(apps.c.id).where(this_app).with_for_update())
+            await delete_app_registrations(conn, app_id)
+            # Keys, channels, messages and the rest cascade from the app.
+            deleted = await conn.execute(sa.delete(apps).where(this_app))
         return deleted.rowcount > 0
 
     async def add_key(self, key: ApiKey, key_hash: str) -> None:

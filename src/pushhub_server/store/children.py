@@ -1,11 +1,10 @@
 """Deleting registrations with their subscriptions and tags.
 
-Those rows have no foreign key to their registration (migration 0005), so no
-cascade removes them: every delete of registrations by the store goes through
-here, in the transaction of the delete. (Deleting an app cascades to its
-registrations, channels and subscriptions; store.apps deletes its tags by
-app_id.) Whoever adds children holds the registration's row lock first (the
-upsert, update_tags), so a delete never misses children added concurrently.
+Those rows have no foreign keys (migrations 0005 and 0006), so no cascade
+removes them: every delete of registrations by the store goes through here, in
+the transaction of the delete, deleting an app included (store.apps). Whoever
+adds children holds the registration's row lock first (the upsert,
+update_tags), so a delete never misses children added concurrently.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .schema import registration_tags, registrations, subscriptions
+from .schema import channels, registration_tags, registrations, subscriptions
 from .sql import Prepared, chunked, one_of_list
 
 _DELETE_SUBSCRIPTIONS_OF = Prepared(
@@ -50,3 +49,16 @@ async def delete_children(conn: AsyncConnection, registration_ids: Sequence[str]
     for chunk in chunked(registration_ids):
         await _DELETE_SUBSCRIPTIONS_OF.execute(conn, values=list(chunk))
         await DELETE_TAGS_OF.execute(conn, values=list(chunk))
+
+
+async def delete_app_registrations(conn: AsyncConnection, app_id: str) -> None:
+    """All of an app's registrations and children, set-based (an app may hold millions).
+
+    The caller holds the app row's lock. Registrations go first, so writers
+    holding one of their row locks have committed before the children's
+    deletes (later statements) run, as in delete_registrations.
+    """
+    await conn.execute(sa.delete(registrations).where(registrations.c.app_id == app_id))
+    app_channels = sa.select(channels.c.id).where(channels.c.app_id == app_id)
+    await conn.execute(sa.delete(subscriptions).where(subscriptions.c.channel_id.in_(app_channels)))
+    await conn.execute(sa.delete(registration_tags).where(registration_tags.c.app_id == app_id))

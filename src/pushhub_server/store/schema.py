@@ -95,15 +95,15 @@ channels = sa.Table(
 )
 
 # Each subscription id is the per-channel registration id of Backendless.
-# No foreign key to registrations (migration 0005): it was a lookup and a lock
-# per inserted row on PostgreSQL. store.children deletes a registration's
+# No foreign keys (migrations 0005 and 0006): each was a lookup and a lock per
+# inserted row on PostgreSQL. store.children deletes a registration's
 # subscriptions and tags wherever registrations are deleted.
 subscriptions = sa.Table(
     "subscriptions",
     metadata,
     sa.Column("id", _ID, primary_key=True),
     sa.Column("registration_id", _ID, nullable=False),
-    sa.Column("channel_id", _ID, sa.ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("channel_id", _ID, nullable=False),
     # Order of the channel in the registration, so reads return what was written.
     sa.Column("position", sa.SmallInteger, nullable=False),
     sa.UniqueConstraint("registration_id", "channel_id", name="uq_subscriptions_registration"),
