@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     config = _config(args)
     if args.command == "serve":
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
         serve(config, on_start=functools.partial(_bootstrap, host=_client_host(config.listen)))
         return
     try:
@@ -43,11 +43,25 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error.message}") from None
 
 
+def _log_level(name: str) -> int:
+    level = logging.getLevelName(name.upper())
+    if not isinstance(level, int):
+        raise SystemExit(f"error: unknown log level {name!r} (DEBUG, INFO, WARNING, ERROR)")
+    return level
+
+
 def _config(args: argparse.Namespace) -> Config:
     """Environment first; each flag given on the command line overrides its variable."""
     overrides = {
         name: getattr(args, name)
-        for name in ("database_url", "listen", "admin_token", "secret_key", "grace_period")
+        for name in (
+            "database_url",
+            "listen",
+            "admin_token",
+            "secret_key",
+            "grace_period",
+            "log_level",
+        )
         if getattr(args, name, None) is not None
     }
     return dataclasses.replace(Config.from_env(), **overrides)
@@ -65,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--listen", help="host:port; overrides PUSHHUB_LISTEN")
     serve_cmd.add_argument("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
     serve_cmd.add_argument("--grace-period", type=float, help="seconds to finish RPCs on stop")
+    serve_cmd.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING...; overrides PUSHHUB_LOG_LEVEL"
+    )
 
     migrate_cmd = commands.add_parser("migrate", parents=[database], help="migrate the database")
     migrate_cmd.set_defaults(run=_migrate)

@@ -42,6 +42,8 @@ class Config:
     apns_connections: int = 1
     fcm_endpoint: str | None = None
     fcm_ca_file: str | None = None
+    # Python logging level name; INFO writes one JSON line per RPC, WARNING drops them.
+    log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -62,4 +64,5 @@ class Config:
             apns_connections=int(env.get("PUSHHUB_APNS_CONNECTIONS", "1")),
             fcm_endpoint=env.get("PUSHHUB_FCM_ENDPOINT") or None,
             fcm_ca_file=env.get("PUSHHUB_FCM_CA_FILE") or None,
+            log_level=env.get("PUSHHUB_LOG_LEVEL", "INFO"),
         )

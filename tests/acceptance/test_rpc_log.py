@@ -43,3 +43,12 @@ async def test_each_rpc_logs_its_method_code_and_duration(
     ]
     assert all(isinstance(line["duration_ms"], float | int) for line in lines)
     assert all(line["duration_ms"] >= 0 for line in lines)  # type: ignore[operator]
+
+
+async def test_warning_level_drops_the_rpc_lines(
+    app: AppHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PUSHHUB_LOG_LEVEL=WARNING (or --log-level) silences the per-RPC lines."""
+    caplog.set_level(logging.WARNING, logger="pushhub.rpc")
+    await app.register()
+    assert _lines(caplog) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -99,12 +100,21 @@ def _logged(method: str, behavior: Behavior) -> Behavior:
 def _log_rpc(
     method: str, context: grpc.aio.ServicerContext, error: BaseException | None, started: float
 ) -> None:
-    line = {
-        "method": method,
-        "code": _code_name(context, error),
-        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-    }
-    _log.info(json.dumps(line))
+    # Checked first: at WARNING and above an RPC costs no formatting at all.
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    # The same JSON object json.dumps wrote, formatted only when a handler emits
+    # it: the method is JSON-quoted once per method, and code names are plain.
+    _log.info(_LINE, _quoted(method), _code_name(context, error), duration_ms)
+
+
+_LINE = '{"method": %s, "code": "%s", "duration_ms": %s}'
+
+
+@functools.cache
+def _quoted(method: str) -> str:
+    return json.dumps(method)
 
 
 def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
