@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -39,7 +39,9 @@ class Database:
 
     SQLite allows one writer. A deferred transaction that later writes gets
     SQLITE_BUSY at once, ignoring busy_timeout, so every write goes through a
-    single connection, behind a lock, inside BEGIN IMMEDIATE.
+    single connection, behind a lock, inside BEGIN IMMEDIATE. That connection
+    stays checked out: a pool checkout and check-in (with its rollback, a
+    thread hop) cost more than a small transaction's statements.
     """
 
     def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
@@ -48,8 +50,8 @@ class Database:
         self.dialect: str = writer.dialect.name
         sqlite = self.dialect == "sqlite"
         self._write_lock = asyncio.Lock() if sqlite else None
-        self._write_begin = "BEGIN IMMEDIATE" if sqlite else None
         self._read_begin = "BEGIN" if sqlite else None
+        self._held_writer: AsyncConnection | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Database:
@@ -65,9 +67,18 @@ class Database:
         _configure_sqlite(reader)
         return cls(writer, reader)
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on error."""
-        return self._transaction(self._writer, self._write_lock, self._write_begin)
+        if self._write_lock is None:
+            async with self._writer.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock:
+            conn = await self._sqlite_writer()
+            async with conn.begin():
+                await _begin_sqlite(conn, "BEGIN IMMEDIATE")
+                yield conn
 
     async def write_batch(self, work: BatchWork[T]) -> T:
         """work(conn) in one write transaction; on SQLite, all of it in the driver's thread.
@@ -84,7 +95,8 @@ class Database:
             async with self.write() as conn:
                 return await work(conn)
         assert self._write_lock is not None
-        async with self._write_lock, self._writer.connect() as conn:
+        async with self._write_lock:
+            conn = await self._sqlite_writer()
             driver = (await conn.get_raw_connection()).driver_connection
             # aiosqlite's own way to run a function on its thread (used by all its
             # methods; private, so pyproject bounds the version and
@@ -92,27 +104,30 @@ class Database:
             result = await driver._execute(_transaction_in_thread, driver._conn, work)
             return cast(T, result)
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction (one snapshot on SQLite)."""
-        return self._transaction(self._reader, None, self._read_begin)
+        async with self._reader.begin() as conn:
+            if self._read_begin is not None:
+                await _begin_sqlite(conn, self._read_begin)
+            yield conn
 
     def insert(self, table: sa.Table) -> UpsertInsert:
         return dialect_insert(self.dialect, table)
 
     async def dispose(self) -> None:
+        if self._held_writer is not None:
+            await self._held_writer.close()
+            self._held_writer = None
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
 
-    @staticmethod
-    @asynccontextmanager
-    async def _transaction(
-        engine: AsyncEngine, lock: asyncio.Lock | None, begin: str | None
-    ) -> AsyncIterator[AsyncConnection]:
-        async with lock or nullcontext(), engine.begin() as conn:
-            if begin is not None:
-                await _begin_sqlite(conn, begin)
-            yield conn
+    async def _sqlite_writer(self) -> AsyncConnection:
+        """The writer's one connection, checked out at first use (call under the lock)."""
+        if self._held_writer is None:
+            self._held_writer = await self._writer.connect()
+        return self._held_writer
 
 
 def dialect_insert(dialect: str, table: sa.Table) -> UpsertInsert:
