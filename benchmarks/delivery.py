@@ -14,6 +14,11 @@ One broadcast through the whole pipeline and the real providers, twice:
    token endpoint and ``messages:send``. The fake runs in its own process (its
    own core, not the server's event loop); it is pure Python (h2) and verifies
    every request, so it, not PushHub, bounds that figure.
+3. FCM to nginx: --fcm-sink-count registrations (default 1,000,000), the same
+   service account (its token still comes from the fake, once), but
+   ``messages:send`` answered by the nginx sink with FCM's success body
+   (``location /v1/projects/``). This is the FCM provider's own throughput,
+   which the fake cannot show.
 
 For each it prints:
 
@@ -72,6 +77,7 @@ from benchmarks.common import (
     sqlite_url,
 )
 from benchmarks.fanout import load_postgres, load_sqlite, memory_kb, one_broadcast
+from benchmarks.http2_clients import nginx_sink
 from pushhub_server.core.models import Platform
 from tests.fakes.tls import TlsFiles, issue_tls_files
 
@@ -417,7 +423,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--apns-count", type=int, default=1_000_000, help="0 skips APNs")
-    parser.add_argument("--fcm-count", type=int, default=100_000, help="0 skips FCM")
+    parser.add_argument("--fcm-count", type=int, default=100_000, help="0 skips the fake FCM")
+    parser.add_argument(
+        "--fcm-sink-count", type=int, default=1_000_000, help="FCM to nginx; 0 skips it"
+    )
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--repeat", type=int, default=1, help="broadcasts per platform; medians")
     parser.add_argument("--register-rate", type=float, default=20.0, help="RegisterDevice RPC/s")
@@ -436,7 +445,6 @@ def main() -> None:
         print(f"WARNING: another benchmark is running, figures will be low: {command}")
 
     if args.apns_count:
-        from benchmarks.http2_clients import nginx_sink
         from tests.fakes.apns import new_signing_key
 
         ensure_nginx()
@@ -461,7 +469,7 @@ def main() -> None:
         figures["apns"] = summary(apns)
 
     fcm_counts: dict[str, Any] = {}
-    if args.fcm_count:
+    if args.fcm_count or args.fcm_sink_count:
         with fake_fcm_process(tls) as (fcm_url, account, fcm_counts):
             account_file = workdir / "service-account.json"
             account_file.write_text(json.dumps(account))
@@ -472,10 +480,18 @@ def main() -> None:
                     database_url=url,
                 )  # fmt: skip
 
-            print(f"FCM: fake FCM (own process) at {fcm_url}", flush=True)
-            env = {"PUSHHUB_FCM_ENDPOINT": fcm_url, "PUSHHUB_FCM_CA_FILE": str(tls.ca_file)}
-            fcm = run_platform(args, Platform.FCM, args.fcm_count, env, set_fcm, None)
-        figures["fcm"] = summary(fcm)
+            def run_fcm(name: str, endpoint: str, count: int) -> None:
+                env = {"PUSHHUB_FCM_ENDPOINT": endpoint, "PUSHHUB_FCM_CA_FILE": str(tls.ca_file)}
+                figures[name] = summary(run_platform(args, Platform.FCM, count, env, set_fcm, None))
+
+            if args.fcm_count:
+                print(f"FCM: fake FCM (own process) at {fcm_url}", flush=True)
+                run_fcm("fcm", fcm_url, args.fcm_count)
+            if args.fcm_sink_count:
+                ensure_nginx()
+                with nginx_sink(tls) as sink_url:
+                    print(f"FCM: nginx HTTP/2 TLS sink at {sink_url}, tokens from the fake")
+                    run_fcm("fcm_sink", sink_url, args.fcm_sink_count)
         print(f"  fake FCM counted {fcm_counts}")
 
     shutil.rmtree(workdir, ignore_errors=True)
@@ -504,6 +520,14 @@ def report(args: argparse.Namespace, figures: dict[str, dict[str, float]], datab
             f"    notifications/s, Publish -> PUBLISHED : {f['rate']:9,.0f}  "
             "(bounded by the fake: pure-Python h2 that verifies every request; "
             "not a PushHub figure)"
+        )
+        _common_lines(f)
+    if "fcm_sink" in figures:
+        f = figures["fcm_sink"]
+        print(f"  FCM, {args.fcm_sink_count:,} registrations -> local nginx HTTP/2 TLS sink:")
+        print(
+            f"    notifications/s, Publish -> PUBLISHED : {f['rate']:9,.0f}  "
+            f"(target >= {TARGET_RATE:,}: {_mark(f['rate'] >= TARGET_RATE)})"
         )
         _common_lines(f)
     print("  for comparison:")

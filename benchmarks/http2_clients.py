@@ -12,7 +12,8 @@ The sink is nginx (Debian package ``nginx-light`` or ``nginx``), started as a
 foreground subprocess with a temporary configuration shaped like APNs: TLS with a
 certificate from a throwaway CA (the clients verify it), HTTP/2, up to 1,000
 concurrent streams, ``keepalive_requests`` high enough never to close, and
-``return 200`` for ``/3/device/``. Two cores: nginx runs one worker, so the
+``return 200`` for ``/3/device/`` (and FCM v1's ``{"name": …}`` answer for
+``/v1/projects/``, which benchmarks/delivery.py uses). Two cores: nginx runs one worker, so the
 client gets the other core.
 
     .venv/bin/python -m benchmarks.http2_clients [--requests 100000]
@@ -85,6 +86,11 @@ http {{
         http2_max_concurrent_streams 1000;
         keepalive_requests 100000000;
         location /3/device/ {{ return 200; }}
+        # FCM v1's success answer names the message (benchmarks/delivery.py).
+        location /v1/projects/ {{
+            default_type application/json;
+            return 200 '{{"name":"projects/pushhub-bench/messages/0"}}';
+        }}
     }}
 }}
 """
