@@ -1,6 +1,6 @@
 """Delivery benchmark: figures, not assertions.
 
-One broadcast through the whole pipeline and the real providers, twice:
+One broadcast through the whole pipeline and the real providers, three times:
 
 1. APNs: --apns-count registrations (default 1,000,000), the app given APNs
    credentials (a freshly generated .p8 key, ES256), delivered by ApnsProvider
@@ -508,10 +508,7 @@ def report(args: argparse.Namespace, figures: dict[str, dict[str, float]], datab
     if "apns" in figures:
         f = figures["apns"]
         print(f"  APNs, {args.apns_count:,} registrations -> local nginx HTTP/2 TLS sink:")
-        print(
-            f"    notifications/s, Publish -> PUBLISHED : {f['rate']:9,.0f}  "
-            f"(target >= {TARGET_RATE:,}: {_mark(f['rate'] >= TARGET_RATE)})"
-        )
+        _rate_line(f)
         _common_lines(f)
     if "fcm" in figures:
         f = figures["fcm"]
@@ -525,14 +522,18 @@ def report(args: argparse.Namespace, figures: dict[str, dict[str, float]], datab
     if "fcm_sink" in figures:
         f = figures["fcm_sink"]
         print(f"  FCM, {args.fcm_sink_count:,} registrations -> local nginx HTTP/2 TLS sink:")
-        print(
-            f"    notifications/s, Publish -> PUBLISHED : {f['rate']:9,.0f}  "
-            f"(target >= {TARGET_RATE:,}: {_mark(f['rate'] >= TARGET_RATE)})"
-        )
+        _rate_line(f)
         _common_lines(f)
     print("  for comparison:")
     for name, figure in COMPARISONS:
         print(f"    {name:<24} {figure}")
+
+
+def _rate_line(f: dict[str, float]) -> None:
+    print(
+        f"    notifications/s, Publish -> PUBLISHED : {f['rate']:9,.0f}  "
+        f"(target >= {TARGET_RATE:,}: {_mark(f['rate'] >= TARGET_RATE)})"
+    )
 
 
 def _common_lines(f: dict[str, float]) -> None:
