@@ -174,9 +174,14 @@ def test_content_available_with_alert_badge_or_sound_is_an_alert(
     assert headers["apns-priority"] == "10"
 
 
-@pytest.mark.parametrize("ttl", [None, timedelta(0)])
-def test_apns_expiration_is_zero_without_ttl(ttl: timedelta | None) -> None:
-    assert apns_headers(NotificationContent(message="x", ttl=ttl))["apns-expiration"] == "0"
+def test_apns_expiration_is_left_out_without_ttl_so_apns_stores_it() -> None:
+    # With 0, APNs would not store it: a device asleep at send time would never get it.
+    assert "apns-expiration" not in apns_headers(NotificationContent(message="x"))
+
+
+def test_apns_expiration_is_zero_for_a_zero_ttl() -> None:
+    content = NotificationContent(message="x", ttl=timedelta(0))
+    assert apns_headers(content)["apns-expiration"] == "0"
 
 
 def test_apns_expiration_counts_from_send_time() -> None:

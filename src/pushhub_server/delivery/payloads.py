@@ -28,7 +28,10 @@ APNs headers: ``apns-push-type`` (``background`` when ``aps`` has
 ``content-available`` and no alert, badge or sound, else ``alert``),
 ``apns-priority`` (``10`` high or unset, ``5`` normal, and always ``5`` for
 background pushes, which Apple requires), ``apns-expiration`` (send time + ttl, in
-epoch seconds; ``0`` without a ttl or with a zero ttl), ``apns-collapse-id``
+epoch seconds; ``0``, "deliver now or never", for a zero ttl; left out without
+a ttl, so APNs stores the notification for an offline device, as FCM does by
+default: with ``0`` an iPhone that is asleep at send time never gets it),
+``apns-collapse-id``
 (``collapse_key``, at most 64 bytes). No ``apns-id``: it is optional, Apple
 assigns a UUID to a request without one, and PushHub neither stores nor reports
 it, while a per-recipient id would make every request's headers unique (a header
@@ -244,11 +247,7 @@ class PayloadRenderer:
         self.uses_templates: bool = bool(content.template_name)
         self._message_value = _MESSAGE_SENTINEL if self.uses_metadata else content.message
         self._field = "notification" if content.has_notification_fields else "message"
-        ttl = content.ttl
-        if ttl is None or ttl <= timedelta(0):
-            self._expiration = "0"
-        else:
-            self._expiration = str(int((self._now + ttl).timestamp()))
+        self._expiration = _apns_expiration(content.ttl, self._now)
         self._standard: dict[Platform, _Prepared | _Failed] = {}
         self._templates: dict[tuple[Platform, str], _Prepared | _Failed] = {}
         self._template_cache_size = template_cache_size
@@ -388,8 +387,9 @@ class PayloadRenderer:
         headers = {
             "apns-push-type": "background" if background else "alert",
             "apns-priority": "5" if background or priority == "normal" else "10",
-            "apns-expiration": self._expiration,
         }
+        if self._expiration is not None:
+            headers["apns-expiration"] = self._expiration
         if self.content.collapse_key:
             headers["apns-collapse-id"] = self.content.collapse_key
         return headers
@@ -476,7 +476,7 @@ class PayloadRenderer:
             headers["apns-priority"] = "5"
         elif content.priority:
             headers["apns-priority"] = "10" if content.priority == "high" else "5"
-        if content.ttl is not None:
+        if self._expiration is not None:
             headers["apns-expiration"] = self._expiration
         if content.collapse_key:
             headers["apns-collapse-id"] = content.collapse_key
@@ -630,6 +630,15 @@ def check_publish_size(
     renderer = PayloadRenderer(content, now=now, limit=limit)
     for platform in platforms:
         renderer.render(platform, "", {})
+
+
+def _apns_expiration(ttl: timedelta | None, now: datetime) -> str | None:
+    """apns-expiration for a ttl counted from now; None leaves the header out."""
+    if ttl is None:
+        return None
+    if ttl <= timedelta(0):
+        return "0"
+    return str(int((now + ttl).timestamp()))
 
 
 def _aps_fields(content: NotificationContent) -> dict[str, Any]:
