@@ -149,6 +149,17 @@ async def test_repeat_every_under_a_second_is_refused(app: AppHandle, every: flo
     )
 
 
+async def test_repeat_every_over_ten_years_is_refused(app: AppHandle) -> None:
+    # Larger steps used to be stored, then failed the message after its first run
+    # when the next slot overflowed the calendar.
+    await expect_error(
+        app.publish(message="m", repeat_every=seconds(3651 * 86400)),
+        INVALID,
+        "INVALID_REPEAT_EVERY",
+        field="repeat_every",
+    )
+
+
 async def test_repeat_every_of_one_second_is_accepted(app: AppHandle, clock) -> None:
     response = await app.publish(
         message="m",
@@ -224,6 +235,20 @@ async def test_payload_over_4096_bytes_after_rendering_is_refused(
     [entry] = await store.deliveries(app, message_id)
     assert entry.registration_id == registration_id
     assert json.loads(entry.payload)["message"]["notification"]["body"] == largest
+
+
+async def test_payload_size_is_checked_only_for_the_platforms_the_publish_reaches(
+    app: AppHandle,
+) -> None:
+    # Rendered for FCM this is over 4,096 bytes; for APNs about 2.3 KB.
+    note = publish_pb2.Notification(title="T", subtitle="S", body="x" * 2200)
+    response = await app.publish(notification=note, platforms=[APNS])
+    assert response.status == publish_pb2.PUBLISH_STATUS_SCHEDULED
+    info = await expect_error(
+        app.publish(notification=note, platforms=[FCM]), INVALID, "PAYLOAD_TOO_LARGE"
+    )
+    assert info.metadata["platform"] in ("FCM", "fcm", "PLATFORM_FCM")
+    await expect_error(app.publish(notification=note), INVALID, "PAYLOAD_TOO_LARGE")
 
 
 async def test_payload_limit_counts_bytes_not_characters(app: AppHandle) -> None:
@@ -317,6 +342,11 @@ async def test_more_than_64_tags_in_an_expression_is_refused(app: AppHandle) -> 
         ({"channel": "news", "broadcast": True}, "channel", "CONFLICTING_AUDIENCE"),
         ({"apns_json": "{not json"}, "apns_json", "INVALID_JSON"),
         ({"fcm_json": "[1, 2]"}, "fcm_json", "INVALID_JSON"),
+        # Deep enough to overflow the parser's recursion, then deep enough to
+        # overflow only the encoder: both answered INTERNAL before.
+        ({"apns_json": '{"x":' + "[" * 2000 + "]" * 2000 + "}"}, "apns_json", "INVALID_JSON"),
+        ({"fcm_json": '{"x":' + "[" * 900 + "]" * 900 + "}"}, "fcm_json", "INVALID_JSON"),
+        ({"platforms": [APNS, 0]}, "platforms[1]", "INVALID_PLATFORM"),
         (
             {"notification": publish_pb2.Notification(badge=-1)},
             "notification.badge",
@@ -326,7 +356,18 @@ async def test_more_than_64_tags_in_an_expression_is_refused(app: AppHandle) -> 
         ({"headers": {"aps": "x"}}, "headers", "RESERVED_DATA_KEY"),
         ({"user_ids": [""]}, "user_ids[0]", "FIELD_REQUIRED"),
     ],
-    ids=["channel+broadcast", "apns_json", "fcm_json", "badge", "ttl", "reserved", "empty-user"],
+    ids=[
+        "channel+broadcast",
+        "apns_json",
+        "fcm_json",
+        "apns_json-deep",
+        "fcm_json-deep",
+        "platforms",
+        "badge",
+        "ttl",
+        "reserved",
+        "empty-user",
+    ],
 )
 async def test_other_invalid_fields_name_the_field(
     app: AppHandle, fields: dict, field: str, reason: str

@@ -42,3 +42,5 @@ class Limits:
     tag_expression_tags: int = 64
     template_properties: int = 64
     min_repeat_seconds: float = 1.0
+    # Ten years: far beyond any real schedule, and slots stay within datetime's range.
+    max_repeat_days: int = 3650

@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from .errors import invalid_field, value_too_long
+from .json_documents import parse_json
 
 Priority = Literal["normal", "high"]
 PRIORITIES: tuple[Priority, ...] = ("normal", "high")
@@ -149,7 +150,7 @@ def parse_json_object(field_name: str, text: str | None) -> dict[str, Any] | Non
     if text is None or not text.strip():
         return None
     try:
-        value = json.loads(text)
+        value = parse_json(text)
     except ValueError as exc:
         raise invalid_field(
             field_name, "INVALID_JSON", f"{field_name} is not valid JSON: {exc}"

@@ -82,8 +82,8 @@ class PublishingService:
     messages: MessageRepository
     clock: Clock
     limits: Limits
-    # Renders the content for every platform and raises when a payload is too large.
-    check_payload_size: Callable[[NotificationContent], None]
+    # Renders the content for each platform given and raises when a payload is too large.
+    check_payload_size: Callable[[NotificationContent, Sequence[Platform]], None]
     signal: StatusSignal
     # Called after a message is stored, so the scheduler need not wait to notice it.
     on_published: Callable[[], None] = field(default=lambda: None)
@@ -94,11 +94,12 @@ class PublishingService:
     async def publish(self, principal: Principal, draft: PublishDraft) -> Published:
         require_publisher(principal)
         now = self.clock.now()
+        audience = self._audience(draft)
         message = Message(
             message_id=new_id(),
             app_id=principal.app_id,
-            content=self._content(draft),
-            audience=self._audience(draft),
+            content=self._content(draft, audience.platforms or tuple(Platform)),
+            audience=audience,
             schedule=self._schedule(draft, now),
             created_at=now,
             request_id=self._request_id(draft.request_id),
@@ -159,7 +160,7 @@ class PublishingService:
             "MESSAGE_NOT_FOUND", f"no message {message_id!r} in this app", message_id=message_id
         )
 
-    def _content(self, draft: PublishDraft) -> NotificationContent:
+    def _content(self, draft: PublishDraft, platforms: Sequence[Platform]) -> NotificationContent:
         limits = self.limits
         content = draft.content
         check_text("message", content.message, limits.message)
@@ -182,7 +183,7 @@ class PublishingService:
             fcm_json=parse_json_object("fcm_json", draft.fcm_json),
         )
         validate_content(content)
-        self.check_payload_size(content)
+        self.check_payload_size(content, platforms)
         return content
 
     def _audience(self, draft: PublishDraft) -> Audience:
@@ -200,7 +201,12 @@ class PublishingService:
         registration_ids = _unique_texts(
             "registration_ids", draft.registration_ids, limits.registration_id, limits
         )
-        platforms = tuple(dict.fromkeys(parse_platform(value) for value in draft.platforms))
+        platforms = tuple(
+            dict.fromkeys(
+                parse_platform(value, f"platforms[{index}]")
+                for index, value in enumerate(draft.platforms)
+            )
+        )
         narrowed = draft.broadcast or draft.tag_expression or user_ids or registration_ids
         channel = draft.channel or (None if narrowed else DEFAULT_CHANNEL)
         return Audience(
@@ -221,14 +227,8 @@ class PublishingService:
                 legacy_code="5030",
             )
         first = draft.publish_at or now
-        if draft.repeat_every is not None and draft.repeat_every < timedelta(
-            seconds=self.limits.min_repeat_seconds
-        ):
-            raise invalid_field(
-                "repeat_every",
-                "INVALID_REPEAT_EVERY",
-                f"repeat_every must be at least {self.limits.min_repeat_seconds:g} second(s)",
-            )
+        if draft.repeat_every is not None:
+            self._check_repeat_every(draft.repeat_every)
         expires = draft.repeat_expires_at
         if expires is not None and (expires <= now or expires < first):
             raise invalid_field(
@@ -238,6 +238,17 @@ class PublishingService:
                 legacy_code="5003",
             )
         return Schedule(first, draft.repeat_every, expires)
+
+    def _check_repeat_every(self, every: timedelta) -> None:
+        shortest = timedelta(seconds=self.limits.min_repeat_seconds)
+        longest = timedelta(days=self.limits.max_repeat_days)
+        if not shortest <= every <= longest:
+            raise invalid_field(
+                "repeat_every",
+                "INVALID_REPEAT_EVERY",
+                f"repeat_every must be between {self.limits.min_repeat_seconds:g} second(s)"
+                f" and {self.limits.max_repeat_days} days",
+            )
 
     def _request_id(self, request_id: str) -> str | None:
         if not request_id:

@@ -128,12 +128,12 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
     )
 
 
-def parse_platform(value: int) -> Platform:
+def parse_platform(value: int, field: str = "platform") -> Platform:
     try:
         return Platform(value)
     except ValueError:
         raise invalid_field(
-            "platform", "INVALID_PLATFORM", "platform must be PLATFORM_APNS or PLATFORM_FCM"
+            field, "INVALID_PLATFORM", f"{field} must be PLATFORM_APNS or PLATFORM_FCM"
         ) from None
 
 

@@ -614,12 +614,14 @@ def render_fcm(
 
 def check_publish_size(
     content: NotificationContent,
-    *,
     platforms: Iterable[Platform] = (Platform.APNS, Platform.FCM),
+    *,
     limit: int = PAYLOAD_LIMIT,
     now: datetime | None = None,
 ) -> None:
-    """Publish-time check: render a representative payload for each platform.
+    """Publish-time check: render a representative payload for each platform the
+    message can reach (a payload too large for FCM must not refuse an APNs-only
+    publish).
 
     ``{{name}}`` placeholders render empty (the smallest any recipient can get), so a
     message rejected here would fail for every recipient. Registration templates are
