@@ -3,22 +3,29 @@
 A webhook never affects the registration it reports on: sending happens in a
 task after the RPC answered, failures are retried with exponential backoff and
 then only logged. urllib in a worker thread keeps this free of new dependencies.
+The threads are the sender's own: callback URLs come from clients (device keys
+included), and targets that accept but never answer would otherwise hold the
+event loop's default executor, which other work (FCM token exchanges) needs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import logging
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 _log = logging.getLogger(__name__)
 
 _USER_AGENT = "PushHub-Webhook/1"
 # Answers worth another attempt; any other 4xx means the request itself is refused.
 _RETRYABLE_STATUS = frozenset({408, 425, 429})
+# Webhooks posted at once; more wait their turn without holding anyone else's threads.
+_THREADS = 8
 
 
 class HttpWebhookSender:
@@ -30,6 +37,7 @@ class HttpWebhookSender:
         self._first_backoff = first_backoff
         # Strong references: the event loop keeps only weak ones to running tasks.
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="webhook")
 
     def send(self, url: str, headers: Mapping[str, str], body: Mapping[str, object]) -> None:
         # Copies: the caller may reuse its mappings after send() returns.
@@ -41,12 +49,13 @@ class HttpWebhookSender:
 
     async def drain(self, timeout: float) -> None:
         """Waits for in-flight webhooks on shutdown; cancels what is still retrying."""
-        if not self._in_flight:
-            return
-        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        # A POST still blocked in a thread ends at its own timeout; nobody waits for it.
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
         failure = "not attempted"
@@ -54,7 +63,9 @@ class HttpWebhookSender:
             if attempt > 1:
                 await asyncio.sleep(self._first_backoff * 2 ** (attempt - 2))
             try:
-                await asyncio.to_thread(_post, url, headers, body, self._timeout)
+                await asyncio.get_running_loop().run_in_executor(
+                    self._threads, _post, url, headers, body, self._timeout
+                )
                 return
             except urllib.error.HTTPError as error:
                 if error.code < 500 and error.code not in _RETRYABLE_STATUS:
@@ -64,7 +75,9 @@ class HttpWebhookSender:
             except ValueError as error:  # a URL urllib cannot use: retrying cannot help
                 _log.warning("webhook %s not sent: %s", url, error)
                 return
-            except OSError as error:  # URLError, timeouts, connection resets
+            except (OSError, http.client.HTTPException) as error:
+                # URLError, timeouts, resets; a malformed answer (BadStatusLine,
+                # IncompleteRead) is the target's passing fault as much as a reset.
                 failure = repr(error)
         _log.warning("webhook %s failed after %d attempts: %s", url, self._attempts, failure)
 
