@@ -439,3 +439,51 @@ async def test_user_token_issued_only_for_own_app(app: AppHandle, other_app: App
             metadata=app.device(),
         )
     assert caught.value.code() == DENIED
+
+
+async def test_device_key_cannot_take_a_users_token_through_a_registration_id(
+    app: AppHandle,
+) -> None:
+    """The token's holder is checked too, not only the registration the id names."""
+    rpc = app.stubs.registrations
+    token = new_token()
+    owned = await app.register(device_token=token, user_id="alice", tags=["user:alice"])
+    bob = await app.user_token("bob")
+    mine = await app.register(app.device(), device_token=new_token())
+    my_id = mine.registration.registration_id
+
+    for metadata in (app.device(), app.device(bob)):
+        reserved = await rpc.CreateRegistrationId(
+            reg.CreateRegistrationIdRequest(), metadata=metadata
+        )
+        for registration_id in (reserved.registration_id, my_id):
+            await expect_error(
+                app.register(metadata, registration_id=registration_id, device_token=token),
+                DENIED,
+                "NOT_DEVICE_OWNER",
+            )
+        # The refused item consumed nothing: the reserved id still creates a registration.
+        created = await app.register(metadata, registration_id=reserved.registration_id)
+        assert created.registration.registration_id == reserved.registration_id
+
+    got = await rpc.GetRegistration(
+        reg.GetRegistrationRequest(registration_id=owned.registration.registration_id),
+        metadata=app.server(),
+    )
+    assert got.registration == owned.registration
+    mine_now = await rpc.GetRegistration(
+        reg.GetRegistrationRequest(registration_id=my_id), metadata=app.server()
+    )
+    assert mine_now.registration.device_token == mine.registration.device_token
+
+    # With alice's user token the device may move her token onto its registration.
+    alice = await app.user_token("alice")
+    moved = await app.register(app.device(alice), registration_id=my_id, device_token=token)
+    assert moved.registration.registration_id == my_id
+    await expect_error(
+        rpc.GetRegistration(
+            reg.GetRegistrationRequest(registration_id=owned.registration.registration_id),
+            metadata=app.server(),
+        ),
+        **GONE,
+    )

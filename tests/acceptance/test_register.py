@@ -11,7 +11,7 @@ import grpc
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.core.clock import ManualClock
 
-from .harness import APNS, FCM, AppHandle, expect_error, new_token, timestamp
+from .harness import APNS, FCM, AppHandle, expect_error, new_token, settle, timestamp
 
 GONE = dict(code=grpc.StatusCode.NOT_FOUND, reason="REGISTRATION_GONE")
 
@@ -156,6 +156,17 @@ async def test_upsert_replaces_content(app: AppHandle) -> None:
     assert list(got.registration.tags) == ["new"]
     assert await app.list_all(channel="x") == []
     assert [r.device_token for r in await app.list_all(channel="y")] == [token]
+
+
+async def test_a_deeply_nested_template_is_invalid_argument(app: AppHandle) -> None:
+    deep = "[" * 2000 + "]" * 2000  # within the 4,096-character limit
+    await expect_error(
+        app.register(templates={"t": reg.Template(body=deep)}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_TEMPLATE",
+        field="templates[t].body",
+    )
+    assert await app.list_all() == []
 
 
 async def test_update_by_registration_id(app: AppHandle) -> None:
@@ -391,6 +402,70 @@ async def test_update_tags_needs_exactly_one_selector(app: AppHandle) -> None:
         )
 
 
+async def test_update_tags_may_not_take_a_registration_past_its_tag_limit(app: AppHandle) -> None:
+    rpc = app.stubs.registrations
+    full = await app.register(user_id="u", tags=[f"t{i}" for i in range(59)])
+    small = await app.register(user_id="u", tags=["s"])
+    full_id = full.registration.registration_id
+
+    async def tags_of(registration_id: str) -> list[str]:
+        got = await rpc.GetRegistration(
+            reg.GetRegistrationRequest(registration_id=registration_id), metadata=app.server()
+        )
+        return list(got.registration.tags)
+
+    too_many = dict(
+        code=grpc.StatusCode.INVALID_ARGUMENT,
+        reason="TOO_MANY_VALUES",
+        legacy_code="8000",
+        field="add_tags",
+        metadata={"limit": "60"},
+    )
+    for request in (
+        reg.UpdateTagsRequest(registration_id=full_id, add_tags=["a", "b"]),
+        # By a filter: one registration would pass the limit, so none changes.
+        reg.UpdateTagsRequest(user_id="u", add_tags=["a", "b"]),
+        reg.UpdateTagsRequest(tag="t0", add_tags=[f"x{i}" for i in range(60)], remove_tags=["t1"]),
+    ):
+        await expect_error(rpc.UpdateTags(request, metadata=app.server()), **too_many)
+    assert await tags_of(full_id) == [f"t{i}" for i in range(59)]
+    assert await tags_of(small.registration.registration_id) == ["s"]
+
+    # Exactly at the limit, counting removals and tags it already holds.
+    swapped = await rpc.UpdateTags(
+        reg.UpdateTagsRequest(user_id="u", add_tags=["a", "b", "t0"], remove_tags=["t1"]),
+        metadata=app.server(),
+    )
+    assert swapped.updated_count == 2
+    assert len(await tags_of(full_id)) == 60
+    assert await tags_of(small.registration.registration_id) == ["s", "a", "b", "t0"]
+
+
+async def test_update_tags_of_an_unknown_or_expired_id_is_gone(
+    app: AppHandle, clock: ManualClock
+) -> None:
+    rpc = app.stubs.registrations
+    unknown = str(uuid.uuid4())
+    await expect_error(
+        rpc.UpdateTags(
+            reg.UpdateTagsRequest(registration_id=unknown, add_tags=["a"]), metadata=app.server()
+        ),
+        **GONE,
+        metadata={"registration_id": unknown},
+    )
+    short = await app.register(expires_at=timestamp(clock.now() + timedelta(seconds=1)))
+    clock.advance(timedelta(seconds=2))  # only ever forward
+    await expect_error(
+        rpc.UpdateTags(
+            reg.UpdateTagsRequest(
+                registration_id=short.registration.registration_id, remove_tags=["a"]
+            ),
+            metadata=app.server(),
+        ),
+        **GONE,
+    )
+
+
 # ----------------------------------------------------------- unregister ----
 
 
@@ -547,6 +622,92 @@ async def test_reregistering_an_expired_token_before_the_sweep(
     assert list(got.registration.channels) == ["back"]
     assert not got.registration.HasField("expires_at")
     assert len(await app.list_all()) == 1
+
+
+async def test_expired_registrations_are_not_counted_as_removed(
+    app: AppHandle, clock: ManualClock
+) -> None:
+    rpc = app.stubs.registrations
+    soon = timestamp(clock.now() + timedelta(seconds=1))
+    by_token = await app.register(user_id="u1", expires_at=soon)
+    await app.register(user_id="u2", expires_at=soon)
+    await app.register(user_id="u3", expires_at=soon)
+    live = await app.register(user_id="u3")
+    clock.advance(timedelta(seconds=2))  # only ever forward
+
+    unregistered = await rpc.UnregisterDevice(
+        reg.UnregisterDeviceRequest(platform=APNS, device_token=by_token.registration.device_token),
+        metadata=app.server(),
+    )
+    assert unregistered.removed_count == 0
+    cleaned = await rpc.CleanupDevices(
+        reg.CleanupDevicesRequest(
+            targets=[reg.CleanupTarget(user_id="u2"), reg.CleanupTarget(user_id="u3")]
+        ),
+        metadata=app.server(),
+    )
+    assert cleaned.removed_count == 1, "only u3's live registration was visible"
+    assert await app.list_all() == []
+    await expect_error(
+        rpc.GetRegistration(
+            reg.GetRegistrationRequest(registration_id=live.registration.registration_id),
+            metadata=app.server(),
+        ),
+        **GONE,
+    )
+
+
+async def test_invalidated_registration_is_gone_until_registered_again(
+    app: AppHandle, server
+) -> None:
+    rpc = app.stubs.registrations
+    token = "invalid-" + new_token()
+    dead = await app.register(device_token=token, user_id="iv", channels=["c"], tags=["t"])
+    live = await app.register(user_id="iv", channels=["c"], tags=["t"])
+    dead_id = dead.registration.registration_id
+    published = await app.publish(channel="c", message="hi")
+    status = await settle(server, app, published.message_id)
+    assert dict(status.failure_reasons) == {"Unregistered": 1}
+
+    get_dead = reg.GetRegistrationRequest(registration_id=dead_id)
+    await expect_error(rpc.GetRegistration(get_dead, metadata=app.server()), **GONE)
+    live_ids = [live.registration.registration_id]
+    for filters in ({}, {"user_id": "iv"}, {"channel": "c"}, {"tag": "t"}):
+        assert [r.registration_id for r in await app.list_all(**filters)] == live_ids, filters
+    await expect_error(
+        rpc.UpdateTags(
+            reg.UpdateTagsRequest(registration_id=dead_id, add_tags=["x"]), metadata=app.server()
+        ),
+        **GONE,
+    )
+    by_user = await rpc.UpdateTags(
+        reg.UpdateTagsRequest(user_id="iv", add_tags=["x"]), metadata=app.server()
+    )
+    assert by_user.updated_count == 1
+    unregistered = await rpc.UnregisterDevice(
+        reg.UnregisterDeviceRequest(platform=APNS, device_token=token), metadata=app.server()
+    )
+    assert unregistered.removed_count == 0, "an invisible registration is not removed"
+
+    # Registering the token again revives it, visible.
+    again = await app.register(device_token=token, user_id="iv", channels=["c"])
+    got = await rpc.GetRegistration(
+        reg.GetRegistrationRequest(registration_id=again.registration.registration_id),
+        metadata=app.server(),
+    )
+    assert got.registration.device_token == token
+    assert len(await app.list_all(user_id="iv")) == 2
+
+
+async def test_reregistering_an_invalidated_token_revives_it(app: AppHandle, server) -> None:
+    token = "invalid-" + new_token()
+    dead = await app.register(device_token=token, channels=["c"])
+    published = await app.publish(channel="c", message="hi")
+    await settle(server, app, published.message_id)
+    assert await app.list_all() == []
+    again = await app.register(device_token=token, channels=["c"])
+    assert again.registration.registration_id == dead.registration.registration_id
+    assert [r.registration_id for r in await app.list_all()] == [dead.registration.registration_id]
 
 
 # ---------------------------------------------------------- concurrency ----

@@ -264,3 +264,34 @@ async def test_batches_in_one_stream_resolve_as_if_sent_one_by_one(app: AppHandl
     assert listed[tokens[700]].registration_id == mover_id, "batch 7 updated the moved token"
     # The mover gave up its first token; the row that held tokens[700] is gone.
     assert len(listed) == len(last_batch)
+
+
+async def test_an_item_that_breaks_a_parser_fails_alone(app: AppHandle) -> None:
+    """Deep JSON and a timestamp beyond any date fail their own item, not the message."""
+    good = [reg.RegisterDeviceRequest(platform=APNS, device_token=new_token()) for _ in range(3)]
+    deep = reg.RegisterDeviceRequest(
+        platform=APNS,
+        device_token=new_token(),
+        templates={"t": reg.Template(body="[" * 2000 + "]" * 2000)},
+    )
+    far = reg.RegisterDeviceRequest(platform=APNS, device_token=new_token())
+    far.expires_at.seconds = 10**12
+    batches = [
+        reg.RegisterDevicesRequest(registrations=good),
+        reg.RegisterDevicesRequest(registrations=[good[0], deep, far, good[1]]),
+        reg.RegisterDevicesRequest(registrations=good),
+    ]
+    call = app.stubs.registrations.RegisterDevices(stream_requests(batches), metadata=app.server())
+    responses = [response async for response in call]
+    assert len(responses) == 3
+    first, middle, last = responses
+    assert [r.WhichOneof("outcome") for r in middle.results] == [
+        "response",
+        "error",
+        "error",
+        "response",
+    ]
+    check_status(middle.results[1].error, INVALID, "INVALID_TEMPLATE", field="templates[t].body")
+    check_status(middle.results[2].error, INVALID, "VALUE_OUT_OF_RANGE", field="expires_at")
+    assert all(r.WhichOneof("outcome") == "response" for r in (*first.results, *last.results))
+    assert len(await app.list_all()) == 3

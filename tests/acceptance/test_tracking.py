@@ -229,3 +229,25 @@ async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
         (unroutable.request_id, SUCCESS, NO_REASON)
     ]
     assert len(await app.list_all()) == 2
+
+
+async def test_tracked_items_of_an_oversized_message_are_recorded(app: AppHandle) -> None:
+    items = [
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token(), track=index % 500 == 0)
+        for index in range(1001)
+    ]
+    call = app.stubs.registrations.RegisterDevices(
+        stream_requests([reg.RegisterDevicesRequest(registrations=items)]), metadata=app.server()
+    )
+    [response] = [r async for r in call]
+    assert len(response.results) == 1001
+    request_ids = []
+    for index, result in enumerate(response.results):
+        info = check_status(result.error, INVALID, "TOO_MANY_VALUES", field="registrations")
+        if index % 500 == 0:
+            request_ids.append(info.metadata["request_id"])
+        else:
+            assert "request_id" not in info.metadata
+    assert len(set(request_ids)) == 3
+    assert await statuses(app, request_ids) == [(rid, FAILED, STORE_FAILED) for rid in request_ids]
+    assert await app.list_all() == []

@@ -214,20 +214,24 @@ async def test_expired_and_invalidated_are_left_out(
 
 
 async def test_re_registering_an_invalidated_token_revives_it(
+    db: Database,
     reader: SqlAudienceReader,
     registrations: SqlRegistrationRepository,
     names: dict[str, str],
     app_id: str,
 ) -> None:
     """A device that registers its token again has a working token again."""
-    stored = await registrations.get(app_id, names["invalid"], NOW)
-    assert stored is not None
-    platform, channels, tags, user = DEVICES["invalid"]
-    item = device(
-        stored.device_token, platform=platform, channels=channels, tags=tags, user_id=user
+    assert await registrations.get(app_id, names["invalid"], NOW) is None, "not live"
+    token = sa.select(registrations_table.c.device_token).where(
+        registrations_table.c.id == names["invalid"]
     )
+    async with db.read() as conn:
+        device_token = (await conn.execute(token)).scalar_one()
+    platform, channels, tags, user = DEVICES["invalid"]
+    item = device(device_token, platform=platform, channels=channels, tags=tags, user_id=user)
     revived = await upsert_one(registrations, app_id, item)
     assert revived.registration.registration_id == names["invalid"]
     assert not revived.unchanged
     everyone_now = await reader.page(app_id, Audience(broadcast=True), None, 10, NOW)
     assert names["invalid"] in {r.registration_id for r in everyone_now}
+    assert await registrations.get(app_id, names["invalid"], NOW) == revived.registration

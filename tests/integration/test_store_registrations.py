@@ -12,6 +12,7 @@ from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import (
     CleanupTarget,
+    DeviceClaim,
     Platform,
     Registration,
     RegistrationFilter,
@@ -27,6 +28,7 @@ from pushhub_server.store.schema import registrations as registrations_table
 from .conftest import create_app
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
+MAX_TAGS = 60
 
 
 def device(token: str = "", **changes: object) -> RegistrationInput:
@@ -121,7 +123,7 @@ async def test_update_tags_breaks_unchanged_detection(
 ) -> None:
     stored = (await upsert_one(registrations, app_id, device("tok-tags"))).registration
     await registrations.update_tags(
-        app_id, stored.registration_id, RegistrationFilter(), ["vip"], [], NOW
+        app_id, stored.registration_id, RegistrationFilter(), ["vip"], [], MAX_TAGS, NOW
     )
     again = await upsert_one(registrations, app_id, device("tok-tags"))
     assert not again.unchanged
@@ -273,26 +275,35 @@ async def test_update_tags_by_id_user_and_tag(
     c = (await upsert_one(registrations, app_id, device("ut-c", tags=("solo",)))).registration
 
     by_user = RegistrationFilter(user_id="erin")
-    assert await registrations.update_tags(app_id, None, by_user, ["vip"], ["beta"], NOW) == 2
+    assert (
+        await registrations.update_tags(app_id, None, by_user, ["vip"], ["beta"], MAX_TAGS, NOW)
+        == 2
+    )
     for registration in (a, b):
         stored = await registrations.get(app_id, registration.registration_id, NOW)
         assert stored is not None and stored.tags == ("lang:en", "vip")
 
     by_tag = RegistrationFilter(tag="solo")
-    assert await registrations.update_tags(app_id, None, by_tag, ["x", "y"], ["solo"], NOW) == 1
+    assert (
+        await registrations.update_tags(app_id, None, by_tag, ["x", "y"], ["solo"], MAX_TAGS, NOW)
+        == 1
+    )
     stored_c = await registrations.get(app_id, c.registration_id, NOW)
     assert stored_c is not None and stored_c.tags == ("x", "y")
 
     assert (
         await registrations.update_tags(
-            app_id, a.registration_id, RegistrationFilter(), ["vip", "z"], [], NOW
+            app_id, a.registration_id, RegistrationFilter(), ["vip", "z"], [], MAX_TAGS, NOW
         )
         == 1
     )
     stored_a = await registrations.get(app_id, a.registration_id, NOW)
     assert stored_a is not None and stored_a.tags == ("lang:en", "vip", "z")
     assert (
-        await registrations.update_tags(app_id, new_id(), RegistrationFilter(), ["q"], [], NOW) == 0
+        await registrations.update_tags(
+            app_id, new_id(), RegistrationFilter(), ["q"], [], MAX_TAGS, NOW
+        )
+        == 0
     )
 
 
@@ -312,11 +323,11 @@ async def test_deletes_cleanup_and_expiry_sweep(
         CleanupTarget("gina", "cl-3"),
         CleanupTarget("gina", "cl-5"),
     ]
-    assert await registrations.cleanup(app_id, targets) == 3
+    assert await registrations.cleanup(app_id, targets, NOW) == 3
     left = await registrations.list(app_id, RegistrationFilter(), 10, None, NOW)
     assert sorted(r.device_token for r in left.items) == ["cl-4", "cl-5"]
 
-    assert await registrations.delete_by_token(app_id, Platform.APNS, "cl-4") == 1
+    assert await registrations.delete(app_id, stored[3].registration_id) == 1
     assert await registrations.delete(app_id, stored[4].registration_id) == 1
     assert await registrations.delete(app_id, stored[4].registration_id) == 0
 
@@ -341,7 +352,7 @@ async def test_no_data_crosses_apps(
     assert_gone(result, mine.registration_id)
     assert await registrations.delete(other, mine.registration_id) == 0
     by_user = RegistrationFilter(user_id="ivy")
-    assert await registrations.update_tags(other, None, by_user, ["t"], [], NOW) == 1
+    assert await registrations.update_tags(other, None, by_user, ["t"], [], MAX_TAGS, NOW) == 1
     assert (await registrations.get(app_id, mine.registration_id, NOW)) == mine
     page = await registrations.list(other, by_user, 10, None, NOW)
     assert [r.registration_id for r in page.items] == [theirs.registration_id]
@@ -417,7 +428,6 @@ async def test_every_delete_takes_the_subscriptions_and_tags_along(
     # Two subscriptions and two tags per device (see device()).
     items = [
         device("by-id"),
-        device("by-token"),
         device("cleanup", user_id="ivy"),
         device("expires", expires_at=NOW + timedelta(seconds=1)),
         device("moved"),
@@ -427,10 +437,9 @@ async def test_every_delete_takes_the_subscriptions_and_tags_along(
     results = await registrations.upsert_many(app_id, items, NOW)
     stored = {r.registration.device_token: r.registration for r in results}  # type: ignore[union-attr]
     ids = [registration.registration_id for registration in stored.values()]
-    assert await _children(db, app_id, ids) == (14, 14)
+    assert await _children(db, app_id, ids) == (12, 12)
     await registrations.delete(app_id, stored["by-id"].registration_id)
-    await registrations.delete_by_token(app_id, Platform.APNS, "by-token")
-    await registrations.cleanup(app_id, [CleanupTarget("ivy")])
+    await registrations.cleanup(app_id, [CleanupTarget("ivy")], NOW)
     await registrations.delete_expired(NOW + timedelta(seconds=1))
     mover = device("moved", registration_id=stored["mover"].registration_id)
     await upsert_one(registrations, app_id, mover)  # the holder of "moved" is deleted
@@ -450,7 +459,7 @@ async def test_tags_added_while_the_registration_is_deleted_do_not_outlive_it(
         await conn.execute(sa.select(registrations_table.c.id).where(row).with_for_update())
         adding = asyncio.create_task(
             registrations.update_tags(
-                app_id, stored.registration_id, RegistrationFilter(), ["late"], [], NOW
+                app_id, stored.registration_id, RegistrationFilter(), ["late"], [], MAX_TAGS, NOW
             )
         )
         await asyncio.sleep(0.3)  # update_tags runs as far as it can meanwhile
@@ -479,3 +488,126 @@ async def test_subscriptions_added_while_the_app_is_deleted_do_not_outlive_it(
     assert await deleting
     ids = [stored.registration_id, other.registration_id]
     assert await _children(db, app_id, ids) == (0, 0)
+
+
+async def _invalidate(db: Database, registration_id: str) -> None:
+    """As delivery does when a provider answers that the token is invalid."""
+    async with db.write() as conn:
+        await conn.execute(
+            sa.update(registrations_table)
+            .where(registrations_table.c.id == registration_id)
+            .values(invalidated_at=1)
+        )
+
+
+async def test_a_device_claim_never_takes_another_users_registration(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    alice = (
+        await upsert_one(registrations, app_id, device("dc-alice", user_id="alice"))
+    ).registration
+    dead = (
+        await upsert_one(registrations, app_id, device("dc-dead", user_id="alice"))
+    ).registration
+    await _invalidate(db, dead.registration_id)
+    mine = (await upsert_one(registrations, app_id, device("dc-mine"))).registration
+    reserved = new_id()
+    await registrations.reserve_id(app_id, reserved, NOW)
+    anonymous = DeviceClaim(None)
+    results = await registrations.upsert_many(
+        app_id,
+        [
+            device("dc-alice", device_claim=anonymous),
+            device("dc-alice", registration_id=reserved, device_claim=anonymous),
+            device("dc-alice", registration_id=mine.registration_id, device_claim=anonymous),
+            device("dc-dead", device_claim=anonymous),
+            # Earlier items of the same batch count: bob's token is his by then.
+            device("dc-bob", user_id="bob"),
+            device("dc-bob", device_claim=DeviceClaim("alice")),
+            device("dc-mine", channels=("mine",), device_claim=anonymous),
+        ],
+        NOW,
+    )
+    refused = [
+        (r.reason, r.metadata["registration_id"])
+        for r in results[:6]
+        if isinstance(r, PushHubError)
+    ]
+    bob = results[4]
+    assert isinstance(bob, UpsertResult)
+    assert refused == [
+        ("NOT_DEVICE_OWNER", alice.registration_id),
+        ("NOT_DEVICE_OWNER", alice.registration_id),
+        ("NOT_DEVICE_OWNER", alice.registration_id),
+        ("NOT_DEVICE_OWNER", dead.registration_id),
+        ("NOT_DEVICE_OWNER", bob.registration.registration_id),
+    ]
+    assert isinstance(results[6], UpsertResult), "its own anonymous registration is the device's"
+    assert await registrations.get(app_id, alice.registration_id, NOW) == alice
+    assert await count_rows(db, "registrations", dead.registration_id) == 1
+
+    # Alice's user token lets the device move her token onto the reserved id.
+    taken = device("dc-alice", registration_id=reserved, device_claim=DeviceClaim("alice"))
+    moved = await upsert_one(registrations, app_id, taken)
+    assert moved.registration.registration_id == reserved
+    assert await registrations.get(app_id, alice.registration_id, NOW) is None
+
+
+async def test_invalidated_registrations_are_not_live(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    dead = (await upsert_one(registrations, app_id, device("iv-dead", user_id="ina"))).registration
+    await upsert_one(registrations, app_id, device("iv-live", user_id="ina"))
+    await _invalidate(db, dead.registration_id)
+    assert await registrations.get(app_id, dead.registration_id, NOW) is None
+    assert await registrations.find_by_token(app_id, Platform.APNS, "iv-dead", NOW) is None
+    page = await registrations.list(app_id, RegistrationFilter(user_id="ina"), 10, None, NOW)
+    assert [r.device_token for r in page.items] == ["iv-live"]
+    by_user = RegistrationFilter(user_id="ina")
+    assert await registrations.update_tags(app_id, None, by_user, ["x"], [], MAX_TAGS, NOW) == 1
+    revived = await upsert_one(registrations, app_id, device("iv-dead", user_id="ina"))
+    assert revived.registration.registration_id == dead.registration_id
+    assert await registrations.get(app_id, dead.registration_id, NOW) == revived.registration
+
+
+async def test_cleanup_deletes_invisible_registrations_without_counting_them(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    soon = NOW + timedelta(seconds=1)
+    later = NOW + timedelta(seconds=2)
+    items = [
+        device("inv-expired", user_id="jo", expires_at=soon),
+        device("inv-dead", user_id="jo"),
+        device("inv-live", user_id="jo"),
+        device("inv-other", user_id="jo", expires_at=soon),
+    ]
+    stored = [r.registration for r in await registrations.upsert_many(app_id, items, NOW)]  # type: ignore[union-attr]
+    await _invalidate(db, stored[1].registration_id)
+    assert await registrations.cleanup(app_id, [CleanupTarget("jo", "inv-other")], later) == 0
+    assert await registrations.cleanup(app_id, [CleanupTarget("jo")], later) == 1
+    for registration in stored:
+        assert await count_rows(db, "registrations", registration.registration_id) == 0
+
+
+async def test_update_tags_past_the_limit_changes_nothing(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    full_item = device("lim-full", user_id="kim", tags=tuple(f"t{i}" for i in range(5)))
+    full = (await upsert_one(registrations, app_id, full_item)).registration
+    small = (
+        await upsert_one(registrations, app_id, device("lim-small", user_id="kim"))
+    ).registration
+    by_user = RegistrationFilter(user_id="kim")
+    for add, remove in ((["a", "b"], []), (["a", "b", "c"], ["t0"])):
+        with pytest.raises(PushHubError) as caught:
+            await registrations.update_tags(app_id, None, by_user, add, remove, 6, NOW)
+        assert (caught.value.reason, caught.value.metadata["limit"]) == ("TOO_MANY_VALUES", "6")
+        assert await registrations.get(app_id, full.registration_id, NOW) == full
+        assert await registrations.get(app_id, small.registration_id, NOW) == small
+    with pytest.raises(PushHubError):
+        await registrations.update_tags(app_id, None, by_user, list("abcdefg"), [], 6, NOW)
+    assert await registrations.update_tags(app_id, None, by_user, ["a", "t1"], ["t0"], 6, NOW) == 2
+    stored = await registrations.get(app_id, full.registration_id, NOW)
+    assert stored is not None and stored.tags == ("t1", "t2", "t3", "t4", "a")
+    # Removing alone passes even where a lower limit is already exceeded.
+    assert await registrations.update_tags(app_id, None, by_user, [], ["a"], 2, NOW) == 2

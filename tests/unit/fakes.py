@@ -6,7 +6,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from pushhub_server.core.errors import PushHubError, registration_gone
+from pushhub_server.core.errors import (
+    PushHubError,
+    not_device_owner,
+    registration_gone,
+    too_many_tags,
+)
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import (
     CleanupTarget,
@@ -39,6 +44,10 @@ class InMemoryRegistrationRepository:
     ) -> list[UpsertResult | PushHubError]:
         results: list[UpsertResult | PushHubError] = []
         for item in items:
+            refusal = await self._refusal(app_id, item, now)
+            if refusal is not None:
+                results.append(refusal)
+                continue
             if item.registration_id:
                 key = (app_id, item.registration_id)
                 existing = self.rows.get(key)
@@ -80,6 +89,19 @@ class InMemoryRegistrationRepository:
             self.fingerprints[key] = item.fingerprint
             results.append(UpsertResult(row, unchanged))
         return results
+
+    async def _refusal(
+        self, app_id: str, item: RegistrationInput, now: datetime
+    ) -> PushHubError | None:
+        claim = item.device_claim
+        if claim is None:
+            return None
+        named = await self.get(app_id, item.registration_id or "", now)
+        holder = await self.find_by_token(app_id, item.platform, item.device_token, now)
+        for row in (named, holder):
+            if row is not None and not claim.may_take(row.user_id):
+                return not_device_owner(row.registration_id)
+        return None
 
     async def get(self, app_id: str, registration_id: str, now: datetime) -> Registration | None:
         row = self.rows.get((app_id, registration_id))
@@ -130,6 +152,7 @@ class InMemoryRegistrationRepository:
         where: RegistrationFilter,
         add: Sequence[str],
         remove: Sequence[str],
+        max_tags: int,
         now: datetime,
     ) -> int:
         if registration_id:
@@ -137,22 +160,22 @@ class InMemoryRegistrationRepository:
             chosen = [found] if found else []
         else:
             chosen = list(self._matching(app_id, where, now))
-        for row in chosen:
-            tags = tuple(dict.fromkeys(t for t in (*row.tags, *add) if t not in remove))
-            self.rows[(app_id, row.registration_id)] = replace(row, tags=tags)
-        return len(chosen)
+        updated = [
+            replace(
+                row, tags=tuple(dict.fromkeys((*(t for t in row.tags if t not in remove), *add)))
+            )
+            for row in chosen
+        ]
+        if add and any(len(row.tags) > max_tags for row in updated):
+            raise too_many_tags("add_tags", max_tags)
+        for row in updated:
+            self.rows[(app_id, row.registration_id)] = row
+        return len(updated)
 
     async def delete(self, app_id: str, registration_id: str) -> int:
         return 1 if self.rows.pop((app_id, registration_id), None) else 0
 
-    async def delete_by_token(self, app_id: str, platform: Platform, device_token: str) -> int:
-        for key, row in list(self.rows.items()):
-            if key[0] == app_id and (row.platform, row.device_token) == (platform, device_token):
-                del self.rows[key]
-                return 1
-        return 0
-
-    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget]) -> int:
+    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
         removed = 0
         for key, row in list(self.rows.items()):
             if key[0] != app_id:
@@ -164,7 +187,7 @@ class InMemoryRegistrationRepository:
                     row.device_token,
                 ):
                     del self.rows[key]
-                    removed += 1
+                    removed += int(self._live(row, now))
                     break
         return removed
 

@@ -11,6 +11,7 @@ import pytest
 from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field, value_too_long
 from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import (
+    DeviceClaim,
     FailureReason,
     KeyKind,
     Platform,
@@ -22,6 +23,7 @@ from pushhub_server.core.registrations import (
     RegistrationDraft,
     authorize_fields,
     authorize_owner,
+    claim_of,
     failure_reason_for,
     require_server,
     validate_draft,
@@ -102,6 +104,18 @@ def test_platform(platform: int) -> None:
         ({"metadata": {f"k{i}": "v" for i in range(65)}}, "TOO_MANY_VALUES", "metadata", "8000"),
         ({"metadata": {"k": "v" * 4097}}, "VALUE_TOO_LONG", "metadata[k]", "8000"),
         ({"templates": {"t": Template("nope")}}, "INVALID_TEMPLATE", "templates[t].body", None),
+        (
+            {"templates": {"t": Template("[" * 2000 + "]" * 2000)}},
+            "INVALID_TEMPLATE",
+            "templates[t].body",
+            None,
+        ),
+        (
+            {"conversion_error": invalid_field("expires_at", "VALUE_OUT_OF_RANGE", "too far")},
+            "VALUE_OUT_OF_RANGE",
+            "expires_at",
+            None,
+        ),
         (
             {"templates": {f"t{i}": Template("{}") for i in range(17)}},
             "TOO_MANY_VALUES",
@@ -213,7 +227,6 @@ def registration(user_id: str | None) -> Registration:
 
 
 def test_owner_rules() -> None:
-    authorize_owner(DEVICE, None)
     authorize_owner(DEVICE, registration(None))
     authorize_owner(SERVER, registration("alice"))
     authorize_owner(ALICE, registration("alice"))
@@ -223,6 +236,20 @@ def test_owner_rules() -> None:
         assert caught.value.code is ErrorCode.PERMISSION_DENIED
         assert caught.value.reason == "NOT_DEVICE_OWNER"
         assert caught.value.metadata["registration_id"] == "r1"
+
+
+def test_device_claims() -> None:
+    assert claim_of(SERVER) is None
+    assert claim_of(DEVICE) == DeviceClaim(None)
+    assert claim_of(ALICE) == DeviceClaim("alice")
+    assert validate_draft(draft(), LIMITS, NOW, DeviceClaim("alice")).device_claim == (
+        DeviceClaim("alice")
+    )
+    for claim in (DeviceClaim(None), DeviceClaim("alice")):
+        assert claim.may_take(None), "anonymous registrations are anyone's"
+    assert DeviceClaim("alice").may_take("alice")
+    assert not DeviceClaim("alice").may_take("bob")
+    assert not DeviceClaim(None).may_take("bob")
 
 
 def test_require_server() -> None:

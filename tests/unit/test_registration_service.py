@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pushhub_server.core import registrations
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.limits import Limits
@@ -179,9 +180,36 @@ async def test_register_many_limits(service: RegistrationService) -> None:
     with pytest.raises(PushHubError) as caught:
         await service.register_many(DEVICE, [draft()])
     assert caught.value.reason == "SERVER_KEY_REQUIRED"
-    with pytest.raises(PushHubError) as caught:
-        await service.register_many(SERVER, [draft(f"t{i}") for i in range(1001)])
-    assert caught.value.reason == "TOO_MANY_VALUES"
+    drafts = [draft(f"t{i}", track=i == 7) for i in range(1001)]
+    outcomes = await service.register_many(SERVER, drafts)
+    assert len(outcomes) == 1001
+    assert all(isinstance(o, PushHubError) and o.reason == "TOO_MANY_VALUES" for o in outcomes)
+    request_id = outcomes[7].metadata["request_id"]  # type: ignore[union-attr]
+    assert "request_id" not in outcomes[6].metadata  # type: ignore[union-attr]
+    [status] = await service.registration_statuses(SERVER, [request_id])
+    assert (status.state, status.failure_reason) == (
+        RequestState.FAILED,
+        FailureReason.FAILED_TO_STORE_DEVICE,
+    )
+    items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
+    assert items == []
+
+
+async def test_an_unexpected_failure_fails_its_item_only(
+    service: RegistrationService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(text: str, field: str, limit: int) -> None:
+        raise RuntimeError("a bug in a rule")
+
+    monkeypatch.setattr(registrations, "parse_selector", broken)
+    outcomes = await service.register_many(
+        SERVER, [draft("ok-0"), draft("bug", selector="a = 1", track=True), draft("ok-2")]
+    )
+    first, failed, last = outcomes
+    assert isinstance(failed, PushHubError)
+    assert (failed.code, failed.reason) == (ErrorCode.INTERNAL, "INTERNAL")
+    assert failed.metadata["request_id"]
+    assert not isinstance(first, PushHubError) and not isinstance(last, PushHubError)
 
 
 async def test_device_key_ownership(service: RegistrationService) -> None:
@@ -196,6 +224,20 @@ async def test_device_key_ownership(service: RegistrationService) -> None:
             await action
         assert caught.value.reason == "NOT_DEVICE_OWNER"
     assert await service.unregister(ALICE, "", 1, "tok") == 1
+
+
+async def test_a_device_key_may_not_take_a_users_token_by_registration_id(
+    service: RegistrationService,
+) -> None:
+    await service.register(SERVER, draft("alices", user_id="alice"))
+    reserved = await service.create_registration_id(DEVICE)
+    mine = await service.register(DEVICE, draft("mine"))
+    for registration_id in (reserved, mine.result.registration.registration_id):
+        with pytest.raises(PushHubError) as caught:
+            await service.register(DEVICE, draft("alices", registration_id=registration_id))
+        assert caught.value.reason == "NOT_DEVICE_OWNER"
+    taken = await service.register(ALICE, draft("alices", registration_id=reserved))
+    assert taken.result.registration.registration_id == reserved
 
 
 async def test_expiry_get_list_and_sweep(service: RegistrationService, clock: ManualClock) -> None:
@@ -237,6 +279,13 @@ async def test_update_tags_and_cleanup(service: RegistrationService) -> None:
     with pytest.raises(PushHubError) as caught:
         await service.update_tags(SERVER, "", RegistrationFilter(), ["y"], [])
     assert caught.value.reason == "INVALID_SELECTION"
+    with pytest.raises(PushHubError) as caught:
+        await service.update_tags(SERVER, "unknown", RegistrationFilter(), ["y"], [])
+    assert (caught.value.code, caught.value.reason) == (ErrorCode.NOT_FOUND, "REGISTRATION_GONE")
+    many = [f"m{i}" for i in range(60)]
+    with pytest.raises(PushHubError) as caught:
+        await service.update_tags(SERVER, "", RegistrationFilter(user_id="alice"), many, [])
+    assert (caught.value.reason, caught.value.metadata["field"]) == ("TOO_MANY_VALUES", "add_tags")
     removed = await service.cleanup(
         SERVER, [CleanupTarget("alice", "a1"), CleanupTarget("bob", None)]
     )

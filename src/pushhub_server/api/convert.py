@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 from pushhub.v1 import admin_pb2, registration_pb2, status_pb2
 
 from ..core.clock import from_micros, to_micros
-from ..core.errors import invalid_field
+from ..core.errors import PushHubError, invalid_field
 from ..core.models import (
     ApiKey,
     App,
@@ -81,6 +81,7 @@ def _out_of_range(field_name: str) -> Exception:
 def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:
     # Repeated fields pass through as sequences (core copies what it keeps), and
     # empty maps skip their copy: most bulk items carry none, and each copy costs.
+    expires_at, conversion_error = _expiry(request)
     return RegistrationDraft(
         platform=request.platform,
         device_token=request.device_token,
@@ -88,14 +89,25 @@ def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:
         channels=request.channels,
         tags=request.tags,
         user_id=request.user_id,
-        expires_at=optional_datetime(request, "expires_at"),
+        expires_at=expires_at,
         metadata=dict(request.metadata) if request.metadata else {},
         templates=_templates(request.templates) if request.templates else {},
         selector=request.selector,
         track=request.track,
         callback_url=request.callback_url,
         callback_headers=dict(request.callback_headers) if request.callback_headers else {},
+        conversion_error=conversion_error,
     )
+
+
+def _expiry(
+    request: registration_pb2.RegisterDeviceRequest,
+) -> tuple[datetime | None, PushHubError | None]:
+    """expires_at, or the error converting it: the item's own, so it fails that item only."""
+    try:
+        return optional_datetime(request, "expires_at"), None
+    except PushHubError as error:
+        return None, error
 
 
 def _templates(templates: Mapping[str, registration_pb2.Template]) -> dict[str, Template]:

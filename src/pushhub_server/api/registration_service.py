@@ -63,12 +63,8 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
             request: registration_pb2.RegisterDevicesRequest,
         ) -> registration_pb2.RegisterDevicesResponse:
             drafts = [convert.draft(item) for item in request.registrations]
-            try:
-                outcomes = await self._registrations.register_many(principal, drafts, order)
-            except PushHubError as error:
-                # A message-level error (too many items) answers each item; the stream lives on.
-                outcomes = [error] * len(drafts)
-            return _results(outcomes)
+            # Every failure of an item, too many items included, comes back as its result.
+            return _results(await self._registrations.register_many(principal, drafts, order))
 
         async for response in ordered_pipeline(requests, answer, _BATCHES_IN_FLIGHT):
             yield response

@@ -86,6 +86,17 @@ def too_many(field_name: str, limit: int) -> PushHubError:
     )
 
 
+def too_many_tags(field_name: str, limit: int) -> PushHubError:
+    """A change that would leave a registration holding more than limit tags."""
+    return invalid_field(
+        field_name,
+        "TOO_MANY_VALUES",
+        f"{field_name} would leave a registration with more than {limit} tags",
+        legacy_code="8000",
+        limit=limit,
+    )
+
+
 def required(field_name: str) -> PushHubError:
     return invalid_field(field_name, "FIELD_REQUIRED", f"{field_name} is required")
 
@@ -105,6 +116,14 @@ def api_key_invalid(message: str = "missing or unknown API key") -> PushHubError
 
 def permission_denied(reason: str, message: str, **metadata: str) -> PushHubError:
     return PushHubError(ErrorCode.PERMISSION_DENIED, reason, message, dict(metadata))
+
+
+def not_device_owner(registration_id: str) -> PushHubError:
+    return permission_denied(
+        "NOT_DEVICE_OWNER",
+        "this registration belongs to a user; present that user's user-token",
+        registration_id=registration_id,
+    )
 
 
 def not_found(reason: str, message: str, **metadata: str) -> PushHubError:

@@ -77,6 +77,18 @@ class Template:
 
 
 @dataclass(frozen=True)
+class DeviceClaim:
+    """A device key's claim on the registrations an item would replace or take a token from."""
+
+    # The user its user-token proved, if any.
+    user_id: str | None
+
+    def may_take(self, owner: str | None) -> bool:
+        """Anonymous registrations are anyone's; a user's only with that user's token."""
+        return owner is None or owner == self.user_id
+
+
+@dataclass(frozen=True)
 class RegistrationInput:
     """A validated, normalised RegisterDevice item."""
 
@@ -90,6 +102,9 @@ class RegistrationInput:
     templates: dict[str, Template]
     selector: str | None
     registration_id: str | None = None
+    # Set when a device key sent the item. Checked where the item is written, in
+    # its transaction, against every registration it would change or delete.
+    device_claim: DeviceClaim | None = None
     # Both digests are computed as the item is built (during validation, before
     # any write transaction): a batch's write then holds the database for less.
     token_hash: str = field(init=False, repr=False, compare=False)

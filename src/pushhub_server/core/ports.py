@@ -82,11 +82,13 @@ class RegistrationRepository(Protocol):
         Items without registration_id upsert on (platform, device_token).
         Items with one update that live registration, or create it when the
         id was reserved; otherwise that item's result is REGISTRATION_GONE.
+        An item with a device_claim that would change or delete a registration
+        its claim may not take is NOT_DEVICE_OWNER, and changes nothing.
         Channels are created on first use; subscription ids stay stable.
         """
 
     async def get(self, app_id: str, registration_id: str, now: datetime) -> Registration | None:
-        """A live (unexpired) registration, or None."""
+        """A live (unexpired, not invalidated) registration, or None."""
 
     async def find_by_token(
         self, app_id: str, platform: Platform, device_token: str, now: datetime
@@ -108,15 +110,19 @@ class RegistrationRepository(Protocol):
         where: RegistrationFilter,
         add: Sequence[str],
         remove: Sequence[str],
+        max_tags: int,
         now: datetime,
     ) -> int:
-        """Adds and removes tags on the chosen live registrations; returns how many."""
+        """Adds and removes tags on the chosen live registrations; returns how many.
+
+        When adding would leave one of them with more than max_tags tags, raises
+        TOO_MANY_VALUES and changes none of them.
+        """
 
     async def delete(self, app_id: str, registration_id: str) -> int: ...
 
-    async def delete_by_token(self, app_id: str, platform: Platform, device_token: str) -> int: ...
-
-    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget]) -> int: ...
+    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
+        """Deletes the targets' registrations; returns how many of them were live."""
 
     async def delete_expired(self, now: datetime) -> int: ...
 

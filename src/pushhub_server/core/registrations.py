@@ -17,14 +17,17 @@ from .errors import (
     ErrorCode,
     PushHubError,
     invalid_field,
+    not_device_owner,
     permission_denied,
     registration_gone,
     required,
 )
 from .ids import new_id
+from .json_documents import parse_json
 from .limits import Limits
 from .models import (
     CleanupTarget,
+    DeviceClaim,
     FailureReason,
     Page,
     Platform,
@@ -60,6 +63,8 @@ from .validation import (
 
 DEFAULT_CHANNEL = "default"
 _log = logging.getLogger(__name__)
+# The answer for a batch item whose validation failed unexpectedly (a bug, logged).
+_ITEM_FAILED = PushHubError(ErrorCode.INTERNAL, "INTERNAL", "internal error")
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,9 @@ class RegistrationDraft:
     track: bool = False
     callback_url: str = ""
     callback_headers: dict[str, str] = field(default_factory=dict)
+    # A field the api layer could not convert (a timestamp beyond any date):
+    # validation reports it, so it fails this item alone, tracked like any other.
+    conversion_error: PushHubError | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,14 @@ class RegisterOutcome:
     request_id: str | None
 
 
-def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> RegistrationInput:
+def validate_draft(
+    draft: RegistrationDraft,
+    limits: Limits,
+    now: datetime,
+    device_claim: DeviceClaim | None = None,
+) -> RegistrationInput:
+    if draft.conversion_error is not None:
+        raise draft.conversion_error
     platform = parse_platform(draft.platform)
     if not draft.device_token:
         raise required("device_token")
@@ -125,6 +140,7 @@ def validate_draft(draft: RegistrationDraft, limits: Limits, now: datetime) -> R
         templates=dict(draft.templates) if draft.templates else {},
         selector=draft.selector or None,
         registration_id=draft.registration_id or None,
+        device_claim=device_claim,
     )
 
 
@@ -143,10 +159,12 @@ def _check_templates(templates: dict[str, Template], limits: Limits) -> None:
         check_name("templates.key", name, limits.template_name)
         check_text(f"templates[{name}].body", template.body, limits.template_body)
         try:
-            json.loads(template.body)
-        except ValueError:
+            parse_json(template.body)
+        except ValueError as error:
             raise invalid_field(
-                f"templates[{name}].body", "INVALID_TEMPLATE", f"template {name!r} is not JSON"
+                f"templates[{name}].body",
+                "INVALID_TEMPLATE",
+                f"template {name!r} is not JSON: {error}",
             ) from None
         check_tags(
             f"templates[{name}].tags", template.tags, limits.tag, limits.tags_per_registration
@@ -204,16 +222,19 @@ def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
             )
 
 
-def authorize_owner(principal: Principal, existing: Registration | None) -> None:
-    """A device key may not take over a registration that belongs to another user."""
-    if principal.is_server or existing is None or existing.user_id is None:
-        return
-    if existing.user_id != principal.user_id:
-        raise permission_denied(
-            "NOT_DEVICE_OWNER",
-            "this registration belongs to a user; present that user's user-token",
-            registration_id=existing.registration_id,
-        )
+def claim_of(principal: Principal) -> DeviceClaim | None:
+    """What a device key may touch (DeviceClaim.may_take); a server key may touch anything."""
+    return None if principal.is_server else DeviceClaim(principal.user_id)
+
+
+def authorize_owner(principal: Principal, existing: Registration) -> None:
+    """A device key may not remove a registration that belongs to another user.
+
+    RegisterDevice checks the same rule as it writes (RegistrationInput.device_claim).
+    """
+    claim = claim_of(principal)
+    if claim is not None and not claim.may_take(existing.user_id):
+        raise not_device_owner(existing.registration_id)
 
 
 def require_server(principal: Principal, action: str) -> None:
@@ -268,10 +289,8 @@ class RegistrationService:
     async def register(self, principal: Principal, draft: RegistrationDraft) -> RegisterOutcome:
         now = self._clock.now()
         try:
-            item = validate_draft(draft, self._limits, now)
+            item = validate_draft(draft, self._limits, now, claim_of(principal))
             authorize_fields(principal, item)
-            if not principal.is_server:
-                authorize_owner(principal, await self._existing(principal.app_id, item, now))
             result = await self._batcher.upsert(principal.app_id, item)
         except PushHubError as error:
             result = error
@@ -305,14 +324,20 @@ class RegistrationService:
     def _validate_batch(
         self, drafts: Sequence[RegistrationDraft], now: datetime
     ) -> tuple[list[RegistrationInput], list[PushHubError | None]]:
-        """The valid items, and per draft its error or None when it is among them."""
+        """The valid items, and per draft its error or None when it is among them.
+
+        A batch over the limit fails as a whole, but item by item, so tracked
+        items are recorded; and no item's failure, however unexpected, reaches
+        the others: a bad item never aborts the stream.
+        """
         if len(drafts) > self._limits.batch_items:
-            raise invalid_field(
+            too_many = invalid_field(
                 "registrations",
                 "TOO_MANY_VALUES",
                 f"a batch holds at most {self._limits.batch_items} registrations",
                 limit=self._limits.batch_items,
             )
+            return [], [too_many] * len(drafts)
         errors: list[PushHubError | None] = []
         valid: list[RegistrationInput] = []
         for draft in drafts:
@@ -321,6 +346,9 @@ class RegistrationService:
                 errors.append(None)
             except PushHubError as error:
                 errors.append(error)
+            except Exception:  # noqa: BLE001 - a bug in a rule fails its item only
+                _log.exception("validating a batch item failed")
+                errors.append(_ITEM_FAILED)
         return valid, errors
 
     async def _upsert_now(
@@ -328,15 +356,6 @@ class RegistrationService:
     ) -> list[UpsertResult | PushHubError]:
         """Timestamps come from when the batch's transaction starts."""
         return await self._registrations.upsert_many(app_id, items, self._clock.now())
-
-    async def _existing(
-        self, app_id: str, item: RegistrationInput, now: datetime
-    ) -> Registration | None:
-        if item.registration_id:
-            return await self._registrations.get(app_id, item.registration_id, now)
-        return await self._registrations.find_by_token(
-            app_id, item.platform, item.device_token, now
-        )
 
     async def _track(
         self,
@@ -474,34 +493,47 @@ class RegistrationService:
         remove_tags = check_tags("remove_tags", remove, limits.tag, limits.tag_update_values)
         if not add_tags and not remove_tags:
             raise required("add_tags")
-        return await self._registrations.update_tags(
+        updated = await self._registrations.update_tags(
             principal.app_id,
             registration_id or None,
             where,
             add_tags,
             remove_tags,
+            limits.tags_per_registration,
             self._clock.now(),
         )
+        if registration_id and not updated:
+            raise registration_gone(registration_id)
+        return updated
 
     async def unregister(
         self, principal: Principal, registration_id: str, platform: int, device_token: str
     ) -> int:
-        now = self._clock.now()
-        app_id = principal.app_id
         check_lookup(self._limits, registration_id=registration_id, device_token=device_token)
+        existing = await self._live_target(
+            principal.app_id, registration_id, platform, device_token
+        )
+        if existing is None:
+            # No live registration holds the token: an expired or invalidated one is
+            # gone already (the sweeper, or registering the token again, takes it).
+            return 0
+        authorize_owner(principal, existing)
+        return await self._registrations.delete(principal.app_id, existing.registration_id)
+
+    async def _live_target(
+        self, app_id: str, registration_id: str, platform: int, device_token: str
+    ) -> Registration | None:
+        """The live registration named by id (else REGISTRATION_GONE) or by token."""
+        now = self._clock.now()
         if registration_id:
             existing = await self._registrations.get(app_id, registration_id, now)
             if existing is None:
                 raise registration_gone(registration_id)
-            authorize_owner(principal, existing)
-            return await self._registrations.delete(app_id, registration_id)
+            return existing
         if not device_token:
             raise required("registration_id")
         chosen = parse_platform(platform)
-        authorize_owner(
-            principal, await self._registrations.find_by_token(app_id, chosen, device_token, now)
-        )
-        return await self._registrations.delete_by_token(app_id, chosen, device_token)
+        return await self._registrations.find_by_token(app_id, chosen, device_token, now)
 
     async def cleanup(self, principal: Principal, targets: Sequence[CleanupTarget]) -> int:
         require_server(principal, "clean up devices")
@@ -512,7 +544,7 @@ class RegistrationService:
             if not target.user_id:
                 raise required(f"targets[{index}].user_id")
             check_lookup(self._limits, user_id=target.user_id, device_token=target.device_token)
-        return await self._registrations.cleanup(principal.app_id, targets)
+        return await self._registrations.cleanup(principal.app_id, targets, self._clock.now())
 
     async def registration_statuses(
         self, principal: Principal, request_ids: Sequence[str]

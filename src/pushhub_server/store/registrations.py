@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pushhub_server.core.clock import to_micros
-from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.errors import PushHubError, too_many_tags
 from pushhub_server.core.models import (
     CleanupTarget,
     Page,
@@ -39,7 +39,12 @@ _reg = registrations.c
 
 
 def _live(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(_reg.expires_at.is_(None), _reg.expires_at > to_micros(now))
+    """Unexpired and not invalidated (DESIGN). Reads, tag updates and the counts of
+    deletes all see through this; anything else is gone to clients."""
+    return sa.and_(
+        sa.or_(_reg.expires_at.is_(None), _reg.expires_at > to_micros(now)),
+        _reg.invalidated_at.is_(None),
+    )
 
 
 class SqlRegistrationRepository:
@@ -103,6 +108,7 @@ class SqlRegistrationRepository:
         where: RegistrationFilter,
         add: Sequence[str],
         remove: Sequence[str],
+        max_tags: int,
         now: datetime,
     ) -> int:
         if registration_id is not None:
@@ -120,6 +126,9 @@ class SqlRegistrationRepository:
         )
         async with self._db.write() as conn:
             ids = list(await conn.scalars(query))
+            if await _would_exceed(conn, ids, add, remove, max_tags):
+                # Raised before any change; the transaction ends with nothing written.
+                raise too_many_tags("add_tags", max_tags)
             for chunk in chunked(ids):
                 await _change_tags(self._db, conn, app_id, chunk, add, remove, to_micros(now))
         return len(ids)
@@ -127,14 +136,7 @@ class SqlRegistrationRepository:
     async def delete(self, app_id: str, registration_id: str) -> int:
         return await self._delete(_reg.app_id == app_id, _reg.id == registration_id)
 
-    async def delete_by_token(self, app_id: str, platform: Platform, device_token: str) -> int:
-        return await self._delete(
-            _reg.app_id == app_id,
-            _reg.platform == int(platform),
-            _reg.token_hash == token_digest(device_token),
-        )
-
-    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget]) -> int:
+    async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
         """Removes every registration of each target's user, or only its device token."""
         whole_users = list({t.user_id for t in targets if t.device_token is None})
         devices = list(
@@ -143,12 +145,13 @@ class SqlRegistrationRepository:
         removed = 0
         async with self._db.write() as conn:
             for users in chunked(whole_users):
-                removed += await delete_registrations(
-                    conn, _reg.app_id == app_id, one_of(_reg.user_id, users, conn.dialect.name)
-                )
+                by_user = one_of(_reg.user_id, users, conn.dialect.name)
+                removed += await _delete_counting_live(conn, now, _reg.app_id == app_id, by_user)
             for pairs in chunked(devices):
                 pair = sa.tuple_(_reg.user_id, _reg.token_hash)
-                removed += await delete_registrations(conn, _reg.app_id == app_id, pair.in_(pairs))
+                removed += await _delete_counting_live(
+                    conn, now, _reg.app_id == app_id, pair.in_(pairs)
+                )
         return removed
 
     async def delete_expired(self, now: datetime) -> int:
@@ -232,6 +235,52 @@ async def _tags(conn: AsyncConnection, ids: list[str]) -> dict[str, list[str]]:
         for registration_id, tag in await conn.execute(query):
             found.setdefault(registration_id, []).append(tag)
     return found
+
+
+async def _delete_counting_live(
+    conn: AsyncConnection, now: datetime, *conditions: sa.ColumnElement[bool]
+) -> int:
+    """Deletes the matching registrations; counts only the live ones, since clients
+    already see the others as gone. Expired and invalidated ones go too: a user
+    cleaned up leaves nothing behind.
+
+    Two deletes rather than one counting RETURNING: SQLite 3.40 answers
+    `column IS NULL` in a DELETE's RETURNING wrongly.
+    """
+    live = await delete_registrations(conn, *conditions, _live(now))
+    await delete_registrations(conn, *conditions)
+    return live
+
+
+async def _would_exceed(
+    conn: AsyncConnection,
+    ids: Sequence[str],
+    add: Sequence[str],
+    remove: Sequence[str],
+    max_tags: int,
+) -> bool:
+    """Whether adding would leave one of ids with more than max_tags tags: all of add,
+    plus its tags neither added nor removed. Removing alone only shrinks, so it passes."""
+    if not add or not ids:
+        return False
+    room = max_tags - len(add)
+    if room < 0:
+        return True
+    tags = registration_tags.c
+    for chunk in chunked(ids):
+        query = (
+            sa.select(tags.registration_id)
+            .where(
+                one_of(tags.registration_id, chunk, conn.dialect.name),
+                tags.tag.not_in([*add, *remove]),
+            )
+            .group_by(tags.registration_id)
+            .having(sa.func.count() > room)
+            .limit(1)
+        )
+        if (await conn.execute(query)).first() is not None:
+            return True
+    return False
 
 
 async def _change_tags(

@@ -37,6 +37,7 @@ _STORED_COLUMNS = (
     registrations.c.expires_at,
     registrations.c.created_at,
     registrations.c.updated_at,
+    registrations.c.user_id,
 )
 
 # channel name → (subscription id, position), per registration id

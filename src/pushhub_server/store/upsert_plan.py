@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pushhub_server.core.errors import PushHubError, registration_gone
+from pushhub_server.core.errors import PushHubError, not_device_owner, registration_gone
 from pushhub_server.core.ids import new_ids
 from pushhub_server.core.models import RegistrationInput
 
@@ -29,6 +29,7 @@ class StoredRow:
     expires_at: int | None
     created_at: int
     updated_at: int
+    user_id: str | None
 
     @property
     def key(self) -> TokenKey:
@@ -119,10 +120,33 @@ class _Planner:
                 self._untouched[row.id] = row
 
     def apply(self, item: RegistrationInput, key: TokenKey) -> None:
-        if item.registration_id is None:
+        refusal = self._refusal(item, key)
+        if refusal is not None:
+            self.plan.outcomes.append(refusal)
+        elif item.registration_id is None:
             self._upsert_by_token(item, key)
         else:
             self._update_by_id(item, item.registration_id, key)
+
+    def _refusal(self, item: RegistrationInput, key: TokenKey) -> PushHubError | None:
+        """A device key may not change the registration it names, nor take the token
+        from the one holding it, when that belongs to another user. Checked here, in
+        the write's transaction, so no concurrent write slips between check and write."""
+        claim = item.device_claim
+        if claim is None:
+            return None
+        for target in (item.registration_id, self._by_key.get(key)):
+            if target is not None and not claim.may_take(self._owner(target)):
+                return not_device_owner(target)
+        return None
+
+    def _owner(self, registration_id: str) -> str | None:
+        """The user of a registration as replayed so far; None when it has none or is gone."""
+        slot = self.plan.live.get(registration_id)
+        if slot is not None:
+            return slot.item.user_id
+        row = self._untouched.get(registration_id)
+        return row.user_id if row is not None else None
 
     def _upsert_by_token(self, item: RegistrationInput, key: TokenKey) -> None:
         registration_id = self._by_key.get(key)
