@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -52,10 +53,15 @@ def message(app_id: str, **changes: object) -> Message:
 
 
 async def claim(
-    repo: SqlMessageRepository, app_id: str, now: datetime, limit: int = 1000
+    repo: SqlMessageRepository,
+    app_id: str,
+    now: datetime,
+    limit: int = 1000,
+    exclude: Sequence[str] = (),
 ) -> list[Run]:
     """This app's share of the claim: the database is shared with other tests."""
-    return [run for run in await repo.claim_due(now, LEASE, limit) if run.message.app_id == app_id]
+    runs = await repo.claim_due(now, LEASE, limit, exclude)
+    return [run for run in runs if run.message.app_id == app_id]
 
 
 async def started(repo: SqlMessageRepository, item: Message) -> Run:
@@ -122,7 +128,7 @@ async def test_claim_starts_a_leased_run_when_due(
     assert await claim(messages, app_id, NOW) == []
 
     [run] = await claim(messages, app_id, later + timedelta(seconds=1))
-    assert run == Run(item, run_number=1, run_at=later, cursor=None)
+    assert run == Run(item, claim=1, run_at=later, cursor=None)
     status = await messages.status(app_id, item.message_id)
     assert status is not None and status.state is MessageState.PUBLISHING
     assert await claim(messages, app_id, later + LEASE) == []  # leased until later + 1s + LEASE
@@ -138,9 +144,77 @@ async def test_expired_lease_resumes_after_the_checkpoint(
 
     assert await claim(messages, app_id, NOW + LEASE - timedelta(microseconds=1)) == []
     [resumed] = await claim(messages, app_id, NOW + LEASE)
-    assert resumed == replace(run, cursor="r-5")
+    assert resumed == replace(run, claim=2, cursor="r-5")
     status = await messages.status(app_id, run.message.message_id)
     assert status is not None and (status.state, status.targeted) == (MessageState.PUBLISHING, 3)
+
+
+async def test_a_dispatcher_that_lost_its_claim_can_write_nothing(
+    db: Database,
+    messages: SqlMessageRepository,
+    registrations: SqlRegistrationRepository,
+    app_id: str,
+) -> None:
+    """Claim 1 outlived its lease and claim 2 resumed the run: claim 1's chunk,
+    renewal, finish and failure are all refused, its invalid tokens untouched."""
+    registration_id = await _register(registrations, app_id)
+    run = await started(messages, message(app_id))
+    message_id = run.message.message_id
+    [resumed] = await claim(messages, app_id, NOW + LEASE)
+    assert resumed.claim == run.claim + 1
+
+    later = NOW + LEASE
+    assert not await messages.record_chunk(
+        message_id, run.claim, chunk("r-1", (registration_id,)), later, LEASE
+    )
+    assert not await messages.renew_lease(message_id, run.claim, later, LEASE)
+    await messages.finish_run(message_id, run.claim, None, later)
+    await messages.fail(message_id, run.claim, "stale", later)
+
+    status = await messages.status(app_id, message_id)
+    assert status is not None
+    assert (status.state, status.targeted, status.run_count, status.error_message) == (
+        MessageState.PUBLISHING,
+        0,
+        0,
+        None,
+    )
+    everyone = Audience(broadcast=True)
+    assert len(await SqlAudienceReader(db).page(app_id, everyone, None, 10, later)) == 1
+    assert await messages.record_chunk(message_id, resumed.claim, chunk("r-1"), later, LEASE)
+
+
+async def test_renewing_the_lease_keeps_the_run_claimed(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    run = await started(messages, message(app_id))
+    message_id = run.message.message_id
+    renewed_at = NOW + LEASE / 2
+    assert await messages.renew_lease(message_id, run.claim, renewed_at, LEASE)
+
+    assert await claim(messages, app_id, NOW + LEASE) == []
+    due = await messages.next_due_at()
+    assert due is not None and due <= renewed_at + LEASE
+    [resumed] = await claim(messages, app_id, renewed_at + LEASE)
+    assert (resumed.claim, resumed.cursor) == (run.claim + 1, None)
+
+    assert await messages.cancel(app_id, message_id, renewed_at + LEASE)
+    assert not await messages.renew_lease(message_id, resumed.claim, renewed_at + LEASE, LEASE)
+
+
+async def test_claim_leaves_out_the_excluded_messages(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    """The claiming scheduler is still running them, even with their lease run out."""
+    past = datetime(1992, 1, 1, tzinfo=UTC)
+    running = await started(messages, message(app_id, schedule=Schedule(past)))
+    waiting = message(app_id, schedule=Schedule(past))
+    await messages.create(waiting)
+    busy = [running.message.message_id, waiting.message_id]
+
+    assert await claim(messages, app_id, past + LEASE, exclude=busy) == []
+    [resumed] = await claim(messages, app_id, past + LEASE, exclude=busy[1:])
+    assert resumed.message.message_id == running.message.message_id
 
 
 async def test_claim_respects_its_limit(messages: SqlMessageRepository, app_id: str) -> None:
@@ -194,23 +268,33 @@ async def test_chunks_add_counters_and_invalidate_tokens(
     assert len(await reader.page(foreign_app, everyone, None, 10, NOW)) == 1
 
 
-async def test_cancel_stops_the_run_in_progress(
-    messages: SqlMessageRepository, app_id: str
+async def test_cancel_stops_the_run_in_progress_keeping_its_chunk_in_flight(
+    db: Database,
+    messages: SqlMessageRepository,
+    registrations: SqlRegistrationRepository,
+    app_id: str,
 ) -> None:
+    registration_id = await _register(registrations, app_id)
     run = await started(messages, message(app_id))
     message_id = run.message.message_id
     assert await messages.cancel(app_id, message_id, NOW)
-    assert not await messages.record_chunk(message_id, 1, chunk("r-1"), NOW, LEASE)
+    # The chunk was sent before the cancel: recorded, invalid token included; then stop.
+    assert not await messages.record_chunk(
+        message_id, 1, chunk("r-1", (registration_id,)), NOW, LEASE
+    )
     await messages.finish_run(message_id, 1, None, NOW)
 
     status = await messages.status(app_id, message_id)
     assert status is not None
     assert (status.state, status.targeted, status.next_run_at, status.run_count) == (
         MessageState.CANCELLED,
-        0,
+        3,
         None,
         0,
     )
+    assert status.failure_reasons == {"Unregistered": 1}
+    everyone = Audience(broadcast=True)
+    assert await SqlAudienceReader(db).page(app_id, everyone, None, 10, NOW) == []
     assert not await messages.cancel(app_id, message_id, NOW)
     assert await claim(messages, app_id, NOW + 2 * LEASE) == []
 
@@ -240,7 +324,7 @@ async def test_repeating_message_runs_until_finished(
         NOW + every,
     )
     [second] = await claim(messages, app_id, NOW + every)
-    assert (second.run_number, second.run_at, second.cursor) == (2, NOW + every, None)
+    assert (second.claim, second.run_at, second.cursor) == (2, NOW + every, None)
     assert not await messages.record_chunk(message_id, 1, chunk("r-1"), NOW, LEASE)  # old run
 
     await messages.finish_run(message_id, 2, None, NOW + every)
@@ -255,11 +339,42 @@ async def test_repeating_message_runs_until_finished(
     assert not await messages.cancel(app_id, message_id, NOW)
 
 
+async def test_a_catch_up_past_repeat_expires_at_ends_the_repeat(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    every = timedelta(minutes=1)
+    item = message(app_id, schedule=Schedule(NOW, every, NOW + 2 * every))
+    run = await started(messages, item)
+    await messages.finish_run(item.message_id, run.claim, NOW + every, NOW)
+
+    # Down from before the 1-minute slot until after the last one (2 minutes).
+    assert await claim(messages, app_id, NOW + 3 * every) == []
+    status = await messages.status(app_id, item.message_id)
+    assert status is not None
+    assert (status.state, status.run_count, status.next_run_at) == (
+        MessageState.PUBLISHED,
+        1,
+        None,
+    )
+
+
+async def test_a_late_claim_of_the_slot_at_repeat_expires_at_still_runs(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    every = timedelta(minutes=1)
+    item = message(app_id, schedule=Schedule(NOW, every, NOW + every))
+    run = await started(messages, item)
+    await messages.finish_run(item.message_id, run.claim, NOW + every, NOW)
+
+    [last] = await claim(messages, app_id, NOW + every + timedelta(seconds=5))
+    assert (last.claim, last.run_at) == (2, NOW + every)
+
+
 async def test_fail_is_terminal_with_its_reason(
     messages: SqlMessageRepository, app_id: str
 ) -> None:
     run = await started(messages, message(app_id))
-    await messages.fail(run.message.message_id, run.run_number, "no credentials", NOW)
+    await messages.fail(run.message.message_id, run.claim, "no credentials", NOW)
     status = await messages.status(app_id, run.message.message_id)
     assert status is not None
     assert (status.state, status.error_message) == (MessageState.FAILED, "no credentials")
@@ -276,10 +391,10 @@ async def test_a_stale_run_cannot_fail_the_next_one(
     """A dispatcher still holding run 1 must not fail run 2 that another one claimed."""
     first = await started(messages, message(app_id))
     message_id = first.message.message_id
-    await messages.finish_run(message_id, first.run_number, NOW, NOW)
+    await messages.finish_run(message_id, first.claim, NOW, NOW)
     [second] = await claim(messages, app_id, NOW)
-    assert second.run_number == first.run_number + 1
-    await messages.fail(message_id, first.run_number, "stale dispatcher", NOW)
+    assert second.claim == first.claim + 1
+    await messages.fail(message_id, first.claim, "stale dispatcher", NOW)
     status = await messages.status(app_id, message_id)
     assert status is not None
     assert (status.state, status.error_message) == (MessageState.PUBLISHING, None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -65,10 +65,16 @@ class FakeAudience:
         self.members = sorted(members, key=lambda r: r.registration_id)
         self.invalid: set[str] = set()
         self.reads: list[str | None] = []
+        # Raised instead of the read with that number (0-based), as a database
+        # going away would.
+        self.errors: dict[int, Exception] = {}
 
     async def page(
         self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
     ) -> list[Recipient]:
+        error = self.errors.pop(len(self.reads), None)
+        if error is not None:
+            raise error
         self.reads.append(after_id)
         live = (r for r in self.members if r.registration_id not in self.invalid)
         return [r for r in live if after_id is None or r.registration_id > after_id][:limit]
@@ -81,7 +87,8 @@ class _Row:
     next_run_at: datetime | None = None
     lease_until: datetime | None = None
     cursor: str | None = None
-    run_number: int = 0
+    run_at: datetime | None = None
+    claim: int = 0
     run_count: int = 0
     targeted: dict[Platform, int] = field(default_factory=dict)
     sent: dict[Platform, int] = field(default_factory=dict)
@@ -130,32 +137,44 @@ class FakeMessages:
         row = self.rows[message_id]
         if row.state.terminal:
             return False
-        row.state, row.next_run_at = MessageState.CANCELLED, None
+        row.state, row.next_run_at, row.lease_until = MessageState.CANCELLED, None, None
         return True
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Run]:
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+    ) -> list[Run]:
         self.claims += 1
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None
             raise error
-        due = [row for row in self.rows.values() if _due(row, now)][:limit]
-        for row in due:
-            if row.state is MessageState.SCHEDULED:
-                row.run_number += 1
-            row.state, row.lease_until = MessageState.PUBLISHING, now + lease
-        return [Run(row.message, row.run_number, row.next_run_at or now, row.cursor) for row in due]
+        due = [
+            row
+            for row in self.rows.values()
+            if _due(row, now) and row.message.message_id not in exclude
+        ][:limit]
+        return [run for row in due if (run := _claim(row, now, lease)) is not None]
+
+    async def renew_lease(
+        self, message_id: str, claim: int, now: datetime, lease: timedelta
+    ) -> bool:
+        row = self.rows[message_id]
+        if not _current(row, claim):
+            return False
+        row.lease_until = now + lease
+        return True
 
     async def record_chunk(
         self,
         message_id: str,
-        run_number: int,
+        claim: int,
         outcome: ChunkOutcome,
         now: datetime,
         lease: timedelta,
     ) -> bool:
         self.before_record()
         row = self.rows[message_id]
-        if row.state is not MessageState.PUBLISHING or row.run_number != run_number:
+        cancelled = row.state is MessageState.CANCELLED
+        if row.claim != claim or not (cancelled or row.state is MessageState.PUBLISHING):
             return False
         self.chunks.append(outcome)
         _add_up(row.targeted, outcome.targeted)
@@ -163,22 +182,23 @@ class FakeMessages:
         _add_up(row.failed, outcome.failed)
         _add_up(row.reasons, outcome.failure_reasons)
         self.audience.invalid.update(outcome.invalid_registration_ids)
-        row.cursor, row.lease_until = outcome.cursor, now + lease
-        return True
+        row.cursor = outcome.cursor
+        row.lease_until = None if cancelled else now + lease
+        return not cancelled
 
     async def finish_run(
-        self, message_id: str, run_number: int, next_run_at: datetime | None, now: datetime
+        self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
     ) -> None:
         row = self.rows[message_id]
-        if row.state is not MessageState.PUBLISHING or row.run_number != run_number:
+        if not _current(row, claim):
             return
         row.run_count += 1
         row.cursor, row.lease_until, row.next_run_at = None, None, next_run_at
         row.state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
 
-    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
         row = self.rows[message_id]
-        if row.state is not MessageState.PUBLISHING or row.run_number != run_number:
+        if not _current(row, claim):
             return
         row.state, row.error, row.next_run_at = MessageState.FAILED, error, None
 
@@ -194,6 +214,24 @@ class FakeMessages:
 def _add_up(totals: dict[_Key, int], counts: Mapping[_Key, int]) -> None:
     for key, count in counts.items():
         totals[key] = totals.get(key, 0) + count
+
+
+def _claim(row: _Row, now: datetime, lease: timedelta) -> Run | None:
+    """Claims a due row as the store does: None when the repeat has expired."""
+    if row.state is MessageState.SCHEDULED:
+        assert row.next_run_at is not None
+        if row.message.schedule.expired_by(row.next_run_at, now):
+            row.state, row.next_run_at = MessageState.PUBLISHED, None
+            return None
+        row.run_at, row.next_run_at, row.cursor = row.next_run_at, None, None
+    row.claim += 1
+    row.state, row.lease_until = MessageState.PUBLISHING, now + lease
+    assert row.run_at is not None
+    return Run(row.message, row.claim, row.run_at, row.cursor)
+
+
+def _current(row: _Row, claim: int) -> bool:
+    return row.state is MessageState.PUBLISHING and row.claim == claim
 
 
 def _due(row: _Row, now: datetime) -> bool:
@@ -264,6 +302,10 @@ class NoSleep:
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        # Runs in place of the sleep, e.g. to move a ManualClock across it.
+        self.meanwhile: Callable[[float], Awaitable[None]] | None = None
 
     async def __call__(self, seconds: float) -> None:
         self.delays.append(seconds)
+        if self.meanwhile is not None:
+            await self.meanwhile(seconds)

@@ -1,7 +1,11 @@
-"""Dispatcher: chunks and checkpoints, resume, selectors, classification, cancel, failure."""
+"""Dispatcher: chunks and checkpoints, resume, selectors, classification, cancel, failure,
+and keeping its claim (heartbeat, claim numbers)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -21,9 +25,11 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
+from pushhub_server.delivery.payloads import PayloadRenderer
 from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
 from tests.unit.delivery_fakes import (
     APP,
+    SENT,
     START,
     CountingSignal,
     FakeAudience,
@@ -39,7 +45,11 @@ from tests.unit.delivery_fakes import (
 
 class Harness:
     def __init__(
-        self, members: list[Recipient], provider: DeliveryProvider | None, chunk_size: int
+        self,
+        members: list[Recipient],
+        provider: DeliveryProvider | None,
+        chunk_size: int,
+        heartbeat: timedelta | None,
     ) -> None:
         self.audience = FakeAudience(members)
         self.messages = FakeMessages(self.audience)
@@ -47,18 +57,25 @@ class Harness:
         self.signal = CountingSignal()
         self.sleep = NoSleep()
         self.provider = RecordingProvider(provider)
+        self.dispatcher = self.new_dispatcher(chunk_size, heartbeat)
+
+    def new_dispatcher(
+        self, chunk_size: int = 10, heartbeat: timedelta | None = None
+    ) -> Dispatcher:
+        """Another dispatcher on the same store and provider, as another server's."""
 
         async def provider_for(app_id: str) -> DeliveryProvider:
             assert app_id == APP
             return self.provider
 
-        self.dispatcher = Dispatcher(
+        return Dispatcher(
             self.messages,
             self.audience,
             provider_for,
             self.clock,
             self.signal,
             chunk_size=chunk_size,
+            heartbeat=heartbeat,
             retry=RetryPolicy(sleep=self.sleep, jitter=lambda: 1.0),
         )
 
@@ -75,9 +92,27 @@ class Harness:
 
 
 def harness(
-    members: list[Recipient], provider: DeliveryProvider | None = None, chunk_size: int = 10
+    members: list[Recipient],
+    provider: DeliveryProvider | None = None,
+    chunk_size: int = 10,
+    heartbeat: timedelta | None = None,
 ) -> Harness:
-    return Harness(members, provider, chunk_size)
+    return Harness(members, provider, chunk_size, heartbeat)
+
+
+class Stalling:
+    """Sends through `inner`, but holds its first batch until released."""
+
+    def __init__(self, inner: DeliveryProvider | None = None) -> None:
+        self.inner = inner or RecordingProvider()
+        self.stalled = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        if not self.stalled.is_set():
+            self.stalled.set()
+            await self.release.wait()
+        return await self.inner.send(deliveries)
 
 
 async def test_sends_in_chunks_with_a_checkpoint_after_each() -> None:
@@ -111,7 +146,7 @@ async def test_resumes_after_the_cursor() -> None:
     h = harness(recipients(25))
     await h.messages.create(message())
     [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1)
-    await h.dispatcher.run(Run(run.message, run.run_number, run.run_at, cursor="r0014"))
+    await h.dispatcher.run(Run(run.message, run.claim, run.run_at, cursor="r0014"))
 
     assert h.provider.tokens == [f"tok-{i}" for i in range(15, 25)]
     assert (await h.status()).sent == 10
@@ -196,8 +231,11 @@ async def test_payloads_are_rendered_per_recipient() -> None:
     assert b'"body":"hi Ann"' in delivery.payload
 
 
-async def test_a_cancel_during_the_run_stops_it() -> None:
-    h = harness(recipients(30))
+async def test_a_cancel_during_a_chunk_records_it_then_stops() -> None:
+    """The chunk in flight was sent: its counts and invalid tokens are kept."""
+    members = recipients(30)
+    members[3] = Recipient("r0003", Platform.APNS, "invalid-3")
+    h = harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
 
     def cancel() -> None:
         h.messages.rows["m-1"].state = MessageState.CANCELLED
@@ -208,21 +246,161 @@ async def test_a_cancel_during_the_run_stops_it() -> None:
     assert len(h.provider.batches) == 1
     status = await h.status()
     assert (status.state, status.run_count) == (MessageState.CANCELLED, 0)
+    assert (status.targeted, status.sent, status.failed) == (10, 9, 1)
+    assert status.failure_reasons == {"Unregistered": 1}
+    assert h.audience.invalid == {"r0003"}
 
 
-async def test_an_unexpected_error_fails_the_message() -> None:
-    class Broken:
+def database_error() -> Exception:
+    return ConnectionError("[SQL: SELECT registrations.id FROM registrations] connection reset")
+
+
+def fail_second_page(h: Harness) -> None:
+    h.audience.errors[1] = database_error()
+
+
+def fail_second_checkpoint(h: Harness) -> None:
+    def fail_once() -> None:
+        if len(h.messages.chunks) == 1:
+            h.messages.before_record = lambda: None
+            raise database_error()
+
+    h.messages.before_record = fail_once
+
+
+def fail_second_send(h: Harness) -> None:
+    class RaisesOnce:
+        """A provider that raises (it never should) on its second batch."""
+
+        def __init__(self) -> None:
+            self.calls = 0
+
         async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
-            raise RuntimeError("socket on fire")
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("socket on fire")
+            return [SENT for _ in deliveries]
 
-    h = harness(recipients(3), Broken())
+    h.provider.inner = RaisesOnce()
+
+
+@pytest.mark.parametrize("breaks", [fail_second_page, fail_second_checkpoint, fail_second_send])
+async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_lease(
+    breaks, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(recipients(25))
+    breaks(h)
+    with caplog.at_level(logging.ERROR, "pushhub_server.delivery.dispatcher"):
+        await h.publish_and_run()
+
+    status = await h.status()
+    assert (status.state, status.error_message) == (MessageState.PUBLISHING, None)
+    assert "resumes from its last checkpoint" in caplog.text
+    assert h.signal.notified[-1] == "m-1"
+
+    assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+    h.clock.advance(h.dispatcher.lease)
+    [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    assert (resumed.claim, resumed.cursor) == (2, "r0009")
+    await h.dispatcher.run(resumed)
+
+    status = await h.status()
+    assert (status.state, status.error_message) == (MessageState.PUBLISHED, None)
+    assert (status.targeted, status.sent, status.run_count) == (25, 25, 1)
+    sends = Counter(h.provider.tokens)
+    assert set(sends) == {f"tok-{i}" for i in range(25)}
+    assert sum(sends.values()) - 25 <= 10  # at most the chunk in flight went twice
+
+
+async def test_a_message_that_cannot_be_rendered_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise TypeError("template engine bug")
+
+    monkeypatch.setattr(PayloadRenderer, "body_and_headers", broken)
+    h = harness(recipients(3))
     await h.publish_and_run()
 
     status = await h.status()
     assert status.state is MessageState.FAILED
-    assert status.error_message is not None
-    assert "RuntimeError: socket on fire" in status.error_message
-    assert h.signal.notified[-1] == "m-1"
+    assert (
+        status.error_message == "the message could not be rendered: TypeError: template engine bug"
+    )
+    assert h.provider.batches == []
+
+
+async def test_the_heartbeat_keeps_the_claim_while_a_chunk_is_slow() -> None:
+    stalling = Stalling()
+    h = harness(recipients(25), stalling, heartbeat=timedelta(milliseconds=5))
+    running = asyncio.create_task(h.publish_and_run())
+    await asyncio.wait_for(stalling.stalled.wait(), 1)
+
+    for _ in range(3):  # the chunk takes three leases
+        h.clock.advance(h.dispatcher.lease)
+        await asyncio.sleep(0.03)
+        # Another server finds the run's lease renewed: nothing to claim.
+        assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+    stalling.release.set()
+    await running
+
+    status = await h.status()
+    assert (status.state, status.targeted, status.sent) == (MessageState.PUBLISHED, 25, 25)
+    assert sorted(h.provider.tokens) == sorted(f"tok-{i}" for i in range(25))
+
+
+async def test_a_dispatcher_that_lost_its_claim_stops_at_its_next_checkpoint() -> None:
+    """Its lease ran out (no heartbeat got through) and another server resumed the
+    run: the stale dispatcher's chunk is not counted and it sends nothing more."""
+    stalling = Stalling()
+    h = harness(recipients(25), stalling)
+    stale = asyncio.create_task(h.publish_and_run())
+    await asyncio.wait_for(stalling.stalled.wait(), 1)
+
+    h.clock.advance(h.dispatcher.lease)
+    [taken_over] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    assert (taken_over.claim, taken_over.cursor) == (2, None)
+    await h.new_dispatcher().run(taken_over)
+    stalling.release.set()
+    await stale
+
+    status = await h.status()
+    assert (status.state, status.targeted, status.sent, status.run_count) == (
+        MessageState.PUBLISHED,
+        25,
+        25,
+        1,
+    )
+    sends = Counter(h.provider.tokens)
+    assert [token for token, count in sends.items() if count > 1] == [f"tok-{i}" for i in range(10)]
+    assert set(sends) == {f"tok-{i}" for i in range(25)}
+
+
+async def test_the_lease_outlives_a_long_retry_after() -> None:
+    """FCM asks for two minutes: the chunk waits them out, and the heartbeat keeps
+    the run from being claimed by another server meanwhile."""
+    throttled = {"tok-1"}
+
+    def answer(delivery: Delivery) -> DeliveryResult:
+        if delivery.device_token in throttled:
+            throttled.discard(delivery.device_token)
+            return DeliveryResult(DeliveryOutcome.RETRY, "QUOTA_EXCEEDED", retry_after=120.0)
+        return SENT
+
+    h = harness(recipients(3), ScriptedProvider(answer), heartbeat=timedelta(milliseconds=5))
+    claimed_meanwhile: list[Run] = []
+
+    async def wait_out(seconds: float) -> None:
+        h.clock.advance(timedelta(seconds=seconds))
+        await asyncio.sleep(0.03)
+        now = h.clock.now()
+        claimed_meanwhile.extend(await h.messages.claim_due(now, h.dispatcher.lease, 10))
+
+    h.sleep.meanwhile = wait_out
+    await h.publish_and_run()
+
+    assert h.sleep.delays == [120.0]
+    assert claimed_meanwhile == []
+    status = await h.status()
+    assert (status.state, status.sent, status.failed) == (MessageState.PUBLISHED, 3, 0)
 
 
 async def test_watchers_are_notified_at_the_start_after_each_chunk_and_at_the_end() -> None:

@@ -216,3 +216,46 @@ async def test_stop_abandons_the_run_and_its_lease_lets_it_resume() -> None:
     assert resumed.tokens == ["tok-2", "tok-3", "tok-4", "tok-5"]  # after the checkpoint
     status = await h.status()
     assert (status.state, status.sent) == (MessageState.PUBLISHED, 6)
+
+
+async def test_a_slow_chunk_is_not_claimed_again_by_its_own_scheduler() -> None:
+    """The chunk outlasts the lease before any heartbeat got through: the run is
+    still this scheduler's, so it claims nothing and nobody is sent twice."""
+    h = Harness(recipient_count=6)
+    stalled, release = asyncio.Event(), asyncio.Event()
+    sent = RecordingProvider()
+
+    class Slow:
+        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+            if not stalled.is_set():
+                stalled.set()
+                await release.wait()
+            return await sent.send(deliveries)
+
+    h.provider = Slow()
+    await h.messages.create(message())
+    first = asyncio.create_task(h.scheduler.run_due())
+    await asyncio.wait_for(stalled.wait(), 1)
+
+    h.clock.advance(2 * LEASE)
+    assert await h.scheduler.run_due() == 0
+    release.set()
+    assert await first == 1
+
+    assert sorted(sent.tokens) == [f"tok-{i}" for i in range(6)]
+    status = await h.status()
+    assert (status.state, status.targeted, status.sent) == (MessageState.PUBLISHED, 6, 6)
+
+
+async def test_a_catch_up_past_repeat_expires_at_sends_nothing() -> None:
+    h = Harness()
+    await h.publish(message(repeat_every=MINUTE, repeat_expires_at=START + 2 * MINUTE))
+    assert await h.scheduler.run_due() == 1
+
+    # "Down" from before the 1-minute slot until well after repeat_expires_at.
+    h.clock.advance(10 * MINUTE)
+    assert await h.scheduler.run_due() == 0
+
+    status = await h.status()
+    assert (status.state, status.run_count, status.sent) == (MessageState.PUBLISHED, 1, 3)
+    assert status.next_run_at is None

@@ -8,7 +8,14 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
-from tests.unit.delivery_fakes import APP, START, FakeInbox, NoSleep, RecordingProvider
+from tests.unit.delivery_fakes import (
+    APP,
+    START,
+    FakeInbox,
+    NoSleep,
+    RecordingProvider,
+    ScriptedProvider,
+)
 
 
 def delivery(token: str, message_id: str = "m-1") -> Delivery:
@@ -87,7 +94,7 @@ def test_backoff_grows_exponentially_is_capped_and_honours_retry_after() -> None
     policy = RetryPolicy(base_delay=1.0, max_delay=5.0, jitter=lambda: 1.0)
     assert [policy.delay(n) for n in range(4)] == [1.0, 2.0, 4.0, 5.0]
     assert policy.delay(0, retry_after=3.0) == 3.0
-    assert policy.delay(0, retry_after=3600.0) == 5.0  # capped: a chunk must not stall
+    assert policy.delay(0, retry_after=120.0) == 120.0  # never before the provider allows
 
 
 def test_jitter_spreads_the_delay_over_its_upper_half() -> None:
@@ -101,3 +108,26 @@ async def test_retry_policy_with_nothing_retryable_sends_once() -> None:
     await RetryPolicy(sleep=sleep).send(provider, [delivery("a")])
     assert len(provider.batches) == 1
     assert sleep.delays == []
+
+
+def throttled(retry_after: float) -> ScriptedProvider:
+    return ScriptedProvider(
+        lambda d: DeliveryResult(DeliveryOutcome.RETRY, "QUOTA_EXCEEDED", retry_after)
+    )
+
+
+async def test_retry_after_is_waited_out_in_full_up_to_five_minutes() -> None:
+    provider = RecordingProvider(throttled(120.0))
+    sleep = NoSleep()
+    [result] = await RetryPolicy(sleep=sleep, jitter=lambda: 1.0).send(provider, [delivery("a")])
+    assert sleep.delays == [120.0, 120.0, 120.0]
+    assert len(provider.batches) == 4
+    assert (result.outcome, result.reason) == (DeliveryOutcome.RETRY, "QUOTA_EXCEEDED")
+
+
+async def test_a_retry_after_over_five_minutes_is_not_retried_early() -> None:
+    provider = RecordingProvider(throttled(301.0))
+    sleep = NoSleep()
+    [result] = await RetryPolicy(sleep=sleep).send(provider, [delivery("a")])
+    assert (sleep.delays, len(provider.batches)) == ([], 1)
+    assert (result.outcome, result.reason) == (DeliveryOutcome.RETRY, "QUOTA_EXCEEDED")

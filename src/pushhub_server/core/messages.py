@@ -45,15 +45,28 @@ class Schedule:
         """The next slot after run_at that is still due in the future; missed slots merge."""
         if self.repeat_every is None:
             return None
-        step = self.repeat_every
-        slot = run_at + step
-        if slot <= now:
-            # Catch-up: the slots missed while down (or during a long run) merged into
-            # the run just done, so the next one is the first slot after now.
-            slot += step * ((now - slot) // step + 1)
-        if self.repeat_expires_at is not None and slot > self.repeat_expires_at:
-            return None
-        return slot
+        # Catch-up: the slots missed while down (or during a long run) merged into
+        # the run just done, so the next one is the first slot after now.
+        slot = self._latest_slot(run_at, now) + self.repeat_every
+        return None if self._expired(slot) else slot
+
+    def expired_by(self, run_at: datetime, now: datetime) -> bool:
+        """Whether a run of slot run_at that starts at now comes after repeat_expires_at.
+
+        A run that starts late stands for the latest slot due by then (the missed
+        ones merge into it), so after downtime past repeat_expires_at the repeat
+        has ended and nothing goes out.
+        """
+        return self._expired(self._latest_slot(run_at, now))
+
+    def _latest_slot(self, run_at: datetime, now: datetime) -> datetime:
+        """The last slot of run_at's grid that is due at now (run_at itself at least)."""
+        if self.repeat_every is None or now <= run_at:
+            return run_at
+        return run_at + self.repeat_every * ((now - run_at) // self.repeat_every)
+
+    def _expired(self, slot: datetime) -> bool:
+        return self.repeat_expires_at is not None and slot > self.repeat_expires_at
 
 
 @dataclass(frozen=True)
@@ -90,10 +103,15 @@ class MessageStatus:
 
 @dataclass(frozen=True)
 class Run:
-    """A claimed run of a message: the dispatcher resumes after `cursor`."""
+    """A claimed run of a message: the dispatcher resumes after `cursor`.
+
+    `claim` numbers the claims of the message: every claim, of a new run or of
+    one resumed after its lease ran out, takes the next number, and the store
+    refuses any write from an older one (a fencing token).
+    """
 
     message: Message
-    run_number: int
+    claim: int
     run_at: datetime
     cursor: str | None
 

@@ -6,7 +6,7 @@ can read or change another app's rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -160,6 +160,10 @@ class WebhookSender(Protocol):
 
 
 class MessageRepository(Protocol):
+    """Messages and their runs. A run is claimed under a lease and a claim number
+    (Run.claim); every write of a run is conditioned on that claim still being the
+    message's latest, so a dispatcher that lost its claim can change nothing."""
+
     async def create(self, message: Message) -> tuple[str, bool]:
         """Stores the message SCHEDULED at schedule.first_run_at, in one transaction.
 
@@ -172,34 +176,49 @@ class MessageRepository(Protocol):
     async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
         """Moves a SCHEDULED or PUBLISHING message to CANCELLED; False when terminal."""
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Run]:
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+    ) -> list[Run]:
         """Claims due runs: SCHEDULED with next_run_at <= now, or PUBLISHING whose
-        lease ran out (a crashed dispatcher). Sets PUBLISHING and the lease.
-        PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work."""
+        lease ran out (its dispatcher is gone), except the messages in `exclude`.
+        Sets PUBLISHING, the lease and the next claim number. A SCHEDULED run that
+        Schedule.expired_by says comes after repeat_expires_at is not claimed: the
+        message ends PUBLISHED. PostgreSQL: FOR UPDATE SKIP LOCKED, so several
+        servers share the work."""
+
+    async def renew_lease(
+        self, message_id: str, claim: int, now: datetime, lease: timedelta
+    ) -> bool:
+        """Extends the lease to now + lease while `claim` is the message's PUBLISHING
+        claim; False otherwise (cancelled, finished, or claimed again)."""
 
     async def record_chunk(
         self,
         message_id: str,
-        run_number: int,
+        claim: int,
         outcome: ChunkOutcome,
         now: datetime,
         lease: timedelta,
     ) -> bool:
         """Adds the chunk's counters, invalidates its invalid tokens and stores the
-        checkpoint, in one transaction, extending the lease. False when the
-        message was cancelled meanwhile (the dispatcher stops)."""
+        checkpoint, in one transaction, extending the lease. True: go on. False:
+        stop, either because the message was cancelled meanwhile (the chunk, sent
+        by then, is still recorded) or because `claim` is no longer the message's
+        latest (nothing is recorded: the run's new owner resends this chunk)."""
 
     async def finish_run(
-        self, message_id: str, run_number: int, next_run_at: datetime | None, now: datetime
+        self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
     ) -> None:
-        """run_count + 1; SCHEDULED at next_run_at, or PUBLISHED when None."""
+        """run_count + 1; SCHEDULED at next_run_at, or PUBLISHED when None; only while
+        `claim` is the message's PUBLISHING claim, so a cancel is never overwritten."""
 
-    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
-        """FAILED, but only while that run is still this message's PUBLISHING run: a
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
+        """FAILED, but only while `claim` is still this message's PUBLISHING claim: a
         dispatcher whose lease ran out must not fail the run another one resumed."""
 
     async def next_due_at(self) -> datetime | None:
-        """The earliest next_run_at of a SCHEDULED message, for the scheduler's sleep."""
+        """The earliest next_run_at of a SCHEDULED message, or lease end of a
+        PUBLISHING one, for the scheduler's sleep."""
 
 
 class AudienceReader(Protocol):

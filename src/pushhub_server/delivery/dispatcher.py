@@ -10,13 +10,30 @@ stays flat however large the audience. The next page is read and rendered while
 the current one is being sent: the sending runs on the HTTP/2 client's own thread,
 so the event loop is free meanwhile. Only sending waits for the previous
 checkpoint, which keeps the at-most-one-chunk bound.
+
+Keeping the claim: a claimed run is the dispatcher's while its lease lasts, and
+a heartbeat renews the lease every third of it, whatever the chunk in flight is
+doing (retries, a provider's Retry-After, transfer timeouts). So a live
+dispatcher never loses its run to a slow chunk; only one that is gone (a crash,
+a stop, a database out for longer than the lease) lets the lease run out, and
+then any server may claim the run and resume it after its checkpoint. Every
+claim takes a new claim number (Run.claim) and the store refuses the writes of
+an older one, so a dispatcher that lost its run anyway (its heartbeats could
+not reach the database) has its next checkpoint refused and stops. And the
+scheduler never claims a message its own process is dispatching.
+
+Failures: an error while rendering is the message's own fault and fails it.
+Any other error (the database, a provider that raised) stops this dispatcher
+and leaves the run to be resumed from its last checkpoint once the lease runs
+out; nothing about it reaches the message's error_message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -60,6 +77,7 @@ class Dispatcher:
         *,
         chunk_size: int = 1000,
         lease: timedelta = timedelta(seconds=60),
+        heartbeat: timedelta | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self._messages = messages
@@ -68,40 +86,75 @@ class Dispatcher:
         self._clock = clock
         self._signal = signal
         self._chunk_size = chunk_size
-        # How long a claimed run stays ours without a checkpoint; the scheduler claims
-        # with it too. It must outlast one chunk, retries included.
+        # How long a claimed run stays ours without a renewal; the scheduler claims
+        # with it too. The heartbeat renews it three times per lease, so one renewal
+        # may fail (a database blip) without the run being claimed again.
         self.lease = lease
+        self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
 
     async def run(self, run: Run) -> None:
-        """Delivers one claimed run. Never raises for a delivery problem: an unexpected
-        error fails the message instead. Cancelling abandons the current chunk; the
-        lease then runs out and the run resumes from its last checkpoint."""
+        """Delivers one claimed run; never raises. Rendering errors fail the message;
+        any other error, or cancelling, stops the run where it is: the lease then
+        runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
         self._signal.notify(message_id)  # claimed: now PUBLISHING
+        heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run))
         try:
-            await self._deliver(run)
-        except Exception as error:
-            _log.exception("run %d of message %s failed", run.run_number, message_id)
-            await self._messages.fail(
-                message_id, run.run_number, _error_message(error), self._clock.now()
+            await self._deliver_or_fail(run)
+        except Exception:
+            _log.exception(
+                "claim %d of message %s stopped; the run resumes from its last checkpoint"
+                " once its lease runs out",
+                run.claim,
+                message_id,
             )
         finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
             self._signal.notify(message_id)
+
+    async def _keep_claim(self, run: Run) -> None:
+        """Renews the lease every heartbeat until the run ends, however long a chunk
+        takes. Ends once the store says the claim is no longer live (cancelled or
+        claimed again): the next checkpoint then stops the run."""
+        message_id = run.message.message_id
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            try:
+                if not await self._messages.renew_lease(
+                    message_id, run.claim, self._clock.now(), self.lease
+                ):
+                    return
+            except Exception:
+                # The next heartbeat tries again: the lease outlasts one missed renewal.
+                _log.warning("renewing the lease of message %s failed", message_id, exc_info=True)
+
+    async def _deliver_or_fail(self, run: Run) -> None:
+        try:
+            await self._deliver(run)
+        except _Unrenderable as error:
+            _log.error("message %s failed: %s", run.message.message_id, error)
+            await self._messages.fail(
+                run.message.message_id, run.claim, str(error), self._clock.now()
+            )
 
     async def _deliver(self, run: Run) -> None:
         message = run.message
         provider = await self._provider_for(message.app_id)
-        # One renderer per run: it prepares each platform's payload once for every recipient.
-        fanout = _Fanout(message, provider, PayloadRenderer(message.content, now=self._clock.now()))
-        if not await self._send_pages(run, fanout):
+        with _rendering():
+            # One renderer per run: it prepares each platform's payload once for everyone.
+            renderer = PayloadRenderer(message.content, now=self._clock.now())
+        if not await self._send_pages(run, _Fanout(message, provider, renderer)):
             return  # cancelled (or no longer our run) meanwhile: not ours to finish
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
-        await self._messages.finish_run(message.message_id, run.run_number, next_run_at, now)
+        await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
-        """Sends every page after run.cursor; False when the message was cancelled."""
+        """Sends every page after run.cursor; False when the run had to stop (the
+        message was cancelled, or the run claimed again)."""
         chunk = await self._prepare(fanout, run.cursor)
         while chunk is not None:
             upcoming = self._prepare_ahead(fanout, chunk)
@@ -135,18 +188,19 @@ class Dispatcher:
             if start:
                 # Let other work in: RPCs wait for the loop while a chunk renders.
                 await asyncio.sleep(0)
-            deliveries += fanout.deliveries(page[start : start + _RENDER_SLICE], outcome)
+            with _rendering():
+                deliveries += fanout.deliveries(page[start : start + _RENDER_SLICE], outcome)
         return _Chunk(outcome, deliveries, len(page) == self._chunk_size)
 
     async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
-        """Sends one chunk and stores its checkpoint; False when the message was cancelled."""
+        """Sends one chunk and stores its checkpoint; False when the run must stop."""
         outcome = chunk.outcome
         if chunk.deliveries:
             results = await self._retry.send(fanout.provider, chunk.deliveries)
             _classify(chunk.deliveries, results, outcome)
         message_id = run.message.message_id
         recorded = await self._messages.record_chunk(
-            message_id, run.run_number, outcome, self._clock.now(), self.lease
+            message_id, run.claim, outcome, self._clock.now(), self.lease
         )
         self._signal.notify(message_id)
         return recorded
@@ -241,5 +295,19 @@ def _add(counts: dict[Platform, int], platform: Platform) -> None:
     counts[platform] = counts.get(platform, 0) + 1
 
 
-def _error_message(error: Exception) -> str:
-    return f"delivery stopped by an unexpected error: {type(error).__name__}: {error}"
+class _Unrenderable(Exception):
+    """The message itself cannot be rendered: that fails it (see _rendering)."""
+
+
+@contextlib.contextmanager
+def _rendering() -> Iterator[None]:
+    """Blames an error raised while rendering on the message. A recipient's own
+    rendering problem (PushHubError) never gets here: it is counted as that
+    recipient's failure. What does is an error the message's content trips for
+    everyone, which resuming the run could never cure."""
+    try:
+        yield
+    except Exception as error:
+        raise _Unrenderable(
+            f"the message could not be rendered: {type(error).__name__}: {error}"
+        ) from error

@@ -8,6 +8,12 @@ message merge into that one run (Schedule.next_run_after).
 
 Up to max_runs runs are dispatched at once, so one large fan-out does not hold
 up a message that falls due meanwhile.
+
+It never claims a message one of its own dispatchers is running, even once
+that run's lease ran out (its heartbeats could not reach the database): that
+dispatcher is alive and carries on, and claiming the run again here would send
+its chunks twice. Other servers may claim it then; the claim numbers decide who
+may write (see delivery.dispatcher).
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ class Scheduler:
         self._poll_interval = poll_interval
         self._max_runs = max_runs
         self._wake = asyncio.Event()
-        self._active: set[asyncio.Task[None]] = set()
+        # The runs in progress here, and the message each one delivers.
+        self._active: dict[asyncio.Task[None], str] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -89,26 +96,20 @@ class Scheduler:
         room = self._max_runs - len(self._active)
         if room <= 0:
             return []
-        runs = await self._messages.claim_due(self._clock.now(), self._dispatcher.lease, room)
+        runs = await self._messages.claim_due(
+            self._clock.now(), self._dispatcher.lease, room, exclude=set(self._active.values())
+        )
         return [self._start(run) for run in runs]
 
     def _start(self, run: Run) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(self._dispatch(run))
-        self._active.add(task)
+        task = asyncio.get_running_loop().create_task(self._dispatcher.run(run))
+        self._active[task] = run.message.message_id
         task.add_done_callback(self._finished)
         return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._active.discard(task)
+        del self._active[task]
         self.wake()  # a slot is free: something may be waiting for it
-
-    async def _dispatch(self, run: Run) -> None:
-        try:
-            await self._dispatcher.run(run)
-        except Exception:
-            # The dispatcher fails the message itself; this is the store failing at that.
-            # The lease runs out and the run is claimed again.
-            _log.exception("dispatching message %s failed", run.message.message_id)
 
     async def _sleep_seconds(self) -> float:
         if len(self._active) >= self._max_runs:

@@ -1,16 +1,23 @@
 """Published messages: idempotent create, claimed runs with leases, chunk checkpoints.
 
 A run's life: claim_due moves a SCHEDULED message to PUBLISHING under a lease;
-each record_chunk adds counters, stores the cursor (the last registration id
-done) and extends the lease, in one transaction; finish_run schedules the next
-run or ends the message. A dispatcher that dies stops extending its lease, so
-once it runs out claim_due hands the run out again, resuming after the cursor.
+the dispatcher renews the lease on a heartbeat (renew_lease); each record_chunk
+adds counters, stores the cursor (the last registration id done) and extends
+the lease, in one transaction; finish_run schedules the next run or ends the
+message. A dispatcher that is gone stops renewing its lease, so once it runs
+out claim_due hands the run out again, resuming after the cursor.
+
+Every claim, of a new run or of a resumed one, increments the row's run_number:
+it is the claim number (Run.claim), and every write of a run is conditioned on
+it. So a dispatcher that lost its claim, to a server that took over its run
+while it was still alive, has its next checkpoint refused and stops: at most
+the chunk it had in flight is sent twice, as after a crash.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,7 +86,8 @@ class SqlMessageRepository:
         return _status(row, per_platform, reasons)
 
     async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
-        # A dispatcher mid-run learns of it when its next record_chunk is refused.
+        # A dispatcher mid-run learns of it from its next record_chunk, which still
+        # records the chunk in flight (its notifications went out) and says stop.
         stop = (
             sa.update(messages)
             .where(_m.app_id == app_id, _m.id == message_id, _m.state.in_(_LIVE_STATES))
@@ -93,28 +101,41 @@ class SqlMessageRepository:
         async with self._db.write() as conn:
             return (await conn.execute(stop)).rowcount == 1
 
-    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[Run]:
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+    ) -> list[Run]:
         at, until = to_micros(now), to_micros(now + lease)
         async with self._db.write() as conn:
             # Abandoned runs first: they started earlier than anything still scheduled.
             abandoned = await _lock_due(
-                conn, _m.state == int(MessageState.PUBLISHING), _m.lease_until, at, limit
+                conn, _claimable(MessageState.PUBLISHING, exclude), _m.lease_until, at, limit
             )
             scheduled = await _lock_due(
                 conn,
-                _m.state == int(MessageState.SCHEDULED),
+                _claimable(MessageState.SCHEDULED, exclude),
                 _m.next_run_at,
                 at,
                 limit - len(abandoned),
             )
-            await _extend_leases(conn, [row.id for row in abandoned], at, until)
-            await _start_runs(conn, [row.id for row in scheduled], at, until)
-        return [_resumed_run(row) for row in abandoned] + [_new_run(row) for row in scheduled]
+            await _resume_runs(conn, [row.id for row in abandoned], at, until)
+            started = await _start_runs(conn, scheduled, now, until)
+        return [_resumed_run(row) for row in abandoned] + started
+
+    async def renew_lease(
+        self, message_id: str, claim: int, now: datetime, lease: timedelta
+    ) -> bool:
+        renew = (
+            sa.update(messages)
+            .where(*_current_run(message_id, claim))
+            .values(lease_until=to_micros(now + lease), updated_at=to_micros(now))
+        )
+        async with self._db.write() as conn:
+            return (await conn.execute(renew)).rowcount == 1
 
     async def record_chunk(
         self,
         message_id: str,
-        run_number: int,
+        claim: int,
         outcome: ChunkOutcome,
         now: datetime,
         lease: timedelta,
@@ -124,29 +145,29 @@ class SqlMessageRepository:
         at = to_micros(now)
         checkpoint = {
             "c_message_id": message_id,
-            "c_run_number": run_number,
+            "c_claim": claim,
             "c_cursor": outcome.cursor,
             "c_lease_until": to_micros(now + lease),
             "c_at": at,
             **{f"c_{name}": sum(getattr(outcome, name).values()) for name in _COUNTERS},
         }
         async with self._db.write() as conn:
-            app_id = await conn.scalar(_CHECKPOINT, checkpoint)
-            if app_id is None:  # cancelled, failed or superseded: the dispatcher stops
+            row = (await conn.execute(_CHECKPOINT, checkpoint)).one_or_none()
+            if row is None:  # failed, finished or claimed again: not ours to record
                 return False
             await self._add_platform_counts(conn, message_id, outcome)
             await self._add_failure_reasons(conn, message_id, outcome.failure_reasons)
-            await _invalidate(conn, app_id, outcome.invalid_registration_ids, at)
-        return True
+            await _invalidate(conn, row.app_id, outcome.invalid_registration_ids, at)
+        return row.state == int(MessageState.PUBLISHING)
 
     async def finish_run(
-        self, message_id: str, run_number: int, next_run_at: datetime | None, now: datetime
+        self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
     ) -> None:
         state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
-        # Conditioned on the run still being current, so a cancel is never overwritten.
+        # Conditioned on the claim still being current, so a cancel is never overwritten.
         finish = (
             sa.update(messages)
-            .where(*_current_run(message_id, run_number))
+            .where(*_current_run(message_id, claim))
             .values(
                 state=int(state),
                 next_run_at=micros_or_none(next_run_at),
@@ -159,10 +180,10 @@ class SqlMessageRepository:
         async with self._db.write() as conn:
             await conn.execute(finish)
 
-    async def fail(self, message_id: str, run_number: int, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
         failure = (
             sa.update(messages)
-            .where(*_current_run(message_id, run_number))
+            .where(*_current_run(message_id, claim))
             .values(
                 state=int(MessageState.FAILED),
                 error_message=error,
@@ -228,21 +249,28 @@ class SqlMessageRepository:
 
 
 # record_chunk's checkpoint: counters added, cursor stored, lease extended, all
-# conditioned on the run still being current.
+# conditioned on the claim still being current. A run cancelled meanwhile still
+# takes the counters of its chunk in flight, which was sent; its lease stays NULL.
 _CHECKPOINT = (
     sa.update(messages)
     .where(
         _m.id == sa.bindparam("c_message_id"),
-        _m.run_number == sa.bindparam("c_run_number"),
-        _m.state == int(MessageState.PUBLISHING),
+        _m.run_number == sa.bindparam("c_claim"),
+        _m.state.in_([int(MessageState.PUBLISHING), int(MessageState.CANCELLED)]),
     )
     .values(
         cursor=sa.bindparam("c_cursor"),
-        lease_until=sa.bindparam("c_lease_until"),
+        lease_until=sa.case(
+            (
+                _m.state == int(MessageState.PUBLISHING),
+                sa.bindparam("c_lease_until", type_=sa.BigInteger),
+            ),
+            else_=None,
+        ),
         updated_at=sa.bindparam("c_at"),
         **{name: _m[name] + sa.bindparam(f"c_{name}", type_=sa.BigInteger) for name in _COUNTERS},
     )
-    .returning(_m.app_id)
+    .returning(_m.app_id, _m.state)
 )
 
 
@@ -311,6 +339,12 @@ def _message(row: Any) -> Message:
     )
 
 
+def _claimable(state: MessageState, exclude: Collection[str]) -> sa.ColumnElement[bool]:
+    """In `state`, and not one of the messages the claiming scheduler is running."""
+    in_state = _m.state == int(state)
+    return sa.and_(in_state, _m.id.not_in(list(exclude))) if exclude else in_state
+
+
 async def _lock_due(
     conn: AsyncConnection,
     in_state: sa.ColumnElement[bool],
@@ -335,15 +369,31 @@ async def _lock_due(
     return list(await conn.execute(query))
 
 
-async def _extend_leases(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
+async def _resume_runs(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
+    """A resumed run keeps its cursor and takes the next claim number."""
     if ids:
         await conn.execute(
-            sa.update(messages).where(_m.id.in_(ids)).values(lease_until=until, updated_at=at)
+            sa.update(messages)
+            .where(_m.id.in_(ids))
+            .values(run_number=_m.run_number + 1, lease_until=until, updated_at=at)
         )
 
 
-async def _start_runs(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
-    """A new run starts at the top of the audience, at its scheduled time."""
+async def _start_runs(
+    conn: AsyncConnection, rows: list[Any], now: datetime, until: int
+) -> list[Run]:
+    """New runs start at the top of the audience, at their scheduled time. A repeat
+    whose due slot comes after repeat_expires_at has ended instead: PUBLISHED."""
+    due = [_new_run(row) for row in rows]
+    ended = [run.message.message_id for run in due if _expired(run, now)]
+    starting = [run for run in due if run.message.message_id not in ended]
+    at = to_micros(now)
+    await _mark_started(conn, [run.message.message_id for run in starting], at, until)
+    await _mark_ended(conn, ended, at)
+    return starting
+
+
+async def _mark_started(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
     if not ids:
         return
     start = (
@@ -363,18 +413,31 @@ async def _start_runs(conn: AsyncConnection, ids: list[str], at: int, until: int
     await conn.execute(start)
 
 
+async def _mark_ended(conn: AsyncConnection, ids: list[str], at: int) -> None:
+    if ids:
+        await conn.execute(
+            sa.update(messages)
+            .where(_m.id.in_(ids))
+            .values(state=int(MessageState.PUBLISHED), next_run_at=None, updated_at=at)
+        )
+
+
+def _expired(run: Run, now: datetime) -> bool:
+    return run.message.schedule.expired_by(run.run_at, now)
+
+
 def _new_run(row: Any) -> Run:
     return Run(_message(row), row.run_number + 1, from_micros(row.next_run_at), None)
 
 
 def _resumed_run(row: Any) -> Run:
-    return Run(_message(row), row.run_number, from_micros(row.run_at), row.cursor)
+    return Run(_message(row), row.run_number + 1, from_micros(row.run_at), row.cursor)
 
 
-def _current_run(message_id: str, run_number: int) -> tuple[sa.ColumnElement[bool], ...]:
+def _current_run(message_id: str, claim: int) -> tuple[sa.ColumnElement[bool], ...]:
     return (
         _m.id == message_id,
-        _m.run_number == run_number,
+        _m.run_number == claim,
         _m.state == int(MessageState.PUBLISHING),
     )
 

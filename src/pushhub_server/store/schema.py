@@ -161,7 +161,8 @@ messages = sa.Table(
     sa.Column("repeat_expires_at", sa.BigInteger),
     # When the next run starts; NULL while a run is in progress or none is left.
     sa.Column("next_run_at", sa.BigInteger),
-    # Incremented when a run starts: chunks of an older run are refused.
+    # The claim number: incremented by every claim, of a new run or a resumed one;
+    # writes of an older claim are refused (store.messages).
     sa.Column("run_number", sa.Integer, nullable=False),
     sa.Column("run_count", sa.Integer, nullable=False),
     # Scheduled time of the current run, and the last registration id it finished.

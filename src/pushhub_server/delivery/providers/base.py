@@ -23,15 +23,19 @@ class RetryPolicy:
 
     Before retry n (0-based) it waits a random time in [d/2, d] with
     d = min(base_delay * 2**n, max_delay), or the longest retry_after among the
-    pending results when that is longer. retry_after is capped at max_delay, so
-    one provider's huge Retry-After cannot hold a chunk (and its lease) hostage;
-    what is still RETRY after `attempts` sends is returned as is and counted as
-    failed under its reason.
+    pending results when that is longer: a delivery is never retried before its
+    provider allows. A retry_after over max_retry_after (5 minutes) is not waited
+    for: that delivery is not retried. What is still RETRY after `attempts` sends,
+    or was not retried, is returned as is and counted as failed under its reason.
+    The dispatcher's heartbeat keeps the run's lease while a chunk waits.
     """
 
     attempts: int = 4
     base_delay: float = 0.25
     max_delay: float = 10.0
+    # Longer than APNs and FCM ask for when merely busy; one that asks for more is
+    # down for longer than a chunk should wait.
+    max_retry_after: float = 300.0
     # Injectable so tests neither really sleep nor depend on randomness.
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
     jitter: Callable[[], float] = field(default=random.random, compare=False)
@@ -40,14 +44,14 @@ class RetryPolicy:
         """Seconds to wait before retry number `retry` (0 is the first retry)."""
         backoff = min(self.base_delay * 2.0**retry, self.max_delay)
         jittered = backoff * (0.5 + self.jitter() / 2)
-        return max(jittered, min(retry_after, self.max_delay))
+        return max(jittered, retry_after)
 
     async def send(
         self, provider: DeliveryProvider, deliveries: Sequence[Delivery]
     ) -> list[DeliveryResult]:
         """One result per delivery, in order; only the RETRY subset is sent again."""
         results = await provider.send(deliveries)
-        pending = _retryable(results, range(len(results)))
+        pending = self._retryable(results, range(len(results)))
         for retry in range(self.attempts - 1):
             if not pending:
                 break
@@ -55,12 +59,17 @@ class RetryPolicy:
             retried = await provider.send([deliveries[index] for index in pending])
             for index, result in zip(pending, retried, strict=True):
                 results[index] = result
-            pending = _retryable(results, pending)
+            pending = self._retryable(results, pending)
         return results
 
-
-def _retryable(results: Sequence[DeliveryResult], indexes: Sequence[int]) -> list[int]:
-    return [index for index in indexes if results[index].outcome is DeliveryOutcome.RETRY]
+    def _retryable(self, results: Sequence[DeliveryResult], indexes: Sequence[int]) -> list[int]:
+        """The RETRY results whose Retry-After, if any, is worth waiting for."""
+        return [
+            index
+            for index in indexes
+            if results[index].outcome is DeliveryOutcome.RETRY
+            and (results[index].retry_after or 0.0) <= self.max_retry_after
+        ]
 
 
 def _longest_retry_after(results: Sequence[DeliveryResult], indexes: Sequence[int]) -> float:
