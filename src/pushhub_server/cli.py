@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -51,18 +52,13 @@ def _log_level(name: str) -> int:
 
 
 def _config(args: argparse.Namespace) -> Config:
-    """Environment first; each flag given on the command line overrides its variable."""
+    """Environment first; each flag given on the command line overrides its variable.
+
+    A flag's destination is its Config field's name (--chunk-size: chunk_size)."""
     overrides = {
-        name: getattr(args, name)
-        for name in (
-            "database_url",
-            "listen",
-            "admin_token",
-            "secret_key",
-            "grace_period",
-            "log_level",
-        )
-        if getattr(args, name, None) is not None
+        setting.name: getattr(args, setting.name)
+        for setting in dataclasses.fields(Config)
+        if getattr(args, setting.name, None) is not None
     }
     return dataclasses.replace(Config.from_env(), **overrides)
 
@@ -76,12 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", parents=[database], help="run the gRPC server")
-    serve_cmd.add_argument("--listen", help="host:port; overrides PUSHHUB_LISTEN")
-    serve_cmd.add_argument("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
-    serve_cmd.add_argument("--grace-period", type=float, help="seconds to finish RPCs on stop")
-    serve_cmd.add_argument(
-        "--log-level", help="DEBUG, INFO, WARNING...; overrides PUSHHUB_LOG_LEVEL"
-    )
+    _add_serve_flags(serve_cmd)
 
     migrate_cmd = commands.add_parser("migrate", parents=[database], help="migrate the database")
     migrate_cmd.set_defaults(run=_migrate)
@@ -100,6 +91,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    """One flag per PUSHHUB_* setting of the server (README: Command line)."""
+    flag = serve_cmd.add_argument
+    flag("--listen", help="host:port; overrides PUSHHUB_LISTEN")
+    flag("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
+    flag("--grace-period", type=float, help="seconds; overrides PUSHHUB_GRACE_PERIOD")
+    flag("--log-level", help="DEBUG, INFO, WARNING...; overrides PUSHHUB_LOG_LEVEL")
+    flag("--sweep-interval", type=float, help="seconds; overrides PUSHHUB_SWEEP_INTERVAL")
+    flag("--chunk-size", type=int, help="recipients per chunk; overrides PUSHHUB_CHUNK_SIZE")
+    flag("--lease-seconds", type=float, help="overrides PUSHHUB_LEASE_SECONDS")
+    flag(
+        "--simulator-records",
+        action=argparse.BooleanOptionalAction,
+        help="record simulated deliveries; overrides PUSHHUB_SIMULATOR_RECORDS",
+    )
+    flag("--apns-endpoint", help="overrides PUSHHUB_APNS_ENDPOINT")
+    flag("--apns-ca-file", help="overrides PUSHHUB_APNS_CA_FILE")
+    flag("--apns-connections", type=int, help="overrides PUSHHUB_APNS_CONNECTIONS")
+    flag("--fcm-endpoint", help="overrides PUSHHUB_FCM_ENDPOINT")
+    flag("--fcm-ca-file", help="overrides PUSHHUB_FCM_CA_FILE")
+
+
 def _add_app_commands(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
     database: argparse.ArgumentParser,
@@ -112,6 +125,11 @@ def _add_app_commands(
     create.add_argument("--json", action="store_true", help="print JSON")
     create.set_defaults(run=_apps_create)
     apps.add_parser("list", parents=[database], help="list apps").set_defaults(run=_apps_list)
+    delete = apps.add_parser(
+        "delete", parents=[database], help="delete an app with its keys and registrations"
+    )
+    delete.add_argument("app", help="app id or name")
+    delete.set_defaults(run=_apps_delete)
     token = apps.add_parser("token", parents=[database], help="issue a user token")
     token.add_argument("app", help="app id or name")
     token.add_argument("user_id")
@@ -195,6 +213,13 @@ async def _apps_list(args: argparse.Namespace, config: Config) -> None:
             after = page[-1].app_id
 
 
+async def _apps_delete(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.delete_app(app.app_id)
+    print(f"deleted app {app.name} ({app.app_id})")
+
+
 async def _apps_token(args: argparse.Namespace, config: Config) -> None:
     ttl = timedelta(seconds=args.ttl) if args.ttl is not None else None
     async with _app_service(config) as apps:
@@ -212,6 +237,7 @@ async def _apps_set_apns(args: argparse.Namespace, config: Config) -> None:
         app = await apps.find_app(args.app)
         await apps.set_apns_credentials(app.app_id, credentials)
     print(f"APNs credentials set for {app.name} ({environment.name.lower()})")
+    _warn_if_unsealed(config)
 
 
 async def _apps_set_fcm(args: argparse.Namespace, config: Config) -> None:
@@ -220,6 +246,16 @@ async def _apps_set_fcm(args: argparse.Namespace, config: Config) -> None:
         app = await apps.find_app(args.app)
         await apps.set_fcm_credentials(app.app_id, credentials)
     print(f"FCM credentials set for {app.name} (project {credentials.project_id})")
+    _warn_if_unsealed(config)
+
+
+def _warn_if_unsealed(config: Config) -> None:
+    if config.secret_key is None:
+        print(
+            "warning: stored UNSEALED (plaintext) in the database: neither PUSHHUB_SECRET_KEY "
+            "nor --secret-key is set. Set one and run this command again to seal them.",
+            file=sys.stderr,
+        )
 
 
 async def _keys_create(args: argparse.Namespace, config: Config) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushhub.v1 import admin_pb2
 
-from .harness import AppHandle, Stubs, bearer, expect_error
+from .harness import AppHandle, Stubs, bearer, check_error, expect_error
 
 ADMIN = bearer("test-admin-token")
 
@@ -121,6 +121,10 @@ async def test_credentials_denials(app: AppHandle, other_app: AppHandle, stubs: 
         ({"team_id": "lower-case!"}, "team_id"),
         ({"private_key_pem": "not a key"}, "private_key_pem"),
         ({"private_key_pem": _pem(rsa.generate_private_key(65537, 2048))}, "private_key_pem"),
+        # ES256 signs with P-256 only: the APNs provider could not use another curve.
+        ({"private_key_pem": _pem(ec.generate_private_key(ec.SECP384R1()))}, "private_key_pem"),
+        # The topic becomes a header line: a line break would end it.
+        ({"topic": "com.example.app\r\napns-priority: 10"}, "topic"),
     ],
 )
 async def test_bad_apns_credentials(
@@ -152,3 +156,40 @@ async def test_bad_service_account(app: AppHandle, stubs: Stubs, document: str) 
         "INVALID_CREDENTIALS",
         field="service_account_json",
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"private_key_id": None}, "private_key_id"),
+        ({"token_uri": None}, "token_uri"),
+        ({"private_key_id": ""}, "private_key_id"),
+        ({"client_email": 42}, "client_email"),
+        ({"token_uri": "http://oauth2.googleapis.com/token"}, "token_uri"),
+        ({"token_uri": "oauth2.googleapis.com"}, "token_uri"),
+        ({"token_uri": "https://oauth2.googleapis.com/token\n"}, "token_uri"),
+    ],
+)
+async def test_service_account_the_provider_cannot_use_is_refused(
+    app: AppHandle, stubs: Stubs, change: dict[str, object], named: str
+) -> None:
+    """The FCM provider's token exchange needs all five fields, token_uri an https URL."""
+    account = json.loads(service_account())
+    for name, value in change.items():
+        if value is None:
+            del account[name]
+        else:
+            account[name] = value
+    request = admin_pb2.SetFcmCredentialsRequest(
+        app_id=app.app_id, service_account_json=json.dumps(account)
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stubs.admin.SetFcmCredentials(request, metadata=app.server())
+    check_error(
+        caught.value,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_CREDENTIALS",
+        field="service_account_json",
+    )
+    assert named in (caught.value.details() or "")
+    assert "PRIVATE" not in str(caught.value)

@@ -32,6 +32,8 @@ import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import duration_pb2
 from sqlalchemy.engine import make_url
 
@@ -40,6 +42,7 @@ from pushhub.v1 import registration_pb2 as reg
 from pushhub.v1 import status_pb2 as st
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.credentials import ApnsCredentials, FcmCredentials
 from tests.conftest import ADMIN_TOKEN
 from tests.fakes.apns import FakeApns, ReceivedRequest, new_signing_key
 from tests.fakes.fcm import FakeFcm
@@ -505,6 +508,97 @@ async def test_goaway_and_a_dropped_connection_mid_fanout_lose_nothing(world: Wo
     ]
     assert set(dropped) == set(tokens)
     assert world.apns.connections > connections, "the connection was never dropped"
+
+
+# ------------------------------------------------ credentials changes ----
+
+
+def p384_key() -> str:
+    key = ec.generate_private_key(ec.SECP384R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+async def test_stored_credentials_a_provider_cannot_use_fail_only_their_platform(
+    world: World,
+) -> None:
+    """Credentials stored before SetApnsCredentials and SetFcmCredentials checked what
+    the providers need (stored here through AppService, past the checks): that
+    platform's recipients fail as CredentialsUnusable, the other platform delivers,
+    and a tracked registration fails its dry run instead of answering INTERNAL."""
+    apns_broken = await world.app(apns=False)
+    await world.running.apps.set_apns_credentials(
+        apns_broken.app_id, ApnsCredentials(KEY_ID, TEAM_ID, TOPIC, p384_key())
+    )
+    fcm_broken = await world.app(fcm=False)
+    account = world.fcm.service_account("pushhub-no-token-uri")
+    del account["token_uri"]
+    await world.running.apps.set_fcm_credentials(fcm_broken.app_id, FcmCredentials(account))
+
+    for app, broken in ((apns_broken, APNS), (fcm_broken, FCM)):
+        apple, google = hex_token(), fcm_token()
+        await register_many(app, APNS, [apple])
+        await register_many(app, FCM, [google])
+        status = await deliver(app)
+        working = FCM if broken == APNS else APNS
+        assert per_platform(status) == {broken: (1, 0, 1), working: (1, 1, 0)}, status
+        assert dict(status.failure_reasons) == {"CredentialsUnusable": 1}
+        assert (
+            apns_requests(world, [apple]) if broken == APNS else fcm_sent(world, [google])
+        ) == []
+        token = hex_token() if broken == APNS else fcm_token()
+        tracked = await app.register(platform=broken, device_token=token, track=True)
+        assert await final_state(app, tracked.request_id) == (FAILED, DRY_RUN_FAILED)
+
+
+async def test_changing_credentials_mid_broadcast_loses_nothing(world: World) -> None:
+    """The provider a broadcast is sending through stays open until its sends return."""
+    app = await world.app(fcm=False)
+    tokens = [hex_token() for _ in range(20)]
+    await register_many(app, APNS, tokens)
+    world.apns.held.add(tokens[0])
+    try:
+        message_id = await publish(app)
+        deadline = time.monotonic() + 10
+        while not world.apns.held_requests and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert world.apns.held_requests == 1
+        sandbox = world.apns_request(app.app_id)
+        sandbox.environment = admin_pb2.APNS_ENVIRONMENT_SANDBOX
+        await world.stubs.admin.SetApnsCredentials(sandbox, metadata=app.server())
+        # Anything that reads the app's providers now swaps them: a tracked registration.
+        tracked = await app.register(device_token=hex_token(), track=True)
+        assert await final_state(app, tracked.request_id) == (SUCCESS, NO_REASON)
+    finally:
+        world.apns.release_held()
+
+    status = await finished(app, message_id)
+    assert status.state == PUBLISHED, status
+    assert (status.targeted_count, status.sent_count, status.failed_count) == (20, 20, 0)
+    assert {request.token for request in world.apns.delivered} >= set(tokens)
+
+
+async def test_a_credentials_change_keeps_the_apns_provider_token_of_the_same_key(
+    world: World,
+) -> None:
+    """New FCM credentials leave the APNs provider alone, and new APNs credentials
+    with the same key (another environment) keep its provider token: a new token
+    within 20 minutes would be TooManyProviderTokenUpdates."""
+    app = await world.app()
+    apple = hex_token()
+    await register_many(app, APNS, [apple])
+    await deliver(app)
+    await world.stubs.admin.SetFcmCredentials(world.fcm_request(app.app_id), metadata=app.server())
+    await deliver(app)
+    sandbox = world.apns_request(app.app_id)
+    sandbox.environment = admin_pb2.APNS_ENVIRONMENT_SANDBOX
+    await world.stubs.admin.SetApnsCredentials(sandbox, metadata=app.server())
+    await deliver(app)
+
+    sent = apns_requests(world, [apple])
+    assert [request.status for request in sent] == [200, 200, 200]
+    assert len({request.headers["authorization"] for request in sent}) == 1
 
 
 # --------------------------------------------------------- token rules ----

@@ -184,6 +184,11 @@ class FakeApns:
         self._failure = _Failure(count, status, retry_after) if count > 0 else None
 
     @property
+    def open_connections(self) -> int:
+        """Connections open now (``connections`` counts every one ever opened)."""
+        return len(self._open)
+
+    @property
     def held_requests(self) -> int:
         """How many requests are waiting for release_held()."""
         return len(self._held_streams)

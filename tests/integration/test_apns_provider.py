@@ -19,6 +19,7 @@ import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.credentials import ApnsCredentials, ApnsEnvironment
+from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
@@ -509,7 +510,8 @@ def test_key_that_is_not_p256_is_refused() -> None:
     p384 = ec.generate_private_key(ec.SECP384R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    with pytest.raises(ValueError, match="P-256"):
+    # The very check SetApnsCredentials applies (core.credentials.apns_signing_key).
+    with pytest.raises(PushHubError, match="P-256"):
         ApnsProvider(credentials(p384.decode()), ManualClock(START))
 
 

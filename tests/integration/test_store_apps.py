@@ -68,3 +68,14 @@ async def test_delete_app(apps: SqlAppRepository) -> None:
     assert not await apps.delete_app(app.app_id)
     assert await apps.get_app(app.app_id) is None
     assert await apps.active_key(f"hash-{server.key_id}") is None
+
+
+async def test_replace_credentials_only_while_the_expected_value_is_stored(
+    apps: SqlAppRepository, app_id: str
+) -> None:
+    assert await apps.set_credentials(app_id, "fcm", "plain:first")
+    assert not await apps.replace_credentials(app_id, "fcm", "plain:older", "fernet:x")
+    assert not await apps.replace_credentials(app_id, "apns", "plain:first", "fernet:x")
+    assert await apps.credentials(app_id) == {"fcm": "plain:first"}
+    assert await apps.replace_credentials(app_id, "fcm", "plain:first", "fernet:sealed")
+    assert await apps.credentials(app_id) == {"fcm": "fernet:sealed"}

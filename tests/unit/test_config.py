@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 
 import pytest
 
@@ -57,3 +59,78 @@ def test_log_level_flag_overrides_the_variable_and_bad_names_are_refused(
     assert cli._log_level(cli._config(args).log_level) == logging.DEBUG
     with pytest.raises(SystemExit, match="unknown log level 'loud'"):
         cli._log_level("loud")
+
+
+SERVE_FLAGS = [
+    # (flag, its value, variable, the variable's value, setting, the flag's setting)
+    (
+        "--database-url",
+        "sqlite+aiosqlite:///f.db",
+        "PUSHHUB_DATABASE_URL",
+        "x",
+        "database_url",
+        "sqlite+aiosqlite:///f.db",
+    ),
+    ("--secret-key", "flag-key", "PUSHHUB_SECRET_KEY", "env-key", "secret_key", "flag-key"),
+    ("--listen", "0.0.0.0:7000", "PUSHHUB_LISTEN", "0.0.0.0:6000", "listen", "0.0.0.0:7000"),
+    ("--admin-token", "flag", "PUSHHUB_ADMIN_TOKEN", "env", "admin_token", "flag"),
+    ("--grace-period", "3", "PUSHHUB_GRACE_PERIOD", "20", "grace_period", 3.0),
+    ("--log-level", "DEBUG", "PUSHHUB_LOG_LEVEL", "ERROR", "log_level", "DEBUG"),
+    ("--sweep-interval", "5", "PUSHHUB_SWEEP_INTERVAL", "60", "sweep_interval", 5.0),
+    ("--chunk-size", "50", "PUSHHUB_CHUNK_SIZE", "250", "chunk_size", 50),
+    ("--lease-seconds", "7.5", "PUSHHUB_LEASE_SECONDS", "60", "lease_seconds", 7.5),
+    ("--no-simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "1", "simulator_records", False),
+    ("--simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "0", "simulator_records", True),
+    (
+        "--apns-endpoint",
+        "https://flag",
+        "PUSHHUB_APNS_ENDPOINT",
+        "https://env",
+        "apns_endpoint",
+        "https://flag",
+    ),
+    (
+        "--apns-ca-file",
+        "/flag.pem",
+        "PUSHHUB_APNS_CA_FILE",
+        "/env.pem",
+        "apns_ca_file",
+        "/flag.pem",
+    ),
+    ("--apns-connections", "4", "PUSHHUB_APNS_CONNECTIONS", "2", "apns_connections", 4),
+    (
+        "--fcm-endpoint",
+        "https://flag",
+        "PUSHHUB_FCM_ENDPOINT",
+        "https://env",
+        "fcm_endpoint",
+        "https://flag",
+    ),
+    ("--fcm-ca-file", "/flag.pem", "PUSHHUB_FCM_CA_FILE", "/env.pem", "fcm_ca_file", "/flag.pem"),
+]
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "variable", "env_value", "setting", "expected"), SERVE_FLAGS
+)
+def test_each_serve_flag_overrides_its_variable(
+    monkeypatch: pytest.MonkeyPatch,
+    flag: str,
+    value: str | None,
+    variable: str,
+    env_value: str,
+    setting: str,
+    expected: object,
+) -> None:
+    monkeypatch.setenv(variable, env_value)
+    untouched = cli._config(cli._parser().parse_args(["serve"]))
+    assert getattr(untouched, setting) != expected, "the variable alone must differ"
+    argv = ["serve", flag] if value is None else ["serve", flag, value]
+    assert getattr(cli._config(cli._parser().parse_args(argv)), setting) == expected
+
+
+def test_every_variable_has_a_serve_flag() -> None:
+    """Config.from_env reads each PUSHHUB_* variable; serve has a flag for each."""
+    source = inspect.getsource(Config.from_env)
+    variables = set(re.findall(r'"(PUSHHUB_[A-Z_]+)"', source))
+    assert variables == {variable for _, _, variable, _, _, _ in SERVE_FLAGS}

@@ -131,3 +131,8 @@ class KeyCachingAppRepository:
 
     async def credentials(self, app_id: str) -> dict[Provider, str]:
         return await self._inner.credentials(app_id)
+
+    async def replace_credentials(
+        self, app_id: str, provider: Provider, expected: str, sealed: str
+    ) -> bool:
+        return await self._inner.replace_credentials(app_id, provider, expected, sealed)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import jwt
 
@@ -14,6 +17,7 @@ from .credentials import (
     ApnsCredentials,
     FcmCredentials,
     SecretBox,
+    UnreadableCredentials,
     dump_apns,
     dump_fcm,
     load_apns,
@@ -37,6 +41,9 @@ _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
 _TOKEN_ALGORITHM = "HS256"
 DEFAULT_USER_TOKEN_TTL = timedelta(hours=1)
 MAX_USER_TOKEN_TTL = timedelta(days=30)
+
+_log = logging.getLogger(__name__)
+_Loaded = TypeVar("_Loaded", ApnsCredentials, FcmCredentials)
 
 
 def hash_key(api_key: str) -> str:
@@ -69,6 +76,8 @@ class AppService:
         self._clock = clock
         self._admin_token = admin_token
         self._box = secrets_box or SecretBox(None)
+        # (app, platform) pairs already warned about unsealed credentials.
+        self._warned: set[tuple[str, Provider]] = set()
 
     async def create_app(self, name: str) -> CreatedApp:
         check_name("name", name, 255)
@@ -128,20 +137,59 @@ class AppService:
 
     async def provider_credentials(
         self, app_id: str
-    ) -> tuple[ApnsCredentials | None, FcmCredentials | None]:
+    ) -> tuple[
+        ApnsCredentials | UnreadableCredentials | None,
+        FcmCredentials | UnreadableCredentials | None,
+    ]:
+        """Each platform's credentials, None when not set. One platform's unreadable
+        credentials come back as UnreadableCredentials, so the other still delivers."""
         stored = await self._apps.credentials(app_id)
-        apns = stored.get("apns")
-        fcm = stored.get("fcm")
         return (
-            load_apns(self._box.open(apns)) if apns else None,
-            load_fcm(self._box.open(fcm)) if fcm else None,
+            self._open(app_id, "apns", stored.get("apns"), load_apns),
+            self._open(app_id, "fcm", stored.get("fcm"), load_fcm),
+        )
+
+    def _open(
+        self, app_id: str, provider: Provider, stored: str | None, load: Callable[[str], _Loaded]
+    ) -> _Loaded | UnreadableCredentials | None:
+        if stored is None:
+            return None
+        if self._box.needs_sealing(stored):
+            self._warn_unsealed(app_id, provider)
+        try:
+            return load(self._box.open(stored))
+        except PushHubError as error:  # sealed with another key, or no key given
+            return UnreadableCredentials(error.message)
+        except (ValueError, KeyError, TypeError):
+            return UnreadableCredentials("the stored credentials are not in a known format")
+
+    def _warn_unsealed(self, app_id: str, provider: Provider) -> None:
+        # Once per app and platform: deliveries read the credentials on every run.
+        if (app_id, provider) in self._warned:
+            return
+        self._warned.add((app_id, provider))
+        _log.warning(
+            "app %s: its %s credentials are stored unsealed although PUSHHUB_SECRET_KEY "
+            "is set; setting any of the app's credentials again seals them",
+            app_id,
+            provider.upper(),
         )
 
     async def _set_credentials(self, app_id: str, provider: Provider, plain: str) -> App:
         await self.require_app(app_id)
         if not await self._apps.set_credentials(app_id, provider, self._box.seal(plain)):
             raise _app_not_found(app_id)
+        await self._seal_stored(app_id)
         return await self.require_app(app_id)
+
+    async def _seal_stored(self, app_id: str) -> None:
+        """Seals the app's credentials stored before PUSHHUB_SECRET_KEY was set (the
+        other platform's: the ones just written are sealed already)."""
+        for provider, stored in (await self._apps.credentials(app_id)).items():
+            if self._box.needs_sealing(stored):
+                sealed = self._box.seal(self._box.open(stored))
+                # Only if unchanged meanwhile: a concurrent write must not be undone.
+                await self._apps.replace_credentials(app_id, provider, stored, sealed)
 
     async def authenticate(self, api_key: str | None, user_token: str | None) -> Principal:
         if not api_key:

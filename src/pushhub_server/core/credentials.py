@@ -1,4 +1,10 @@
-"""Provider credentials: validated when set, sealed at rest, never shown again."""
+"""Provider credentials: validated when set, sealed at rest, never shown again.
+
+The checks here are the providers' own: the APNs provider loads its signing key
+with apns_signing_key and the FCM provider reads its service account with
+service_account_fields, so whatever SetApnsCredentials and SetFcmCredentials
+accept, the providers can use.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import enum
 import hashlib
 import json
 import re
+import urllib.parse
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,8 +23,19 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .errors import ErrorCode, PushHubError, invalid_field, required
 
-GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
+# Text that goes into a header line or a URL (the APNs topic, the token_uri):
+# visible ASCII only, so no space or line break can split or end the line.
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+# What the FCM provider's token exchange reads from a service account.
+SERVICE_ACCOUNT_FIELDS = (
+    "project_id",
+    "private_key_id",
+    "private_key",
+    "client_email",
+    "token_uri",
+)
+_ACCOUNT = "service_account_json"
 _SEALED = "fernet:"
 _PLAIN = "plain:"
 
@@ -36,6 +54,12 @@ class ApnsCredentials:
     private_key_pem: str = field(repr=False)
     environment: ApnsEnvironment = ApnsEnvironment.PRODUCTION
 
+    def same_signing_key(self, other: ApnsCredentials) -> bool:
+        """A provider token made for one is valid for the other: it depends on the
+        key alone, not on the topic or the environment."""
+        mine = (self.key_id, self.team_id, self.private_key_pem)
+        return mine == (other.key_id, other.team_id, other.private_key_pem)
+
 
 @dataclass(frozen=True)
 class FcmCredentials:
@@ -45,9 +69,12 @@ class FcmCredentials:
     def project_id(self) -> str:
         return str(self.service_account["project_id"])
 
-    @property
-    def token_uri(self) -> str:
-        return str(self.service_account.get("token_uri") or GOOGLE_TOKEN_URI)
+
+@dataclass(frozen=True)
+class UnreadableCredentials:
+    """Stored credentials this process cannot open (sealed with another key, or corrupt)."""
+
+    reason: str
 
 
 def apns_credentials(
@@ -58,8 +85,11 @@ def apns_credentials(
             raise invalid_field(name, "INVALID_CREDENTIALS", f"{name} must be 10 characters A-Z0-9")
     if not topic:
         raise required("topic")
-    if not isinstance(_private_key("private_key_pem", private_key_pem), ec.EllipticCurvePrivateKey):
-        raise _bad_key("private_key_pem", "an APNs .p8 key must be an EC P-256 private key")
+    if not _VISIBLE_ASCII.fullmatch(topic):
+        raise invalid_field(
+            "topic", "INVALID_CREDENTIALS", "topic must be a bundle id: visible ASCII, no spaces"
+        )
+    apns_signing_key(private_key_pem)
     try:
         chosen = ApnsEnvironment(environment or ApnsEnvironment.PRODUCTION)
     except ValueError:
@@ -67,20 +97,47 @@ def apns_credentials(
     return ApnsCredentials(key_id, team_id, topic, private_key_pem, chosen)
 
 
+def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
+    """The .p8 key, as ES256 provider tokens need it: EC on the P-256 curve."""
+    key = _private_key("private_key_pem", private_key_pem)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise _bad_key("private_key_pem", "an APNs .p8 key must be an EC P-256 private key")
+    return key
+
+
 def fcm_credentials(service_account_json: str) -> FcmCredentials:
-    field_name = "service_account_json"
     try:
         account = json.loads(service_account_json)
     except ValueError:
-        raise _bad_key(field_name, "service_account_json is not JSON") from None
-    if not isinstance(account, dict) or account.get("type") != "service_account":
-        raise _bad_key(field_name, 'the JSON must be a service account ("type": "service_account")')
-    for key in ("project_id", "private_key", "client_email"):
-        if not isinstance(account.get(key), str) or not account[key]:
-            raise _bad_key(field_name, f"the service account lacks {key}")
-    if not isinstance(_private_key(field_name, account["private_key"]), rsa.RSAPrivateKey):
-        raise _bad_key(field_name, "the service account's private_key must be an RSA key")
+        raise _bad_key(_ACCOUNT, "service_account_json is not JSON") from None
+    service_account_fields(account)
     return FcmCredentials(account)
+
+
+def service_account_fields(account: object) -> dict[str, str]:
+    """The fields the OAuth2 token exchange uses, once each is checked usable."""
+    if not isinstance(account, dict) or account.get("type") != "service_account":
+        raise _bad_key(_ACCOUNT, 'the JSON must be a service account ("type": "service_account")')
+    for name in SERVICE_ACCOUNT_FIELDS:
+        if not isinstance(account.get(name), str) or not account[name]:
+            raise _bad_key(_ACCOUNT, f"the service account lacks {name}")
+    if not isinstance(_private_key(_ACCOUNT, account["private_key"]), rsa.RSAPrivateKey):
+        raise _bad_key(_ACCOUNT, "the service account's private_key must be an RSA key")
+    # The signed assertion is as good as a password for an hour: TLS only.
+    if not _https_url(account["token_uri"]):
+        raise _bad_key(_ACCOUNT, "the service account's token_uri must be an https URL")
+    return {name: account[name] for name in SERVICE_ACCOUNT_FIELDS}
+
+
+def _https_url(text: str) -> bool:
+    if not _VISIBLE_ASCII.fullmatch(text):
+        return False
+    try:
+        url = urllib.parse.urlsplit(text)
+        # .port raises ValueError for a port out of range, as urllib would when posting.
+        return url.scheme == "https" and bool(url.hostname) and url.port != 0
+    except ValueError:  # an unparsable host or port
+        return False
 
 
 def _private_key(field_name: str, pem: str) -> object:
@@ -99,11 +156,16 @@ class SecretBox:
     """Seals stored secrets with Fernet (AES-128-CBC + HMAC) when a secret key is set.
 
     Without PUSHHUB_SECRET_KEY values are stored marked as plain, so turning
-    the key on later still reads them (and seals them on the next write).
+    the key on later still reads them; core.apps seals them on the app's next
+    credentials write.
     """
 
     def __init__(self, secret_key: str | None) -> None:
         self._fernet = Fernet(_fernet_key(secret_key)) if secret_key else None
+
+    def needs_sealing(self, stored: str) -> bool:
+        """A value stored plain although this box has a key to seal it."""
+        return self._fernet is not None and stored.startswith(_PLAIN)
 
     def seal(self, value: str) -> str:
         if self._fernet is None:

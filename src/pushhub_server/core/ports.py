@@ -67,6 +67,11 @@ class AppRepository(Protocol):
     async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
         """Stores (or clears) an app's sealed provider credentials; False if no such app."""
 
+    async def replace_credentials(
+        self, app_id: str, provider: Provider, expected: str, sealed: str
+    ) -> bool:
+        """Stores `sealed` only while the stored value is still `expected`; True if it did."""
+
     async def credentials(self, app_id: str) -> dict[Provider, str]:
         """The app's sealed credentials by provider ("apns", "fcm"); absent when unset."""
 

@@ -2,7 +2,8 @@
 
 APNs gets a background push (apns-push-type background, priority 5), which
 shows nothing to the user; FCM gets the message with validate_only, which it
-checks without delivering. Apps without real credentials are not verified.
+checks without delivering. Apps without real credentials are not verified;
+credentials that cannot be used fail the dry run (registry.UnusableProvider).
 """
 
 from __future__ import annotations
@@ -28,38 +29,38 @@ class DryRunVerifier:
         self._retry = retry or RetryPolicy()
 
     async def applies(self, app_id: str, platform: Platform) -> bool:
-        if platform is Platform.APNS:
-            return await self._providers.apns(app_id) is not None
-        return await self._providers.fcm(app_id) is not None
+        return await self._providers.configured(app_id, platform)
 
     async def verify(self, app_id: str, platform: Platform, device_token: str) -> bool:
-        if platform is Platform.APNS:
-            return await self._verify_apns(app_id, device_token)
-        return await self._verify_fcm(app_id, device_token)
-
-    async def _verify_apns(self, app_id: str, device_token: str) -> bool:
-        provider = await self._providers.apns(app_id)
-        if provider is None:
-            return False
-        headers = {
-            "apns-push-type": "background",
-            "apns-priority": "5",
-            "apns-expiration": "0",
-            "apns-id": str(uuid.uuid4()),
-        }
-        delivery = _delivery(app_id, Platform.APNS, device_token, _BACKGROUND_PUSH, headers)
-        [result] = await self._retry.send(provider, [delivery])
+        # Held for the retries too: a credentials change meanwhile must not close it.
+        async with self._providers.real_provider(app_id, platform) as provider:
+            if provider is None:
+                return False
+            if platform is Platform.APNS:
+                delivery = _background_push(app_id, device_token)
+            else:
+                delivery = _validation_message(app_id, device_token)
+                # Unusable credentials stand in with a provider that refuses everything.
+                if isinstance(provider, FcmProvider):
+                    provider = _ValidateOnly(provider)
+            [result] = await self._retry.send(provider, [delivery])
         return result.outcome is DeliveryOutcome.SENT
 
-    async def _verify_fcm(self, app_id: str, device_token: str) -> bool:
-        provider = await self._providers.fcm(app_id)
-        if provider is None:
-            return False
-        body = {"message": {"token": device_token, "data": {"pushhub": "verification"}}}
-        payload = json.dumps(body, separators=(",", ":")).encode()
-        delivery = _delivery(app_id, Platform.FCM, device_token, payload, {})
-        [result] = await self._retry.send(_ValidateOnly(provider), [delivery])
-        return result.outcome is DeliveryOutcome.SENT
+
+def _background_push(app_id: str, device_token: str) -> Delivery:
+    headers = {
+        "apns-push-type": "background",
+        "apns-priority": "5",
+        "apns-expiration": "0",
+        "apns-id": str(uuid.uuid4()),
+    }
+    return _delivery(app_id, Platform.APNS, device_token, _BACKGROUND_PUSH, headers)
+
+
+def _validation_message(app_id: str, device_token: str) -> Delivery:
+    body = {"message": {"token": device_token, "data": {"pushhub": "verification"}}}
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    return _delivery(app_id, Platform.FCM, device_token, payload, {})
 
 
 class _ValidateOnly:

@@ -124,6 +124,18 @@ class SqlAppRepository:
             )
         return updated.rowcount > 0
 
+    async def replace_credentials(
+        self, app_id: str, provider: Provider, expected: str, sealed: str
+    ) -> bool:
+        column = _CREDENTIAL_COLUMNS[provider]
+        async with self._db.write() as conn:
+            updated = await conn.execute(
+                sa.update(apps)
+                .where(apps.c.id == app_id, column == expected)
+                .values({column.name: sealed})
+            )
+        return updated.rowcount > 0
+
     async def credentials(self, app_id: str) -> dict[Provider, str]:
         query = sa.select(*_CREDENTIAL_COLUMNS.values()).where(apps.c.id == app_id)
         async with self._db.read() as conn:

@@ -35,11 +35,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from pushhub_server.core.clock import Clock
-from pushhub_server.core.credentials import ApnsCredentials, ApnsEnvironment
+from pushhub_server.core.credentials import ApnsCredentials, ApnsEnvironment, apns_signing_key
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 
 from .http2 import Http2Request, Http2Response, ShardedHttp2Client
@@ -77,10 +75,8 @@ class ProviderToken:
     MIN_AGE = timedelta(minutes=20)
 
     def __init__(self, key_id: str, team_id: str, private_key_pem: str, clock: Clock) -> None:
-        key = load_pem_private_key(private_key_pem.encode(), password=None)
-        if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-            raise ValueError("an APNs key must be an EC P-256 private key (.p8)")
-        self._key = key
+        # The check SetApnsCredentials made: credentials stored before it may still fail it.
+        self._key = apns_signing_key(private_key_pem)
         self._key_id = key_id
         self._team_id = team_id
         self._clock = clock
@@ -127,7 +123,9 @@ class ApnsProvider:
     (PUSHHUB_APNS_ENDPOINT, PUSHHUB_APNS_CA_FILE): a staging relay or a test sink.
     ``connections`` HTTP/2 connections, each with its own libcurl thread, share
     every ``send`` (http2.ShardedHttp2Client); each carries up to Apple's stream
-    limit (about 1,000) at once.
+    limit (about 1,000) at once. ``token``: the provider token of an earlier
+    provider with the same key (ApnsCredentials.same_signing_key), kept so that
+    a change of topic or environment mints no new one.
     """
 
     def __init__(
@@ -139,8 +137,9 @@ class ApnsProvider:
         ca_file: str | None = None,
         connections: int = 1,
         timeout: float = 30.0,
+        token: ProviderToken | None = None,
     ) -> None:
-        self._token = ProviderToken(
+        self.token = token or ProviderToken(
             credentials.key_id, credentials.team_id, credentials.private_key_pem, clock
         )
         base = (base_url or base_url_for(credentials.environment)).rstrip("/")
@@ -159,14 +158,14 @@ class ApnsProvider:
         for _ in range(2):
             if not pending:
                 break
-            header = self._token.header()
+            header = self.token.header()
             requests = self._requests([deliveries[i] for i in pending], header)
             responses = await self._client.post_many(requests)
             _log_transport_failures(responses)
             for index, response in zip(pending, responses, strict=True):
                 results[index] = self._classify(response)
             pending = [i for i in pending if _expired(results[i])]
-            if pending and not self._token.renew(header):
+            if pending and not self.token.renew(header):
                 break
         return results  # type: ignore[return-value]  # every slot is filled above
 

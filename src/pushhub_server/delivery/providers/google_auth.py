@@ -26,6 +26,7 @@ from typing import Any
 import jwt
 
 from pushhub_server.core.clock import Clock
+from pushhub_server.core.credentials import service_account_fields
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -37,8 +38,6 @@ REFRESH_MARGIN = timedelta(minutes=5)
 # hitting the token endpoint again (a batch of 401s must not become a storm).
 FAILURE_HOLD = timedelta(seconds=5)
 EXCHANGE_TIMEOUT = 30.0
-
-_REQUIRED_FIELDS = ("project_id", "private_key_id", "private_key", "client_email", "token_uri")
 
 
 class TokenError(Exception):
@@ -66,14 +65,9 @@ class ServiceAccount:
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> ServiceAccount:
-        if info.get("type") != "service_account":
-            raise ValueError(
-                "FCM credentials must be a service-account JSON (type service_account)"
-            )
-        missing = [name for name in _REQUIRED_FIELDS if not info.get(name)]
-        if missing:
-            raise ValueError(f"service account is missing {', '.join(missing)}")
-        return cls(**{name: str(info[name]) for name in _REQUIRED_FIELDS})
+        """Raises PushHubError (INVALID_CREDENTIALS) for an account SetFcmCredentials
+        would refuse: both apply core.credentials.service_account_fields."""
+        return cls(**service_account_fields(dict(info)))
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,49 @@
 
 An app with APNs or FCM credentials delivers to that platform through the real
 provider; a platform without credentials goes to the simulator. Providers are
-kept per app (their HTTP/2 connections and tokens are worth reusing) and
-rebuilt when the app's credentials change.
+kept per app and platform (their HTTP/2 connections and tokens are worth
+reusing) and rebuilt when that platform's credentials change: a change of FCM
+credentials leaves the APNs provider alone, and a new APNs provider for the same
+key keeps the old one's provider token (Apple throttles new ones).
+
+A replaced provider is retired, not closed: every send holds the provider it
+uses, and a retired provider is closed once its last send returns, so changing
+credentials never cuts a delivery short. An app's credentials are read, and its
+providers swapped, under that app's lock, so concurrent readers cannot undo each
+other's swaps.
+
+Credentials that cannot be read (sealed with another key) or built into a
+provider (stored before SetApnsCredentials and SetFcmCredentials checked what the
+providers need) make that platform's deliveries fail as CredentialsUnusable; the
+other platform still delivers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from pushhub_server.core.apps import AppService
 from pushhub_server.core.clock import Clock
-from pushhub_server.core.credentials import ApnsCredentials, FcmCredentials
-from pushhub_server.core.messages import Delivery, DeliveryResult
+from pushhub_server.core.credentials import (
+    ApnsCredentials,
+    FcmCredentials,
+    UnreadableCredentials,
+)
+from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import DeliveryProvider
 
-from .apns import ApnsProvider
+from .apns import ApnsProvider, ProviderToken
 from .fcm import FcmProvider
+
+_log = logging.getLogger(__name__)
+
+_Source = ApnsCredentials | FcmCredentials | UnreadableCredentials | None
 
 
 @dataclass(frozen=True)
@@ -34,11 +58,34 @@ class Endpoints:
     apns_connections: int = 1
 
 
-class PlatformRouter:
-    """A DeliveryProvider that hands each delivery to its platform's provider."""
+class UnusableProvider:
+    """Stands in for a provider that could not be built: fails every delivery, sends nothing."""
 
-    def __init__(self, providers: dict[Platform, DeliveryProvider]) -> None:
-        self._providers = providers
+    _RESULT = DeliveryResult(DeliveryOutcome.REJECTED, "CredentialsUnusable")
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        return [self._RESULT] * len(deliveries)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One app's provider for one platform, and how many sends are using it now."""
+
+    # What the provider was built from; None for the simulator.
+    source: _Source
+    provider: DeliveryProvider
+    # Closes the provider; None for the shared simulator and unusable stand-ins.
+    close: Callable[[], Awaitable[None]] | None = None
+    users: int = 0
+    retired: bool = False
+
+
+class _AppRouter:
+    """An app's DeliveryProvider: each send goes to its platforms' current providers."""
+
+    def __init__(self, registry: ProviderRegistry, app_id: str) -> None:
+        self._registry = registry
+        self._app_id = app_id
 
     async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
         results: list[DeliveryResult | None] = [None] * len(deliveries)
@@ -47,7 +94,7 @@ class PlatformRouter:
             by_platform.setdefault(delivery.platform, []).append(index)
         sent = await asyncio.gather(
             *(
-                self._providers[platform].send([deliveries[i] for i in indexes])
+                self._send(platform, [deliveries[i] for i in indexes])
                 for platform, indexes in by_platform.items()
             )
         )
@@ -56,12 +103,9 @@ class PlatformRouter:
                 results[index] = answer
         return results  # type: ignore[return-value]  # every index is filled above
 
-
-@dataclass
-class _AppProviders:
-    apns: tuple[ApnsCredentials, ApnsProvider] | None
-    fcm: tuple[FcmCredentials, FcmProvider] | None
-    router: PlatformRouter
+    async def _send(self, platform: Platform, deliveries: list[Delivery]) -> list[DeliveryResult]:
+        async with self._registry._hold(self._app_id, platform) as slot:
+            return await slot.provider.send(deliveries)
 
 
 class ProviderRegistry:
@@ -72,75 +116,131 @@ class ProviderRegistry:
         self._simulator = simulator
         self._clock = clock
         self._endpoints = endpoints
-        self._cache: dict[str, _AppProviders] = {}
-        self._lock = asyncio.Lock()
+        self._slots: dict[tuple[str, Platform], _Slot] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def for_app(self, app_id: str) -> DeliveryProvider:
         """The app's router; one credentials read per call (a call per run)."""
-        return (await self._current(app_id)).router
+        await self._refresh(app_id)
+        return _AppRouter(self, app_id)
 
-    async def apns(self, app_id: str) -> ApnsProvider | None:
-        entry = (await self._current(app_id)).apns
-        return entry[1] if entry else None
+    async def configured(self, app_id: str, platform: Platform) -> bool:
+        """Whether the app has credentials for the platform (usable or not)."""
+        await self._refresh(app_id)
+        return self._slots[(app_id, platform)].source is not None
 
-    async def fcm(self, app_id: str) -> FcmProvider | None:
-        entry = (await self._current(app_id)).fcm
-        return entry[1] if entry else None
+    @asynccontextmanager
+    async def real_provider(
+        self, app_id: str, platform: Platform
+    ) -> AsyncIterator[DeliveryProvider | None]:
+        """The platform's provider for the app, held for the block; None without credentials."""
+        async with self._hold(app_id, platform) as slot:
+            yield None if slot.source is None else slot.provider
+
+    @asynccontextmanager
+    async def _hold(self, app_id: str, platform: Platform) -> AsyncIterator[_Slot]:
+        """The current slot, kept open until the block ends even if it is replaced meanwhile."""
+        slot = self._slots.get((app_id, platform))
+        if slot is None:
+            await self._refresh(app_id)
+            slot = self._slots[(app_id, platform)]
+        slot.users += 1
+        try:
+            yield slot
+        finally:
+            slot.users -= 1
+            if slot.retired and slot.users == 0 and slot.close is not None:
+                await slot.close()
 
     async def close(self) -> None:
-        for entry in self._cache.values():
-            await _close(entry)
-        self._cache.clear()
+        slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            await _retire(slot)
 
-    async def _current(self, app_id: str) -> _AppProviders:
-        apns, fcm = await self._apps.provider_credentials(app_id)
-        async with self._lock:
-            cached = self._cache.get(app_id)
-            if cached is not None and _same(cached, apns, fcm):
-                return cached
-            if cached is not None:
-                await _close(cached)
-            fresh = self._build(apns, fcm)
-            self._cache[app_id] = fresh
-            return fresh
+    async def _refresh(self, app_id: str) -> None:
+        """Reads the app's credentials and replaces each provider whose credentials changed."""
+        async with self._locks.setdefault(app_id, asyncio.Lock()):
+            apns, fcm = await self._apps.provider_credentials(app_id)
+            await self._swap(app_id, Platform.APNS, apns)
+            await self._swap(app_id, Platform.FCM, fcm)
 
-    def _build(self, apns: ApnsCredentials | None, fcm: FcmCredentials | None) -> _AppProviders:
+    async def _swap(self, app_id: str, platform: Platform, source: _Source) -> None:
+        current = self._slots.get((app_id, platform))
+        if current is not None and current.source == source:
+            return
+        self._slots[(app_id, platform)] = self._build(app_id, platform, source, current)
+        if current is not None:
+            await _retire(current)
+
+    def _build(
+        self, app_id: str, platform: Platform, source: _Source, previous: _Slot | None
+    ) -> _Slot:
+        if source is None:
+            return _Slot(None, self._simulator)
+        if isinstance(source, UnreadableCredentials):
+            return _unusable(app_id, platform, source, source.reason)
+        try:
+            provider = (
+                self._apns(source, previous)
+                if isinstance(source, ApnsCredentials)
+                else self._fcm(source)
+            )
+        except Exception as error:  # whatever it is, it must stay this platform's problem
+            return _unusable(app_id, platform, source, _describe(error))
+        return _Slot(source, provider, provider.close)
+
+    def _apns(self, credentials: ApnsCredentials, previous: _Slot | None) -> ApnsProvider:
         ends = self._endpoints
-        apns_entry = fcm_entry = None
-        if apns is not None:
-            provider = ApnsProvider(
-                apns,
-                self._clock,
-                base_url=ends.apns_url,
-                ca_file=ends.apns_ca_file,
-                connections=ends.apns_connections,
-            )
-            apns_entry = (apns, provider)
-        if fcm is not None:
-            fcm_provider = FcmProvider(
-                fcm.service_account,
-                endpoint=ends.fcm_url,
-                ca_file=ends.fcm_ca_file,
-                clock=self._clock,
-            )
-            fcm_entry = (fcm, fcm_provider)
-        router = PlatformRouter(
-            {
-                Platform.APNS: apns_entry[1] if apns_entry else self._simulator,
-                Platform.FCM: fcm_entry[1] if fcm_entry else self._simulator,
-            }
+        return ApnsProvider(
+            credentials,
+            self._clock,
+            base_url=ends.apns_url,
+            ca_file=ends.apns_ca_file,
+            connections=ends.apns_connections,
+            token=_same_key_token(previous, credentials),
         )
-        return _AppProviders(apns_entry, fcm_entry, router)
+
+    def _fcm(self, credentials: FcmCredentials) -> FcmProvider:
+        ends = self._endpoints
+        return FcmProvider(
+            credentials.service_account,
+            endpoint=ends.fcm_url,
+            ca_file=ends.fcm_ca_file,
+            clock=self._clock,
+        )
 
 
-def _same(cached: _AppProviders, apns: ApnsCredentials | None, fcm: FcmCredentials | None) -> bool:
-    return (cached.apns[0] if cached.apns else None) == apns and (
-        cached.fcm[0] if cached.fcm else None
-    ) == fcm
+def _same_key_token(previous: _Slot | None, credentials: ApnsCredentials) -> ProviderToken | None:
+    """The replaced provider's token when the key is the same: a new one could be throttled."""
+    if previous is None or not isinstance(previous.provider, ApnsProvider):
+        return None
+    old = previous.source
+    if isinstance(old, ApnsCredentials) and old.same_signing_key(credentials):
+        return previous.provider.token
+    return None
 
 
-async def _close(entry: _AppProviders) -> None:
-    if entry.apns:
-        await entry.apns[1].close()
-    if entry.fcm:
-        await entry.fcm[1].close()
+def _unusable(app_id: str, platform: Platform, source: _Source, why: str) -> _Slot:
+    _log.warning(
+        "app %s: its %s credentials are unusable (%s); its %s deliveries fail as "
+        "CredentialsUnusable until they are set again",
+        app_id,
+        platform.name,
+        why,
+        platform.name,
+    )
+    return _Slot(source, UnusableProvider())
+
+
+def _describe(error: Exception) -> str:
+    """Why a provider could not be built, never quoting the credentials themselves."""
+    if isinstance(error, PushHubError | OSError):  # our own messages, or a file's (the CA)
+        return str(error)
+    return type(error).__name__
+
+
+async def _retire(slot: _Slot) -> None:
+    """Closes the slot's provider now if nothing uses it, else when its last user is done."""
+    slot.retired = True
+    if slot.users == 0 and slot.close is not None:
+        await slot.close()

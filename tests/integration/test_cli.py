@@ -1,0 +1,73 @@
+"""The `pushhub` administration commands against the test database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from pushhub_server import cli
+
+UNSEALED = "stored UNSEALED (plaintext)"
+
+
+@pytest.fixture(autouse=True)
+def no_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUSHHUB_SECRET_KEY", raising=False)
+
+
+def pushhub(database_url: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[str, str]:
+    """Runs one command on the test database; its stdout and stderr."""
+    command, action, *rest = args
+    cli.main([command, action, "--database-url", database_url, *rest])
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def create_app(database_url: str, capsys: pytest.CaptureFixture[str]) -> str:
+    name = f"cli-{uuid.uuid4().hex}"
+    out, _ = pushhub(database_url, capsys, "apps", "create", name, "--json")
+    assert json.loads(out)["app_id"]
+    return name
+
+
+def test_apps_delete_removes_the_app(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    name = create_app(database_url, capsys)
+    kept = create_app(database_url, capsys)
+
+    out, _ = pushhub(database_url, capsys, "apps", "delete", name)
+
+    assert out.startswith(f"deleted app {name} (")
+    listed, _ = pushhub(database_url, capsys, "apps", "list")
+    assert name not in listed and kept in listed
+    with pytest.raises(SystemExit, match=f"error: no app '{name}'"):
+        pushhub(database_url, capsys, "apps", "delete", name)
+
+
+def test_storing_credentials_without_a_secret_key_says_they_are_unsealed(
+    database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = create_app(database_url, capsys)
+    p8 = tmp_path / "AuthKey.p8"
+    key = ec.generate_private_key(ec.SECP256R1())
+    p8.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    apns = ("apps", "set-apns", name, "--key-id", "ABC123DEFG", "--team-id", "TEAM123456")
+    apns += ("--topic", "com.example.app", "--p8", str(p8))
+
+    out, err = pushhub(database_url, capsys, *apns)
+    assert out == f"APNs credentials set for {name} (production)\n"
+    assert UNSEALED in err and "PUSHHUB_SECRET_KEY" in err
+
+    out, err = pushhub(database_url, capsys, *apns, "--secret-key", "cli-secret")
+    assert out == f"APNs credentials set for {name} (production)\n"
+    assert err == ""
