@@ -92,6 +92,25 @@ async def test_repeated_request_id_returns_first_answer_and_stores_nothing(
     assert await store.message_count(app) == 2
 
 
+async def test_a_retry_after_publish_at_has_passed_gets_the_first_answer(
+    server, app: AppHandle, clock, store: StoreProbe
+) -> None:
+    fields = {
+        "message": "later",
+        "publish_at": timestamp(clock.now() + timedelta(seconds=2)),
+        "request_id": "req-late",
+    }
+    first = await app.publish(**fields)
+    clock.advance(timedelta(seconds=3))
+    # The same request sent fresh would now be refused (publish_at in the past).
+    again = await app.publish(**fields)
+    assert again == first
+    assert await store.message_count(app) == 1
+    # Once it has run, its first answer is still SCHEDULED.
+    await settle(server, app, first.message_id)
+    assert await app.publish(**fields) == first
+
+
 async def test_request_ids_are_per_app(app: AppHandle, other_app: AppHandle) -> None:
     mine = await app.publish(message="x", request_id="shared")
     theirs = await other_app.publish(message="x", request_id="shared")

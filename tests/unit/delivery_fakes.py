@@ -114,6 +114,16 @@ class FakeMessages:
         self.rows[message.message_id] = _Row(message, next_run_at=message.schedule.first_run_at)
         return message.message_id, True
 
+    async def find_request(self, app_id: str, request_id: str) -> str | None:
+        return next(
+            (
+                message_id
+                for message_id, row in self.rows.items()
+                if (row.message.app_id, row.message.request_id) == (app_id, request_id)
+            ),
+            None,
+        )
+
     async def status(self, app_id: str, message_id: str) -> MessageStatus | None:
         row = self.rows[message_id]
         platforms = {*row.targeted, *row.sent, *row.failed}

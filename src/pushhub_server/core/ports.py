@@ -176,6 +176,9 @@ class MessageRepository(Protocol):
         (that message's id, False); otherwise (message.message_id, True).
         """
 
+    async def find_request(self, app_id: str, request_id: str) -> str | None:
+        """The id of the app's message created with this request_id, if any."""
+
     async def status(self, app_id: str, message_id: str) -> MessageStatus | None: ...
 
     async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:

@@ -93,6 +93,13 @@ class PublishingService:
 
     async def publish(self, principal: Principal, draft: PublishDraft) -> Published:
         require_publisher(principal)
+        request_id = self._request_id(draft.request_id)
+        if request_id is not None:
+            # AIP-155: a retry gets the first answer, even once its publish_at has
+            # passed and the same request would now be refused.
+            existing = await self.messages.find_request(principal.app_id, request_id)
+            if existing is not None:
+                return Published(existing, MessageState.SCHEDULED)
         now = self.clock.now()
         audience = self._audience(draft)
         message = Message(
@@ -102,15 +109,16 @@ class PublishingService:
             audience=audience,
             schedule=self._schedule(draft, now),
             created_at=now,
-            request_id=self._request_id(draft.request_id),
+            request_id=request_id,
         )
+        # A concurrent twin with the same request_id may have been stored since
+        # the lookup: create then answers its id, and the answer is the same.
         message_id, created = await self.messages.create(message)
         if created:
             self.on_published()
-            return Published(message_id, MessageState.SCHEDULED)
-        # AIP-155: a repeated request_id answers what the first request got.
-        status = await self._status(principal.app_id, message_id)
-        return Published(message_id, status.state)
+        # The first answer of every stored message is SCHEDULED (refusals store
+        # nothing), whatever the message's state is by now.
+        return Published(message_id, MessageState.SCHEDULED)
 
     async def cancel(self, principal: Principal, message_id: str) -> MessageStatus:
         require_publisher(principal)

@@ -68,10 +68,14 @@ class SqlMessageRepository:
             inserted = await conn.scalar(insert)
             if inserted is not None:
                 return inserted, True
-            existing = sa.select(_m.id).where(
-                _m.app_id == message.app_id, _m.request_id == message.request_id
-            )
-            return (await conn.execute(existing)).scalar_one(), False
+            assert message.request_id is not None  # only a request_id can conflict
+            return (
+                await conn.execute(_by_request(message.app_id, message.request_id))
+            ).scalar_one(), False
+
+    async def find_request(self, app_id: str, request_id: str) -> str | None:
+        async with self._db.read() as conn:
+            return (await conn.execute(_by_request(app_id, request_id))).scalar_one_or_none()
 
     async def status(self, app_id: str, message_id: str) -> MessageStatus | None:
         # Watchers ask after every chunk: the statements are prebuilt.
@@ -501,3 +505,7 @@ def _status(
         next_run_at=moment_or_none(row.next_run_at),
         error_message=row.error_message,
     )
+
+
+def _by_request(app_id: str, request_id: str) -> sa.Select[tuple[str]]:
+    return sa.select(_m.id).where(_m.app_id == app_id, _m.request_id == request_id)
