@@ -23,7 +23,7 @@ from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.tag_expression import fold, parse_tag_expression
 
 from .database import Database
-from .records import load_map, load_templates
+from .records import live_registration, load_map, load_templates
 from .schema import channels, registration_tags, registrations, subscriptions
 from .sql import one_of
 
@@ -91,8 +91,7 @@ def audience_query(
     at = now if isinstance(now, sa.BindParameter) else to_micros(now)
     conditions = [
         _reg.app_id == app_id,
-        sa.or_(_reg.expires_at.is_(None), _reg.expires_at > at),
-        _reg.invalidated_at.is_(None),
+        live_registration(at),
         *_filters(audience, dialect),
     ]
     if after_id is not None:

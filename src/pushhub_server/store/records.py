@@ -1,4 +1,4 @@
-"""Conversions between table rows and core records."""
+"""Conversions between table rows and core records, and which registration rows are live."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.models import Platform, Registration, RegistrationInput, Template
+
+from .schema import registrations
 
 _COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
 
@@ -83,4 +87,15 @@ def registration_from_row(
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
         channel_registration_ids=dict(channels),
+    )
+
+
+def live_registration(at: int | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
+    """Unexpired and not invalidated at `at` (epoch microseconds): DESIGN's live
+    registration. Reads, audiences, tag updates and the counts of deletes all see
+    through this; anything else is gone to clients."""
+    row = registrations.c
+    return sa.and_(
+        sa.or_(row.expires_at.is_(None), row.expires_at > at),
+        row.invalidated_at.is_(None),
     )

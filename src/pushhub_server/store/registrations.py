@@ -24,7 +24,7 @@ from pushhub_server.core.models import (
 
 from .children import delete_registrations
 from .database import Database
-from .records import registration_from_row
+from .records import live_registration, registration_from_row
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import DATABASE_ERRORS, chunked, is_write_conflict, one_of
 from .upsert import BulkUpsert
@@ -39,12 +39,7 @@ _reg = registrations.c
 
 
 def _live(now: datetime) -> sa.ColumnElement[bool]:
-    """Unexpired and not invalidated (DESIGN). Reads, tag updates and the counts of
-    deletes all see through this; anything else is gone to clients."""
-    return sa.and_(
-        sa.or_(_reg.expires_at.is_(None), _reg.expires_at > to_micros(now)),
-        _reg.invalidated_at.is_(None),
-    )
+    return live_registration(to_micros(now))
 
 
 class SqlRegistrationRepository:
