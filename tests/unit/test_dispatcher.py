@@ -312,6 +312,28 @@ async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_
     assert sum(sends.values()) - 25 <= 10  # at most the chunk in flight went twice
 
 
+async def test_an_error_that_comes_back_every_time_fails_the_message_in_the_end() -> None:
+    class AlwaysRaises:
+        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+            raise RuntimeError("a bug, every time")
+
+    h = harness(recipients(3), AlwaysRaises())
+    await h.publish_and_run()
+    for _ in range(3):
+        assert (await h.status()).state is MessageState.PUBLISHING
+        h.clock.advance(h.dispatcher.lease)
+        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        await h.dispatcher.run(run)
+    assert (await h.status()).state is MessageState.PUBLISHING  # four stops so far
+    h.clock.advance(h.dispatcher.lease)
+    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    await h.dispatcher.run(run)
+
+    status = await h.status()
+    assert status.state is MessageState.FAILED
+    assert status.error_message == ("delivery stopped 5 times in a row (RuntimeError); see the log")
+
+
 async def test_a_message_that_cannot_be_rendered_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
         raise TypeError("template engine bug")

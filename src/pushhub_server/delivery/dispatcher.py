@@ -25,7 +25,10 @@ scheduler never claims a message its own process is dispatching.
 Failures: an error while rendering is the message's own fault and fails it.
 Any other error (the database, a provider that raised) stops this dispatcher
 and leaves the run to be resumed from its last checkpoint once the lease runs
-out; nothing about it reaches the message's error_message.
+out; nothing about it reaches the message's error_message. An error that
+comes back every time (a bug, not a blip) would resume the run forever, so a
+run stopped that way _STOPS_BEFORE_FAILING times in a row in this process
+fails, naming only the error's type.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ _log = logging.getLogger(__name__)
 
 # Recipients rendered without yielding to the event loop: about a millisecond.
 _RENDER_SLICE = 100
+# A run that stops with an error this many times in a row is failed, not resumed again.
+_STOPS_BEFORE_FAILING = 5
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
@@ -92,6 +97,8 @@ class Dispatcher:
         self.lease = lease
         self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
+        # Runs stopped by an error, in a row, per message (see the module docstring).
+        self._stops: dict[str, int] = {}
 
     async def run(self, run: Run) -> None:
         """Delivers one claimed run; never raises. Rendering errors fail the message;
@@ -102,18 +109,33 @@ class Dispatcher:
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run))
         try:
             await self._deliver_or_fail(run)
-        except Exception:
+            self._stops.pop(message_id, None)
+        except Exception as error:
             _log.exception(
                 "claim %d of message %s stopped; the run resumes from its last checkpoint"
                 " once its lease runs out",
                 run.claim,
                 message_id,
             )
+            await self._after_stop(run, error)
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             self._signal.notify(message_id)
+
+    async def _after_stop(self, run: Run, error: Exception) -> None:
+        message_id = run.message.message_id
+        stops = self._stops[message_id] = self._stops.get(message_id, 0) + 1
+        if stops < _STOPS_BEFORE_FAILING:
+            return
+        del self._stops[message_id]
+        reason = f"delivery stopped {stops} times in a row ({type(error).__name__}); see the log"
+        try:
+            await self._messages.fail(message_id, run.claim, reason, self._clock.now())
+        except Exception:
+            # The store may be what keeps failing: the run resumes, and counts again.
+            _log.exception("could not mark message %s failed", message_id)
 
     async def _keep_claim(self, run: Run) -> None:
         """Renews the lease every heartbeat until the run ends, however long a chunk
