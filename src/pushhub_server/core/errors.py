@@ -76,11 +76,11 @@ def value_too_long(field_name: str, limit: int, unit: str = "characters") -> Pus
     )
 
 
-def too_many(field_name: str, limit: int) -> PushHubError:
+def too_many(field_name: str, limit: int, message: str | None = None) -> PushHubError:
     return invalid_field(
         field_name,
         "TOO_MANY_VALUES",
-        f"{field_name} holds more than {limit} values",
+        message or f"{field_name} holds more than {limit} values",
         legacy_code="8000",
         limit=limit,
     )
@@ -88,12 +88,8 @@ def too_many(field_name: str, limit: int) -> PushHubError:
 
 def too_many_tags(field_name: str, limit: int) -> PushHubError:
     """A change that would leave a registration holding more than limit tags."""
-    return invalid_field(
-        field_name,
-        "TOO_MANY_VALUES",
-        f"{field_name} would leave a registration with more than {limit} tags",
-        legacy_code="8000",
-        limit=limit,
+    return too_many(
+        field_name, limit, f"{field_name} would leave a registration with more than {limit} tags"
     )
 
 
