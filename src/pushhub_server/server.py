@@ -173,6 +173,7 @@ def _delivery(
         apns_connections=config.apns_connections,
     )
     providers = ProviderRegistry(apps, simulator, clock, endpoints)
+    apps.on_deleted.append(providers.forget)
     dispatcher = Dispatcher(
         messages,
         SqlAudienceReader(db),

@@ -601,6 +601,23 @@ async def test_a_credentials_change_keeps_the_apns_provider_token_of_the_same_ke
     assert len({request.headers["authorization"] for request in sent}) == 1
 
 
+async def test_deleting_an_app_closes_its_providers(world: World) -> None:
+    """DeleteApp releases the app's providers: no connection or lock stays behind."""
+    app = await world.app(fcm=False)
+    await register_many(app, APNS, [hex_token()])
+    await deliver(app)
+    open_before = world.apns.open_connections
+
+    request = admin_pb2.DeleteAppRequest(app_id=app.app_id)
+    await world.stubs.admin.DeleteApp(request, metadata=app.server())
+
+    deadline = time.monotonic() + 10
+    while world.apns.open_connections != open_before - 1:
+        assert time.monotonic() < deadline, "the deleted app's connection stayed open"
+        await asyncio.sleep(0.01)
+    assert app.app_id not in world.running._providers._locks
+
+
 # --------------------------------------------------------- token rules ----
 
 

@@ -31,7 +31,11 @@ from pushhub_server.core.credentials import (
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import AppRepository, Provider
-from pushhub_server.delivery.providers.registry import Endpoints, ProviderRegistry
+from pushhub_server.delivery.providers.registry import (
+    Endpoints,
+    ProviderRegistry,
+    RegistryClosed,
+)
 from tests.fakes.apns import FakeApns, new_signing_key
 from tests.fakes.tls import TlsFiles, issue_tls_files
 
@@ -57,6 +61,10 @@ class StoredCredentials:
         if gate is not None:
             await gate.wait()  # answers what was stored when the read began
         return snapshot
+
+    async def delete_app(self, app_id: str) -> bool:
+        self.stored.clear()
+        return True
 
 
 class Simulated:
@@ -105,7 +113,9 @@ def registry_for(
 ) -> ProviderRegistry:
     apps = AppService(cast(AppRepository, repository), clock, secrets_box=box)
     endpoints = Endpoints(apns_url=fake.url, apns_ca_file=str(tls.ca_file))
-    return ProviderRegistry(apps, Simulated(), clock, endpoints)
+    providers = ProviderRegistry(apps, Simulated(), clock, endpoints)
+    apps.on_deleted.append(providers.forget)  # as server.py wires them
+    return providers
 
 
 @pytest_asyncio.fixture
@@ -270,3 +280,134 @@ async def test_credentials_stored_before_the_checks_fail_only_their_platform(
     assert "its APNS credentials are unusable (an APNs .p8 key must be an EC P-256" in caplog.text
     assert "its FCM credentials are unusable (the service account lacks token_uri)" in caplog.text
     assert "PRIVATE KEY" not in caplog.text
+
+
+async def test_deleting_an_app_closes_its_providers_after_their_sends(
+    registry: ProviderRegistry,
+    repository: StoredCredentials,
+    fake: FakeApns,
+    signing_key: tuple[str, str],
+) -> None:
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    router = await registry.for_app(APP)
+    fake.held.add(delivery(1).device_token)
+    in_flight = asyncio.ensure_future(router.send([delivery(1)]))
+    await eventually(lambda: fake.held_requests == 1)
+
+    await registry._apps.delete_app(APP)  # what DeleteApp and `pushhub apps delete` call
+    assert fake.open_connections == 1, "the deleted app's provider was closed under its send"
+    fake.release_held()
+
+    assert await in_flight == [SENT]
+    await eventually(lambda: fake.open_connections == 0)
+    assert APP not in registry._locks
+    assert not [key for key in registry._slots if key[0] == APP]
+
+
+async def test_deleting_an_app_mid_refresh_retires_what_the_refresh_built(
+    registry: ProviderRegistry,
+    repository: StoredCredentials,
+    fake: FakeApns,
+    signing_key: tuple[str, str],
+) -> None:
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    repository.hold_next_read = asyncio.Event()
+    gate = repository.hold_next_read
+    reading = asyncio.ensure_future(registry.for_app(APP))  # read before the deletion
+    await asyncio.sleep(0.05)
+    deleting = asyncio.ensure_future(registry._apps.delete_app(APP))
+    await asyncio.sleep(0.05)
+    gate.set()
+    router = await reading
+    await deleting
+
+    assert APP not in registry._locks
+    assert not [key for key in registry._slots if key[0] == APP]
+    assert await router.send([delivery(1)]) == [SENT]  # a straggler: to the simulator
+    assert fake.connections == 0
+
+
+async def test_clearing_credentials_closes_the_provider_after_its_sends(
+    registry: ProviderRegistry,
+    repository: StoredCredentials,
+    fake: FakeApns,
+    signing_key: tuple[str, str],
+) -> None:
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    router = await registry.for_app(APP)
+    fake.held.add(delivery(1).device_token)
+    in_flight = asyncio.ensure_future(router.send([delivery(1)]))
+    await eventually(lambda: fake.held_requests == 1)
+
+    del repository.stored["apns"]
+    await registry.for_app(APP)
+    assert not await registry.configured(APP, Platform.APNS)
+    assert fake.open_connections == 1
+    fake.release_held()
+
+    assert await in_flight == [SENT]
+    await eventually(lambda: fake.open_connections == 0)
+    assert await router.send([delivery(2)]) == [SENT]  # now the simulator's
+    assert len(fake.requests) == 1
+
+
+async def test_a_refresh_across_close_builds_nothing(
+    registry: ProviderRegistry,
+    repository: StoredCredentials,
+    fake: FakeApns,
+    signing_key: tuple[str, str],
+) -> None:
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    repository.hold_next_read = asyncio.Event()
+    gate = repository.hold_next_read
+    pending = asyncio.ensure_future(registry.for_app(APP))
+    await asyncio.sleep(0.05)
+    await registry.close()
+    gate.set()
+
+    with pytest.raises(RegistryClosed):
+        await pending
+    assert registry._slots == {}
+    assert fake.connections == 0
+
+
+async def test_a_closed_registry_refuses_every_call(
+    registry: ProviderRegistry,
+    repository: StoredCredentials,
+    fake: FakeApns,
+    signing_key: tuple[str, str],
+) -> None:
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    router = await registry.for_app(APP)
+    await registry.close()
+
+    with pytest.raises(RegistryClosed):
+        await registry.for_app(APP)
+    with pytest.raises(RegistryClosed):
+        await registry.configured(APP, Platform.APNS)
+    with pytest.raises(RegistryClosed):
+        async with registry.real_provider(APP, Platform.APNS):
+            pass
+    with pytest.raises(RegistryClosed):
+        await router.send([delivery(1)])
+    assert registry._slots == {}
+    assert fake.connections == 0
+
+
+async def test_a_failing_deletion_listener_neither_fails_the_deletion_nor_stops_the_others(
+    repository: StoredCredentials, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    apps = AppService(cast(AppRepository, repository), clock)
+    told: list[str] = []
+
+    async def failing(app_id: str) -> None:
+        raise RuntimeError("boom")
+
+    async def listening(app_id: str) -> None:
+        told.append(app_id)
+
+    apps.on_deleted.extend([failing, listening])
+    await apps.delete_app(APP)
+
+    assert told == [APP]
+    assert f"app {APP} was deleted, but releasing its resources failed" in caplog.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -78,6 +78,9 @@ class AppService:
         self._box = secrets_box or SecretBox(None)
         # (app, platform) pairs already warned about unsealed credentials.
         self._warned: set[tuple[str, Provider]] = set()
+        # Awaited with each deleted app's id, so whoever holds resources for apps
+        # (the delivery providers) can release them: core cannot call delivery itself.
+        self.on_deleted: list[Callable[[str], Awaitable[None]]] = []
 
     async def create_app(self, name: str) -> CreatedApp:
         check_name("name", name, 255)
@@ -114,6 +117,11 @@ class AppService:
     async def delete_app(self, app_id: str) -> None:
         if not await self._apps.delete_app(app_id):
             raise _app_not_found(app_id)
+        for listener in self.on_deleted:
+            try:
+                await listener(app_id)
+            except Exception:  # the app is gone: failing the call now would say otherwise
+                _log.exception("app %s was deleted, but releasing its resources failed", app_id)
 
     async def find_app(self, id_or_name: str) -> App:
         app = await self._apps.find_app(id_or_name)

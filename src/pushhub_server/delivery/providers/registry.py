@@ -11,7 +11,12 @@ A replaced provider is retired, not closed: every send holds the provider it
 uses, and a retired provider is closed once its last send returns, so changing
 credentials never cuts a delivery short. An app's credentials are read, and its
 providers swapped, under that app's lock, so concurrent readers cannot undo each
-other's swaps.
+other's swaps. Clearing a platform's credentials retires its provider the same
+way, and deleting an app (`forget`) retires all of its providers and drops its lock.
+
+Once closed, the registry builds nothing: every call that would need a provider
+raises RegistryClosed (a run cut short that way resumes after a restart; handing
+out the unusable stand-in would fail its deliveries for good).
 
 Credentials that cannot be read (sealed with another key) or built into a
 provider (stored before SetApnsCredentials and SetFcmCredentials checked what the
@@ -56,6 +61,13 @@ class Endpoints:
     fcm_url: str | None = None
     fcm_ca_file: str | None = None
     apns_connections: int = 1
+
+
+class RegistryClosed(RuntimeError):
+    """The registry was closed (the server is stopping): it builds no more providers."""
+
+    def __init__(self) -> None:
+        super().__init__("the provider registry is closed: no provider is built after shutdown")
 
 
 class UnusableProvider:
@@ -118,6 +130,7 @@ class ProviderRegistry:
         self._endpoints = endpoints
         self._slots: dict[tuple[str, Platform], _Slot] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._closed = False
 
     async def for_app(self, app_id: str) -> DeliveryProvider:
         """The app's router; one credentials read per call (a call per run)."""
@@ -126,8 +139,8 @@ class ProviderRegistry:
 
     async def configured(self, app_id: str, platform: Platform) -> bool:
         """Whether the app has credentials for the platform (usable or not)."""
-        await self._refresh(app_id)
-        return self._slots[(app_id, platform)].source is not None
+        slots = await self._refresh(app_id)
+        return slots[platform].source is not None
 
     @asynccontextmanager
     async def real_provider(
@@ -140,10 +153,11 @@ class ProviderRegistry:
     @asynccontextmanager
     async def _hold(self, app_id: str, platform: Platform) -> AsyncIterator[_Slot]:
         """The current slot, kept open until the block ends even if it is replaced meanwhile."""
+        if self._closed:
+            raise RegistryClosed()
         slot = self._slots.get((app_id, platform))
         if slot is None:
-            await self._refresh(app_id)
-            slot = self._slots[(app_id, platform)]
+            slot = (await self._refresh(app_id))[platform]
         slot.users += 1
         try:
             yield slot
@@ -152,25 +166,49 @@ class ProviderRegistry:
             if slot.retired and slot.users == 0 and slot.close is not None:
                 await slot.close()
 
+    async def forget(self, app_id: str) -> None:
+        """Retires a deleted app's providers and drops its lock and slots."""
+        lock = self._locks.get(app_id)
+        if lock is None:
+            return
+        # Under the lock: a refresh that read the credentials before the deletion
+        # stores its provider first, and is retired here with the rest.
+        async with lock:
+            slots = [self._slots.pop((app_id, platform), None) for platform in Platform]
+            self._locks.pop(app_id, None)  # close() may have cleared it meanwhile
+        for slot in slots:
+            if slot is not None:
+                await _retire(slot)
+
     async def close(self) -> None:
+        self._closed = True
         slots, self._slots = list(self._slots.values()), {}
+        self._locks.clear()
         for slot in slots:
             await _retire(slot)
 
-    async def _refresh(self, app_id: str) -> None:
+    async def _refresh(self, app_id: str) -> dict[Platform, _Slot]:
         """Reads the app's credentials and replaces each provider whose credentials changed."""
+        if self._closed:
+            raise RegistryClosed()
         async with self._locks.setdefault(app_id, asyncio.Lock()):
             apns, fcm = await self._apps.provider_credentials(app_id)
-            await self._swap(app_id, Platform.APNS, apns)
-            await self._swap(app_id, Platform.FCM, fcm)
+            return {
+                Platform.APNS: await self._swap(app_id, Platform.APNS, apns),
+                Platform.FCM: await self._swap(app_id, Platform.FCM, fcm),
+            }
 
-    async def _swap(self, app_id: str, platform: Platform, source: _Source) -> None:
+    async def _swap(self, app_id: str, platform: Platform, source: _Source) -> _Slot:
+        # Checked after every await: close() may have run while the credentials were read.
+        if self._closed:
+            raise RegistryClosed()
         current = self._slots.get((app_id, platform))
         if current is not None and current.source == source:
-            return
-        self._slots[(app_id, platform)] = self._build(app_id, platform, source, current)
+            return current
+        slot = self._slots[(app_id, platform)] = self._build(app_id, platform, source, current)
         if current is not None:
             await _retire(current)
+        return slot
 
     def _build(
         self, app_id: str, platform: Platform, source: _Source, previous: _Slot | None
