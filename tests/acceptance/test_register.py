@@ -597,7 +597,7 @@ async def test_expired_registration_is_invisible_then_swept(
     )
     assert tagged.updated_count == 2, "expired registrations are not updated"
 
-    swept = await server.registrations.sweep_expired()
+    swept = await server.registrations.sweep()
     assert swept >= 1
     await expect_error(rpc.GetRegistration(get_short, metadata=app.server()), **GONE)
     assert {r.registration_id for r in await app.list_all()} == live
@@ -687,10 +687,11 @@ async def test_invalidated_registration_is_gone_until_registered_again(
     unregistered = await rpc.UnregisterDevice(
         reg.UnregisterDeviceRequest(platform=APNS, device_token=token), metadata=app.server()
     )
-    assert unregistered.removed_count == 0, "an invisible registration is not removed"
+    assert unregistered.removed_count == 0, "an invisible registration is not counted"
 
-    # Registering the token again revives it, visible.
+    # But it is removed: registering the token again creates a new registration.
     again = await app.register(device_token=token, user_id="iv", channels=["c"])
+    assert again.registration.registration_id != dead_id
     got = await rpc.GetRegistration(
         reg.GetRegistrationRequest(registration_id=again.registration.registration_id),
         metadata=app.server(),
@@ -726,3 +727,25 @@ async def test_concurrent_registrations_of_one_token_make_one_row(app: AppHandle
     listed = await app.list_all()
     assert len(listed) == 31
     assert sum(1 for r in listed if r.device_token == shared) == 1
+
+
+async def test_concurrent_registrations_of_one_token_answer_each_caller_its_own(
+    app: AppHandle,
+) -> None:
+    """A device and alice's backend register one token at once, among other traffic
+    that fills a group-commit batch: the device never sees alice's registration."""
+    for _ in range(10):
+        token = new_token()
+        calls = [app.register(channels=["busy"]) for _ in range(30)]
+        calls.append(app.register(app.device(), device_token=token, metadata={"who": "device"}))
+        calls.append(
+            app.register(device_token=token, user_id="alice", metadata={"email": "a@example.com"})
+        )
+        responses = await asyncio.gather(*calls, return_exceptions=True)
+        mine = responses[-2]
+        if isinstance(mine, grpc.aio.AioRpcError):
+            # Alice's registration came first: it is hers now.
+            assert mine.code() is grpc.StatusCode.PERMISSION_DENIED
+            continue
+        assert mine.registration.user_id == ""
+        assert dict(mine.registration.metadata) == {"who": "device"}

@@ -8,22 +8,28 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
+from pushhub_server.core.clock import ManualClock, to_micros
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_id
+from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import (
     CleanupTarget,
     DeviceClaim,
+    KeyKind,
     Platform,
+    Principal,
     Registration,
     RegistrationFilter,
     RegistrationInput,
     Template,
     UpsertResult,
 )
+from pushhub_server.core.registrations import INVALIDATED_RETENTION, RegistrationService
 from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
 from pushhub_server.store.children import delete_registrations
 from pushhub_server.store.schema import registration_tags, subscriptions
 from pushhub_server.store.schema import registrations as registrations_table
+from tests.unit.fakes import InMemoryTrackingRepository, RecordingWebhookSender
 
 from .conftest import create_app
 
@@ -143,7 +149,7 @@ async def test_reserved_id_flow(registrations: SqlRegistrationRepository, app_id
     assert updated.registration.device_token == "tok-r2"
     assert await registrations.find_by_token(app_id, Platform.APNS, "tok-r", NOW) is None
 
-    await registrations.delete(app_id, reserved)
+    await registrations.delete(app_id, reserved, None, NOW)
     [gone] = await registrations.upsert_many(app_id, [moved], NOW)
     assert_gone(gone, reserved)
 
@@ -327,12 +333,12 @@ async def test_deletes_cleanup_and_expiry_sweep(
     left = await registrations.list(app_id, RegistrationFilter(), 10, None, NOW)
     assert sorted(r.device_token for r in left.items) == ["cl-4", "cl-5"]
 
-    assert await registrations.delete(app_id, stored[3].registration_id) == 1
-    assert await registrations.delete(app_id, stored[4].registration_id) == 1
-    assert await registrations.delete(app_id, stored[4].registration_id) == 0
+    assert await registrations.delete(app_id, stored[3].registration_id, None, NOW) == 1
+    assert await registrations.delete_by_token(app_id, Platform.APNS, "cl-5", None, NOW) == 1
+    assert await registrations.delete(app_id, stored[4].registration_id, None, NOW) == 0
 
     await upsert_one(registrations, app_id, device("sweep", expires_at=NOW + timedelta(seconds=1)))
-    assert await registrations.delete_expired(NOW + timedelta(seconds=1)) >= 1
+    assert await registrations.delete_stale(NOW + timedelta(seconds=1), NOW) >= 1
     assert await registrations.find_by_token(app_id, Platform.APNS, "sweep", NOW) is None
 
 
@@ -350,7 +356,7 @@ async def test_no_data_crosses_apps(
         other, [device("x", registration_id=mine.registration_id)], NOW
     )
     assert_gone(result, mine.registration_id)
-    assert await registrations.delete(other, mine.registration_id) == 0
+    assert await registrations.delete(other, mine.registration_id, None, NOW) == 0
     by_user = RegistrationFilter(user_id="ivy")
     assert await registrations.update_tags(other, None, by_user, ["t"], [], MAX_TAGS, NOW) == 1
     assert (await registrations.get(app_id, mine.registration_id, NOW)) == mine
@@ -438,9 +444,9 @@ async def test_every_delete_takes_the_subscriptions_and_tags_along(
     stored = {r.registration.device_token: r.registration for r in results}  # type: ignore[union-attr]
     ids = [registration.registration_id for registration in stored.values()]
     assert await _children(db, app_id, ids) == (12, 12)
-    await registrations.delete(app_id, stored["by-id"].registration_id)
+    await registrations.delete(app_id, stored["by-id"].registration_id, None, NOW)
     await registrations.cleanup(app_id, [CleanupTarget("ivy")], NOW)
-    await registrations.delete_expired(NOW + timedelta(seconds=1))
+    await registrations.delete_stale(NOW + timedelta(seconds=1), NOW)
     mover = device("moved", registration_id=stored["mover"].registration_id)
     await upsert_one(registrations, app_id, mover)  # the holder of "moved" is deleted
     assert await _children(db, app_id, ids) == (4, 4)  # "mover" (now holding "moved"), "stays"
@@ -490,13 +496,13 @@ async def test_subscriptions_added_while_the_app_is_deleted_do_not_outlive_it(
     assert await _children(db, app_id, ids) == (0, 0)
 
 
-async def _invalidate(db: Database, registration_id: str) -> None:
+async def _invalidate(db: Database, registration_id: str, at: datetime = NOW) -> None:
     """As delivery does when a provider answers that the token is invalid."""
     async with db.write() as conn:
         await conn.execute(
             sa.update(registrations_table)
             .where(registrations_table.c.id == registration_id)
-            .values(invalidated_at=1)
+            .values(invalidated_at=to_micros(at))
         )
 
 
@@ -520,6 +526,7 @@ async def test_a_device_claim_never_takes_another_users_registration(
             device("dc-alice", device_claim=anonymous),
             device("dc-alice", registration_id=reserved, device_claim=anonymous),
             device("dc-alice", registration_id=mine.registration_id, device_claim=anonymous),
+            # An invalidated registration is nobody's: any device may take its token.
             device("dc-dead", device_claim=anonymous),
             # Earlier items of the same batch count: bob's token is his by then.
             device("dc-bob", user_id="bob"),
@@ -539,9 +546,12 @@ async def test_a_device_claim_never_takes_another_users_registration(
         ("NOT_DEVICE_OWNER", alice.registration_id),
         ("NOT_DEVICE_OWNER", alice.registration_id),
         ("NOT_DEVICE_OWNER", alice.registration_id),
-        ("NOT_DEVICE_OWNER", dead.registration_id),
         ("NOT_DEVICE_OWNER", bob.registration.registration_id),
     ]
+    revived = results[3]
+    assert isinstance(revived, UpsertResult)
+    assert revived.registration.registration_id == dead.registration_id
+    assert revived.registration.user_id is None
     assert isinstance(results[6], UpsertResult), "its own anonymous registration is the device's"
     assert await registrations.get(app_id, alice.registration_id, NOW) == alice
     assert await count_rows(db, "registrations", dead.registration_id) == 1
@@ -611,3 +621,126 @@ async def test_update_tags_past_the_limit_changes_nothing(
     assert stored is not None and stored.tags == ("t1", "t2", "t3", "t4", "a")
     # Removing alone passes even where a lower limit is already exceeded.
     assert await registrations.update_tags(app_id, None, by_user, [], ["a"], 2, NOW) == 2
+
+
+async def test_each_item_is_answered_with_its_own_content(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    """Two items of one batch write the same registration: neither sees the other's."""
+    device_item = device(
+        "own-t",
+        channels=("news", "mine"),
+        metadata={"who": "device"},
+        device_claim=DeviceClaim(None),
+    )
+    alice_item = device("own-t", user_id="alice", metadata={"email": "alice@example.com"})
+    first, second = await registrations.upsert_many(app_id, [device_item, alice_item], NOW)
+    assert isinstance(first, UpsertResult) and isinstance(second, UpsertResult)
+    mine, alices = first.registration, second.registration
+    assert mine.registration_id == alices.registration_id
+    assert (mine.user_id, mine.metadata, mine.channels) == (
+        None,
+        {"who": "device"},
+        ("news", "mine"),
+    )
+    # Only the subscriptions that outlived the batch have an id to name.
+    assert mine.channel_registration_ids == {"news": alices.channel_registration_ids["news"]}
+    assert (alices.user_id, alices.metadata) == ("alice", {"email": "alice@example.com"})
+    assert await registrations.get(app_id, alices.registration_id, NOW) == alices
+
+
+async def test_a_device_claim_deletes_only_what_it_may_take(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    alice = (await upsert_one(registrations, app_id, device("del-a", user_id="alice"))).registration
+    anonymous = (await upsert_one(registrations, app_id, device("del-anon"))).registration
+    for claim in (DeviceClaim(None), DeviceClaim("bob")):
+        with pytest.raises(PushHubError) as by_id:
+            await registrations.delete(app_id, alice.registration_id, claim, NOW)
+        with pytest.raises(PushHubError) as by_token:
+            await registrations.delete_by_token(app_id, Platform.APNS, "del-a", claim, NOW)
+        for caught in (by_id, by_token):
+            assert caught.value.reason == "NOT_DEVICE_OWNER"
+            assert caught.value.metadata["registration_id"] == alice.registration_id
+    assert await registrations.get(app_id, alice.registration_id, NOW) == alice
+    by_bob = DeviceClaim("bob")
+    assert await registrations.delete(app_id, anonymous.registration_id, by_bob, NOW) == 1
+    assert await registrations.delete(app_id, alice.registration_id, DeviceClaim("alice"), NOW) == 1
+
+
+async def test_unregister_never_deletes_a_registration_another_user_just_took(
+    registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    """Alice's backend registers the device's anonymous token as hers just before
+    the device key's delete runs: the delete must leave her registration alone."""
+    anonymous = (await upsert_one(registrations, app_id, device("race-t"))).registration
+
+    class AliceFirst:
+        """The real repository; alice's registration lands before each delete."""
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(registrations, name)
+
+        async def delete(self, *args: object) -> int:
+            await upsert_one(registrations, app_id, device("race-t", user_id="alice"))
+            return await registrations.delete(*args)  # type: ignore[arg-type]
+
+        async def delete_by_token(self, *args: object) -> int:
+            await upsert_one(registrations, app_id, device("race-t", user_id="alice"))
+            return await registrations.delete_by_token(*args)  # type: ignore[arg-type]
+
+    service = _service(AliceFirst())
+    device_key = Principal(app_id, "k", KeyKind.DEVICE, "key")
+    for by_id, by_token in ((anonymous.registration_id, ""), ("", "race-t")):
+        with pytest.raises(PushHubError) as caught:
+            await service.unregister(device_key, by_id, int(Platform.APNS), by_token)
+        assert caught.value.reason == "NOT_DEVICE_OWNER"
+        alices = await registrations.get(app_id, anonymous.registration_id, NOW)
+        assert alices is not None and alices.user_id == "alice"
+        await registrations.upsert_many(app_id, [device("race-t")], NOW)  # anonymous again
+
+
+def _service(repository: object) -> RegistrationService:
+    return RegistrationService(
+        repository,  # type: ignore[arg-type]
+        InMemoryTrackingRepository(),
+        RecordingWebhookSender(),
+        ManualClock(NOW),
+        Limits(),
+    )
+
+
+async def test_unregister_removes_invalidated_registrations_without_counting_them(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    service = _service(registrations)
+    device_key = Principal(app_id, "k", KeyKind.DEVICE, "key")
+    by_token = (await upsert_one(registrations, app_id, device("ui-t", user_id="al"))).registration
+    by_id = (await upsert_one(registrations, app_id, device("ui-i", user_id="al"))).registration
+    for dead in (by_token, by_id):
+        await _invalidate(db, dead.registration_id)
+    # Dead rows are nobody's: even a device key without al's user token removes them.
+    assert await service.unregister(device_key, "", int(Platform.APNS), "ui-t") == 0
+    with pytest.raises(PushHubError) as gone:
+        await service.unregister(device_key, by_id.registration_id, 0, "")
+    assert gone.value.reason == "REGISTRATION_GONE"
+    for dead in (by_token, by_id):
+        assert await count_rows(db, "registrations", dead.registration_id) == 0
+
+
+async def test_the_sweep_deletes_registrations_invalidated_long_ago(
+    db: Database, registrations: SqlRegistrationRepository, app_id: str
+) -> None:
+    retention = INVALIDATED_RETENTION
+    old = (await upsert_one(registrations, app_id, device("sw-old"))).registration
+    recent = (await upsert_one(registrations, app_id, device("sw-recent"))).registration
+    live = (await upsert_one(registrations, app_id, device("sw-live"))).registration
+    await _invalidate(db, old.registration_id, NOW - retention - timedelta(seconds=1))
+    await _invalidate(db, recent.registration_id, NOW - retention + timedelta(seconds=1))
+    assert await _service(registrations).sweep() == 1
+    assert await count_rows(db, "registrations", old.registration_id) == 0
+    assert await count_rows(db, "registrations", recent.registration_id) == 1
+    assert await registrations.get(app_id, live.registration_id, NOW) == live
+    # Within the retention, registering the token again still revives it.
+    revived = await upsert_one(registrations, app_id, device("sw-recent"))
+    assert revived.registration.registration_id == recent.registration_id

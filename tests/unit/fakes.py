@@ -15,6 +15,7 @@ from pushhub_server.core.errors import (
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import (
     CleanupTarget,
+    DeviceClaim,
     Page,
     Platform,
     Registration,
@@ -172,8 +173,36 @@ class InMemoryRegistrationRepository:
             self.rows[(app_id, row.registration_id)] = row
         return len(updated)
 
-    async def delete(self, app_id: str, registration_id: str) -> int:
-        return 1 if self.rows.pop((app_id, registration_id), None) else 0
+    async def delete(
+        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+    ) -> int:
+        return self._delete_claimed(app_id, self.rows.get((app_id, registration_id)), claim, now)
+
+    async def delete_by_token(
+        self,
+        app_id: str,
+        platform: Platform,
+        device_token: str,
+        claim: DeviceClaim | None,
+        now: datetime,
+    ) -> int:
+        held = [
+            row
+            for (owner, _), row in self.rows.items()
+            if (owner, row.platform, row.device_token) == (app_id, platform, device_token)
+        ]
+        return self._delete_claimed(app_id, held[0] if held else None, claim, now)
+
+    def _delete_claimed(
+        self, app_id: str, row: Registration | None, claim: DeviceClaim | None, now: datetime
+    ) -> int:
+        if row is None:
+            return 0
+        live = self._live(row, now)
+        if live and claim is not None and not claim.may_take(row.user_id):
+            raise not_device_owner(row.registration_id)
+        del self.rows[(app_id, row.registration_id)]
+        return int(live)
 
     async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
         removed = 0
@@ -191,7 +220,8 @@ class InMemoryRegistrationRepository:
                     break
         return removed
 
-    async def delete_expired(self, now: datetime) -> int:
+    async def delete_stale(self, now: datetime, invalidated_before: datetime) -> int:
+        # Rows here are never invalidated: only expiry makes them stale.
         expired = [key for key, row in self.rows.items() if not self._live(row, now)]
         for key in expired:
             del self.rows[key]

@@ -16,13 +16,11 @@ from pushhub_server.core.models import (
     KeyKind,
     Platform,
     Principal,
-    Registration,
     Template,
 )
 from pushhub_server.core.registrations import (
     RegistrationDraft,
     authorize_fields,
-    authorize_owner,
     claim_of,
     failure_reason_for,
     require_server,
@@ -202,40 +200,6 @@ def test_mismatch_and_reserved_tags() -> None:
     assert denied(ALICE, user_id="bob").reason == "USER_TOKEN_MISMATCH"
     assert denied(ALICE, tags=["user:bob"]).reason == "RESERVED_TAG"
     assert denied(ALICE, user_id="alice", tags=["user:alice", "user:bob"]).reason == "RESERVED_TAG"
-
-
-# -------------------------------------------------------- authorize_owner ----
-
-
-def registration(user_id: str | None) -> Registration:
-    return Registration(
-        "r1",
-        "app",
-        Platform.APNS,
-        "tok",
-        ("default",),
-        (),
-        user_id,
-        None,
-        {},
-        {},
-        None,
-        NOW,
-        NOW,
-        {},
-    )
-
-
-def test_owner_rules() -> None:
-    authorize_owner(DEVICE, registration(None))
-    authorize_owner(SERVER, registration("alice"))
-    authorize_owner(ALICE, registration("alice"))
-    for principal in (DEVICE, BAD_TOKEN, Principal("app", "k", KeyKind.DEVICE, "k", "bob")):
-        with pytest.raises(PushHubError) as caught:
-            authorize_owner(principal, registration("alice"))
-        assert caught.value.code is ErrorCode.PERMISSION_DENIED
-        assert caught.value.reason == "NOT_DEVICE_OWNER"
-        assert caught.value.metadata["registration_id"] == "r1"
 
 
 def test_device_claims() -> None:

@@ -251,7 +251,7 @@ async def test_expiry_get_list_and_sweep(service: RegistrationService, clock: Ma
     assert (caught.value.code, caught.value.reason) == (ErrorCode.NOT_FOUND, "REGISTRATION_GONE")
     items, _ = await service.list(SERVER, RegistrationFilter(), 100, "")
     assert [r.device_token for r in items] == ["long"]
-    assert await service.sweep_expired() == 1
+    assert await service.sweep() == 1
 
 
 async def test_pagination_tokens(service: RegistrationService) -> None:

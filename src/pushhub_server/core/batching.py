@@ -5,6 +5,11 @@ thread hops, behind a single writer), while one more row costs microseconds.
 So callers queue their item; one drain task takes the queue, per app, in
 batches, and answers each caller with its own item's result. Items of a batch
 replay in arrival order (upsert_many resolves them as sequential calls).
+
+No batch holds two items touching the same registration (same token, or same
+registration id): the second waits for the next batch. Each caller then writes
+in a transaction of its own callers only, and never shares a row's outcome
+(timestamps, "unchanged", subscription ids) with a stranger's call.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from .models import RegistrationInput, UpsertResult
 ItemResult = UpsertResult | PushHubError
 UpsertMany = Callable[[str, Sequence[RegistrationInput]], Awaitable[list[ItemResult]]]
 _Waiting = tuple[RegistrationInput, "asyncio.Future[ItemResult]"]
+# A registration as an item names it: by (platform, token digest) or by id.
+_Touched = tuple[int, str] | str
 
 
 class UpsertBatcher:
@@ -56,7 +63,8 @@ class UpsertBatcher:
     def _take(self) -> tuple[str, list[_Waiting]]:
         app_id = next(iter(self._queues))
         queue = self._queues.pop(app_id)
-        batch, rest = queue[: self._max_items], queue[self._max_items :]
+        size = _disjoint_prefix(queue, self._max_items)
+        batch, rest = queue[:size], queue[size:]
         if rest:
             self._queues[app_id] = rest
         return app_id, batch
@@ -77,3 +85,21 @@ class UpsertBatcher:
         for future, result in zip(futures, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _touched(item: RegistrationInput) -> set[_Touched]:
+    touched: set[_Touched] = {(int(item.platform), item.token_hash)}
+    if item.registration_id is not None:
+        touched.add(item.registration_id)
+    return touched
+
+
+def _disjoint_prefix(queue: Sequence[_Waiting], max_items: int) -> int:
+    """How many leading items (at most max_items) touch no registration twice."""
+    seen: set[_Touched] = set()
+    for index, (item, _) in enumerate(queue[:max_items]):
+        touched = _touched(item)
+        if not seen.isdisjoint(touched):
+            return index
+        seen |= touched
+    return min(len(queue), max_items)

@@ -26,6 +26,7 @@ from .models import (
     ApiKey,
     App,
     CleanupTarget,
+    DeviceClaim,
     FailureReason,
     Page,
     Platform,
@@ -124,12 +125,30 @@ class RegistrationRepository(Protocol):
         TOO_MANY_VALUES and changes none of them.
         """
 
-    async def delete(self, app_id: str, registration_id: str) -> int: ...
+    async def delete(
+        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+    ) -> int:
+        """Deletes the registration, live or not; returns 1 if it was live, else 0.
+
+        With a claim, a live registration the claim may not take raises
+        NOT_DEVICE_OWNER and stays: decided by the delete itself, in one transaction.
+        """
+
+    async def delete_by_token(
+        self,
+        app_id: str,
+        platform: Platform,
+        device_token: str,
+        claim: DeviceClaim | None,
+        now: datetime,
+    ) -> int:
+        """As delete, for the registration holding the token."""
 
     async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
         """Deletes the targets' registrations; returns how many of them were live."""
 
-    async def delete_expired(self, now: datetime) -> int: ...
+    async def delete_stale(self, now: datetime, invalidated_before: datetime) -> int:
+        """Deletes registrations expired by now or invalidated before invalidated_before."""
 
 
 class TrackingRepository(Protocol):

@@ -9,7 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .batching import UpsertBatcher
 from .clock import Clock
@@ -17,7 +17,6 @@ from .errors import (
     ErrorCode,
     PushHubError,
     invalid_field,
-    not_device_owner,
     permission_denied,
     registration_gone,
     required,
@@ -62,6 +61,9 @@ from .validation import (
 )
 
 DEFAULT_CHANNEL = "default"
+# How long an invalidated registration is kept (hidden) before the sweeper deletes
+# it: its device re-registering the token meanwhile revives it, keeping its id.
+INVALIDATED_RETENTION = timedelta(days=7)
 _log = logging.getLogger(__name__)
 # The answer for a batch item whose validation failed unexpectedly (a bug, logged).
 _ITEM_FAILED = PushHubError(ErrorCode.INTERNAL, "INTERNAL", "internal error")
@@ -225,16 +227,6 @@ def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
 def claim_of(principal: Principal) -> DeviceClaim | None:
     """What a device key may touch (DeviceClaim.may_take); a server key may touch anything."""
     return None if principal.is_server else DeviceClaim(principal.user_id)
-
-
-def authorize_owner(principal: Principal, existing: Registration) -> None:
-    """A device key may not remove a registration that belongs to another user.
-
-    RegisterDevice checks the same rule as it writes (RegistrationInput.device_claim).
-    """
-    claim = claim_of(principal)
-    if claim is not None and not claim.may_take(existing.user_id):
-        raise not_device_owner(existing.registration_id)
 
 
 def require_server(principal: Principal, action: str) -> None:
@@ -509,31 +501,23 @@ class RegistrationService:
     async def unregister(
         self, principal: Principal, registration_id: str, platform: int, device_token: str
     ) -> int:
-        check_lookup(self._limits, registration_id=registration_id, device_token=device_token)
-        existing = await self._live_target(
-            principal.app_id, registration_id, platform, device_token
-        )
-        if existing is None:
-            # No live registration holds the token: an expired or invalidated one is
-            # gone already (the sweeper, or registering the token again, takes it).
-            return 0
-        authorize_owner(principal, existing)
-        return await self._registrations.delete(principal.app_id, existing.registration_id)
+        """Removes the registration named by id or token, counting it only if live.
 
-    async def _live_target(
-        self, app_id: str, registration_id: str, platform: int, device_token: str
-    ) -> Registration | None:
-        """The live registration named by id (else REGISTRATION_GONE) or by token."""
-        now = self._clock.now()
+        An expired or invalidated one goes too, but clients already see it gone:
+        by id that answers REGISTRATION_GONE, by token 0. The repository checks
+        ownership in the delete itself, so no write slips between check and delete.
+        """
+        check_lookup(self._limits, registration_id=registration_id, device_token=device_token)
+        app_id, claim, now = principal.app_id, claim_of(principal), self._clock.now()
         if registration_id:
-            existing = await self._registrations.get(app_id, registration_id, now)
-            if existing is None:
+            removed = await self._registrations.delete(app_id, registration_id, claim, now)
+            if not removed:
                 raise registration_gone(registration_id)
-            return existing
+            return removed
         if not device_token:
             raise required("registration_id")
         chosen = parse_platform(platform)
-        return await self._registrations.find_by_token(app_id, chosen, device_token, now)
+        return await self._registrations.delete_by_token(app_id, chosen, device_token, claim, now)
 
     async def cleanup(self, principal: Principal, targets: Sequence[CleanupTarget]) -> int:
         require_server(principal, "clean up devices")
@@ -561,8 +545,10 @@ class RegistrationService:
             for request_id in request_ids
         ]
 
-    async def sweep_expired(self) -> int:
-        return await self._registrations.delete_expired(self._clock.now())
+    async def sweep(self) -> int:
+        """Deletes expired registrations, and those invalidated over INVALIDATED_RETENTION ago."""
+        now = self._clock.now()
+        return await self._registrations.delete_stale(now, now - INVALIDATED_RETENTION)
 
 
 def _tracked_request(

@@ -1,4 +1,7 @@
-"""Deletes expired registrations periodically. Reads already hide them; this reclaims rows."""
+"""Deletes expired registrations, and long-invalidated ones, periodically.
+
+Reads already hide both; this reclaims their rows (RegistrationService.sweep).
+"""
 
 from __future__ import annotations
 
@@ -32,10 +35,10 @@ class ExpirySweeper:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                removed = await self._registrations.sweep_expired()
+                removed = await self._registrations.sweep()
             except Exception:
                 # A failed sweep (database briefly unavailable) must not end the loop.
-                _log.exception("sweeping expired registrations failed")
+                _log.exception("sweeping stale registrations failed")
                 continue
             if removed:
-                _log.info("swept %d expired registrations", removed)
+                _log.info("swept %d stale registrations", removed)

@@ -10,9 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pushhub_server.core.clock import to_micros
-from pushhub_server.core.errors import PushHubError, too_many_tags
+from pushhub_server.core.errors import PushHubError, not_device_owner, too_many_tags
 from pushhub_server.core.models import (
     CleanupTarget,
+    DeviceClaim,
     Page,
     Platform,
     Registration,
@@ -128,8 +129,27 @@ class SqlRegistrationRepository:
                 await _change_tags(self._db, conn, app_id, chunk, add, remove, to_micros(now))
         return len(ids)
 
-    async def delete(self, app_id: str, registration_id: str) -> int:
-        return await self._delete(_reg.app_id == app_id, _reg.id == registration_id)
+    async def delete(
+        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+    ) -> int:
+        async with self._db.write() as conn:
+            return await _delete_counting_live(
+                conn, now, _reg.app_id == app_id, _reg.id == registration_id, claim=claim
+            )
+
+    async def delete_by_token(
+        self,
+        app_id: str,
+        platform: Platform,
+        device_token: str,
+        claim: DeviceClaim | None,
+        now: datetime,
+    ) -> int:
+        token = (_reg.platform == int(platform), _reg.token_hash == token_digest(device_token))
+        async with self._db.write() as conn:
+            return await _delete_counting_live(
+                conn, now, _reg.app_id == app_id, *token, claim=claim
+            )
 
     async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
         """Removes every registration of each target's user, or only its device token."""
@@ -149,12 +169,14 @@ class SqlRegistrationRepository:
                 )
         return removed
 
-    async def delete_expired(self, now: datetime) -> int:
-        return await self._delete(_reg.expires_at <= to_micros(now))
-
-    async def _delete(self, *conditions: sa.ColumnElement[bool]) -> int:
+    async def delete_stale(self, now: datetime, invalidated_before: datetime) -> int:
+        # Two deletes: the expired ones are found through ix_registrations_expires_at.
         async with self._db.write() as conn:
-            return await delete_registrations(conn, *conditions)
+            expired = await delete_registrations(conn, _reg.expires_at <= to_micros(now))
+            invalidated = await delete_registrations(
+                conn, _reg.invalidated_at < to_micros(invalidated_before)
+            )
+        return expired + invalidated
 
     async def _select(
         self,
@@ -233,18 +255,36 @@ async def _tags(conn: AsyncConnection, ids: list[str]) -> dict[str, list[str]]:
 
 
 async def _delete_counting_live(
-    conn: AsyncConnection, now: datetime, *conditions: sa.ColumnElement[bool]
+    conn: AsyncConnection,
+    now: datetime,
+    *conditions: sa.ColumnElement[bool],
+    claim: DeviceClaim | None = None,
 ) -> int:
     """Deletes the matching registrations; counts only the live ones, since clients
     already see the others as gone. Expired and invalidated ones go too: a user
-    cleaned up leaves nothing behind.
+    cleaned up leaves nothing behind, and a dead registration is nobody's.
+
+    With a claim, a live registration it may not take stays: NOT_DEVICE_OWNER.
+    The delete's own condition decides, under the row's lock, so a registration
+    that has just become another user's is never deleted by a stale check.
 
     Two deletes rather than one counting RETURNING: SQLite 3.40 answers
     `column IS NULL` in a DELETE's RETURNING wrongly.
     """
-    live = await delete_registrations(conn, *conditions, _live(now))
-    await delete_registrations(conn, *conditions)
+    live = await delete_registrations(conn, *conditions, _live(now), *_claimable(claim))
+    if not live and claim is not None:
+        kept = await conn.scalar(sa.select(_reg.id).where(*conditions, _live(now)).limit(1))
+        if kept is not None:
+            raise not_device_owner(kept)
+    await delete_registrations(conn, *conditions, sa.not_(_live(now)))
     return live
+
+
+def _claimable(claim: DeviceClaim | None) -> list[sa.ColumnElement[bool]]:
+    """DeviceClaim.may_take as SQL: anonymous registrations, or the claim's user's."""
+    if claim is None:
+        return []
+    return [sa.or_(_reg.user_id.is_(None), _reg.user_id == claim.user_id)]
 
 
 async def _would_exceed(

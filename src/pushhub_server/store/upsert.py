@@ -24,20 +24,22 @@ from .schema import channels, registration_tags, registrations, reserved_ids, su
 from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
 from .upsert_plan import ItemOutcome, Plan, StoredRow, TokenKey, item_key, plan_upsert
 
+_INVALIDATED = registrations.c.invalidated_at.is_not(None)
 _STORED_COLUMNS = (
     registrations.c.id,
     registrations.c.platform,
     registrations.c.token_hash,
     # An invalidated row reads as changed, so re-registering its token revives it
     # (the update clears invalidated_at) instead of answering "unchanged".
-    sa.case(
-        (registrations.c.invalidated_at.is_not(None), sa.literal_column("''")),
-        else_=registrations.c.fingerprint,
-    ).label("fingerprint"),
+    sa.case((_INVALIDATED, sa.literal_column("''")), else_=registrations.c.fingerprint).label(
+        "fingerprint"
+    ),
     registrations.c.expires_at,
     registrations.c.created_at,
     registrations.c.updated_at,
-    registrations.c.user_id,
+    # An invalidated row reads as anonymous: no device key is refused a dead
+    # registration (NOT_DEVICE_OWNER), since it belongs to nobody any more.
+    sa.case((_INVALIDATED, sa.null()), else_=registrations.c.user_id).label("user_id"),
 )
 
 # channel name → (subscription id, position), per registration id
@@ -276,13 +278,17 @@ class BulkUpsert:
     def _result(self, outcome: ItemOutcome | PushHubError) -> UpsertResult | PushHubError:
         if isinstance(outcome, PushHubError):
             return outcome
-        slot, item = outcome.slot, outcome.slot.item
+        slot, item = outcome.slot, outcome.item
         created_at, updated_at = self._now, self._now
         if slot.stored is not None:
             created_at = from_micros(slot.stored.created_at)
             if not slot.changed:
                 updated_at = from_micros(slot.stored.updated_at)
         channel_ids = self._channel_ids.get(slot.id, {})
+        if item is not slot.item:
+            # A later item of the batch rewrote this registration: name only the
+            # subscriptions of this item's channels that it kept.
+            channel_ids = {name: channel_ids[name] for name in item.channels if name in channel_ids}
         # The item's maps and channel ids are built per call and never mutated,
         # so the result shares them: copies cost more than the rest of a bulk row.
         registration = Registration(
@@ -290,7 +296,7 @@ class BulkUpsert:
             app_id=self._app_id,
             platform=item.platform,
             device_token=item.device_token,
-            channels=tuple(channel_ids) or item.channels,
+            channels=item.channels,
             tags=item.tags,
             user_id=item.user_id,
             expires_at=item.expires_at,

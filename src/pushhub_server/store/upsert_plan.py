@@ -29,6 +29,7 @@ class StoredRow:
     expires_at: int | None
     created_at: int
     updated_at: int
+    # None for an invalidated row too: a dead registration is nobody's to keep.
     user_id: str | None
 
     @property
@@ -56,6 +57,9 @@ class Slot:
 @dataclass(frozen=True)
 class ItemOutcome:
     slot: Slot
+    # The item applied: its caller is answered with its own content, never with
+    # that of a later item of the batch that wrote the same registration.
+    item: RegistrationInput
     unchanged: bool
 
 
@@ -170,7 +174,7 @@ class _Planner:
         slot = Slot(registration_id, key, item, item.fingerprint, None)
         self.plan.live[registration_id] = slot
         self._by_key[key] = registration_id
-        self.plan.outcomes.append(ItemOutcome(slot, unchanged=False))
+        self.plan.outcomes.append(ItemOutcome(slot, item, unchanged=False))
 
     def _replace(self, registration_id: str, item: RegistrationInput, key: TokenKey) -> None:
         slot = self._touch(registration_id, item)
@@ -184,7 +188,7 @@ class _Planner:
         fingerprint = item.fingerprint
         unchanged = slot.stored is not None and fingerprint == slot.fingerprint
         slot.item, slot.fingerprint = item, fingerprint
-        self.plan.outcomes.append(ItemOutcome(slot, unchanged))
+        self.plan.outcomes.append(ItemOutcome(slot, item, unchanged))
 
     def _touch(self, registration_id: str, item: RegistrationInput) -> Slot:
         """The live slot of a registration; a stored row keeps its own fingerprint."""
