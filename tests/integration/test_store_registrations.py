@@ -396,11 +396,15 @@ async def test_channel_counts(
         (upsert.ROWS_BY_TOKEN.sqlite_sql, "sqlite_autoindex_registrations_2"),
         ("SELECT id FROM registrations WHERE expires_at <= 1", "ix_registrations_expires_at"),
         (
+            "SELECT id FROM registrations WHERE invalidated_at < 1",
+            "ix_registrations_invalidated_at",
+        ),
+        (
             "SELECT id FROM registrations WHERE app_id = 'a' AND user_id = 'u'",
             "ix_registrations_app_user",
         ),
     ],
-    ids=["batch-token-lookup", "expiry-sweep", "user-lookup"],
+    ids=["batch-token-lookup", "expiry-sweep", "invalidated-sweep", "user-lookup"],
 )
 async def test_lookups_seek_an_index(db: Database, sql: str, index: str) -> None:
     """A batch's token lookup once walked every registration of the app (ORDER BY id),

@@ -170,7 +170,7 @@ class SqlRegistrationRepository:
         return removed
 
     async def delete_stale(self, now: datetime, invalidated_before: datetime) -> int:
-        # Two deletes: the expired ones are found through ix_registrations_expires_at.
+        # Two deletes, each seeking its partial index (expires_at, invalidated_at).
         async with self._db.write() as conn:
             expired = await delete_registrations(conn, _reg.expires_at <= to_micros(now))
             invalidated = await delete_registrations(

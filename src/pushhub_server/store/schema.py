@@ -82,6 +82,12 @@ registrations = sa.Table(
     # Broadcast audiences page through an app's registrations in id order.
     sa.Index("ix_registrations_app_id", "app_id", "id"),
     sa.Index("ix_registrations_expires_at", "expires_at", **_where("expires_at IS NOT NULL")),
+    # The sweep deletes rows invalidated long ago (migration 0007).
+    sa.Index(
+        "ix_registrations_invalidated_at",
+        "invalidated_at",
+        **_where("invalidated_at IS NOT NULL"),
+    ),
 )
 
 channels = sa.Table(
