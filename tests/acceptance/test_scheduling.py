@@ -184,9 +184,10 @@ async def test_a_catch_up_after_repeat_expires_at_is_not_sent(
     status = await settle(server, app, response.message_id, runs=1)
     assert (status.state, status.run_count) == (SCHEDULED, 1)
 
-    # "Down" across the slots at +1 s and +2 s, until after repeat_expires_at: the
-    # catch-up run would stand for the +4 s slot, past it, so the repeat is over.
-    clock.advance(4 * SECOND)
+    # "Down" across the slots at +1 s and +2 s, until more than a lease (60 s)
+    # after repeat_expires_at: the catch-up run would start too late, so the
+    # repeat is over.
+    clock.advance(64 * SECOND)
     status = await settle(server, app, response.message_id)
     assert (status.state, status.run_count, status.sent_count) == (PUBLISHED, 1, 1)
     assert not status.HasField("next_run_at")

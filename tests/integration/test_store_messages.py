@@ -7,10 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.messages import (
     Audience,
     ChunkOutcome,
+    Delivery,
+    DeliveryOutcome,
+    DeliveryResult,
     Message,
     MessageState,
     PlatformCounts,
@@ -19,12 +23,23 @@ from pushhub_server.core.messages import (
 )
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
+from pushhub_server.core.ports import DeliveryProvider
+from pushhub_server.delivery.dispatcher import Dispatcher
+from pushhub_server.delivery.providers import RetryPolicy
 from pushhub_server.store import (
     Database,
     SqlAppRepository,
     SqlAudienceReader,
     SqlMessageRepository,
     SqlRegistrationRepository,
+)
+from tests.unit.delivery_fakes import (
+    SENT,
+    CountingSignal,
+    FakeAudience,
+    RecordingProvider,
+    ScriptedProvider,
+    recipients,
 )
 
 from .conftest import create_app
@@ -358,6 +373,25 @@ async def test_a_catch_up_past_repeat_expires_at_ends_the_repeat(
     )
 
 
+@pytest.mark.parametrize("down_for", [timedelta(minutes=55), timedelta(minutes=65)])
+async def test_a_first_run_starting_past_repeat_expires_at_ends_the_repeat_whatever_the_grid(
+    messages: SqlMessageRepository, app_id: str, down_for: timedelta
+) -> None:
+    """Hourly until 30 minutes in: down until before the next slot or after it,
+    the run would start past the expiry (and a lease), so nothing goes out."""
+    item = message(app_id, schedule=Schedule(NOW, timedelta(hours=1), NOW + timedelta(minutes=30)))
+    await messages.create(item)
+
+    assert await claim(messages, app_id, NOW + down_for) == []
+    status = await messages.status(app_id, item.message_id)
+    assert status is not None
+    assert (status.state, status.run_count, status.next_run_at) == (
+        MessageState.PUBLISHED,
+        0,
+        None,
+    )
+
+
 async def test_a_late_claim_of_the_slot_at_repeat_expires_at_still_runs(
     messages: SqlMessageRepository, app_id: str
 ) -> None:
@@ -368,6 +402,45 @@ async def test_a_late_claim_of_the_slot_at_repeat_expires_at_still_runs(
 
     [last] = await claim(messages, app_id, NOW + every + timedelta(seconds=5))
     assert (last.claim, last.run_at) == (2, NOW + every)
+
+
+async def test_a_provider_reason_longer_than_the_column_is_stored_cut_and_the_run_ends(
+    messages: SqlMessageRepository, app_id: str
+) -> None:
+    """PostgreSQL refuses a reason over VARCHAR(255): uncut, every checkpoint of
+    the chunk failed and the chunk was resent on every resume."""
+    long = "BadGateway: " + "x" * 300
+
+    def answer(delivery: Delivery) -> DeliveryResult:
+        return (
+            DeliveryResult(DeliveryOutcome.REJECTED, long)
+            if delivery.device_token == "tok-3"
+            else SENT
+        )
+
+    provider = RecordingProvider(ScriptedProvider(answer))
+
+    async def provider_for(app_id: str) -> DeliveryProvider:
+        return provider
+
+    dispatcher = Dispatcher(
+        messages,
+        FakeAudience(recipients(25)),
+        provider_for,
+        ManualClock(NOW),
+        CountingSignal(),
+        chunk_size=10,
+        lease=LEASE,
+        retry=RetryPolicy(),
+    )
+    item = message(app_id)
+    await dispatcher.run(await started(messages, item))
+
+    status = await messages.status(app_id, item.message_id)
+    assert status is not None
+    assert (status.state, status.sent, status.failed) == (MessageState.PUBLISHED, 24, 1)
+    assert status.failure_reasons == {long[:255]: 1}
+    assert sorted(provider.tokens) == sorted(f"tok-{i}" for i in range(25))
 
 
 async def test_fail_is_terminal_with_its_reason(

@@ -230,7 +230,7 @@ def _claim(row: _Row, now: datetime, lease: timedelta) -> Run | None:
     """Claims a due row as the store does: None when the repeat has expired."""
     if row.state is MessageState.SCHEDULED:
         assert row.next_run_at is not None
-        if row.message.schedule.expired_by(row.next_run_at, now):
+        if row.message.schedule.expired_by(now, lease):
             row.state, row.next_run_at = MessageState.PUBLISHED, None
             return None
         row.run_at, row.next_run_at, row.cursor = row.next_run_at, None, None

@@ -24,7 +24,8 @@ from pushhub_server.core.messages import (
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
-from pushhub_server.delivery.dispatcher import Dispatcher
+from pushhub_server.delivery import dispatcher as dispatcher_module
+from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
 from pushhub_server.delivery.payloads import PayloadRenderer
 from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
 from tests.unit.delivery_fakes import (
@@ -334,6 +335,88 @@ async def test_an_error_that_comes_back_every_time_fails_the_message_in_the_end(
     assert status.error_message == ("delivery stopped 5 times in a row (RuntimeError); see the log")
 
 
+class RaisesEvery:
+    """Sends everything, but raises instead of every `nth` batch, as a flaky link would."""
+
+    def __init__(self, nth: int) -> None:
+        self.nth = nth
+        self.calls = 0
+
+    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        self.calls += 1
+        if self.calls % self.nth == 0:
+            raise ConnectionError("reset by peer")
+        return [SENT for _ in deliveries]
+
+
+async def test_stops_between_which_the_run_made_progress_do_not_fail_it() -> None:
+    """Every resume moves the checkpoint on: far more than five stops, no failure."""
+    h = harness(recipients(200), RaisesEvery(3))
+    await h.messages.create(message())
+    stops = 0
+    while runs := await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10):
+        await h.dispatcher.run(runs[0])
+        stops += (await h.status()).state is MessageState.PUBLISHING
+        h.clock.advance(h.dispatcher.lease)
+
+    assert stops > 5
+    status = await h.status()
+    assert (status.state, status.sent, status.error_message) == (MessageState.PUBLISHED, 200, None)
+
+
+async def test_a_blip_in_each_run_of_a_repeat_never_fails_it() -> None:
+    """Each daily run stops once on this server and another server completes it:
+    five blips over the repeat's life are not five stops in a row."""
+
+    class BlipsWhenArmed:
+        armed = False
+
+        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+            if self.armed:
+                self.armed = False
+                raise ConnectionError("blip")
+            return [SENT for _ in deliveries]
+
+    blips = BlipsWhenArmed()
+    h = harness(recipients(3), blips)
+    other_server = h.new_dispatcher()
+    await h.messages.create(message(repeat_every=timedelta(days=1)))
+    for _ in range(_STOPS_BEFORE_FAILING + 1):
+        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        blips.armed = True
+        await h.dispatcher.run(run)
+        h.clock.advance(h.dispatcher.lease)
+        [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        await other_server.run(resumed)
+        h.clock.advance(timedelta(days=1))
+
+    status = await h.status()
+    assert (status.state, status.run_count) == (MessageState.SCHEDULED, _STOPS_BEFORE_FAILING + 1)
+
+
+async def test_stops_are_forgotten_beyond_the_messages_remembered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class AlwaysRaises:
+        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+            raise RuntimeError("a bug, every time")
+
+    monkeypatch.setattr(dispatcher_module, "_STOPS_REMEMBERED", 2)
+    h = harness(recipients(3), AlwaysRaises())
+    for message_id in ("m-1", "m-2", "m-3"):
+        await h.messages.create(message(message_id))
+    for _ in range(_STOPS_BEFORE_FAILING - 1):
+        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+        await h.dispatcher.run(run)
+        h.clock.advance(h.dispatcher.lease)
+    for run in await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10, ("m-1",)):
+        await h.dispatcher.run(run)  # m-2 and m-3 stop: m-1's four stops are forgotten
+
+    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+    await h.dispatcher.run(run)
+    assert (await h.status()).state is MessageState.PUBLISHING  # one stop, as far as known
+
+
 async def test_a_message_that_cannot_be_rendered_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
         raise TypeError("template engine bug")
@@ -423,6 +506,72 @@ async def test_the_lease_outlives_a_long_retry_after() -> None:
     assert claimed_meanwhile == []
     status = await h.status()
     assert (status.state, status.sent, status.failed) == (MessageState.PUBLISHED, 3, 0)
+
+
+def always_throttled(delivery: Delivery) -> DeliveryResult:
+    return DeliveryResult(DeliveryOutcome.RETRY, "QUOTA_EXCEEDED", retry_after=300.0)
+
+
+async def test_a_cancel_during_a_retry_after_wait_ends_the_run_at_once() -> None:
+    """The heartbeat learns of the cancel: the chunk stops waiting, sends no retry,
+    and its checkpoint counts the deliveries still pending as failed."""
+    h = harness(
+        recipients(3), ScriptedProvider(always_throttled), heartbeat=timedelta(milliseconds=5)
+    )
+
+    async def cancelled_meanwhile(seconds: float) -> None:
+        await h.messages.cancel(APP, "m-1", h.clock.now())
+        await asyncio.Event().wait()  # the five minutes the provider asked for
+
+    h.sleep.meanwhile = cancelled_meanwhile
+    await asyncio.wait_for(h.publish_and_run(), 1)
+
+    assert (h.sleep.delays, len(h.provider.batches)) == ([300.0], 1)
+    status = await h.status()
+    assert (status.state, status.targeted, status.sent, status.failed) == (
+        MessageState.CANCELLED,
+        3,
+        0,
+        3,
+    )
+    assert status.failure_reasons == {"QUOTA_EXCEEDED": 3}
+
+
+async def test_a_run_claimed_again_during_a_retry_after_wait_sends_no_retry() -> None:
+    """Another server took the run over: this dispatcher stops at once, records
+    nothing (the new owner resends the chunk) and sends nothing more."""
+    h = harness(
+        recipients(3), ScriptedProvider(always_throttled), heartbeat=timedelta(milliseconds=5)
+    )
+
+    async def taken_over_meanwhile(seconds: float) -> None:
+        h.clock.advance(h.dispatcher.lease)
+        await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        await asyncio.Event().wait()
+
+    h.sleep.meanwhile = taken_over_meanwhile
+    await asyncio.wait_for(h.publish_and_run(), 1)
+
+    assert len(h.provider.batches) == 1
+    assert h.messages.chunks == []
+
+
+async def test_failure_reasons_are_cut_to_what_the_store_keeps() -> None:
+    """Providers' reasons have no length limit; the stored ones 255 characters.
+    Two reasons alike in their first 255 characters count as one."""
+    long = "BadGateway: " + "x" * 300
+
+    def answer(delivery: Delivery) -> DeliveryResult:
+        if delivery.device_token == "tok-2":
+            return SENT
+        return DeliveryResult(DeliveryOutcome.REJECTED, long + delivery.device_token)
+
+    h = harness(recipients(3), ScriptedProvider(answer))
+    await h.publish_and_run()
+
+    status = await h.status()
+    assert (status.state, status.sent, status.failed) == (MessageState.PUBLISHED, 1, 2)
+    assert status.failure_reasons == {long[:255]: 2}
 
 
 async def test_watchers_are_notified_at_the_start_after_each_chunk_and_at_the_end() -> None:

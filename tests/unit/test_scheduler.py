@@ -247,6 +247,34 @@ async def test_a_slow_chunk_is_not_claimed_again_by_its_own_scheduler() -> None:
     assert (status.state, status.targeted, status.sent) == (MessageState.PUBLISHED, 6, 6)
 
 
+@pytest.mark.parametrize("down_for", [55 * MINUTE, 65 * MINUTE])
+async def test_a_run_starting_after_repeat_expires_at_sends_nothing_whatever_the_grid(
+    down_for: timedelta,
+) -> None:
+    """Expiry 30 minutes in, hourly: however long past it the server comes back
+    (before the next slot or after it), the first run is not sent."""
+    h = Harness()
+    await h.messages.create(
+        message(repeat_every=60 * MINUTE, repeat_expires_at=START + 30 * MINUTE)
+    )
+    h.clock.advance(down_for)
+    assert await h.scheduler.run_due() == 0
+
+    status = await h.status()
+    assert (status.state, status.run_count, status.sent) == (MessageState.PUBLISHED, 0, 0)
+
+
+async def test_a_run_starting_within_a_lease_of_repeat_expires_at_still_goes_out() -> None:
+    """The slot at repeat_expires_at, claimed a few seconds late, as usual."""
+    h = Harness()
+    await h.messages.create(message(repeat_every=MINUTE, repeat_expires_at=START))
+    h.clock.advance(LEASE - timedelta(seconds=1))
+    assert await h.scheduler.run_due() == 1
+
+    status = await h.status()
+    assert (status.state, status.run_count, status.sent) == (MessageState.PUBLISHED, 1, 3)
+
+
 async def test_a_catch_up_past_repeat_expires_at_sends_nothing() -> None:
     h = Harness()
     await h.publish(message(repeat_every=MINUTE, repeat_expires_at=START + 2 * MINUTE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from pushhub_server.core.clock import ManualClock
@@ -122,6 +123,24 @@ async def test_retry_after_is_waited_out_in_full_up_to_five_minutes() -> None:
     [result] = await RetryPolicy(sleep=sleep, jitter=lambda: 1.0).send(provider, [delivery("a")])
     assert sleep.delays == [120.0, 120.0, 120.0]
     assert len(provider.batches) == 4
+    assert (result.outcome, result.reason) == (DeliveryOutcome.RETRY, "QUOTA_EXCEEDED")
+
+
+async def test_retries_end_at_once_when_told_to_stop() -> None:
+    """The run is no longer the dispatcher's: the wait ends and the pending
+    delivery comes back as it was, RETRY, without another send."""
+    provider = RecordingProvider(throttled(300.0))
+    sleep = NoSleep()
+    stop = asyncio.Event()
+
+    async def stopped_meanwhile(seconds: float) -> None:
+        stop.set()
+        await asyncio.Event().wait()  # the five minutes the provider asked for
+
+    sleep.meanwhile = stopped_meanwhile
+    policy = RetryPolicy(sleep=sleep)
+    [result] = await asyncio.wait_for(policy.send(provider, [delivery("a")], stop), 1)
+    assert (sleep.delays, len(provider.batches)) == ([300.0], 1)
     assert (result.outcome, result.reason) == (DeliveryOutcome.RETRY, "QUOTA_EXCEEDED")
 
 

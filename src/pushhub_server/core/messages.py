@@ -50,14 +50,15 @@ class Schedule:
         slot = self._latest_slot(run_at, now) + self.repeat_every
         return None if self._expired(slot) else slot
 
-    def expired_by(self, run_at: datetime, now: datetime) -> bool:
-        """Whether a run of slot run_at that starts at now comes after repeat_expires_at.
+    def expired_by(self, now: datetime, grace: timedelta) -> bool:
+        """Whether a run starting at now comes too late: after repeat_expires_at, give
+        or take `grace` (how late the scheduler normally is to start a run).
 
-        A run that starts late stands for the latest slot due by then (the missed
-        ones merge into it), so after downtime past repeat_expires_at the repeat
-        has ended and nothing goes out.
+        Judged by when the run starts, never by its slot, so after downtime past
+        repeat_expires_at (and its grace) nothing goes out, whatever the grid.
         """
-        return self._expired(self._latest_slot(run_at, now))
+        expires = self.repeat_expires_at
+        return self.repeat_every is not None and expires is not None and now > expires + grace
 
     def _latest_slot(self, run_at: datetime, now: datetime) -> datetime:
         """The last slot of run_at's grid that is due at now (run_at itself at least)."""
@@ -126,6 +127,10 @@ class Recipient:
     selector: str | None = None
 
 
+# The longest failure reason kept (the store's column). Providers' reasons have no limit.
+FAILURE_REASON_LENGTH = 255
+
+
 @dataclass
 class ChunkOutcome:
     """What one chunk did; stored with its checkpoint in one transaction."""
@@ -136,6 +141,14 @@ class ChunkOutcome:
     failed: dict[Platform, int] = field(default_factory=dict)
     failure_reasons: dict[str, int] = field(default_factory=dict)
     invalid_registration_ids: list[str] = field(default_factory=list)
+
+    def count_failure(self, platform: Platform, reason: str) -> None:
+        """Counts one failed delivery under its reason, cut to FAILURE_REASON_LENGTH:
+        a longer one could never be stored, so the chunk's checkpoint would fail and
+        the chunk be resent on every resume. Reasons equal once cut count as one."""
+        self.failed[platform] = self.failed.get(platform, 0) + 1
+        kept = reason[:FAILURE_REASON_LENGTH]
+        self.failure_reasons[kept] = self.failure_reasons.get(kept, 0) + 1
 
 
 @dataclass(frozen=True)

@@ -209,7 +209,7 @@ class MessageRepository(Protocol):
         """Claims due runs: SCHEDULED with next_run_at <= now, or PUBLISHING whose
         lease ran out (its dispatcher is gone), except the messages in `exclude`.
         Sets PUBLISHING, the lease and the next claim number. A SCHEDULED run that
-        Schedule.expired_by says comes after repeat_expires_at is not claimed: the
+        Schedule.expired_by(now, lease) says starts too late is not claimed: the
         message ends PUBLISHED. PostgreSQL: FOR UPDATE SKIP LOCKED, so several
         servers share the work."""
 

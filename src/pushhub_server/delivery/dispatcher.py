@@ -28,7 +28,9 @@ and leaves the run to be resumed from its last checkpoint once the lease runs
 out; nothing about it reaches the message's error_message. An error that
 comes back every time (a bug, not a blip) would resume the run forever, so a
 run stopped that way _STOPS_BEFORE_FAILING times in a row in this process
-fails, naming only the error's type.
+without progress fails, naming only the error's type. Without progress means
+from the same starting point (slot and checkpoint): a big fan-out that moves
+on between occasional blips, or a repeat with a blip now and then, goes on.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.errors import PushHubError
@@ -52,7 +54,6 @@ from pushhub_server.core.messages import (
     Run,
     new_delivery,
 )
-from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import AudienceReader, DeliveryProvider, MessageRepository
 from pushhub_server.core.publishing import StatusSignal
 from pushhub_server.core.selector import matches, parse_selector
@@ -64,8 +65,14 @@ _log = logging.getLogger(__name__)
 
 # Recipients rendered without yielding to the event loop: about a millisecond.
 _RENDER_SLICE = 100
-# A run that stops with an error this many times in a row is failed, not resumed again.
+# A run that stops with an error this many times in a row, without progress, is
+# failed, not resumed again.
 _STOPS_BEFORE_FAILING = 5
+# Messages whose stops are remembered: the oldest are forgotten beyond it, so a
+# process that sees many messages stop (a database out) keeps its memory flat.
+_STOPS_REMEMBERED = 1000
+# Where a run started: its slot and the checkpoint it resumed after.
+_Start = tuple[datetime, str | None]
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
@@ -97,8 +104,9 @@ class Dispatcher:
         self.lease = lease
         self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
-        # Runs stopped by an error, in a row, per message (see the module docstring).
-        self._stops: dict[str, int] = {}
+        # Per message, where its stopped run started and how many stops in a row
+        # started there (see the module docstring); oldest first.
+        self._stops: dict[str, tuple[_Start, int]] = {}
 
     async def run(self, run: Run) -> None:
         """Delivers one claimed run; never raises. Rendering errors fail the message;
@@ -106,9 +114,10 @@ class Dispatcher:
         runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
         self._signal.notify(message_id)  # claimed: now PUBLISHING
-        heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run))
+        lost = asyncio.Event()
+        heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
         try:
-            await self._deliver_or_fail(run)
+            await self._deliver_or_fail(run, lost)
             self._stops.pop(message_id, None)
         except Exception as error:
             _log.exception(
@@ -126,7 +135,7 @@ class Dispatcher:
 
     async def _after_stop(self, run: Run, error: Exception) -> None:
         message_id = run.message.message_id
-        stops = self._stops[message_id] = self._stops.get(message_id, 0) + 1
+        stops = self._count_stop(run)
         if stops < _STOPS_BEFORE_FAILING:
             return
         del self._stops[message_id]
@@ -137,10 +146,24 @@ class Dispatcher:
             # The store may be what keeps failing: the run resumes, and counts again.
             _log.exception("could not mark message %s failed", message_id)
 
-    async def _keep_claim(self, run: Run) -> None:
+    def _count_stop(self, run: Run) -> int:
+        """Counts a stop of run: one more when the stop before started where this
+        run did (no progress since), else the first in a row."""
+        message_id = run.message.message_id
+        start = (run.run_at, run.cursor)
+        # Popped and put back, so the dict stays ordered from the oldest stop.
+        earlier = self._stops.pop(message_id, None)
+        stops = earlier[1] + 1 if earlier is not None and earlier[0] == start else 1
+        self._stops[message_id] = (start, stops)
+        if len(self._stops) > _STOPS_REMEMBERED:
+            del self._stops[next(iter(self._stops))]
+        return stops
+
+    async def _keep_claim(self, run: Run, lost: asyncio.Event) -> None:
         """Renews the lease every heartbeat until the run ends, however long a chunk
-        takes. Ends once the store says the claim is no longer live (cancelled or
-        claimed again): the next checkpoint then stops the run."""
+        takes. Once the store says the claim is no longer live (cancelled or claimed
+        again) it sets `lost`, which ends a chunk's retries at once, and ends: the
+        chunk's checkpoint then stops the run."""
         message_id = run.message.message_id
         while True:
             await asyncio.sleep(self._heartbeat)
@@ -148,27 +171,28 @@ class Dispatcher:
                 if not await self._messages.renew_lease(
                     message_id, run.claim, self._clock.now(), self.lease
                 ):
+                    lost.set()
                     return
             except Exception:
                 # The next heartbeat tries again: the lease outlasts one missed renewal.
                 _log.warning("renewing the lease of message %s failed", message_id, exc_info=True)
 
-    async def _deliver_or_fail(self, run: Run) -> None:
+    async def _deliver_or_fail(self, run: Run, lost: asyncio.Event) -> None:
         try:
-            await self._deliver(run)
+            await self._deliver(run, lost)
         except _Unrenderable as error:
             _log.error("message %s failed: %s", run.message.message_id, error)
             await self._messages.fail(
                 run.message.message_id, run.claim, str(error), self._clock.now()
             )
 
-    async def _deliver(self, run: Run) -> None:
+    async def _deliver(self, run: Run, lost: asyncio.Event) -> None:
         message = run.message
         provider = await self._provider_for(message.app_id)
         with _rendering():
             # One renderer per run: it prepares each platform's payload once for everyone.
             renderer = PayloadRenderer(message.content, now=self._clock.now())
-        if not await self._send_pages(run, _Fanout(message, provider, renderer)):
+        if not await self._send_pages(run, _Fanout(message, provider, renderer, lost)):
             return  # cancelled (or no longer our run) meanwhile: not ours to finish
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
@@ -218,7 +242,7 @@ class Dispatcher:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
         outcome = chunk.outcome
         if chunk.deliveries:
-            results = await self._retry.send(fanout.provider, chunk.deliveries)
+            results = await self._retry.send(fanout.provider, chunk.deliveries, fanout.lost)
             _classify(chunk.deliveries, results, outcome)
         message_id = run.message.message_id
         recorded = await self._messages.record_chunk(
@@ -245,6 +269,8 @@ class _Fanout:
     message: Message
     provider: DeliveryProvider
     renderer: PayloadRenderer
+    # Set when the run is no longer ours (cancelled, claimed again): retries stop.
+    lost: asyncio.Event
 
     def deliveries(self, page: Sequence[Recipient], outcome: ChunkOutcome) -> list[Delivery]:
         """The page's rendered deliveries; counts targets and render failures in outcome.
@@ -276,7 +302,7 @@ class _Fanout:
                     recipient.templates if uses_templates else None,
                 )
             except PushHubError as error:
-                _count_failure(outcome, platform, error.reason)
+                outcome.count_failure(platform, error.reason)
                 continue
             append(
                 new_delivery(
@@ -297,7 +323,8 @@ class _Fanout:
 def _classify(
     deliveries: Sequence[Delivery], results: Sequence[DeliveryResult], outcome: ChunkOutcome
 ) -> None:
-    """Counts sent and failed results; still-RETRY ones ran out of attempts and failed."""
+    """Counts sent and failed results; still-RETRY ones ran out of attempts, or the
+    run was lost before they could be retried, and failed."""
     sent = outcome.sent
     for delivery, result in zip(deliveries, results, strict=True):
         if result.outcome is DeliveryOutcome.SENT:
@@ -305,16 +332,7 @@ def _classify(
             continue
         if result.outcome is DeliveryOutcome.INVALID_TOKEN:
             outcome.invalid_registration_ids.append(delivery.registration_id)
-        _count_failure(outcome, delivery.platform, result.reason or result.outcome.name)
-
-
-def _count_failure(outcome: ChunkOutcome, platform: Platform, reason: str) -> None:
-    _add(outcome.failed, platform)
-    outcome.failure_reasons[reason] = outcome.failure_reasons.get(reason, 0) + 1
-
-
-def _add(counts: dict[Platform, int], platform: Platform) -> None:
-    counts[platform] = counts.get(platform, 0) + 1
+        outcome.count_failure(delivery.platform, result.reason or result.outcome.name)
 
 
 class _Unrenderable(Exception):

@@ -122,7 +122,7 @@ class SqlMessageRepository:
                 limit - len(abandoned),
             )
             await _resume_runs(conn, [row.id for row in abandoned], at, until)
-            started = await _start_runs(conn, scheduled, now, until)
+            started = await _start_runs(conn, scheduled, now, lease)
         return [_resumed_run(row) for row in abandoned] + started
 
     async def renew_lease(
@@ -384,14 +384,15 @@ async def _resume_runs(conn: AsyncConnection, ids: list[str], at: int, until: in
 
 
 async def _start_runs(
-    conn: AsyncConnection, rows: list[Any], now: datetime, until: int
+    conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
 ) -> list[Run]:
     """New runs start at the top of the audience, at their scheduled time. A repeat
-    whose due slot comes after repeat_expires_at has ended instead: PUBLISHED."""
+    whose run would start more than a lease (the scheduler's normal lateness)
+    after repeat_expires_at has ended instead: PUBLISHED, sending nothing."""
     due = [_new_run(row) for row in rows]
-    ended = [run.message.message_id for run in due if _expired(run, now)]
+    ended = [run.message.message_id for run in due if run.message.schedule.expired_by(now, lease)]
     starting = [run for run in due if run.message.message_id not in ended]
-    at = to_micros(now)
+    at, until = to_micros(now), to_micros(now + lease)
     await _mark_started(conn, [run.message.message_id for run in starting], at, until)
     await _mark_ended(conn, ended, at)
     return starting
@@ -424,10 +425,6 @@ async def _mark_ended(conn: AsyncConnection, ids: list[str], at: int) -> None:
             .where(_m.id.in_(ids))
             .values(state=int(MessageState.PUBLISHED), next_run_at=None, updated_at=at)
         )
-
-
-def _expired(run: Run, now: datetime) -> bool:
-    return run.message.schedule.expired_by(run.run_at, now)
 
 
 def _new_run(row: Any) -> Run:

@@ -27,7 +27,9 @@ class RetryPolicy:
     provider allows. A retry_after over max_retry_after (5 minutes) is not waited
     for: that delivery is not retried. What is still RETRY after `attempts` sends,
     or was not retried, is returned as is and counted as failed under its reason.
-    The dispatcher's heartbeat keeps the run's lease while a chunk waits.
+    The dispatcher's heartbeat keeps the run's lease while a chunk waits, and sets
+    `stop` when the run is no longer its own (cancelled, claimed again): waiting and
+    retrying end at once, since nothing more may go out for that run.
     """
 
     attempts: int = 4
@@ -47,20 +49,39 @@ class RetryPolicy:
         return max(jittered, retry_after)
 
     async def send(
-        self, provider: DeliveryProvider, deliveries: Sequence[Delivery]
+        self,
+        provider: DeliveryProvider,
+        deliveries: Sequence[Delivery],
+        stop: asyncio.Event | None = None,
     ) -> list[DeliveryResult]:
-        """One result per delivery, in order; only the RETRY subset is sent again."""
+        """One result per delivery, in order; only the RETRY subset is sent again,
+        until `stop` (if given) is set: the results so far are returned then."""
+        # Without one (a credentials check, not a run), nothing ever stops it.
+        stop = stop or asyncio.Event()
         results = await provider.send(deliveries)
         pending = self._retryable(results, range(len(results)))
         for retry in range(self.attempts - 1):
             if not pending:
                 break
-            await self.sleep(self.delay(retry, _longest_retry_after(results, pending)))
+            delay = self.delay(retry, _longest_retry_after(results, pending))
+            if not await self._wait(delay, stop):
+                break
             retried = await provider.send([deliveries[index] for index in pending])
             for index, result in zip(pending, retried, strict=True):
                 results[index] = result
             pending = self._retryable(results, pending)
         return results
+
+    async def _wait(self, seconds: float, stop: asyncio.Event) -> bool:
+        """Sleeps `seconds`, or until `stop` is set; whether to go on retrying."""
+        sleeping = asyncio.ensure_future(self.sleep(seconds))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait((sleeping, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            stopping.cancel()
+        return not stop.is_set()
 
     def _retryable(self, results: Sequence[DeliveryResult], indexes: Sequence[int]) -> list[int]:
         """The RETRY results whose Retry-After, if any, is worth waiting for."""
