@@ -12,7 +12,7 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from pushhub.v1 import status_pb2
+from pushhub.v1 import admin_pb2, status_pb2
 
 from .harness import (
     CANCELLED,
@@ -21,6 +21,7 @@ from .harness import (
     SCHEDULED,
     TERMINAL,
     AppHandle,
+    bearer,
     check_error,
     new_token,
     settle,
@@ -141,6 +142,26 @@ async def test_watch_of_a_repeat_follows_each_run(server, app: AppHandle, clock)
     assert seen[-1].run_count == 2
     # Between the runs the stream showed the message scheduled again, after run 1.
     assert any(status.state == SCHEDULED and status.run_count == 1 for status in seen), seen
+
+
+async def test_a_watch_ends_once_its_key_is_revoked(app: AppHandle, clock) -> None:
+    created = await app.stubs.admin.CreateApiKey(
+        admin_pb2.CreateApiKeyRequest(app_id=app.app_id, kind=admin_pb2.API_KEY_KIND_SERVER),
+        metadata=app.server(),
+    )
+    response = await app.publish(
+        message="watched", publish_at=timestamp(clock.now() + timedelta(hours=1))
+    )
+    call = watch(app, response.message_id, bearer(created.key))
+    assert (await read(call)).state == SCHEDULED
+    await app.stubs.admin.RevokeApiKey(
+        admin_pb2.RevokeApiKeyRequest(app_id=app.app_id, key_id=created.api_key.key_id),
+        metadata=app.server(),
+    )
+    await app.cancel(response.message_id)  # a change the revoked key must not see
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await read(call)
+    assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_watch_is_denied_to_a_device_key(app: AppHandle) -> None:

@@ -57,3 +57,17 @@ async def test_a_batch_may_await_only_statements(db: Database, app_id: str) -> N
     with pytest.raises(RuntimeError, match="awaited something other than a statement"):
         await db.write_batch(work)
     assert await _count(db, app_id) == 0
+
+
+async def test_database_errors_do_not_carry_the_statement_parameters(
+    db: Database, app_id: str
+) -> None:
+    # Such errors end in the server log (with message and device data in them).
+    row = {"id": new_id(), "app_id": app_id, "created_at": 1}
+    async with db.write() as conn:
+        await conn.execute(reserved_ids.insert().values(row))
+    with pytest.raises(sa.exc.IntegrityError) as raised:
+        async with db.write() as conn:
+            await conn.execute(reserved_ids.insert().values(row))
+    assert row["id"] not in str(raised.value)
+    assert "parameters hidden" in str(raised.value)

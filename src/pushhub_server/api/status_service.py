@@ -51,7 +51,13 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self, request: status_pb2.WatchMessageStatusRequest, context: Context
     ) -> AsyncIterator[status_pb2.WatchMessageStatusResponse]:
         principal = await self._auth.principal(context)
+        first = True
         async for status in self._publishing.watch(principal, request.message_id):
+            if not first:
+                # A watch may outlive its key (a repeat runs for days): a key revoked
+                # (or an app deleted) meanwhile ends it with UNAUTHENTICATED.
+                await self._auth.principal(context)
+            first = False
             yield status_pb2.WatchMessageStatusResponse(
                 status=convert_messages.message_status(status)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -246,8 +247,13 @@ class AppService:
             )
         except jwt.PyJWTError as error:
             return None, f"user token rejected: {error}"
-        # Expiry is checked against our clock (not PyJWT's), so tests can move time.
-        if claims["exp"] <= self._clock.now().timestamp():
+        # Expiry is checked against our clock (not PyJWT's), so tests can move time;
+        # PyJWT then does not check exp's type either: a string would raise here,
+        # and NaN compares false with everything (a token that never expires).
+        expires = claims["exp"]
+        if not isinstance(expires, int | float) or not math.isfinite(expires):
+            return None, "user token rejected: exp must be a number of seconds"
+        if expires <= self._clock.now().timestamp():
             return None, "user token expired"
         return str(claims["sub"]), None
 

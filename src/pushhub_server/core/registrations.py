@@ -208,9 +208,11 @@ def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
     if item.user_id is None and not reserved:
         return
     if principal.user_id is None:
+        # Say why a token that was sent did not count (expired, another app's...).
+        why = f" ({principal.user_token_error})" if principal.user_token_error else ""
         raise permission_denied(
             "USER_TOKEN_REQUIRED",
-            "a device key needs a valid user-token to set user_id or user: tags",
+            f"a device key needs a valid user-token to set user_id or user: tags{why}",
             field="user_id" if item.user_id else "tags",
         )
     if item.user_id not in (None, principal.user_id):

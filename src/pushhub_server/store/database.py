@@ -56,13 +56,17 @@ class Database:
     @classmethod
     def from_url(cls, url: str) -> Database:
         if sa.make_url(url).get_backend_name() != "sqlite":
-            engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            engine = create_async_engine(
+                url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+            )
             return cls(engine, engine)
         # aiosqlite logs each statement with its parameters at DEBUG, and credentials
         # are stored unsealed without PUSHHUB_SECRET_KEY: keep them out of the log.
+        # (hide_parameters does the same for SQLAlchemy's errors, on both dialects:
+        # a traceback in the log shows the statement, not message or device data.)
         logging.getLogger("aiosqlite").setLevel(logging.INFO)
-        writer = create_async_engine(url, pool_size=1, max_overflow=0)
-        reader = create_async_engine(url, pool_size=4, max_overflow=4)
+        writer = create_async_engine(url, pool_size=1, max_overflow=0, hide_parameters=True)
+        reader = create_async_engine(url, pool_size=4, max_overflow=4, hide_parameters=True)
         _configure_sqlite(writer)
         _configure_sqlite(reader)
         return cls(writer, reader)
