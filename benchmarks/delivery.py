@@ -34,7 +34,7 @@ is that platform's own. Registrations are loaded straight into the database
 before the server starts, with benchmarks/fanout.py's loader (same row shape the
 store writes; 160-hex-character tokens), then switched to the one platform.
 
-    .venv/bin/python -m benchmarks.delivery                       # 1,000,000 APNs + 100,000 FCM
+    .venv/bin/python -m benchmarks.delivery   # 1M APNs, 100k FCM (fake), 1M FCM (nginx)
     .venv/bin/python -m benchmarks.delivery --apns-count 50000 --fcm-count 10000
     .venv/bin/python -m benchmarks.delivery --database postgres   # database pushhub_delivery
     .venv/bin/python -m benchmarks.delivery --profile /tmp/apns.raw   # py-spy during APNs

@@ -2,8 +2,8 @@
 
 Prints requests/s for:
 
-- pycurl: libcurl + nghttp2 through ``Http2Client`` (CurlMulti driven by the
-  asyncio loop), the transport the providers use;
+- pycurl: libcurl + nghttp2 through ``Http2Client`` (CurlMulti on its own
+  thread), the transport the providers use;
 - the APNs provider end to end (JWT, headers, classification) on that transport;
 - h2 on asyncio: the pure-Python alternative, a minimal multiplexing client;
 - httpx (HTTP/2), only when it happens to be installed.

@@ -18,7 +18,7 @@ class Config:
     listen: str = DEFAULT_LISTEN
     admin_token: str | None = None
     secret_key: str | None = None
-    # Seconds between sweeps of expired registrations.
+    # Seconds between sweeps of expired and long-invalidated registrations.
     sweep_interval: float = 60.0
     # Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
     grace_period: float = 10.0
@@ -29,7 +29,7 @@ class Config:
     webhook_attempts: int = 4
     # Recipients per dispatcher chunk: one checkpoint transaction each.
     chunk_size: int = 1000
-    # Seconds a claimed run stays its dispatcher's without a checkpoint; after a crash
+    # Seconds a claimed run stays its dispatcher's without a renewal; after a crash
     # another process (or the restarted one) resumes the run once it runs out.
     lease_seconds: float = 60.0
     # Longest the scheduler sleeps without a wake-up (another process may publish).

@@ -86,7 +86,8 @@ class RegistrationRepository(Protocol):
         """Creates or replaces registrations in one transaction, set-based.
 
         Items without registration_id upsert on (platform, device_token).
-        Items with one update that live registration, or create it when the
+        Items with one update that registration (an invalidated one is
+        revived; an expired one is gone), or create it when the
         id was reserved; otherwise that item's result is REGISTRATION_GONE.
         An item with a device_claim that would change or delete a registration
         its claim may not take is NOT_DEVICE_OWNER, and changes nothing.

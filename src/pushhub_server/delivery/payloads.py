@@ -27,7 +27,8 @@ on top (RFC 7396 merge patch: objects merge recursively, ``null`` deletes).
 APNs headers: ``apns-push-type`` (``background`` when ``aps`` has
 ``content-available`` and no alert, badge or sound, else ``alert``),
 ``apns-priority`` (``10`` high or unset, ``5`` normal, and always ``5`` for
-background pushes, which Apple requires), ``apns-expiration`` (send time + ttl, in
+background pushes, which Apple requires), ``apns-expiration`` (the run's start, or
+resume, + ttl, in
 epoch seconds; ``0``, "deliver now or never", for a zero ttl; left out without
 a ttl, so APNs stores the notification for an offline device, as FCM does by
 default: with ``0`` an iPhone that is asleep at send time never gets it),
@@ -226,7 +227,7 @@ class _Failed:
 class PayloadRenderer:
     """Renders one message for its recipients. Build one per message run.
 
-    ``now`` is the send time that ``apns-expiration`` counts ttl from.
+    ``now`` is when the run starts (or resumes): ``apns-expiration`` counts ttl from it.
     """
 
     def __init__(

@@ -4,7 +4,8 @@ It sleeps until the earliest scheduled run falls due, at most poll_interval
 (other server processes publish too, and crashed runs' leases run out), or
 until wake() says a message was just published. It never busy-polls. On start
 it first runs whatever fell due while the server was down; missed repeats of a
-message merge into that one run (Schedule.next_run_after).
+message merge into that one run (Schedule.next_run_after), except a repeat more
+than a lease past its repeat_expires_at, which ends PUBLISHED (Schedule.expired_by).
 
 Up to max_runs runs are dispatched at once, so one large fan-out does not hold
 up a message that falls due meanwhile.

@@ -16,7 +16,8 @@ Classification (Apple's status and ``reason``):
 
 - 200 → SENT;
 - 410 (``Unregistered``, ``ExpiredToken``), 400 ``BadDeviceToken`` and 400
-  ``DeviceTokenNotForTopic`` → INVALID_TOKEN: the registration is pruned;
+  ``DeviceTokenNotForTopic`` → INVALID_TOKEN: the registration is invalidated
+  (hidden at once, deleted by the sweep after 7 days unless registered again);
 - 429 and 5xx → RETRY, with ``retry_after`` from ``Retry-After`` when present;
 - a transport failure that fresh connections did not cure → RETRY;
 - anything else → REJECTED under Apple's reason string.

@@ -2,8 +2,10 @@
 
 Providers answer a transient failure (429, 5xx, a dropped connection, GOAWAY
 they could not resend) with DeliveryOutcome.RETRY and, when the service said
-so, retry_after seconds. They never sleep or retry themselves: the dispatcher
-calls RetryPolicy.send, so backoff is decided in one place for every provider.
+so, retry_after seconds. Apart from one resend with a fresh token (APNs
+ExpiredProviderToken, FCM 401) they never sleep or retry themselves: the
+dispatcher and the dry-run verifier call RetryPolicy.send, so backoff is
+decided in one place for every provider.
 """
 
 from __future__ import annotations
