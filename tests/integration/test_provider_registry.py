@@ -104,6 +104,12 @@ def repository() -> StoredCredentials:
     return StoredCredentials()
 
 
+@pytest.fixture
+def apns_stored(repository: StoredCredentials, signing_key: tuple[str, str]) -> None:
+    """Most tests start from an app holding APNs credentials of the test key."""
+    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+
+
 def registry_for(
     repository: StoredCredentials,
     clock: ManualClock,
@@ -161,13 +167,13 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> No
         await asyncio.sleep(0.01)
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_a_send_in_flight_keeps_its_provider_through_a_credentials_change(
     registry: ProviderRegistry,
     repository: StoredCredentials,
     fake: FakeApns,
     signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     router = await registry.for_app(APP)
     fake.held.add(delivery(1).device_token)
     in_flight = asyncio.ensure_future(router.send([delivery(1)]))
@@ -210,13 +216,12 @@ async def test_concurrent_reads_cannot_bring_back_older_credentials(
     assert [request.status for request in fake.requests] == [200]
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_new_fcm_credentials_leave_the_apns_provider_alone(
     registry: ProviderRegistry,
     repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     router = await registry.for_app(APP)
     assert await router.send([delivery(1)]) == [SENT]
 
@@ -282,13 +287,11 @@ async def test_credentials_stored_before_the_checks_fail_only_their_platform(
     assert "PRIVATE KEY" not in caplog.text
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_deleting_an_app_closes_its_providers_after_their_sends(
     registry: ProviderRegistry,
-    repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     router = await registry.for_app(APP)
     fake.held.add(delivery(1).device_token)
     in_flight = asyncio.ensure_future(router.send([delivery(1)]))
@@ -304,13 +307,12 @@ async def test_deleting_an_app_closes_its_providers_after_their_sends(
     assert not [key for key in registry._slots if key[0] == APP]
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_deleting_an_app_mid_refresh_retires_what_the_refresh_built(
     registry: ProviderRegistry,
     repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     repository.hold_next_read = asyncio.Event()
     gate = repository.hold_next_read
     reading = asyncio.ensure_future(registry.for_app(APP))  # read before the deletion
@@ -327,13 +329,12 @@ async def test_deleting_an_app_mid_refresh_retires_what_the_refresh_built(
     assert fake.connections == 0
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_clearing_credentials_closes_the_provider_after_its_sends(
     registry: ProviderRegistry,
     repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     router = await registry.for_app(APP)
     fake.held.add(delivery(1).device_token)
     in_flight = asyncio.ensure_future(router.send([delivery(1)]))
@@ -351,13 +352,12 @@ async def test_clearing_credentials_closes_the_provider_after_its_sends(
     assert len(fake.requests) == 1
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_a_refresh_across_close_builds_nothing(
     registry: ProviderRegistry,
     repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     repository.hold_next_read = asyncio.Event()
     gate = repository.hold_next_read
     pending = asyncio.ensure_future(registry.for_app(APP))
@@ -371,13 +371,11 @@ async def test_a_refresh_across_close_builds_nothing(
     assert fake.connections == 0
 
 
+@pytest.mark.usefixtures("apns_stored")
 async def test_a_closed_registry_refuses_every_call(
     registry: ProviderRegistry,
-    repository: StoredCredentials,
     fake: FakeApns,
-    signing_key: tuple[str, str],
 ) -> None:
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     router = await registry.for_app(APP)
     await registry.close()
 
