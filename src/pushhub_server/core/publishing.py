@@ -11,7 +11,7 @@ from .clock import Clock
 from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
 from .ids import new_id
 from .limits import Limits
-from .messages import Audience, Message, MessageState, MessageStatus, Schedule
+from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
 from .ports import MessageRepository
@@ -45,12 +45,6 @@ class PublishDraft:
     repeat_every: timedelta | None = None
     repeat_expires_at: datetime | None = None
     request_id: str = ""
-
-
-@dataclass(frozen=True)
-class Published:
-    message_id: str
-    state: MessageState
 
 
 class StatusListener(Protocol):
@@ -91,7 +85,10 @@ class PublishingService:
     # (another server process may be the one publishing).
     watch_poll_seconds: float = 2.0
 
-    async def publish(self, principal: Principal, draft: PublishDraft) -> Published:
+    async def publish(self, principal: Principal, draft: PublishDraft) -> str:
+        """Stores the message SCHEDULED; returns its id. A refusal raises and stores
+        nothing, so every stored message's answer is SCHEDULED, a repeated
+        request_id's (AIP-155) included."""
         require_publisher(principal)
         request_id = self._request_id(draft.request_id)
         if request_id is not None:
@@ -99,7 +96,7 @@ class PublishingService:
             # passed and the same request would now be refused.
             existing = await self.messages.find_request(principal.app_id, request_id)
             if existing is not None:
-                return Published(existing, MessageState.SCHEDULED)
+                return existing
         now = self.clock.now()
         audience = self._audience(draft)
         message = Message(
@@ -116,9 +113,7 @@ class PublishingService:
         message_id, created = await self.messages.create(message)
         if created:
             self.on_published()
-        # The first answer of every stored message is SCHEDULED (refusals store
-        # nothing), whatever the message's state is by now.
-        return Published(message_id, MessageState.SCHEDULED)
+        return message_id
 
     async def cancel(self, principal: Principal, message_id: str) -> MessageStatus:
         require_publisher(principal)
