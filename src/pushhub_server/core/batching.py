@@ -18,13 +18,13 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from .errors import PushHubError
-from .models import RegistrationInput, UpsertResult
+from .models import RegistrationInput, TokenKey, UpsertResult
 
 ItemResult = UpsertResult | PushHubError
 UpsertMany = Callable[[str, Sequence[RegistrationInput]], Awaitable[list[ItemResult]]]
 _Waiting = tuple[RegistrationInput, "asyncio.Future[ItemResult]"]
-# A registration as an item names it: by (platform, token digest) or by id.
-_Touched = tuple[int, str] | str
+# A registration as an item names it: by its token key or by id.
+_Touched = TokenKey | str
 
 
 class UpsertBatcher:
@@ -88,7 +88,7 @@ class UpsertBatcher:
 
 
 def _touched(item: RegistrationInput) -> set[_Touched]:
-    touched: set[_Touched] = {(int(item.platform), item.token_hash)}
+    touched: set[_Touched] = {item.token_key}
     if item.registration_id is not None:
         touched.add(item.registration_id)
     return touched

@@ -88,6 +88,10 @@ class DeviceClaim:
         return owner is None or owner == self.user_id
 
 
+# (platform, token digest): what names a registration within an app, besides its id.
+TokenKey = tuple[int, str]
+
+
 @dataclass(frozen=True)
 class RegistrationInput:
     """A validated, normalised RegisterDevice item."""
@@ -110,6 +114,10 @@ class RegistrationInput:
     token_hash: str = field(init=False, repr=False, compare=False)
     # Digest of the stored content; equal digests mean an unchanged re-registration.
     fingerprint: str = field(init=False, repr=False, compare=False)
+
+    @property
+    def token_key(self) -> TokenKey:
+        return (int(self.platform), self.token_hash)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "token_hash", token_digest(self.device_token))

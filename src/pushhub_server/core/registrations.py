@@ -36,6 +36,7 @@ from .models import (
     RegistrationInput,
     RequestState,
     Template,
+    TokenKey,
     TrackedRequest,
     UpsertResult,
 )
@@ -585,9 +586,9 @@ def _filter_key(where: RegistrationFilter) -> str:
     return json.dumps([where.user_id, where.channel, where.tag, platform])
 
 
-def _touched(items: Sequence[RegistrationInput]) -> frozenset[tuple[int, str]] | None:
+def _touched(items: Sequence[RegistrationInput]) -> frozenset[TokenKey] | None:
     """The (platform, token digest) keys of the rows a batch writes; None when an item
     names a registration id: which row that touches is only known inside the write."""
     if any(item.registration_id for item in items):
         return None
-    return frozenset((int(item.platform), item.token_hash) for item in items)
+    return frozenset(item.token_key for item in items)

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import Registration, RegistrationInput, UpsertResult
+from pushhub_server.core.models import Registration, RegistrationInput, TokenKey, UpsertResult
 
 from .children import DELETE_TAGS_OF, delete_children
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
-from .upsert_plan import ItemOutcome, Plan, StoredRow, TokenKey, item_key, plan_upsert
+from .upsert_plan import ItemOutcome, Plan, StoredRow, plan_upsert
 
 _INVALIDATED = registrations.c.invalidated_at.is_not(None)
 _STORED_COLUMNS = (
@@ -142,7 +142,7 @@ class BulkUpsert:
     async def run(self, conn: AsyncConnection, items: Sequence[RegistrationInput]) -> Plan:
         """Writes the batch in conn's transaction; results() answers it once that has ended."""
         self._conn = conn
-        keys = [item_key(item) for item in items]
+        keys = [item.token_key for item in items]
         stored = await self._stored_rows(items, keys)
         reserved = await self._reserved(items)
         plan = plan_upsert(items, keys, stored, reserved, self._now_micros)

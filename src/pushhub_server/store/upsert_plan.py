@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 
 from pushhub_server.core.errors import PushHubError, not_device_owner, registration_gone
 from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import RegistrationInput
-
-TokenKey = tuple[int, str]  # (platform, token digest): unique within an app
+from pushhub_server.core.models import RegistrationInput, TokenKey
 
 
 @dataclass(frozen=True)
@@ -84,10 +82,6 @@ class Plan:
         return [slot.id for slot in self.live.values() if slot.stored is not None]
 
 
-def item_key(item: RegistrationInput) -> TokenKey:
-    return (int(item.platform), item.token_hash)
-
-
 def plan_upsert(
     items: Sequence[RegistrationInput],
     keys: Sequence[TokenKey],
@@ -95,7 +89,7 @@ def plan_upsert(
     reserved: set[str],
     now: int,
 ) -> Plan:
-    """keys[i] is item_key(items[i]), computed once by the caller for its lookups too."""
+    """keys[i] is items[i].token_key, computed once by the caller for its lookups too."""
     # Ids for every item that may create a registration, ascending, in one call.
     fresh_ids = iter(new_ids(len(items)))
     planner = _Planner(stored, reserved, now, fresh_ids)
