@@ -135,6 +135,13 @@ def _add_app_commands(
     token.add_argument("user_id")
     token.add_argument("--ttl", type=float, help="lifetime in seconds (default 3600)")
     token.set_defaults(run=_apps_token)
+    rotate = apps.add_parser(
+        "rotate-secret",
+        parents=[database],
+        help="replace an app's user-token signing secret: its tokens issued so far stop working",
+    )
+    rotate.add_argument("app", help="app id or name")
+    rotate.set_defaults(run=_apps_rotate_secret)
     apns = apps.add_parser("set-apns", parents=[database], help="set an app's APNs .p8 key")
     apns.add_argument("app", help="app id or name")
     apns.add_argument("--key-id", required=True)
@@ -228,6 +235,17 @@ async def _apps_token(args: argparse.Namespace, config: Config) -> None:
     print(token)
 
 
+async def _apps_rotate_secret(args: argparse.Namespace, config: Config) -> None:
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.rotate_signing_secret(app.app_id)
+    print(
+        f"rotated the user-token signing secret of {app.name} ({app.app_id}): "
+        "running servers refuse user tokens issued before within 5 seconds"
+    )
+    _warn_if_unsealed(config, "start `pushhub serve` with it to seal the secret")
+
+
 async def _apps_set_apns(args: argparse.Namespace, config: Config) -> None:
     environment = ApnsEnvironment.SANDBOX if args.sandbox else ApnsEnvironment.PRODUCTION
     credentials = apns_credentials(
@@ -249,11 +267,11 @@ async def _apps_set_fcm(args: argparse.Namespace, config: Config) -> None:
     _warn_if_unsealed(config)
 
 
-def _warn_if_unsealed(config: Config) -> None:
+def _warn_if_unsealed(config: Config, then: str = "run this command again to seal them") -> None:
     if config.secret_key is None:
         print(
             "warning: stored UNSEALED (plaintext) in the database: neither PUSHHUB_SECRET_KEY "
-            "nor --secret-key is set. Set one and run this command again to seal them.",
+            f"nor --secret-key is set. Set one and {then}.",
             file=sys.stderr,
         )
 

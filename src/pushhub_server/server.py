@@ -113,6 +113,7 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
     webhooks = HttpWebhookSender(config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
+    await _seal_signing_secrets(apps)
     scheduler, publishing, providers = _delivery(config, clock, db, apps)
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
@@ -156,6 +157,14 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         _providers=providers,
         _db=db,
     )
+
+
+async def _seal_signing_secrets(apps: AppService) -> None:
+    """Apps created before PUSHHUB_SECRET_KEY was set keep their signing secret in
+    plaintext until a server with the key starts: before it takes any call."""
+    sealed = await apps.seal_signing_secrets()
+    if sealed:
+        _log.info("sealed the user-token signing secrets of %d apps stored in plaintext", sealed)
 
 
 def _delivery(

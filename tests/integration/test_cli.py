@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from pathlib import Path
@@ -11,6 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from pushhub_server import cli
+from pushhub_server.core.apps import AppService
+from pushhub_server.core.clock import SystemClock
+from pushhub_server.store import Database, SqlAppRepository
 
 UNSEALED = "stored UNSEALED (plaintext)"
 
@@ -71,3 +75,49 @@ def test_storing_credentials_without_a_secret_key_says_they_are_unsealed(
     out, err = pushhub(database_url, capsys, *apns, "--secret-key", "cli-secret")
     assert out == f"APNs credentials set for {name} (production)\n"
     assert err == ""
+
+
+def test_apps_rotate_secret_refuses_the_tokens_issued_before(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = f"cli-{uuid.uuid4().hex}"
+    created = json.loads(pushhub(database_url, capsys, "apps", "create", name, "--json")[0])
+    before = pushhub(database_url, capsys, "apps", "token", name, "alice")[0].strip()
+
+    out, err = pushhub(database_url, capsys, "apps", "rotate-secret", name)
+
+    assert out == (
+        f"rotated the user-token signing secret of {name} ({created['app_id']}): "
+        "running servers refuse user tokens issued before within 5 seconds\n"
+    )
+    assert UNSEALED in err and "pushhub serve" in err
+    after = pushhub(database_url, capsys, "apps", "token", name, "alice")[0].strip()
+    users = asyncio.run(_users_of(database_url, created["device_key"], [before, after]))
+    assert users == [None, "alice"]
+
+    keyed = ("--secret-key", "cli-secret")
+    _, err = pushhub(database_url, capsys, "apps", "rotate-secret", created["app_id"], *keyed)
+    assert err == ""
+    assert asyncio.run(_stored_secret(database_url, name)).startswith("fernet:")
+    with pytest.raises(SystemExit, match="error: no app 'no-such-app'"):
+        pushhub(database_url, capsys, "apps", "rotate-secret", "no-such-app")
+
+
+async def _users_of(database_url: str, device_key: str, tokens: list[str]) -> list[str | None]:
+    """The user each token names, None when the server would refuse it."""
+    db = Database.from_url(database_url)
+    try:
+        apps = AppService(SqlAppRepository(db), SystemClock())
+        return [(await apps.authenticate(device_key, token)).user_id for token in tokens]
+    finally:
+        await db.dispose()
+
+
+async def _stored_secret(database_url: str, app: str) -> str:
+    db = Database.from_url(database_url)
+    try:
+        found = await SqlAppRepository(db).find_app(app)
+        assert found is not None
+        return found.signing_secret
+    finally:
+        await db.dispose()

@@ -9,6 +9,7 @@ import pytest
 
 from pushhub_server.core.apps import AppService
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.credentials import SecretBox
 from pushhub_server.store import SqlAppRepository
 
 
@@ -21,7 +22,7 @@ async def test_an_exp_that_is_not_a_finite_number_is_refused(
     app = created.app
     claims = {"sub": "alice", "iss": app.app_id, "exp": exp}
     # NaN and infinity are not JSON, but Python's encoder writes them and PyJWT reads them.
-    token = jwt.encode(claims, app.signing_secret, algorithm="HS256")
+    token = jwt.encode(claims, _opened_secret(app.signing_secret), algorithm="HS256")
 
     principal = await service.authenticate(created.device_key, token)
 
@@ -34,10 +35,14 @@ async def test_an_expired_token_says_so(apps: SqlAppRepository, clock: ManualClo
     created = await service.create_app(f"tokens-{secrets.token_hex(4)}")
     app = created.app
     past = clock.now().timestamp() - 1
-    token = jwt.encode(
-        {"sub": "alice", "iss": app.app_id, "exp": past}, app.signing_secret, algorithm="HS256"
-    )
+    claims = {"sub": "alice", "iss": app.app_id, "exp": past}
+    token = jwt.encode(claims, _opened_secret(app.signing_secret), algorithm="HS256")
 
     principal = await service.authenticate(created.device_key, token)
 
     assert (principal.user_id, principal.user_token_error) == (None, "user token expired")
+
+
+def _opened_secret(stored: str) -> str:
+    """The app's signing secret, stored unsealed ("plain:") by a service without a key."""
+    return SecretBox(None).open(stored)

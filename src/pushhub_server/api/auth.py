@@ -65,9 +65,10 @@ class KeyCachingAppRepository:
     """An AppRepository that remembers successful key lookups for a few seconds.
 
     Authentication would otherwise cost a database round trip on every RPC.
-    Revoking a key or deleting an app through this repository (so through any
-    AppService of this process) forgets the affected entries at once; a key
-    revoked by another process stays usable here for at most `seconds`.
+    Revoking a key, deleting an app or changing its signing secret through this
+    repository (so through any AppService of this process) forgets the affected
+    entries at once; a key revoked, or a secret rotated, by another process stays
+    usable here for at most `seconds`.
     """
 
     def __init__(self, inner: AppRepository, seconds: float) -> None:
@@ -103,6 +104,18 @@ class KeyCachingAppRepository:
         # Cached apps carry apns_configured / fcm_configured.
         self._forget(lambda entry: entry.app.app_id == app_id)
         return stored
+
+    async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
+        stored = await self._inner.set_signing_secret(app_id, sealed)
+        # Cached apps carry the signing secret: a token signed with the old one
+        # must be refused from now on.
+        self._forget(lambda entry: entry.app.app_id == app_id)
+        return stored
+
+    async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
+        replaced = await self._inner.replace_signing_secret(app_id, expected, sealed)
+        self._forget(lambda entry: entry.app.app_id == app_id)
+        return replaced
 
     def _forget(self, matches: Callable[[_CachedKey], bool]) -> None:
         self._generation += 1

@@ -42,6 +42,10 @@ _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
 _TOKEN_ALGORITHM = "HS256"
 DEFAULT_USER_TOKEN_TTL = timedelta(hours=1)
 MAX_USER_TOKEN_TTL = timedelta(days=30)
+# Opened signing secrets kept in memory, so authentication does not decrypt per call.
+_MAX_OPENED_SECRETS = 1024
+# Apps read per query when sealing their signing secrets.
+_APPS_PAGE = 500
 
 _log = logging.getLogger(__name__)
 _Loaded = TypeVar("_Loaded", ApnsCredentials, FcmCredentials)
@@ -77,6 +81,9 @@ class AppService:
         self._clock = clock
         self._admin_token = admin_token
         self._box = secrets_box or SecretBox(None)
+        # Stored (sealed) signing secret -> opened secret. Keyed by the stored value,
+        # so a rotated secret is never served from here.
+        self._opened: dict[str, str] = {}
         # (app, platform) pairs already warned about unsealed credentials.
         self._warned: set[tuple[str, Provider]] = set()
         # Awaited with each deleted app's id, so whoever holds resources for apps
@@ -86,7 +93,7 @@ class AppService:
     async def create_app(self, name: str) -> CreatedApp:
         check_name("name", name, 255)
         now = self._clock.now()
-        app = App(new_id(), name, now, signing_secret=secrets.token_urlsafe(32))
+        app = App(new_id(), name, now, signing_secret=self._new_signing_secret())
         server = self._new_key(app.app_id, KeyKind.SERVER, now)
         device = self._new_key(app.app_id, KeyKind.DEVICE, now)
         await self._apps.create_app(
@@ -200,6 +207,50 @@ class AppService:
                 # Only if unchanged meanwhile: a concurrent write must not be undone.
                 await self._apps.replace_credentials(app_id, provider, stored, sealed)
 
+    async def rotate_signing_secret(self, app_id: str) -> None:
+        """A new user-token signing secret: tokens signed with the old one are refused."""
+        await self.require_app(app_id)
+        if not await self._apps.set_signing_secret(app_id, self._new_signing_secret()):
+            raise _app_not_found(app_id)
+
+    async def seal_signing_secrets(self) -> int:
+        """Seals the signing secrets stored plain although PUSHHUB_SECRET_KEY is set
+        (apps created before it was); returns how many it sealed."""
+        if not self._box.has_key:  # nothing could need sealing: skip reading every app
+            return 0
+        sealed = 0
+        after: str | None = None
+        while page := await self._apps.list_apps(_APPS_PAGE, after):
+            for app in page:
+                sealed += await self._seal_signing_secret(app)
+            after = page[-1].app_id
+        return sealed
+
+    async def _seal_signing_secret(self, app: App) -> bool:
+        stored = app.signing_secret
+        if not self._box.needs_sealing(stored):
+            return False
+        sealed = self._box.seal(self._box.open(stored))
+        # Only if unchanged meanwhile: a concurrent rotation must not be undone.
+        return await self._apps.replace_signing_secret(app.app_id, stored, sealed)
+
+    def _new_signing_secret(self) -> str:
+        return self._box.seal(secrets.token_urlsafe(32))
+
+    def _signing_secret(self, stored: str) -> str:
+        """The opened secret; CREDENTIALS_UNREADABLE when sealed with another key."""
+        opened = self._opened.get(stored)
+        if opened is None:
+            try:
+                opened = self._box.open(stored)
+            except PushHubError as error:
+                message = f"cannot read the app's user-token signing secret ({error.message})"
+                raise PushHubError(error.code, error.reason, message) from None
+            if len(self._opened) >= _MAX_OPENED_SECRETS:
+                self._opened.clear()
+            self._opened[stored] = opened
+        return opened
+
     async def authenticate(self, api_key: str | None, user_token: str | None) -> Principal:
         if not api_key:
             raise api_key_invalid("missing API key: send 'authorization: Bearer <key>'")
@@ -230,13 +281,18 @@ class AppService:
         now = self._clock.now()
         expires = now + ttl
         claims = {"sub": user_id, "iss": app.app_id, "iat": now, "exp": expires}
-        return jwt.encode(claims, app.signing_secret, algorithm=_TOKEN_ALGORITHM), expires
+        secret = self._signing_secret(app.signing_secret)
+        return jwt.encode(claims, secret, algorithm=_TOKEN_ALGORITHM), expires
 
     def _verify_user_token(self, app: App, token: str) -> tuple[str | None, str | None]:
         try:
+            secret = self._signing_secret(app.signing_secret)
+        except PushHubError as error:  # a misconfigured server, not a bad token: still refused
+            return None, f"user token rejected: {error.message}"
+        try:
             claims = jwt.decode(
                 token,
-                app.signing_secret,
+                secret,
                 algorithms=[_TOKEN_ALGORITHM],
                 issuer=app.app_id,
                 options={

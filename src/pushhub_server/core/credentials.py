@@ -156,16 +156,20 @@ class SecretBox:
     """Seals stored secrets with Fernet (AES-128-CBC + HMAC) when a secret key is set.
 
     Without PUSHHUB_SECRET_KEY values are stored marked as plain, so turning
-    the key on later still reads them; core.apps seals them on the app's next
-    credentials write.
+    the key on later still reads them; core.apps seals provider credentials on
+    the app's next credentials write, and signing secrets when a server starts.
     """
 
     def __init__(self, secret_key: str | None) -> None:
         self._fernet = Fernet(_fernet_key(secret_key)) if secret_key else None
 
+    @property
+    def has_key(self) -> bool:
+        return self._fernet is not None
+
     def needs_sealing(self, stored: str) -> bool:
         """A value stored plain although this box has a key to seal it."""
-        return self._fernet is not None and stored.startswith(_PLAIN)
+        return self.has_key and stored.startswith(_PLAIN)
 
     def seal(self, value: str) -> str:
         if self._fernet is None:

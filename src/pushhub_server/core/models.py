@@ -38,6 +38,7 @@ class App:
     app_id: str
     name: str
     created_at: datetime
+    # As stored: sealed by core.credentials.SecretBox; only AppService opens it.
     signing_secret: str = field(repr=False)
     apns_configured: bool = False
     fcm_configured: bool = False

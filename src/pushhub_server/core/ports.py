@@ -76,6 +76,12 @@ class AppRepository(Protocol):
     async def credentials(self, app_id: str) -> dict[Provider, str]:
         """The app's sealed credentials by provider ("apns", "fcm"); absent when unset."""
 
+    async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
+        """Replaces the app's sealed user-token signing secret; False if no such app."""
+
+    async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
+        """Stores `sealed` only while the stored secret is still `expected`; True if it did."""
+
 
 class RegistrationRepository(Protocol):
     async def reserve_id(self, app_id: str, registration_id: str, at: datetime) -> None: ...

@@ -136,6 +136,18 @@ class SqlAppRepository:
             )
         return updated.rowcount > 0
 
+    async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
+        return await self._update_app(apps.c.id == app_id, signing_secret=sealed)
+
+    async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
+        unchanged = sa.and_(apps.c.id == app_id, apps.c.signing_secret == expected)
+        return await self._update_app(unchanged, signing_secret=sealed)
+
+    async def _update_app(self, condition: sa.ColumnElement[bool], **values: str) -> bool:
+        async with self._db.write() as conn:
+            updated = await conn.execute(sa.update(apps).where(condition).values(values))
+        return updated.rowcount > 0
+
     async def credentials(self, app_id: str) -> dict[Provider, str]:
         query = sa.select(*_CREDENTIAL_COLUMNS.values()).where(apps.c.id == app_id)
         async with self._db.read() as conn:
