@@ -66,13 +66,17 @@ async def set_secret(engine: AsyncEngine, value: str) -> None:
         await conn.execute(sa.update(apps).where(apps.c.id == APP_ID).values(signing_secret=value))
 
 
-async def test_raw_secrets_become_plain_and_back(scratch: AsyncEngine) -> None:
-    await migrate_to(scratch, "0007")
-    row = {"id": APP_ID, "name": "before-0008", "signing_secret": "raw-secret", "created_at": 1}
-    async with scratch.begin() as conn:
+async def app_before_0008(engine: AsyncEngine, raw_secret: str) -> None:
+    """An app stored by revision 0007, its signing secret raw; then the schema at 0008."""
+    await migrate_to(engine, "0007")
+    row = {"id": APP_ID, "name": "before-0008", "signing_secret": raw_secret, "created_at": 1}
+    async with engine.begin() as conn:
         await conn.execute(sa.insert(apps).values(row))
+    await migrate_to(engine, "0008")
 
-    await migrate_to(scratch, "0008")
+
+async def test_raw_secrets_become_plain_and_back(scratch: AsyncEngine) -> None:
+    await app_before_0008(scratch, "raw-secret")
     assert await secret(scratch) == "plain:raw-secret"
 
     await migrate_to(scratch, "0007", down=True)
@@ -80,11 +84,7 @@ async def test_raw_secrets_become_plain_and_back(scratch: AsyncEngine) -> None:
 
 
 async def test_downgrade_refuses_while_a_secret_is_sealed(scratch: AsyncEngine) -> None:
-    await migrate_to(scratch, "0007")
-    row = {"id": APP_ID, "name": "sealed", "signing_secret": "raw", "created_at": 1}
-    async with scratch.begin() as conn:
-        await conn.execute(sa.insert(apps).values(row))
-    await migrate_to(scratch, "0008")
+    await app_before_0008(scratch, "raw")
     await set_secret(scratch, "fernet:sealed-value")
 
     with pytest.raises(RuntimeError, match="1 apps' user-token signing secrets are sealed"):
