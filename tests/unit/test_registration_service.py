@@ -201,7 +201,7 @@ async def test_an_unexpected_failure_fails_its_item_only(
     def broken(text: str, field: str, limit: int) -> None:
         raise RuntimeError("a bug in a rule")
 
-    monkeypatch.setattr(registrations, "parse_selector", broken)
+    monkeypatch.setattr(registrations, "check_selector", broken)
     outcomes = await service.register_many(
         SERVER, [draft("ok-0"), draft("bug", selector="a = 1", track=True), draft("ok-2")]
     )

@@ -22,6 +22,7 @@ from pushhub_server.core.selector import (
     Or,
     Selector,
     Truth,
+    check_selector,
     matches,
     parse_selector,
 )
@@ -302,11 +303,11 @@ def test_literals_and_identifiers() -> None:
     assert like == Like(Header("s"), "a%", "!", negated=True)
 
 
-def test_selector_is_immutable_cached_and_compared_by_text() -> None:
+def test_selector_is_immutable_and_compared_by_text() -> None:
     selector = parse_selector("a = 1")
     with pytest.raises(dataclasses.FrozenInstanceError):
         selector.text = "b = 1"  # type: ignore[misc]
-    assert parse_selector("a = 1") is selector
+    assert parse_selector("a = 1") == selector
     assert selector == dataclasses.replace(selector)
     assert parse_selector("a  =  1").condition == selector.condition
     assert hash(selector) == hash(Selector("a = 1", selector.condition))
@@ -354,6 +355,15 @@ def test_syntax_errors_name_their_position(text: str, position: int, fragment: s
     assert error.message.startswith("selector: ")
     assert fragment in error.message
     assert f"position {position}" in error.message
+
+
+def test_check_selector_gives_the_verdict_of_parse_selector_every_time() -> None:
+    for _ in range(2):  # the second time from what it remembers
+        assert check_selector("a = 1") is None
+        with pytest.raises(PushHubError) as caught:
+            check_selector("a = ", "registrations[2].selector")
+        assert caught.value.reason == "INVALID_SELECTOR"
+        assert caught.value.metadata["field"] == "registrations[2].selector"
 
 
 def test_error_uses_the_given_field_name() -> None:

@@ -48,7 +48,7 @@ from .ports import (
     TrackingRepository,
     WebhookSender,
 )
-from .selector import parse_selector
+from .selector import check_selector
 from .validation import (
     check_count,
     check_future,
@@ -130,7 +130,7 @@ def validate_draft(
     check_text("selector", draft.selector, limits.selector)
     if draft.selector:
         # Parsed now so a bad selector fails at registration, naming its position.
-        parse_selector(draft.selector, "selector", limits.selector)
+        check_selector(draft.selector, "selector", limits.selector)
     _check_callback(draft, limits)
     return RegistrationInput(
         platform=platform,

@@ -23,8 +23,12 @@ point order). LIKE is case-sensitive: ``%`` is any run, ``_`` one character,
 everything else literal. NOT, AND and OR follow SQL's truth tables over
 TRUE/FALSE/UNKNOWN, and a selector matches only when the result is TRUE.
 
-A ``Selector`` compiles its AST into closures once; ``parse_selector`` caches
-by text, so a fan-out evaluating the same selector text pays the parse once.
+Cost. Selectors come from device keys, so no text may be expensive: parsing is
+one pass over at most MAX_LENGTH characters, evaluation visits each predicate
+once, and LIKE never backtracks (``LikePattern``). The worst 1,024-character
+selector costs a few milliseconds to parse and evaluate
+(``benchmarks/conditional_delivery.py``). A ``Selector`` compiles its AST into
+closures once; the dispatcher remembers each text's result for a run.
 """
 
 from __future__ import annotations
@@ -128,17 +132,28 @@ def matches(selector: Selector, headers: Headers) -> bool:
     return selector._evaluator(headers) is True
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str, field: str = "selector", max_length: int = MAX_LENGTH) -> Selector:
     """Parse and compile ``text``, or raise an INVALID_ARGUMENT PushHubError.
 
     Reasons: VALUE_TOO_LONG (over ``max_length`` characters) and INVALID_SELECTOR
     (syntax, with metadata ``position``, 1-based). An empty selector is an
     error: callers store "no selector" as an empty field and skip the call.
+
+    Not cached: a compiled 1,024-character selector holds about a thousand
+    objects, and a cache of selectors that device keys choose would make every
+    full garbage collection walk them (hundreds of milliseconds with the event
+    loop held). Callers keep the verdicts instead (check_selector, the dispatcher).
     """
     if len(text) > max_length:
         raise value_too_long(field, max_length)
     return Selector(text, _Parser(text, field).parse())
+
+
+@functools.lru_cache(maxsize=1024)
+def check_selector(text: str, field: str = "selector", max_length: int = MAX_LENGTH) -> None:
+    """Raises as parse_selector does; remembers the texts that passed (registrations
+    repeat their selectors), never the compiled selectors."""
+    parse_selector(text, field, max_length)
 
 
 # --- evaluation ---------------------------------------------------------------
