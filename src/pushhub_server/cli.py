@@ -25,6 +25,7 @@ from .core.credentials import ApnsEnvironment, SecretBox, apns_credentials, fcm_
 from .core.errors import PushHubError
 from .core.messages import InboxEntry
 from .core.models import KeyKind
+from .core.outbound import OutboundPolicy
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     config = _config(args)
     if args.command == "serve":
         logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
+        _check_allowed_hosts(config.webhook_allowed_hosts)
         serve(config, on_start=functools.partial(_bootstrap, host=_client_host(config.listen)))
         return
     try:
@@ -49,6 +51,13 @@ def _log_level(name: str) -> int:
     if not isinstance(level, int):
         raise SystemExit(f"error: unknown log level {name!r} (DEBUG, INFO, WARNING, ERROR)")
     return level
+
+
+def _check_allowed_hosts(text: str) -> None:
+    try:
+        OutboundPolicy.from_list(text)
+    except ValueError as error:
+        raise SystemExit(f"error: PUSHHUB_WEBHOOK_ALLOWED_HOSTS: {error}") from None
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -111,6 +120,11 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--apns-connections", type=int, help="overrides PUSHHUB_APNS_CONNECTIONS")
     flag("--fcm-endpoint", help="overrides PUSHHUB_FCM_ENDPOINT")
     flag("--fcm-ca-file", help="overrides PUSHHUB_FCM_CA_FILE")
+    flag(
+        "--webhook-allowed-hosts",
+        help="comma-separated host[:port] callback URLs may reach although private or"
+        " plain http; overrides PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
+    )
 
 
 def _add_app_commands(

@@ -27,6 +27,9 @@ class Config:
     key_cache_seconds: float = 5.0
     webhook_timeout: float = 5.0
     webhook_attempts: int = 4
+    # Comma-separated host or host:port that callback URLs may reach although
+    # private, loopback or plain http (core.outbound); empty: none.
+    webhook_allowed_hosts: str = ""
     # Recipients per dispatcher chunk: one checkpoint transaction each.
     chunk_size: int = 1000
     # Seconds a claimed run stays its dispatcher's without a renewal; after a crash
@@ -65,4 +68,5 @@ class Config:
             fcm_endpoint=env.get("PUSHHUB_FCM_ENDPOINT") or None,
             fcm_ca_file=env.get("PUSHHUB_FCM_CA_FILE") or None,
             log_level=env.get("PUSHHUB_LOG_LEVEL", "INFO"),
+            webhook_allowed_hosts=env.get("PUSHHUB_WEBHOOK_ALLOWED_HOSTS", ""),
         )

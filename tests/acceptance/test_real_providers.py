@@ -52,6 +52,7 @@ from .harness import (
     ADMIN_METADATA,
     APNS,
     FCM,
+    WEBHOOK_SINK_HOST,
     AppHandle,
     Stubs,
     create_app,
@@ -185,6 +186,7 @@ async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
         apns_ca_file=str(tls.ca_file),
         fcm_endpoint=fcm.base_url,
         fcm_ca_file=str(tls.ca_file),
+        webhook_allowed_hosts=WEBHOOK_SINK_HOST,
     )
     running = await start_server(config, clock=clock)
     try:

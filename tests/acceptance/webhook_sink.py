@@ -29,11 +29,13 @@ class Received:
 
 @dataclass
 class Sink:
-    """Records every POST; the first `fail_first` attempts are answered 503."""
+    """Records every POST; the first `fail_first` attempts are answered 503, and every
+    POST is answered with a redirect to `redirect_to` when it is set."""
 
     port: int = 0
     received: list[Received] = field(default_factory=list)
     fail_first: int = 0
+    redirect_to: str | None = None
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -85,7 +87,11 @@ def running_sink() -> Iterator[Sink]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {key.lower(): value for key, value in self.headers.items()}
             accepted = sink.record(self.path, headers, body)
-            self.send_response(200 if accepted else 503)
+            if sink.redirect_to is not None:
+                self.send_response(307)
+                self.send_header("Location", sink.redirect_to)
+            else:
+                self.send_response(200 if accepted else 503)
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
 
+from pushhub_server.core.outbound import OutboundPolicy
+from pushhub_server.delivery.outbound_guard import OutboundGuard
 from pushhub_server.delivery.webhooks import HttpWebhookSender
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -53,7 +55,8 @@ class RawServer:
 
 @pytest_asyncio.fixture
 async def sender() -> AsyncIterator[HttpWebhookSender]:
-    sender = HttpWebhookSender(timeout=1.0, attempts=3, first_backoff=0.01)
+    guard = OutboundGuard(OutboundPolicy(["127.0.0.1"]))  # where RawServer listens
+    sender = HttpWebhookSender(guard, timeout=1.0, attempts=3, first_backoff=0.01)
     yield sender
     await sender.drain(0.1)
 

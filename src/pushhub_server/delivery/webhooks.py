@@ -2,10 +2,13 @@
 
 A webhook never affects the registration it reports on: sending happens in a
 task after the RPC answered, failures are retried with exponential backoff and
-then only logged. urllib in a worker thread keeps this free of new dependencies.
-The threads are the sender's own: callback URLs come from clients (device keys
-included), and targets that accept but never answer would otherwise hold the
-event loop's default executor, which other work (FCM token exchanges) needs.
+then only logged. Callback URLs come from clients (device keys included), so
+every POST goes through an OutboundGuard: a URL or address the policy refuses
+(the operator's network) is logged and never retried, and a redirect is an
+answer, not followed. http.client in a worker thread keeps this free of new
+dependencies. The threads are the sender's own: targets that accept but never
+answer would otherwise hold the event loop's default executor, which other
+work (FCM token exchanges) needs.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import asyncio
 import http.client
 import json
 import logging
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+
+from pushhub_server.core.outbound import OutboundRefused
+
+from .outbound_guard import OutboundGuard
 
 _log = logging.getLogger(__name__)
 
@@ -31,7 +36,10 @@ _THREADS = 8
 class HttpWebhookSender:
     """Implements core.ports.WebhookSender."""
 
-    def __init__(self, timeout: float, attempts: int, first_backoff: float = 0.5) -> None:
+    def __init__(
+        self, guard: OutboundGuard, timeout: float, attempts: int, first_backoff: float = 0.5
+    ) -> None:
+        self._guard = guard
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._first_backoff = first_backoff
@@ -58,37 +66,35 @@ class HttpWebhookSender:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        # The client's callback headers go first so ours describe the body truthfully.
+        headers = {**headers, "Content-Type": "application/json", "User-Agent": _USER_AGENT}
         failure = "not attempted"
         for attempt in range(1, self._attempts + 1):
             if attempt > 1:
                 await asyncio.sleep(self._first_backoff * 2 ** (attempt - 2))
             try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self._threads, _post, url, headers, body, self._timeout
+                status = await asyncio.get_running_loop().run_in_executor(
+                    self._threads, self._guard.post, url, headers, body, self._timeout
                 )
+            except OutboundRefused as refused:  # the operator's network: never retried
+                _log.warning("webhook %s refused: callback_url %s", url, refused)
                 return
-            except urllib.error.HTTPError as error:
-                if error.code < 500 and error.code not in _RETRYABLE_STATUS:
-                    _log.warning("webhook %s refused with HTTP %s", url, error.code)
-                    return
-                failure = f"HTTP {error.code}"
-            except ValueError as error:  # a URL urllib cannot use: retrying cannot help
+            except ValueError as error:  # a request http.client cannot make: neither
                 _log.warning("webhook %s not sent: %s", url, error)
                 return
             except (OSError, http.client.HTTPException) as error:
-                # URLError, timeouts, resets; a malformed answer (BadStatusLine,
-                # IncompleteRead) is the target's passing fault as much as a reset.
+                # Timeouts, resets, names that do not resolve; a malformed answer
+                # (BadStatusLine, IncompleteRead) is the target's passing fault as
+                # much as a reset.
                 failure = repr(error)
+                continue
+            if status < 300:
+                return
+            if 300 <= status < 400:
+                _log.warning("webhook %s answered HTTP %s, a redirect: not followed", url, status)
+                return
+            if status < 500 and status not in _RETRYABLE_STATUS:
+                _log.warning("webhook %s refused with HTTP %s", url, status)
+                return
+            failure = f"HTTP {status}"
         _log.warning("webhook %s failed after %d attempts: %s", url, self._attempts, failure)
-
-
-def _post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> None:
-    # The client's callback headers go first so ours describe the body truthfully.
-    request = urllib.request.Request(
-        url,
-        data=body,
-        headers={**headers, "Content-Type": "application/json", "User-Agent": _USER_AGENT},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        response.read()
