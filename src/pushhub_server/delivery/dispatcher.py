@@ -76,7 +76,7 @@ _log = logging.getLogger(__name__)
 # after every recipient, so a slice ends at most one recipient's cost later: a
 # few milliseconds at worst (a distinct 1,024-character selector, a 4 KiB
 # template seen for the first time); benchmarks/conditional_delivery.py measures it.
-_SLICE_SECONDS = 0.002
+_SLICE_SECONDS = 0.001
 # The failure reason of a recipient whose payload raised what the renderer did
 # not expect (a registration stored before today's checks, a renderer bug).
 PAYLOAD_UNRENDERABLE = "PayloadUnrenderable"
