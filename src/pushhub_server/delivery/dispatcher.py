@@ -243,8 +243,15 @@ class Dispatcher:
     async def _prepare(self, fanout: _Fanout, after_id: str | None) -> _Chunk | None:
         """The page after `after_id`, rendered; None when there is none."""
         message = fanout.message
+        renderer = fanout.renderer
         page = await self._audience.page(
-            message.app_id, message.audience, after_id, self._chunk_size, self._clock.now()
+            message.app_id,
+            message.audience,
+            after_id,
+            self._chunk_size,
+            self._clock.now(),
+            with_metadata=renderer.uses_metadata,
+            with_templates=renderer.uses_templates,
         )
         if not page:
             return None
