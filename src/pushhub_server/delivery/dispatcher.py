@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -256,15 +257,18 @@ class Dispatcher:
         if not page:
             return None
         outcome = ChunkOutcome(cursor=page[-1].registration_id)
+        full = len(page) == self._chunk_size
+        # Consumed as rendered: each recipient, with what it decoded, is freed in
+        # its slice, not all at once (a page of large metadata is tens of MB).
+        pending = deque(page)
+        del page
         deliveries: list[Delivery] = []
-        done = 0
-        while done < len(page):
-            if done:
-                # Let other work in: RPCs wait for the loop while a chunk renders.
-                await asyncio.sleep(0)
-            deadline = time.perf_counter() + _SLICE_SECONDS
-            done = fanout.render(page, done, deadline, outcome, deliveries)
-        return _Chunk(outcome, deliveries, len(page) == self._chunk_size)
+        fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
+        while pending:
+            # Let other work in: RPCs wait for the loop while a chunk renders.
+            await asyncio.sleep(0)
+            fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
+        return _Chunk(outcome, deliveries, full)
 
     async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
@@ -306,14 +310,14 @@ class _Fanout:
 
     def render(
         self,
-        page: Sequence[Recipient],
-        start: int,
+        pending: deque[Recipient],
         deadline: float,
         outcome: ChunkOutcome,
         deliveries: list[Delivery],
-    ) -> int:
-        """Renders page[start:] into deliveries until `deadline` (time.perf_counter)
-        passes; returns how far it got. Counts targets and render failures in outcome.
+    ) -> None:
+        """Takes recipients from pending and renders them into deliveries until
+        `deadline` (time.perf_counter) passes, at least one. Counts targets and
+        render failures in outcome.
 
         Runs once per recipient, so it reads a recipient's metadata and templates only
         when the message uses them (the store decodes them on first use), and keeps
@@ -327,10 +331,13 @@ class _Fanout:
         targeted = outcome.targeted
         append = deliveries.append
         clock = time.perf_counter
-        for index in range(start, len(page)):
-            if index > start and clock() > deadline:
-                return index
-            recipient = page[index]
+        take = pending.popleft
+        first = True
+        while pending:
+            if not first and clock() > deadline:
+                return
+            first = False
+            recipient = take()
             selector = recipient.selector
             if selector and not self._selects(selector):
                 continue  # conditional delivery: not part of this message's audience
@@ -356,7 +363,6 @@ class _Fanout:
                     message_id, app_id, recipient.registration_id, platform, token, body, headers
                 )
             )
-        return len(page)
 
     def _selects(self, selector: str) -> bool:
         selected = self.selected.get(selector)
