@@ -31,9 +31,9 @@ Rendering yields to the event loop every _SLICE_SECONDS, whatever a recipient
 costs, and each distinct selector text is evaluated once per run: the headers
 it reads are the message's, the same for every recipient.
 
-Failures: any other error (the database, a provider that raised) stops this dispatcher
-and leaves the run to be resumed from its last checkpoint once the lease runs
-out; nothing about it reaches the message's error_message. An error that
+Failures: any other error (the database, a provider that raised) stops this
+dispatcher and leaves the run to be resumed from its last checkpoint once the
+lease runs out; nothing about it reaches the message's error_message. An error that
 comes back every time (a bug, not a blip) would resume the run forever, so a
 run stopped that way _STOPS_BEFORE_FAILING times in a row in this process
 without progress fails, naming only the error's type. Without progress means
@@ -131,8 +131,8 @@ class Dispatcher:
 
     async def run(self, run: Run) -> None:
         """Delivers one claimed run; never raises. A message that cannot be rendered
-        for anyone fails; any other error, or cancelling, stops the run where it is: the lease then
-        runs out and the run resumes from its last checkpoint."""
+        for anyone fails; any other error, or cancelling, stops the run where it is:
+        the lease then runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
         self._signal.notify(message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
