@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTO_DEPS := build/proto-deps
 PROTOS := $(wildcard protos/pushhub/v1/*.proto)
 
 .PHONY: serve test test-sqlite test-postgres proto proto-check lint bench venv
@@ -24,20 +23,15 @@ serve: $(STAMP)
 test: $(STAMP)
 	scripts/run-tests.sh
 
-# google/rpc/*.proto ship inside googleapis-common-protos; copy them where
-# protoc and buf can see them instead of committing foreign files.
-$(PROTO_DEPS): $(STAMP)
-	$(BIN)/python scripts/proto_deps.py $(PROTO_DEPS)
-
-proto: $(STAMP) $(PROTO_DEPS)
-	scripts/gen-protos.sh $(BIN)/python $(PROTO_DEPS)
+proto: $(STAMP)
+	scripts/gen-protos.sh $(BIN)/python
 
 # Fails when the committed stubs differ from what `make proto` produces.
 proto-check: proto
 	git diff --exit-code -- generated/
 	test -z "$$(git status --porcelain -- generated/)"
 
-lint: $(STAMP) $(PROTO_DEPS)
+lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	scripts/buf.sh lint
 	$(MAKE) proto-check
