@@ -4,9 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTOS := $(wildcard protos/pushhub/v1/*.proto)
+TS_EXAMPLE := examples/typescript
+TS_MODULES := $(TS_EXAMPLE)/node_modules/.package-lock.json
 
-.PHONY: serve test test-sqlite test-postgres proto proto-check lint bench venv
+.PHONY: serve test proto proto-check lint bench venv
 
 venv: $(STAMP)
 
@@ -16,6 +17,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The TypeScript example's packages, pinned by its package-lock.json. Its
+# protoc-gen-es writes the TypeScript stubs of `make proto`.
+$(TS_MODULES): $(TS_EXAMPLE)/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix $(TS_EXAMPLE)
+	touch $@
+
 serve: $(STAMP)
 	$(BIN)/pushhub serve
 
@@ -23,13 +30,15 @@ serve: $(STAMP)
 test: $(STAMP)
 	scripts/run-tests.sh
 
-proto: $(STAMP)
-	scripts/gen-protos.sh $(BIN)/python
+# Stubs from protos/ by buf.gen.yaml (local plugins only): generated/python
+# and the TypeScript example's src/gen, both committed.
+proto: $(STAMP) $(TS_MODULES)
+	scripts/buf.sh generate
 
 # Fails when the committed stubs differ from what `make proto` produces.
 proto-check: proto
-	git diff --exit-code -- generated/
-	test -z "$$(git status --porcelain -- generated/)"
+	git diff --exit-code -- generated/ $(TS_EXAMPLE)/src/gen/
+	test -z "$$(git status --porcelain -- generated/ $(TS_EXAMPLE)/src/gen/)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
