@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 TS_EXAMPLE := examples/typescript
 TS_MODULES := $(TS_EXAMPLE)/node_modules/.package-lock.json
 
-.PHONY: serve test proto proto-check lint bench venv
+.PHONY: serve test proto proto-check ts-example lint bench venv
 
 venv: $(STAMP)
 
@@ -22,6 +22,9 @@ $(STAMP): pyproject.toml
 $(TS_MODULES): $(TS_EXAMPLE)/package-lock.json
 	npm ci --silent --no-audit --no-fund --prefix $(TS_EXAMPLE)
 	touch $@
+
+ts-example: $(TS_MODULES)
+	npm run --silent --prefix $(TS_EXAMPLE) build
 
 serve: $(STAMP)
 	$(BIN)/pushhub serve
@@ -41,7 +44,7 @@ proto-check: proto
 	test -z "$$(git status --porcelain -- generated/ $(TS_EXAMPLE)/src/gen/)"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts examples
 	scripts/buf.sh lint
 	$(MAKE) proto-check
 
