@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TS_EXAMPLE := examples/typescript
 TS_MODULES := $(TS_EXAMPLE)/node_modules/.package-lock.json
+PROTOSET ?= pushhub.protoset
 
-.PHONY: serve test proto proto-check ts-example lint bench venv
+.PHONY: serve test proto proto-check protoset ts-example lint bench venv
 
 venv: $(STAMP)
 
@@ -42,6 +43,10 @@ proto: $(STAMP) $(TS_MODULES)
 proto-check: proto
 	git diff --exit-code -- generated/ $(TS_EXAMPLE)/src/gen/
 	test -z "$$(git status --porcelain -- generated/ $(TS_EXAMPLE)/src/gen/)"
+
+# The contract with every import, for grpcurl -protoset and Postman without reflection.
+protoset:
+	scripts/buf.sh build --as-file-descriptor-set -o '$(PROTOSET)#format=binpb'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
