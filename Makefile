@@ -8,7 +8,7 @@ TS_EXAMPLE := examples/typescript
 TS_MODULES := $(TS_EXAMPLE)/node_modules/.package-lock.json
 PROTOSET ?= pushhub.protoset
 
-.PHONY: serve test proto proto-check protoset ts-example lint bench venv
+.PHONY: serve test proto proto-check protoset breaking ts-example lint bench venv
 
 venv: $(STAMP)
 
@@ -48,9 +48,14 @@ proto-check: proto
 protoset:
 	scripts/buf.sh build --as-file-descriptor-set -o '$(PROTOSET)#format=binpb'
 
+# The contract against main's last one (scripts/buf-breaking.sh says which revision).
+breaking:
+	scripts/buf-breaking.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts examples
 	scripts/buf.sh lint
+	scripts/buf-breaking.sh
 	$(MAKE) proto-check
 
 bench: $(STAMP)
