@@ -44,7 +44,8 @@ proto-check: proto
 	git diff --exit-code -- generated/ $(TS_EXAMPLE)/src/gen/
 	test -z "$$(git status --porcelain -- generated/ $(TS_EXAMPLE)/src/gen/)"
 
-# The contract with every import, for grpcurl -protoset and Postman without reflection.
+# The contract with every import (google.rpc error details too), for grpcurl
+# -protoset and other tools that read descriptor sets instead of reflection.
 protoset:
 	scripts/buf.sh build --as-file-descriptor-set -o '$(PROTOSET)#format=binpb'
 
