@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pushhub_server.core.clock import Clock
+from pushhub_server.core.messages import DeliveryOutcome, DeliveryResult
 
 # Refresh this long before expiry, so no request carries a token that dies in flight.
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -41,6 +42,11 @@ class TokenError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.retryable = retryable
+
+    def delivery_result(self) -> DeliveryResult:
+        """What each delivery of a batch gets when no token could be had for it."""
+        outcome = DeliveryOutcome.RETRY if self.retryable else DeliveryOutcome.REJECTED
+        return DeliveryResult(outcome, f"OAUTH2_{self.reason.upper()}")
 
 
 @dataclass(frozen=True)
