@@ -216,10 +216,15 @@ async def test_per_recipient_bodies_go_in_requests_of_their_own(
 async def test_a_token_twice_under_one_payload_is_sent_once(
     provider: HmsProvider, hms: FakeHms
 ) -> None:
-    results = await provider.send([delivery("device-a"), delivery("device-a")])
+    hms.invalid.add("gone")
 
-    assert outcomes(results) == [SENT, SENT]
-    assert tokens_per_request(hms) == [["device-a"]]
+    results = await provider.send(
+        [delivery("device-a"), delivery("gone"), delivery("device-a"), delivery("gone")]
+    )
+
+    illegal = (DeliveryOutcome.INVALID_TOKEN, "HMS_80100000")
+    assert outcomes(results) == [SENT, illegal, SENT, illegal]
+    assert tokens_per_request(hms) == [["device-a", "gone"]]
 
 
 # ------------------------------------------------------------------ results

@@ -90,13 +90,22 @@ class Verdict:
     reauthorize: bool = False
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Multicast:
-    """One request: a payload, its distinct tokens, and the deliveries of each token."""
+    """One request: a payload, its distinct tokens, and the delivery each token is for."""
 
     payload: bytes
-    tokens: list[str] = field(default_factory=list)
-    indexes: list[list[int]] = field(default_factory=list)
+    tokens: list[str]
+    indexes: list[int]
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A batch's requests; ``duplicates`` pairs a delivery with the earlier one of the
+    same token and payload, whose result it shares."""
+
+    multicasts: list[_Multicast] = field(default_factory=list)
+    duplicates: list[tuple[int, int]] = field(default_factory=list)
 
 
 class HmsProvider:
@@ -142,12 +151,15 @@ class HmsProvider:
         nothing (a dry run).
         """
         results: list[DeliveryResult] = [_SENT] * len(deliveries)
-        multicasts = _multicasts(deliveries, results)
+        plan = _plan(deliveries, results)
+        multicasts = plan.multicasts
         for start in range(0, len(multicasts), _WINDOW):
             window = multicasts[start : start + _WINDOW]
             verdicts = await self._send_multicasts(window, validate_only)
             for multicast, verdict in zip(window, verdicts, strict=True):
                 _apply(multicast, verdict, results)
+        for index, first in plan.duplicates:
+            results[index] = results[first]
         return results
 
     async def close(self) -> None:
@@ -198,11 +210,16 @@ class HmsProvider:
         return responses
 
 
-def _multicasts(deliveries: Sequence[Delivery], results: list[DeliveryResult]) -> list[_Multicast]:
+def _plan(deliveries: Sequence[Delivery], results: list[DeliveryResult]) -> _Plan:
     """The requests for a batch: deliveries grouped by payload, then by token, at most
     MAX_TOKENS distinct tokens a request. Deliveries no request can carry get their
-    result in ``results`` here."""
-    groups: dict[bytes, dict[str, list[int]]] = {}
+    result in ``results`` here.
+
+    Runs once per delivery, so a token costs one dict entry (its first delivery's
+    index), not a list of its own.
+    """
+    plan = _Plan()
+    groups: dict[bytes, dict[str, int]] = {}
     for index, delivery in enumerate(deliveries):
         token = delivery.device_token
         if not token:
@@ -211,23 +228,19 @@ def _multicasts(deliveries: Sequence[Delivery], results: list[DeliveryResult]) -
         by_token = groups.get(delivery.payload)
         if by_token is None:
             by_token = groups[delivery.payload] = {}
-        same_token = by_token.get(token)
-        if same_token is None:
-            by_token[token] = [index]
-        else:
-            same_token.append(index)
-    multicasts = []
+        first = by_token.setdefault(token, index)
+        if first != index:
+            plan.duplicates.append((index, first))
     for payload, by_token in groups.items():
         if not _is_object(payload):
-            for indexes in by_token.values():
-                for index in indexes:
-                    results[index] = _NOT_A_MESSAGE
+            for index in by_token.values():
+                results[index] = _NOT_A_MESSAGE
             continue
-        tokens = list(by_token)
+        tokens, indexes = list(by_token), list(by_token.values())
         for start in range(0, len(tokens), MAX_TOKENS):
-            part = tokens[start : start + MAX_TOKENS]
-            multicasts.append(_Multicast(payload, part, [by_token[t] for t in part]))
-    return multicasts
+            end = start + MAX_TOKENS
+            plan.multicasts.append(_Multicast(payload, tokens[start:end], indexes[start:end]))
+    return plan
 
 
 def _is_object(payload: bytes) -> bool:
@@ -249,10 +262,12 @@ def _request_body(multicast: _Multicast, validate_only: bool) -> bytes:
 
 def _apply(multicast: _Multicast, verdict: Verdict, results: list[DeliveryResult]) -> None:
     result, illegal = verdict.result, verdict.illegal
-    for token, indexes in zip(multicast.tokens, multicast.indexes, strict=True):
-        token_result = _ILLEGAL_TOKEN if illegal and token in illegal else result
-        for index in indexes:
-            results[index] = token_result
+    if not illegal:
+        for index in multicast.indexes:
+            results[index] = result
+        return
+    for token, index in zip(multicast.tokens, multicast.indexes, strict=True):
+        results[index] = _ILLEGAL_TOKEN if token in illegal else result
 
 
 def classify(response: Http2Response) -> Verdict:
