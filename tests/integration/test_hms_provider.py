@@ -156,8 +156,17 @@ async def test_a_message_push_kit_refuses_is_rejected_under_its_code(
 async def test_an_empty_token_is_rejected_alone(provider: HmsProvider, hms: FakeHms) -> None:
     results = await provider.send([delivery("device-a"), delivery(""), delivery("device-b")])
 
-    assert outcomes(results) == [SENT, (DeliveryOutcome.REJECTED, "HMS_EMPTY_TOKEN"), SENT]
+    assert outcomes(results) == [SENT, (DeliveryOutcome.REJECTED, "EMPTY_DEVICE_TOKEN"), SENT]
     assert tokens_per_request(hms) == [["device-a", "device-b"]]
+
+
+async def test_a_payload_that_is_no_message_object_is_rejected_alone(
+    provider: HmsProvider, hms: FakeHms
+) -> None:
+    results = await provider.send([delivery("device-a", b'["not", "a", "message"]'), delivery("b")])
+
+    assert outcomes(results) == [(DeliveryOutcome.REJECTED, "PAYLOAD_NOT_AN_OBJECT"), SENT]
+    assert tokens_per_request(hms) == [["b"]]
 
 
 async def test_push_kit_over_http_1_1(

@@ -33,6 +33,10 @@ anything else (``80300002`` no permission,    REJECTED ``HMS_<code>``
 ``80300008`` too big, ``80100003`` …)
 ============================================  ======================================
 
+A delivery without a token, or whose payload is no JSON object, is REJECTED
+(``EMPTY_DEVICE_TOKEN``, ``PAYLOAD_NOT_AN_OBJECT``) before anything is sent: in a
+multicast it would spoil the request of every other token.
+
 Dry runs: ``send(..., validate_only=True)`` sets HMS's ``validate_only``: Push
 Kit checks the message and its tokens and delivers nothing.
 
@@ -74,8 +78,8 @@ _WINDOW = 100
 _SENT = DeliveryResult(DeliveryOutcome.SENT)
 _TRANSPORT_ERROR = DeliveryResult(DeliveryOutcome.RETRY, "TRANSPORT_ERROR")
 _ILLEGAL_TOKEN = DeliveryResult(DeliveryOutcome.INVALID_TOKEN, f"HMS_{PARTIAL_SUCCESS}")
-_NO_TOKEN = DeliveryResult(DeliveryOutcome.REJECTED, "HMS_EMPTY_TOKEN")
-_NOT_A_MESSAGE = DeliveryResult(DeliveryOutcome.REJECTED, "HMS_PAYLOAD_NOT_AN_OBJECT")
+_NO_TOKEN = DeliveryResult(DeliveryOutcome.REJECTED, "EMPTY_DEVICE_TOKEN")
+_NOT_A_MESSAGE = DeliveryResult(DeliveryOutcome.REJECTED, "PAYLOAD_NOT_AN_OBJECT")
 
 logger = logging.getLogger(__name__)
 
