@@ -10,7 +10,7 @@ import pytest
 
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.models import Template
-from pushhub_server.core.notifications import NotificationContent
+from pushhub_server.core.notifications import NotificationContent, Priority
 from pushhub_server.delivery.hms_payload import HMS_PAYLOAD_LIMIT, HmsPayloads
 
 
@@ -51,7 +51,6 @@ def test_every_field_hms_can_carry() -> None:
     assert payload == {
         "data": payload["data"],
         "android": {
-            "urgency": "HIGH",
             "ttl": "3600s",
             "collapse_key": 7,
             "notification": {
@@ -119,8 +118,35 @@ def test_ttl_is_whole_seconds_up_to_fifteen_days(ttl: timedelta, wire: str) -> N
     assert hms(NotificationContent(title="T", ttl=ttl))["android"]["ttl"] == wire
 
 
-def test_normal_priority_is_normal_urgency() -> None:
-    assert hms(NotificationContent(title="T", priority="normal"))["android"]["urgency"] == "NORMAL"
+@pytest.mark.parametrize(("priority", "urgency"), [("high", "HIGH"), ("normal", "NORMAL")])
+def test_priority_is_the_urgency_of_a_data_message(priority: Priority, urgency: str) -> None:
+    payload = hms(NotificationContent(data={"sync": "1"}, priority=priority))
+
+    assert payload["android"] == {"urgency": urgency}
+
+
+def test_a_notification_carries_no_urgency() -> None:
+    # Push Kit's urgency is the priority of data messages; HIGH needs a permission.
+    android = hms(NotificationContent(title="T", priority="high"))["android"]
+
+    assert "urgency" not in android
+
+
+def test_a_template_data_message_gets_the_urgency_unless_it_sets_its_own() -> None:
+    content = NotificationContent(template_name="t", priority="high")
+
+    plain = hms(content, templates={"t": '{"data": "x"}'})
+    own = hms(content, templates={"t": '{"data": "x", "android": {"urgency": "NORMAL"}}'})
+    shown = hms(
+        content,
+        templates={
+            "t": '{"android": {"notification": {"body": "b", "click_action": {"type": 3}}}}'
+        },
+    )
+
+    assert plain["android"] == {"urgency": "HIGH"}
+    assert own["android"] == {"urgency": "NORMAL"}
+    assert "urgency" not in shown["android"]
 
 
 def test_a_broadcast_renders_one_payload_object_for_everyone() -> None:

@@ -22,8 +22,11 @@ Shape (HMS REST API, "Sending Messages", v1; empty fields left out)::
   (``{"type": 1, "action": category}``), as FCM's ``click_action`` does.
 - ``sound`` → ``sound`` with ``default_sound: false`` (a file in the app's
   ``res/raw``); ``"default"`` keeps the system sound.
-- ``priority`` → ``urgency``. ``ttl`` → ``ttl`` in whole seconds, at most HMS's
-  15 days (PushHub accepts 28: HMS would keep a longer one 15 days anyway).
+- ``priority`` → ``urgency``, for data messages only: Push Kit documents urgency
+  as the delivery priority of data messages (HIGH, which may wake the app, needs
+  a permission Huawei grants per app); notifications are left at its default.
+- ``ttl`` → ``ttl`` in whole seconds, at most HMS's 15 days (PushHub accepts 28:
+  HMS would keep a longer one 15 days anyway).
 - ``collapse_key`` → ``notification.tag`` (a newer notification with the same tag
   replaces the shown one), and also ``android.collapse_key`` when it is an
   integer from -1 to 100, the only values HMS takes there (offline-cache groups).
@@ -140,7 +143,7 @@ class HmsPayloads:
             android["notification"] = notification
         if android:
             result["android"] = android
-        return result
+        return self._with_urgency(result)
 
     def _notification(self, message: str) -> dict[str, Any]:
         content = self.content
@@ -167,13 +170,23 @@ class HmsPayloads:
         """The delivery options, the same for standard and template payloads."""
         content = self.content
         android: dict[str, Any] = {}
-        if content.priority:
-            android["urgency"] = "HIGH" if content.priority == "high" else "NORMAL"
         if content.ttl is not None:
             android["ttl"] = hms_ttl(content.ttl)
         if _COLLAPSE_GROUP.fullmatch(content.collapse_key):
             android["collapse_key"] = int(content.collapse_key)
         return android
+
+    def _with_urgency(self, message: dict[str, Any]) -> dict[str, Any]:
+        """``android.urgency`` from the priority, on a data message without one."""
+        priority = self.content.priority
+        android = message.get("android")
+        shown = "notification" in message or (
+            isinstance(android, dict) and "notification" in android
+        )
+        if priority and not shown:
+            android = message["android"] = dict(android) if isinstance(android, dict) else {}
+            android.setdefault("urgency", "HIGH" if priority == "high" else "NORMAL")
+        return message
 
     def _custom_data(self, message: str) -> dict[str, str]:
         content = self.content
@@ -218,7 +231,7 @@ class HmsPayloads:
             raise template_error(
                 f"template {name!r}: HMS message.data must be a string", "template_name"
             )
-        return self._serialize(message, "template_name")
+        return self._serialize(self._with_urgency(message), "template_name")
 
     # ------------------------------------------------------------ both
 
