@@ -72,7 +72,7 @@ from .payloads import PAYLOAD_TOO_LARGE, TEMPLATE_CACHE_SIZE, dumps, merge_patch
 HMS_PAYLOAD_LIMIT = 4096
 HMS_MAX_TTL = timedelta(days=15)
 # click_action types: 1 an activity by intent or action, 3 the app's launcher.
-_OPEN_APP = {"type": 3}
+_CUSTOM_ACTION, _OPEN_APP = 1, 3
 _TARGETS = ("token", "topic", "condition")
 _COLLAPSE_GROUP = re.compile(r"-1|0|[1-9][0-9]?|100")
 
@@ -90,8 +90,8 @@ class HmsPayloads:
         self.content = content
         self.limit = limit
         self._message: MessageTemplate = compile_message(content.message)
-        # What a recipient's rendering reads besides nothing at all: registration
-        # metadata only for {{name}} in message, templates only with template_name.
+        # What a recipient's rendering reads: registration metadata only for
+        # {{name}} in message, its templates only with template_name.
         self.uses_metadata: bool = self._message.has_placeholders
         self.uses_templates: bool = bool(content.template_name)
         self._field = "notification" if content.has_notification_fields else "message"
@@ -162,7 +162,9 @@ class HmsPayloads:
         if content.collapse_key:
             notification["tag"] = content.collapse_key
         notification["click_action"] = (
-            {"type": 1, "action": content.category} if content.category else _OPEN_APP
+            {"type": _CUSTOM_ACTION, "action": content.category}
+            if content.category
+            else {"type": _OPEN_APP}
         )
         return notification
 
