@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
@@ -64,6 +65,7 @@ class Database:
         self._read_begin = "BEGIN" if sqlite else None
         self._held_writer: AsyncConnection | None = None
         self._outage_listeners: list[Callable[[], None]] = []
+        self._outages = _OutageGuard(self._outage_listeners)
 
     @classmethod
     def from_url(cls, text: str) -> Database:
@@ -103,7 +105,7 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on error."""
-        with self._outages():
+        with self._outages:
             if self._write_lock is None:
                 async with self._writer.begin() as conn:
                     yield conn
@@ -129,7 +131,7 @@ class Database:
             async with self.write() as conn:
                 return await work(conn)
         assert self._write_lock is not None
-        with self._outages():
+        with self._outages:
             async with self._write_lock:
                 conn = await self._sqlite_writer()
                 driver = (await conn.get_raw_connection()).driver_connection
@@ -142,27 +144,11 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction (one snapshot on SQLite)."""
-        with self._outages():
+        with self._outages:
             async with self._reader.begin() as conn:
                 if self._read_begin is not None:
                     await _begin_sqlite(conn, self._read_begin)
                 yield conn
-
-    @contextmanager
-    def _outages(self) -> Iterator[None]:
-        """Raises DATABASE_UNAVAILABLE in place of a connection failure; other errors pass."""
-        try:
-            yield
-        except PushHubError:
-            raise  # already said (a nested transaction), or the domain's own error
-        except Exception as error:
-            unavailable = as_unavailable(error)
-            if unavailable is None:
-                raise
-            if unreachable(error) is not None:
-                for listener in self._outage_listeners:
-                    listener()
-            raise unavailable from error
 
     def insert(self, table: sa.Table) -> UpsertInsert:
         return dialect_insert(self.dialect, table)
@@ -180,6 +166,38 @@ class Database:
         if self._held_writer is None:
             self._held_writer = await self._writer.connect()
         return self._held_writer
+
+
+class _OutageGuard:
+    """Raises DATABASE_UNAVAILABLE in place of a connection failure; other errors pass.
+
+    A class rather than @contextmanager: it wraps every transaction, and its
+    enter and exit cost a fraction of a generator's.
+    """
+
+    __slots__ = ("_listeners",)
+
+    def __init__(self, listeners: list[Callable[[], None]]) -> None:
+        self._listeners = listeners
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None or not isinstance(error, Exception) or isinstance(error, PushHubError):
+            return  # success, cancellation, or already said (a nested transaction, the domain)
+        unavailable = as_unavailable(error)
+        if unavailable is None:
+            return
+        if unreachable(error) is not None:
+            for listener in self._listeners:
+                listener()
+        raise unavailable from error
 
 
 def connect_args(url: sa.URL) -> dict[str, Any]:
