@@ -91,7 +91,8 @@ def is_loopback(address: str) -> bool:
 
 
 def _check_free(address: str) -> None:
-    """StartupError when another process listens there (a plain bind tells at once)."""
+    """StartupError when another process listens there, or no address of this machine is
+    meant: a plain bind tells at once, where gRPC would log its own lines first."""
     host, _, port = address.rpartition(":")
     if address.startswith("unix:") or not port.isdigit() or int(port) == 0:
         return
@@ -101,24 +102,29 @@ def _check_free(address: str) -> None:
         )
     except socket.gaierror as error:
         raise StartupError(f"cannot listen on {address}: {error.strerror}") from None
-    for family, kind, proto, _, sockaddr in candidates:
-        with socket.socket(family, kind, proto) as probe:
-            # Like gRPC's own socket: connections in TIME_WAIT do not block a restart.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as error:
-                if error.errno == errno.EADDRINUSE:
-                    raise StartupError(
-                        f"cannot listen on {address}: the address is already in use "
-                        "(another pushhub serve?)"
-                    ) from None
-                if error.errno == errno.EACCES:
-                    raise StartupError(
-                        f"cannot listen on {address}: permission denied (ports below 1024 "
-                        "need privileges)"
-                    ) from None
-                # Other errors (no IPv6 here) are gRPC's to judge on its own bind.
+    failures = [_bind_failure(candidate) for candidate in candidates]
+    errors = [failure for failure in failures if failure is not None]
+    if any(error.errno == errno.EADDRINUSE for error in errors):
+        raise StartupError(
+            f"cannot listen on {address}: the address is already in use (another pushhub serve?)"
+        )
+    if errors and len(errors) == len(failures):  # one may fail: "localhost" without IPv6
+        reason = str(errors[0].strerror)
+        if errors[0].errno == errno.EACCES:
+            reason += " (ports below 1024 need privileges)"
+        raise StartupError(f"cannot listen on {address}: {reason}")
+
+
+def _bind_failure(candidate: tuple[Any, ...]) -> OSError | None:
+    family, kind, proto, _, sockaddr = candidate
+    with socket.socket(family, kind, proto) as probe:
+        # Like gRPC's own socket: connections in TIME_WAIT do not block a restart.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            return error
+    return None
 
 
 def _credentials(config: Config) -> grpc.ServerCredentials | None:

@@ -169,3 +169,11 @@ async def test_a_taken_address_is_refused_at_once(server, empty_database: str, c
     assert message == (
         f"cannot listen on {address}: the address is already in use (another pushhub serve?)"
     )
+
+
+async def test_an_address_of_no_interface_here_is_refused_at_once(
+    empty_database: str, clock
+) -> None:
+    address = "192.0.2.1:50051"  # TEST-NET-1: never this machine's; binding sends nothing
+    message = await start_error(empty_database, clock, listen=address, allow_plaintext=True)
+    assert message == f"cannot listen on {address}: Cannot assign requested address"
