@@ -22,6 +22,7 @@ import pytest_asyncio
 from pushhub_server.core.clock import ManualClock
 from tests.acceptance.harness import AppHandle, Stubs, create_app, start_test_server
 from tests.e2e.conftest import make
+from tests.fakes.tls import issue_client_files, issue_tls_files
 
 
 def _grpcurl() -> str:
@@ -50,12 +51,17 @@ async def e2e_app(e2e_server, clock: ManualClock) -> AsyncIterator[AppHandle]:
 
 
 async def grpcurl(
-    port: int, *after_address: str, flags: tuple[str, ...] = (), timeout: float = 30
+    port: int,
+    *after_address: str,
+    flags: tuple[str, ...] = (),
+    timeout: float = 30,
+    security: tuple[str, ...] = ("-plaintext",),
 ) -> tuple[int, str, str]:
-    """Runs `grpcurl -plaintext FLAGS 127.0.0.1:PORT VERB-OR-METHOD...`."""
+    """Runs `grpcurl -plaintext FLAGS 127.0.0.1:PORT VERB-OR-METHOD...` (or, with
+    security, `grpcurl -cacert ...` for a TLS server)."""
     process = await asyncio.create_subprocess_exec(
         _grpcurl(),
-        "-plaintext",
+        *security,
         *flags,
         f"127.0.0.1:{port}",
         *after_address,
@@ -237,3 +243,32 @@ async def test_protoset_calls_and_prints_error_details(
         d for d in printed_details(err) if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
     ]
     assert info["reason"] == "INVALID_EXPIRATION"
+
+
+async def test_grpcurl_with_cacert_and_a_client_certificate(
+    empty_database: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The README's TLS commands: -cacert for the server, -cert/-key for mutual TLS."""
+    server_files = issue_tls_files(tmp_path / "server")
+    client_files = issue_client_files(tmp_path / "client")
+    running = await start_test_server(
+        empty_database,
+        clock,
+        tls_cert=str(server_files.cert_file),
+        tls_key=str(server_files.key_file),
+        tls_client_ca=str(client_files.ca_file),
+    )
+    try:
+        cacert = ("-cacert", str(server_files.ca_file))
+        client = ("-cert", str(client_files.cert_file), "-key", str(client_files.key_file))
+        code, out, err = await grpcurl(running.port, "list", security=cacert + client)
+        assert code == 0, err
+        assert "pushhub.v1.PublishService" in out.split()
+        # grpcurl retries a failing handshake until its connect timeout (10 s by default).
+        refused = ("-connect-timeout", "2")
+        code, _, err = await grpcurl(running.port, "list", flags=refused, security=cacert)
+        assert code != 0 and "Failed to dial" in err, err
+        code, _, err = await grpcurl(running.port, "list", flags=refused)  # -plaintext
+        assert code != 0 and "Failed to dial" in err, err
+    finally:
+        await running.stop(1.0)
