@@ -4,10 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PROTO_DEPS := build/proto-deps
-PROTOS := $(wildcard protos/pushhub/v1/*.proto)
+TS_EXAMPLE := examples/typescript
+TS_MODULES := $(TS_EXAMPLE)/node_modules/.package-lock.json
+PROTOSET ?= pushhub.protoset
 
-.PHONY: serve test test-sqlite test-postgres proto proto-check lint bench venv
+.PHONY: serve test proto proto-check protoset breaking ts-example lint bench venv
 
 venv: $(STAMP)
 
@@ -17,6 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The TypeScript example's packages, pinned by its package-lock.json. Its
+# protoc-gen-es writes the TypeScript stubs of `make proto`.
+$(TS_MODULES): $(TS_EXAMPLE)/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix $(TS_EXAMPLE)
+	touch $@
+
+ts-example: $(TS_MODULES)
+	npm run --silent --prefix $(TS_EXAMPLE) build
+
 serve: $(STAMP)
 	$(BIN)/pushhub serve
 
@@ -24,22 +34,29 @@ serve: $(STAMP)
 test: $(STAMP)
 	scripts/run-tests.sh
 
-# google/rpc/*.proto ship inside googleapis-common-protos; copy them where
-# protoc and buf can see them instead of committing foreign files.
-$(PROTO_DEPS): $(STAMP)
-	$(BIN)/python scripts/proto_deps.py $(PROTO_DEPS)
-
-proto: $(STAMP) $(PROTO_DEPS)
-	scripts/gen-protos.sh $(BIN)/python $(PROTO_DEPS)
+# Stubs from protos/ by buf.gen.yaml (local plugins only): generated/python
+# and the TypeScript example's src/gen, both committed.
+proto: $(STAMP) $(TS_MODULES)
+	scripts/buf.sh generate
 
 # Fails when the committed stubs differ from what `make proto` produces.
 proto-check: proto
-	git diff --exit-code -- generated/
-	test -z "$$(git status --porcelain -- generated/)"
+	git diff --exit-code -- generated/ $(TS_EXAMPLE)/src/gen/
+	test -z "$$(git status --porcelain -- generated/ $(TS_EXAMPLE)/src/gen/)"
 
-lint: $(STAMP) $(PROTO_DEPS)
-	$(BIN)/ruff check src tests benchmarks scripts
+# The contract with every import (google.rpc error details too), for grpcurl
+# -protoset and other tools that read descriptor sets instead of reflection.
+protoset:
+	scripts/buf.sh build --as-file-descriptor-set -o '$(PROTOSET)#format=binpb'
+
+# The contract against main's last one (scripts/buf-breaking.sh says which revision).
+breaking:
+	scripts/buf-breaking.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts examples
 	scripts/buf.sh lint
+	scripts/buf-breaking.sh
 	$(MAKE) proto-check
 
 bench: $(STAMP)

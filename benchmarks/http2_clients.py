@@ -13,8 +13,9 @@ foreground subprocess with a temporary configuration shaped like APNs: TLS with 
 certificate from a throwaway CA (the clients verify it), HTTP/2, up to 1,000
 concurrent streams, ``keepalive_requests`` high enough never to close, and
 ``return 200`` for ``/3/device/`` (and FCM v1's ``{"name": …}`` answer for
-``/v1/projects/``, which benchmarks/delivery.py uses). Two cores: nginx runs one worker, so the
-client gets the other core.
+``/v1/projects/``, which benchmarks/delivery.py uses, and Huawei Push Kit's token
+endpoint and success answer, which benchmarks/hms_provider.py uses). Two cores:
+nginx runs one worker, so the client gets the other core.
 
     .venv/bin/python -m benchmarks.http2_clients [--requests 100000]
 """
@@ -90,6 +91,16 @@ http {{
         location /v1/projects/ {{
             default_type application/json;
             return 200 '{{"name":"projects/pushhub-bench/messages/0"}}';
+        }}
+        # Huawei Push Kit (benchmarks/hms_provider.py): its token endpoint, and
+        # messages:send's success answer. nginx checks neither token nor body.
+        location = /oauth2/v3/token {{
+            default_type application/json;
+            return 200 '{{"access_token":"bench","expires_in":3600,"token_type":"Bearer"}}';
+        }}
+        location ~ ^/v1/[^/]+/messages:send$ {{
+            default_type application/json;
+            return 200 '{{"code":"80000000","msg":"Success","requestId":"0"}}';
         }}
     }}
 }}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite twice: on embedded SQLite, then on PostgreSQL.
-# PostgreSQL is started when its port is closed; extra arguments go to pytest.
+# PostgreSQL is started when its port is closed; the suite creates its database
+# when it is missing and refuses one not named for tests (tests/conftest.py).
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,13 +1,17 @@
 """Fixtures shared by every suite.
 
 The database comes from PUSHHUB_TEST_DATABASE_URL (scripts/run-tests.sh sets
-it for the PostgreSQL pass) or a fresh SQLite file. Server and database
-fixtures share the session event loop (pyproject: loop scope "session").
+it for the PostgreSQL pass) or a fresh SQLite file. The suite drops every
+table of that database, so it refuses one whose name does not say it is for
+tests, and creates a missing PostgreSQL one. Server and database fixtures
+share the session event loop (pyproject: loop scope "session").
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -18,6 +22,45 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from pushhub_server.core.clock import ManualClock
 
 ADMIN_TOKEN = "test-admin-token"
+
+
+def named_for_tests(url: str) -> bool:
+    """A word of the database's name (a SQLite file's, without suffix) is test or tests."""
+    name = Path(sa.make_url(url).database or "").stem.lower()
+    return bool({"test", "tests"} & set(re.split(r"[^a-z0-9]+", name)))
+
+
+async def create_database_if_missing(url: str) -> None:
+    target = sa.make_url(url)
+    maintenance = create_async_engine(
+        target.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
+    )
+    try:
+        async with maintenance.connect() as conn:
+            exists = await conn.scalar(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            )
+            if not exists:
+                quoted = (target.database or "").replace('"', '""')
+                await conn.execute(sa.text(f'CREATE DATABASE "{quoted}"'))
+    finally:
+        await maintenance.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    url = os.environ.get("PUSHHUB_TEST_DATABASE_URL")
+    if not url:
+        return
+    if not named_for_tests(url):
+        database = sa.make_url(url).database
+        raise pytest.UsageError(
+            f"PUSHHUB_TEST_DATABASE_URL names the database {database!r}, whose tables the "
+            "suite drops: refusing it. Use one whose name has the word test or tests "
+            "(test, test_alice, pushhub_test)."
+        )
+    if url.startswith("postgresql"):
+        asyncio.run(create_database_if_missing(url))
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import dataclasses
 import functools
+import importlib.metadata
 import json
 import logging
 import sys
@@ -26,8 +27,10 @@ from .core.errors import PushHubError
 from .core.messages import InboxEntry
 from .core.models import KeyKind
 from .core.outbound import OutboundPolicy
+from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
+from .store.database_url import masked
 
 DEFAULT_APP = "default"
 
@@ -35,15 +38,19 @@ DEFAULT_APP = "default"
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     config = _config(args)
-    if args.command == "serve":
-        logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
-        _check_allowed_hosts(config.webhook_allowed_hosts)
-        serve(config, on_start=functools.partial(_bootstrap, host=_client_host(config.listen)))
-        return
+    # A bad URL, an unreachable database, a taken port, an unreadable PEM file:
+    # one line saying what to fix, not a traceback.
     try:
+        if args.command == "serve":
+            logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
+            _check_allowed_hosts(config.webhook_allowed_hosts)
+            serve(config, on_start=functools.partial(_bootstrap, config=config))
+            return
         asyncio.run(args.run(args, config))
     except PushHubError as error:
         raise SystemExit(f"error: {error.message}") from None
+    except StartupError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def _log_level(name: str) -> int:
@@ -78,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     database.add_argument("--secret-key", help="overrides PUSHHUB_SECRET_KEY")
 
     parser = argparse.ArgumentParser(prog="pushhub", description="PushHub push notifications")
+    parser.add_argument(
+        "--version", action="version", version=f"pushhub {importlib.metadata.version('pushhub')}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve_cmd = commands.add_parser("serve", parents=[database], help="run the gRPC server")
@@ -120,6 +130,20 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--apns-connections", type=int, help="overrides PUSHHUB_APNS_CONNECTIONS")
     flag("--fcm-endpoint", help="overrides PUSHHUB_FCM_ENDPOINT")
     flag("--fcm-ca-file", help="overrides PUSHHUB_FCM_CA_FILE")
+    flag("--tls-cert", help="PEM certificate chain: TLS only; overrides PUSHHUB_TLS_CERT")
+    flag("--tls-key", help="PEM private key of --tls-cert; overrides PUSHHUB_TLS_KEY")
+    flag(
+        "--tls-client-ca",
+        help="PEM CA: clients need a certificate it signed (mutual TLS); "
+        "overrides PUSHHUB_TLS_CLIENT_CA",
+    )
+    flag(
+        "--allow-plaintext",
+        action="store_true",
+        default=None,
+        help="serve plaintext on a non-loopback address (a TLS proxy in front); "
+        "overrides PUSHHUB_ALLOW_PLAINTEXT",
+    )
     flag(
         "--webhook-allowed-hosts",
         help="comma-separated host[:port] callback URLs may reach although private or"
@@ -315,6 +339,8 @@ async def _keys_revoke(args: argparse.Namespace, config: Config) -> None:
 
 
 async def _inbox(args: argparse.Namespace, config: Config) -> None:
+    # The default database is a file in the current directory: say which one was read.
+    print(f"inbox of {masked(config.database_url)}", file=sys.stderr)
     async with _database(config) as db:
         app_id = (await _apps(db, config).find_app(args.app)).app_id if args.app else None
         entries = await SqlInbox(db).list(app_id, args.registration, args.message, args.limit)
@@ -346,12 +372,22 @@ def _client_host(listen: str) -> str:
     return "127.0.0.1" if host in ("", "0.0.0.0", "[::]") else host
 
 
-async def _bootstrap(running: RunningServer, host: str) -> None:
+def _grpcurl_security(config: Config) -> str:
+    """grpcurl's flags for this listener: TLS verified against the CA that signed it."""
+    if config.tls_cert is None:
+        return "-plaintext"
+    flags = "-cacert CA.pem"  # the CA that signed the server's certificate
+    if config.tls_client_ca is not None:
+        flags += " -cert client.pem -key client-key.pem"
+    return flags
+
+
+async def _bootstrap(running: RunningServer, config: Config) -> None:
     """On an empty database, create the `default` app and show its keys, once."""
     if await running.apps.list_apps(1, None):
         return
     created = await running.apps.create_app(DEFAULT_APP)
-    address = f"{host}:{running.port}"
+    address = f"{_client_host(config.listen)}:{running.port}"
     print(
         f"""
 Created app {DEFAULT_APP!r} ({created.app.app_id}). Its keys are shown only now:
@@ -359,7 +395,7 @@ Created app {DEFAULT_APP!r} ({created.app.app_id}). Its keys are shown only now:
   device key: {created.device_key}
 
 Try it:
-  grpcurl -plaintext -H 'authorization: Bearer {created.server_key}' \\
+  grpcurl {_grpcurl_security(config)} -H 'authorization: Bearer {created.server_key}' \\
     -d '{{"platform":"PLATFORM_FCM","device_token":"demo-token","channels":["news","sports"]}}' \\
     {address} pushhub.v1.DeviceRegistrationService/RegisterDevice
 """,

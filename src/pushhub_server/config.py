@@ -47,6 +47,17 @@ class Config:
     fcm_ca_file: str | None = None
     # Python logging level name; INFO writes one JSON line per RPC, WARNING drops them.
     log_level: str = "INFO"
+    # TLS on the listener (PEM files); with a client CA, clients must present a
+    # certificate it signed. Without TLS, only a loopback address is served,
+    # unless allow_plaintext says a TLS-terminating proxy is in front (listener.py).
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    allow_plaintext: bool = False
+    # Seconds between the health service's probes of the database.
+    health_interval: float = 2.0
+    # A WatchMessageStatus re-checks its key at least this often, changes or not.
+    watch_key_check_seconds: float = 5.0
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -68,5 +79,9 @@ class Config:
             fcm_endpoint=env.get("PUSHHUB_FCM_ENDPOINT") or None,
             fcm_ca_file=env.get("PUSHHUB_FCM_CA_FILE") or None,
             log_level=env.get("PUSHHUB_LOG_LEVEL", "INFO"),
+            tls_cert=env.get("PUSHHUB_TLS_CERT") or None,
+            tls_key=env.get("PUSHHUB_TLS_KEY") or None,
+            tls_client_ca=env.get("PUSHHUB_TLS_CLIENT_CA") or None,
+            allow_plaintext=env.get("PUSHHUB_ALLOW_PLAINTEXT", "").lower() in ("1", "true", "yes"),
             webhook_allowed_hosts=env.get("PUSHHUB_WEBHOOK_ALLOWED_HOSTS", ""),
         )

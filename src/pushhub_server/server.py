@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pushhub.v1 import (
 
 from .api.admin_service import AdminServicer
 from .api.auth import Authenticator, KeyCachingAppRepository
+from .api.database_health import DatabaseHealth
 from .api.logging_interceptor import LoggingInterceptor
 from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
@@ -48,6 +50,7 @@ from .delivery.status_signal import InProcessStatusSignal
 from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
+from .listener import SERVER_OPTIONS, Listener
 from .store import (
     Database,
     SqlAppRepository,
@@ -79,6 +82,9 @@ class RunningServer:
     apps: AppService
     _server: grpc.aio.Server = field(repr=False)
     _health: health.aio.HealthServicer = field(repr=False)
+    _database_health: DatabaseHealth = field(repr=False)
+    # Set when stop() begins: open watches end at once (StatusServicer).
+    _stopping: asyncio.Event = field(repr=False)
     scheduler: Scheduler
     _sweeper: ExpirySweeper = field(repr=False)
     _webhooks: HttpWebhookSender = field(repr=False)
@@ -87,6 +93,8 @@ class RunningServer:
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, so balancers move away, then let in-flight RPCs finish."""
+        self._stopping.set()
+        await self._database_health.stop()
         await self._health.enter_graceful_shutdown()
         await self._sweeper.stop()
         await self._server.stop(grace)
@@ -102,16 +110,18 @@ class RunningServer:
 
 
 async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
+    """Raises StartupError (the listener) or PushHubError (the database) in one line."""
+    listener = Listener.from_config(config)  # before the database is touched
     await migrate(config.database_url)
     db = Database.from_url(config.database_url)
     try:
-        return await _start(config, clock or SystemClock(), db)
+        return await _start(config, clock or SystemClock(), db, listener)
     except BaseException:
         await db.dispose()
         raise
 
 
-async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
+async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
     webhooks = HttpWebhookSender(
         OutboundGuard(callback_urls), config.webhook_timeout, config.webhook_attempts
@@ -132,25 +142,32 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
     server = grpc.aio.server(
         interceptors=[LoggingInterceptor()],
         options=[
+            *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
         ],
     )
     auth = Authenticator(apps)
-    _add_services(server, registrations, publishing, apps, auth, config)
+    stopping = asyncio.Event()
+    _add_services(server, registrations, publishing, apps, auth, config, stopping)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    port = server.add_insecure_port(config.listen)
+    port = listener.bind(server)
     await server.start()
     for name in ("", *SERVICE_NAMES):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    database_health = DatabaseHealth(
+        db.ping, health_servicer, SERVICE_NAMES, config.health_interval
+    )
+    db.add_outage_listener(database_health.suspect)
+    database_health.start()
     sweeper = ExpirySweeper(registrations, config.sweep_interval)
     sweeper.start()
     scheduler.start()
-    _log.info("PushHub listening on port %d", port)
+    _log.info("PushHub listening on port %d (%s)", port, "TLS" if listener.tls else "plaintext")
     return RunningServer(
         port=port,
         registrations=registrations,
@@ -158,6 +175,8 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         scheduler=scheduler,
         _server=server,
         _health=health_servicer,
+        _database_health=database_health,
+        _stopping=stopping,
         _sweeper=sweeper,
         _webhooks=webhooks,
         _providers=providers,
@@ -212,13 +231,21 @@ def _add_services(
     apps: AppService,
     auth: Authenticator,
     config: Config,
+    stopping: asyncio.Event,
 ) -> None:
     registration_pb2_grpc.add_DeviceRegistrationServiceServicer_to_server(
         DeviceRegistrationServicer(registrations, auth), server
     )
     publish_pb2_grpc.add_PublishServiceServicer_to_server(PublishServicer(publishing, auth), server)
     status_pb2_grpc.add_StatusServiceServicer_to_server(
-        StatusServicer(registrations, publishing, auth), server
+        StatusServicer(
+            registrations,
+            publishing,
+            auth,
+            key_check_seconds=config.watch_key_check_seconds,
+            stopping=stopping,
+        ),
+        server,
     )
     admin_pb2_grpc.add_AdminServiceServicer_to_server(
         AdminServicer(apps, auth, config.limits), server
@@ -243,7 +270,7 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, _on_signal, signum, stopping)
     try:
         if on_start is not None:
             await on_start(running)
@@ -251,6 +278,17 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
         _log.info("stopping: in-flight RPCs get %.1f s", config.grace_period)
     finally:
         await running.stop(config.grace_period)
+
+
+def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+    """The first SIGTERM/SIGINT stops gracefully; a second (Ctrl-C again) exits at once."""
+    if not stopping.is_set():
+        stopping.set()
+        return
+    name = signal.Signals(signum).name
+    _log.warning("%s again: exiting now, without waiting for in-flight RPCs", name)
+    # Runs left mid-chunk resume from their checkpoints once their leases run out.
+    os._exit(128 + signum)
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

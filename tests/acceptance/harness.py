@@ -54,19 +54,23 @@ WEBHOOK_SINK_HOST = "127.0.0.1"
 # ---------------------------------------------------------------- server ----
 
 
-async def start_test_server(database_url: str, clock: ManualClock):
-    """Starts the real server on a random port (imported late: it may not exist yet)."""
+async def start_test_server(database_url: str, clock: ManualClock, **settings):
+    """Starts the real server on a random port (imported late: it may not exist yet);
+    settings override the Config fields the suite uses."""
     from pushhub_server.server import start_server
 
     config = Config(
-        database_url=database_url,
-        listen="127.0.0.1:0",
-        admin_token=ADMIN_TOKEN,
-        secret_key=SECRET_KEY,
-        sweep_interval=3600,
-        # The tests' webhook sinks listen there; any other callback URL meets the
-        # rules a public deployment has.
-        webhook_allowed_hosts=WEBHOOK_SINK_HOST,
+        **{
+            "database_url": database_url,
+            "listen": "127.0.0.1:0",
+            "admin_token": ADMIN_TOKEN,
+            "secret_key": SECRET_KEY,
+            "sweep_interval": 3600,
+            # The tests' webhook sinks listen there; any other callback URL meets
+            # the rules a public deployment has.
+            "webhook_allowed_hosts": WEBHOOK_SINK_HOST,
+            **settings,
+        }
     )
     return await start_server(config, clock=clock)
 

@@ -6,10 +6,12 @@ Issue 3, section 6; DESIGN.md, StatusService.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import grpc
 import pytest
+import pytest_asyncio
 from google.protobuf import duration_pb2
 
 from pushhub.v1 import admin_pb2, status_pb2
@@ -21,10 +23,13 @@ from .harness import (
     SCHEDULED,
     TERMINAL,
     AppHandle,
+    Stubs,
     bearer,
     check_error,
+    create_app,
     new_token,
     settle,
+    start_test_server,
     timestamp,
 )
 
@@ -162,6 +167,60 @@ async def test_a_watch_ends_once_its_key_is_revoked(app: AppHandle, clock) -> No
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         await read(call)
     assert ended.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def watchful(server, empty_database: str, clock) -> AsyncIterator[AppHandle]:
+    """An app on a server of its own, whose watches re-check their key every 0.2 s."""
+    running = await start_test_server(empty_database, clock, watch_key_check_seconds=0.2)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            yield await create_app(Stubs.on(channel), clock)
+    finally:
+        await running.stop(1.0)
+
+
+async def test_a_watch_without_changes_ends_once_its_key_is_revoked(
+    watchful: AppHandle, clock
+) -> None:
+    app = watchful
+    created = await app.stubs.admin.CreateApiKey(
+        admin_pb2.CreateApiKeyRequest(app_id=app.app_id, kind=admin_pb2.API_KEY_KIND_SERVER),
+        metadata=app.server(),
+    )
+    response = await app.publish(
+        message="watched", publish_at=timestamp(clock.now() + timedelta(hours=1))
+    )
+    call = watch(app, response.message_id, bearer(created.key))
+    assert (await read(call)).state == SCHEDULED
+    await app.stubs.admin.RevokeApiKey(
+        admin_pb2.RevokeApiKeyRequest(app_id=app.app_id, key_id=created.api_key.key_id),
+        metadata=app.server(),
+    )
+    # Nothing changes: the message stays scheduled for an hour.
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        await read(call)
+    check_error(ended.value, grpc.StatusCode.UNAUTHENTICATED, "API_KEY_INVALID")
+    await app.cancel(response.message_id)
+
+
+async def test_stopping_the_server_ends_open_watches_at_once(
+    server, empty_database: str, clock
+) -> None:
+    running = await start_test_server(empty_database, clock)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        app = await create_app(Stubs.on(channel), clock)
+        response = await app.publish(
+            message="watched", publish_at=timestamp(clock.now() + timedelta(hours=1))
+        )
+        call = watch(app, response.message_id)
+        assert (await read(call)).state == SCHEDULED
+        stopping = asyncio.ensure_future(running.stop(grace=600))
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await read(call)
+        check_error(ended.value, grpc.StatusCode.UNAVAILABLE, "SERVER_STOPPING")
+        # The stop waited for no watch: far sooner than its 600 s grace.
+        await asyncio.wait_for(stopping, 60)
 
 
 async def test_watch_is_denied_to_a_device_key(app: AppHandle) -> None:

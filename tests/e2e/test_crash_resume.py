@@ -14,13 +14,9 @@ here, since the in-process servers of the other suites share the test database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -30,7 +26,6 @@ import grpc
 import pytest
 import pytest_asyncio
 import sqlalchemy as sa
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pushhub.v1 import (
@@ -42,6 +37,7 @@ from pushhub.v1 import (
     status_pb2,
     status_pb2_grpc,
 )
+from tests.e2e.server_process import Launcher
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +47,6 @@ BATCH = 1_000
 LEASE_SECONDS = 2
 # Kill once at least this many chunks were delivered (and the run is not finished).
 KILL_AFTER_CHUNKS = 3
-STARTUP_TIMEOUT = 30.0
 RESUME_TIMEOUT = 60.0
 
 
@@ -84,93 +79,10 @@ async def crash_database(tmp_path: Path) -> AsyncIterator[str]:
 # ------------------------------------------------------------------ server ----
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class ServerProcess:
-    process: subprocess.Popen
-    port: int
-    log: Path
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-class Launcher:
-    """Starts `python -m pushhub_server ...` with the test's environment."""
-
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        self.workdir = workdir
-        self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("PUSHHUB_")},
-            "PUSHHUB_DATABASE_URL": database_url,
-            "PUSHHUB_CHUNK_SIZE": str(CHUNK),
-            "PUSHHUB_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PUSHHUB_SECRET_KEY": "crash-test-secret",
-        }
-        self.started: list[subprocess.Popen] = []
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "pushhub_server", *args],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    async def serve(self) -> ServerProcess:
-        port = free_port()
-        log = self.workdir / f"server-{len(self.started)}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"],
-                env=self.env,
-                cwd=self.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.started.append(process)
-        server = ServerProcess(process, port, log)
-        await wait_until_serving(server)
-        return server
-
-    def kill_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.kill()
-            process.wait(10)
-
-
-async def wait_until_serving(server: ServerProcess) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + STARTUP_TIMEOUT
-    async with grpc.aio.insecure_channel(server.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            assert server.process.poll() is None, f"server exited:\n{server.output()}"
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                answer = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            assert loop.time() < deadline, f"server never served:\n{server.output()}"
-            await asyncio.sleep(0.1)
-
-
 @pytest.fixture
 def launcher(crash_database: str, tmp_path: Path) -> Iterator[Launcher]:
-    launcher = Launcher(crash_database, tmp_path)
+    settings = {"PUSHHUB_CHUNK_SIZE": str(CHUNK), "PUSHHUB_LEASE_SECONDS": str(LEASE_SECONDS)}
+    launcher = Launcher(crash_database, tmp_path, settings)
     try:
         yield launcher
     finally:

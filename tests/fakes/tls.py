@@ -3,14 +3,17 @@
 The fakes and the benchmark sinks serve TLS with these files, and the clients
 verify them against ``ca_file`` exactly as they verify Apple's or Google's
 certificates, so certificate checking is exercised rather than switched off.
+``issue_client_files`` does the same for a client certificate (mutual TLS).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from cryptography import x509
@@ -19,6 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = timedelta(days=2)
+# Signs a leaf: (its key, the CA's key, the CA's certificate) -> the leaf certificate.
+_Signer = Callable[
+    [ec.EllipticCurvePrivateKey, ec.EllipticCurvePrivateKey, x509.Certificate], x509.Certificate
+]
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,25 @@ class TlsFiles:
 
 def issue_tls_files(directory: Path, hosts: tuple[str, ...] = ("localhost",)) -> TlsFiles:
     """A new CA, and a certificate for ``hosts`` and 127.0.0.1 signed by it, as PEM files."""
+    return _issue(directory, "server", partial(_server_certificate, hosts=hosts))
+
+
+def issue_client_files(directory: Path, name: str = "test-client") -> TlsFiles:
+    """A new CA, and a client certificate for ``name`` signed by it, as PEM files."""
+    return _issue(directory, "client", partial(_client_certificate, name=name))
+
+
+def _issue(directory: Path, role: str, sign: _Signer) -> TlsFiles:
     directory.mkdir(parents=True, exist_ok=True)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = _ca_certificate(ca_key)
-    server_key = ec.generate_private_key(ec.SECP256R1())
-    server_cert = _server_certificate(server_key, ca_key, ca_cert, hosts)
-    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = sign(key, ca_key, ca_cert)
+    files = TlsFiles(directory / "ca.pem", directory / f"{role}.pem", directory / f"{role}-key.pem")
     files.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    files.cert_file.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key_file.write_bytes(
-        server_key.private_bytes(
+        key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
@@ -83,6 +99,26 @@ def _server_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_key_usage(cert_sign=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _client_certificate(
+    key: ec.EllipticCurvePrivateKey,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    name: str,
+) -> x509.Certificate:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    return (
+        _builder(subject, ca_cert.subject, key.public_key())
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,

@@ -121,3 +121,38 @@ async def _stored_secret(database_url: str, app: str) -> str:
         return found.signing_secret
     finally:
         await db.dispose()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == "pushhub 0.1.0\n"
+
+
+def test_inbox_says_which_database_it_read(
+    database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = create_app(database_url, capsys)
+    cli.main(["inbox", "--app", name, "--database-url", database_url])
+    err = capsys.readouterr().err
+    assert err == f"inbox of {database_url}\n"
+    # A password never shows.
+    url = "postgresql+asyncpg://reader:s3cret@127.0.0.1:1/pushhub"
+    with pytest.raises(SystemExit, match="nothing listens at 127.0.0.1:1"):
+        cli.main(["inbox", "--database-url", url])
+    err = capsys.readouterr().err
+    assert err == "inbox of postgresql+asyncpg://reader:***@127.0.0.1:1/pushhub\n"
+
+
+@pytest.mark.parametrize("url", ["postgres://u:s3cret@db/pushhub", "postgresql://u@db/pushhub"])
+def test_a_database_url_without_asyncpg_is_one_line_with_the_fix(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["apps", "list", "--database-url", url])
+    message = str(exited.value.code)
+    assert message.startswith("error: database URL ")
+    assert message.endswith(
+        "use postgresql+asyncpg://" + url.split("://", 1)[1].replace("s3cret", "***")
+    )

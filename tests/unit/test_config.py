@@ -19,6 +19,15 @@ def test_defaults() -> None:
     assert config.admin_token is None and config.secret_key is None
     assert config.apns_endpoint is None and config.fcm_endpoint is None
     assert config.log_level == "INFO"
+    assert config.tls_cert is None and config.tls_key is None and config.tls_client_ca is None
+    assert config.allow_plaintext is False
+
+
+@pytest.mark.parametrize(
+    ("value", "allowed"), [("1", True), ("true", True), ("0", False), ("", False)]
+)
+def test_plaintext_beyond_loopback_is_an_explicit_opt_in(value: str, allowed: bool) -> None:
+    assert Config.from_env({"PUSHHUB_ALLOW_PLAINTEXT": value}).allow_plaintext is allowed
 
 
 def test_every_variable() -> None:
@@ -109,6 +118,17 @@ SERVE_FLAGS = [
         "https://flag",
     ),
     ("--fcm-ca-file", "/flag.pem", "PUSHHUB_FCM_CA_FILE", "/env.pem", "fcm_ca_file", "/flag.pem"),
+    ("--tls-cert", "/flag.pem", "PUSHHUB_TLS_CERT", "/env.pem", "tls_cert", "/flag.pem"),
+    ("--tls-key", "/flag.key", "PUSHHUB_TLS_KEY", "/env.key", "tls_key", "/flag.key"),
+    (
+        "--tls-client-ca",
+        "/flag-ca.pem",
+        "PUSHHUB_TLS_CLIENT_CA",
+        "/env-ca.pem",
+        "tls_client_ca",
+        "/flag-ca.pem",
+    ),
+    ("--allow-plaintext", None, "PUSHHUB_ALLOW_PLAINTEXT", "0", "allow_plaintext", True),
     (
         "--webhook-allowed-hosts",
         "relay.internal",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import grpc
 
 from pushhub.v1 import status_pb2, status_pb2_grpc
 
+from ..core.errors import server_stopping
+from ..core.messages import MessageStatus
 from ..core.publishing import PublishingService
 from ..core.registrations import RegistrationService
 from . import convert, convert_messages
@@ -23,10 +26,17 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         registrations: RegistrationService,
         publishing: PublishingService,
         auth: Authenticator,
+        *,
+        key_check_seconds: float,
+        stopping: asyncio.Event,
     ) -> None:
         self._registrations = registrations
         self._publishing = publishing
         self._auth = auth
+        # A watch re-checks its key at least this often, even when nothing changes.
+        self._key_check_seconds = key_check_seconds
+        # Set when the server begins to stop: open watches end at once.
+        self._stopping = stopping
 
     @map_errors
     async def GetRegistrationStatus(
@@ -51,13 +61,46 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         self, request: status_pb2.WatchMessageStatusRequest, context: Context
     ) -> AsyncIterator[status_pb2.WatchMessageStatusResponse]:
         principal = await self._auth.principal(context)
-        first = True
-        async for status in self._publishing.watch(principal, request.message_id):
-            if not first:
-                # A watch may outlive its key (a repeat runs for days): a key revoked
-                # (or an app deleted) meanwhile ends it with UNAUTHENTICATED.
-                await self._auth.principal(context)
-            first = False
+        statuses = self._publishing.watch(principal, request.message_id)
+        async for status in self._guarded(statuses, context):
             yield status_pb2.WatchMessageStatusResponse(
                 status=convert_messages.message_status(status)
             )
+
+    async def _guarded(
+        self, statuses: AsyncGenerator[MessageStatus, None], context: Context
+    ) -> AsyncIterator[MessageStatus]:
+        """statuses, for as long as the caller's key stays valid and the server runs.
+
+        A watch may outlive its key (a repeat runs for days): the key is checked
+        again before each answer and every key_check_seconds while nothing
+        changes, so a key revoked (or an app deleted) ends it with UNAUTHENTICATED.
+        A stopping server ends it with UNAVAILABLE at once: a watch is no work a
+        graceful stop should wait for, and the client can watch again elsewhere.
+        """
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        pending: asyncio.Future[MessageStatus] | None = None
+        try:
+            while True:
+                pending = pending or asyncio.ensure_future(anext(statuses))
+                await asyncio.wait(
+                    (pending, stopping),
+                    timeout=self._key_check_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if stopping.done():
+                    raise server_stopping()
+                await self._auth.principal(context)
+                if pending.done():
+                    try:
+                        status = pending.result()
+                    except StopAsyncIteration:
+                        return
+                    pending = None
+                    yield status
+        finally:
+            stopping.cancel()
+            if pending is not None:
+                pending.cancel()
+                await asyncio.wait((pending,))  # the generator must be idle to be closed
+            await statuses.aclose()

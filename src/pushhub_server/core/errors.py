@@ -124,3 +124,23 @@ def not_device_owner(registration_id: str) -> PushHubError:
 
 def not_found(reason: str, message: str, **metadata: str) -> PushHubError:
     return PushHubError(ErrorCode.NOT_FOUND, reason, message, dict(metadata))
+
+
+DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+
+
+def database_unavailable(message: str) -> PushHubError:
+    """The database cannot be reached (or is too busy): retryable, never the caller's fault."""
+    return PushHubError(ErrorCode.UNAVAILABLE, DATABASE_UNAVAILABLE, message)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    return isinstance(error, PushHubError) and error.reason == DATABASE_UNAVAILABLE
+
+
+def server_stopping() -> PushHubError:
+    return PushHubError(
+        ErrorCode.UNAVAILABLE,
+        "SERVER_STOPPING",
+        "the server is shutting down; call again (another instance, or this one once restarted)",
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -134,7 +134,9 @@ class PublishingService:
         require_server(principal, "read message statuses")
         return await self._status(principal.app_id, message_id)
 
-    async def watch(self, principal: Principal, message_id: str) -> AsyncIterator[MessageStatus]:
+    async def watch(
+        self, principal: Principal, message_id: str
+    ) -> AsyncGenerator[MessageStatus, None]:
         """Each distinct status until a terminal one; waits on the signal, not a busy loop."""
         require_server(principal, "watch message statuses")
         last: MessageStatus | None = None

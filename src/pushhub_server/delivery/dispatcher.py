@@ -39,6 +39,7 @@ run stopped that way _STOPS_BEFORE_FAILING times in a row in this process
 without progress fails, naming only the error's type. Without progress means
 from the same starting point (slot and checkpoint): a big fan-out that moves
 on between occasional blips, or a repeat with a blip now and then, goes on.
+A database outage (DATABASE_UNAVAILABLE) never counts: the run waits it out.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pushhub_server.core.clock import Clock
-from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.errors import PushHubError, is_database_unavailable
 from pushhub_server.core.messages import (
     ChunkOutcome,
     Delivery,
@@ -141,11 +142,13 @@ class Dispatcher:
             await self._deliver_or_fail(run, lost)
             self._stops.pop(message_id, None)
         except Exception as error:
-            _log.exception(
+            _log.error(
                 "claim %d of message %s stopped; the run resumes from its last checkpoint"
                 " once its lease runs out",
                 run.claim,
                 message_id,
+                # An outage is one line (the health service logs it too), a bug a traceback.
+                exc_info=None if is_database_unavailable(error) else error,
             )
             await self._after_stop(run, error)
         finally:
@@ -155,6 +158,8 @@ class Dispatcher:
             self._signal.notify(message_id)
 
     async def _after_stop(self, run: Run, error: Exception) -> None:
+        if is_database_unavailable(error):
+            return  # an outage is no fault of the message: it never counts towards failing it
         message_id = run.message.message_id
         stops = self._count_stop(run)
         if stops < _STOPS_BEFORE_FAILING:
@@ -194,9 +199,14 @@ class Dispatcher:
                 ):
                     lost.set()
                     return
-            except Exception:
+            except Exception as error:
                 # The next heartbeat tries again: the lease outlasts one missed renewal.
-                _log.warning("renewing the lease of message %s failed", message_id, exc_info=True)
+                _log.warning(
+                    "renewing the lease of message %s failed: %s",
+                    message_id,
+                    error,
+                    exc_info=not is_database_unavailable(error),
+                )
 
     async def _deliver_or_fail(self, run: Run, lost: asyncio.Event) -> None:
         message_id = run.message.message_id

@@ -24,6 +24,7 @@ import contextlib
 import logging
 
 from pushhub_server.core.clock import Clock
+from pushhub_server.core.errors import is_database_unavailable
 from pushhub_server.core.messages import Run
 from pushhub_server.core.ports import MessageRepository
 
@@ -86,9 +87,12 @@ class Scheduler:
             try:
                 await self._start_due()
                 timeout = await self._sleep_seconds()
-            except Exception:
+            except Exception as error:
                 # The database may be briefly unavailable; the loop must outlive it.
-                _log.exception("claiming due messages failed")
+                if is_database_unavailable(error):
+                    _log.warning("claiming due messages failed: %s", error)
+                else:
+                    _log.exception("claiming due messages failed")
                 timeout = self._poll_interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)

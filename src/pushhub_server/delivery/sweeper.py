@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 
+from ..core.errors import is_database_unavailable
 from ..core.registrations import RegistrationService
 
 _log = logging.getLogger(__name__)
@@ -36,9 +37,12 @@ class ExpirySweeper:
             await asyncio.sleep(self._interval)
             try:
                 removed = await self._registrations.sweep()
-            except Exception:
+            except Exception as error:
                 # A failed sweep (database briefly unavailable) must not end the loop.
-                _log.exception("sweeping stale registrations failed")
+                if is_database_unavailable(error):
+                    _log.warning("sweeping stale registrations failed: %s", error)
+                else:
+                    _log.exception("sweeping stale registrations failed")
                 continue
             if removed:
                 _log.info("swept %d stale registrations", removed)

@@ -7,12 +7,17 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..core.errors import PushHubError
+from .database_url import parse_database_url
+from .outages import as_unavailable, unreachable
 
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -32,6 +37,9 @@ UpsertInsert = sqlite.Insert | postgresql.Insert
 T = TypeVar("T")
 # A transaction's statements, written against AsyncConnection (see Database.write_batch).
 BatchWork = Callable[[AsyncConnection], Coroutine[Any, Any, T]]
+# Seconds asyncpg waits for a new connection: a host that drops packets must not
+# hold an RPC (or the start) for asyncpg's default of a minute.
+CONNECT_TIMEOUT = 10.0
 
 
 class Database:
@@ -42,6 +50,10 @@ class Database:
     single connection, behind a lock, inside BEGIN IMMEDIATE. That connection
     stays checked out: a pool checkout and check-in (with its rollback, a
     thread hop) cost more than a small transaction's statements.
+
+    Every transaction turns a lost or refused connection into core's
+    DATABASE_UNAVAILABLE error (store.outages) and tells the outage listeners,
+    so the health service need not wait for its next probe.
     """
 
     def __init__(self, writer: AsyncEngine, reader: AsyncEngine) -> None:
@@ -52,12 +64,22 @@ class Database:
         self._write_lock = asyncio.Lock() if sqlite else None
         self._read_begin = "BEGIN" if sqlite else None
         self._held_writer: AsyncConnection | None = None
+        self._outage_listeners: list[Callable[[], None]] = []
+        self._outages = _OutageGuard(self._outage_listeners)
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        if sa.make_url(url).get_backend_name() != "sqlite":
+    def from_url(cls, text: str) -> Database:
+        url = parse_database_url(text)
+        if url.get_backend_name() != "sqlite":
+            # pool_pre_ping: after a PostgreSQL restart, pooled connections are dead;
+            # each checkout tests its connection and replaces it rather than fail a call.
             engine = create_async_engine(
-                url, pool_size=10, max_overflow=10, pool_pre_ping=True, hide_parameters=True
+                url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                hide_parameters=True,
+                connect_args=connect_args(url),
             )
             return cls(engine, engine)
         # aiosqlite logs each statement with its parameters at DEBUG, and credentials
@@ -71,18 +93,28 @@ class Database:
         _configure_sqlite(reader)
         return cls(writer, reader)
 
+    def add_outage_listener(self, listener: Callable[[], None]) -> None:
+        """listener() is called whenever a transaction finds the database unreachable."""
+        self._outage_listeners.append(listener)
+
+    async def ping(self) -> None:
+        """One cheap round trip on the pool the RPCs use; DATABASE_UNAVAILABLE when it fails."""
+        async with self.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """One write transaction: committed on success, rolled back on error."""
-        if self._write_lock is None:
-            async with self._writer.begin() as conn:
-                yield conn
-            return
-        async with self._write_lock:
-            conn = await self._sqlite_writer()
-            async with conn.begin():
-                await _begin_sqlite(conn, "BEGIN IMMEDIATE")
-                yield conn
+        with self._outages:
+            if self._write_lock is None:
+                async with self._writer.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock:
+                conn = await self._sqlite_writer()
+                async with conn.begin():
+                    await _begin_sqlite(conn, "BEGIN IMMEDIATE")
+                    yield conn
 
     async def write_batch(self, work: BatchWork[T]) -> T:
         """work(conn) in one write transaction; on SQLite, all of it in the driver's thread.
@@ -99,22 +131,24 @@ class Database:
             async with self.write() as conn:
                 return await work(conn)
         assert self._write_lock is not None
-        async with self._write_lock:
-            conn = await self._sqlite_writer()
-            driver = (await conn.get_raw_connection()).driver_connection
-            # aiosqlite's own way to run a function on its thread (used by all its
-            # methods; private, so pyproject bounds the version and
-            # tests/integration/test_store_transactions.py exercises it).
-            result = await driver._execute(_transaction_in_thread, driver._conn, work)
-            return cast(T, result)
+        with self._outages:
+            async with self._write_lock:
+                conn = await self._sqlite_writer()
+                driver = (await conn.get_raw_connection()).driver_connection
+                # aiosqlite's own way to run a function on its thread (used by all its
+                # methods; private, so pyproject bounds the version and
+                # tests/integration/test_store_transactions.py exercises it).
+                result = await driver._execute(_transaction_in_thread, driver._conn, work)
+                return cast(T, result)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction (one snapshot on SQLite)."""
-        async with self._reader.begin() as conn:
-            if self._read_begin is not None:
-                await _begin_sqlite(conn, self._read_begin)
-            yield conn
+        with self._outages:
+            async with self._reader.begin() as conn:
+                if self._read_begin is not None:
+                    await _begin_sqlite(conn, self._read_begin)
+                yield conn
 
     def insert(self, table: sa.Table) -> UpsertInsert:
         return dialect_insert(self.dialect, table)
@@ -132,6 +166,43 @@ class Database:
         if self._held_writer is None:
             self._held_writer = await self._writer.connect()
         return self._held_writer
+
+
+class _OutageGuard:
+    """Raises DATABASE_UNAVAILABLE in place of a connection failure; other errors pass.
+
+    A class rather than @contextmanager: it wraps every transaction, and its
+    enter and exit cost a fraction of a generator's.
+    """
+
+    __slots__ = ("_listeners",)
+
+    def __init__(self, listeners: list[Callable[[], None]]) -> None:
+        self._listeners = listeners
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if error is None or not isinstance(error, Exception) or isinstance(error, PushHubError):
+            return  # success, cancellation, or already said (a nested transaction, the domain)
+        unavailable = as_unavailable(error)
+        if unavailable is None:
+            return
+        if unreachable(error) is not None:
+            for listener in self._listeners:
+                listener()
+        raise unavailable from error
+
+
+def connect_args(url: sa.URL) -> dict[str, Any]:
+    """The driver's connect options for url: a bounded wait on PostgreSQL."""
+    return {} if url.get_backend_name() == "sqlite" else {"timeout": CONNECT_TIMEOUT}
 
 
 def dialect_insert(dialect: str, table: sa.Table) -> UpsertInsert:

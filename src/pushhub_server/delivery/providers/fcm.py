@@ -111,7 +111,7 @@ class FcmProvider:
             token = await self._tokens.token()
         except TokenError as error:
             # Nothing was sent: the whole batch shares the exchange's answer.
-            return [token_failure(error)] * len(bodies)
+            return [error.delivery_result()] * len(bodies)
         responses = await self._post(token, bodies)
         results = self._classify_all(responses)
         unauthorized = [index for index, response in enumerate(responses) if response.status == 401]
@@ -126,7 +126,7 @@ class FcmProvider:
         try:
             token = await self._tokens.refresh(stale)
         except TokenError as error:
-            return [token_failure(error)] * len(bodies)
+            return [error.delivery_result()] * len(bodies)
         return self._classify_all(await self._post(token, bodies))
 
     async def _post(self, token: str, bodies: list[bytes]) -> list[Http2Response]:
@@ -161,11 +161,6 @@ def classify(response: Http2Response) -> DeliveryResult:
     if response.status == 429 or response.status >= 500 or reason in _RETRYABLE_CODES:
         return DeliveryResult(DeliveryOutcome.RETRY, reason, response.retry_after)
     return DeliveryResult(DeliveryOutcome.REJECTED, reason)
-
-
-def token_failure(error: TokenError) -> DeliveryResult:
-    outcome = DeliveryOutcome.RETRY if error.retryable else DeliveryOutcome.REJECTED
-    return DeliveryResult(outcome, f"OAUTH2_{error.reason.upper()}")
 
 
 def _error_of(body: bytes) -> dict[str, Any]:

@@ -2,22 +2,17 @@
 
 The exchange is small enough to write by hand: google-auth's async credentials need
 aiohttp, and its sync ones need requests plus a thread, for what is one signed JWT and
-one form POST an hour. The token is cached until ``REFRESH_MARGIN`` before it expires,
-and one asyncio.Lock makes concurrent callers share a single refresh.
+one form POST an hour. Caching, the shared refresh and the hold after a failure are
+oauth_tokens.CachedTokens'.
 
-The POST goes to the account's own ``token_uri`` (tests point it at a local fake) over
-HTTP/1.1 with urllib in a worker thread: it happens about once an hour, so it does not
-need the multiplexed delivery transport.
+The POST goes to the account's own ``token_uri`` (tests point it at a local fake).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,29 +23,14 @@ import jwt
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.credentials import service_account_fields
 
+from .oauth_tokens import REFRESH_MARGIN, AccessToken, CachedTokens, TokenError, post_form
+
+__all__ = ["REFRESH_MARGIN", "ServiceAccount", "ServiceAccountTokens", "TokenError"]
+
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 # Google rejects assertions that live longer than an hour.
 ASSERTION_LIFETIME = timedelta(hours=1)
-# Refresh this long before expiry, so no request carries a token that dies in flight.
-REFRESH_MARGIN = timedelta(minutes=5)
-# After a failed exchange, callers get the same error for this long instead of each
-# hitting the token endpoint again (a batch of 401s must not become a storm).
-FAILURE_HOLD = timedelta(seconds=5)
-EXCHANGE_TIMEOUT = 30.0
-
-
-class TokenError(Exception):
-    """The token endpoint refused or could not be reached.
-
-    ``reason`` is the OAuth2 ``error`` code (``invalid_grant``) or a transport
-    description; ``retryable`` is False when only new credentials can help.
-    """
-
-    def __init__(self, reason: str, retryable: bool, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -70,14 +50,8 @@ class ServiceAccount:
         return cls(**service_account_fields(dict(info)))
 
 
-@dataclass(frozen=True)
-class AccessToken:
-    value: str
-    expires_at: datetime
-
-
-class ServiceAccountTokens:
-    """Access tokens for one service account, cached and refreshed one at a time."""
+class ServiceAccountTokens(CachedTokens):
+    """Access tokens for one service account."""
 
     def __init__(
         self,
@@ -85,64 +59,16 @@ class ServiceAccountTokens:
         clock: Clock,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(clock)
         self._account = account
-        self._clock = clock
         self._ssl_context = ssl_context or ssl.create_default_context()
-        self._lock = asyncio.Lock()
-        self._current: AccessToken | None = None
-        self._failure: tuple[datetime, TokenError] | None = None
-
-    async def token(self) -> str:
-        """A token valid for at least REFRESH_MARGIN; fetches one when needed."""
-        current = self._current
-        if current is not None and self._fresh(current):
-            return current.value
-        return await self._refresh(stale=current)
-
-    async def refresh(self, stale: str) -> str:
-        """A token other than ``stale``, which the server refused (HTTP 401).
-
-        Callers that saw the same stale token share the one refresh made for it.
-        """
-        current = self._current
-        if current is not None and current.value != stale:
-            return current.value
-        return await self._refresh(stale=current)
-
-    async def _refresh(self, stale: AccessToken | None) -> str:
-        async with self._lock:
-            current = self._current
-            # Another caller refreshed while this one waited for the lock.
-            if current is not None and current is not stale and self._fresh(current):
-                return current.value
-            self._raise_recent_failure()
-            try:
-                self._current = await self._exchange()
-            except TokenError as error:
-                self._current = None
-                self._failure = (self._clock.now(), error)
-                raise
-            self._failure = None
-            return self._current.value
-
-    def _fresh(self, token: AccessToken) -> bool:
-        return self._clock.now() < token.expires_at - REFRESH_MARGIN
-
-    def _raise_recent_failure(self) -> None:
-        if self._failure is None:
-            return
-        failed_at, error = self._failure
-        if self._clock.now() < failed_at + FAILURE_HOLD:
-            raise error
 
     async def _exchange(self) -> AccessToken:
         issued_at = self._clock.now()
         form = urllib.parse.urlencode(
             {"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion(issued_at)}
         ).encode()
-        status, body = await asyncio.to_thread(
-            _post_form, self._account.token_uri, form, self._ssl_context
-        )
+        status, body = await post_form(self._account.token_uri, form, self._ssl_context)
         return _parse_token_response(status, body, issued_at)
 
     def _assertion(self, issued_at: datetime) -> str:
@@ -161,23 +87,6 @@ class ServiceAccountTokens:
             algorithm="RS256",
             headers={"kid": account.private_key_id},
         )
-
-
-def _post_form(url: str, form: bytes, context: ssl.SSLContext) -> tuple[int, bytes]:
-    """Blocking POST (run in a thread); HTTP error statuses are answers, not exceptions."""
-    request = urllib.request.Request(
-        url,
-        data=form,
-        method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=EXCHANGE_TIMEOUT, context=context) as reply:
-            return reply.status, reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (urllib.error.URLError, OSError) as error:
-        raise TokenError("TOKEN_ENDPOINT_UNREACHABLE", True, str(error)) from None
 
 
 def _parse_token_response(status: int, body: bytes, issued_at: datetime) -> AccessToken:

@@ -7,7 +7,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from ..database import connect_args
+from ..database_url import parse_database_url
+from ..outages import connect_error
 
 _SCRIPTS = Path(__file__).parent
 
@@ -21,13 +25,28 @@ def alembic_config(url: str) -> Config:
 
 
 async def migrate(url: str) -> None:
-    """Upgrades the database to the newest schema; a no-op when it is current."""
-    engine = create_async_engine(url)
+    """Upgrades the database to the newest schema; a no-op when it is current.
+
+    It is the first thing a server or command does with the database, so a URL
+    or connection it cannot use is reported here in one line (PushHubError)."""
+    parsed = parse_database_url(url)
+    engine = create_async_engine(parsed, connect_args=connect_args(parsed))
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(_upgrade, alembic_config(url))
+        conn = await _connect(engine)
+        try:
+            async with conn.begin():
+                await conn.run_sync(_upgrade, alembic_config(url))
+        finally:
+            await conn.close()
     finally:
         await engine.dispose()
+
+
+async def _connect(engine: AsyncEngine) -> AsyncConnection:
+    try:
+        return await engine.connect()
+    except Exception as error:
+        raise connect_error(engine.url, error) from error
 
 
 def _upgrade(connection: sa.Connection, config: Config) -> None:
