@@ -192,6 +192,15 @@ def test_the_push_services_endpoints_are_accepted(endpoint: str) -> None:
     assert checked.origin == f"https://{checked.host}"
 
 
+def test_the_url_sent_to_is_rebuilt_from_the_checked_parts() -> None:
+    checked = EndpointPolicy().check("https://FCM.googleapis.com:443/fcm/send/x@y?a=1")
+
+    assert checked.url == "https://fcm.googleapis.com/fcm/send/x@y?a=1"
+    assert EndpointPolicy().check("https://web.push.apple.com?x").url == (
+        "https://web.push.apple.com/?x"
+    )
+
+
 @pytest.mark.parametrize(
     ("endpoint", "why"),
     [

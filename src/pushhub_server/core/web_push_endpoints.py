@@ -52,13 +52,21 @@ _FIELD = "device_token"
 class Endpoint:
     """A checked endpoint, with what sending to it needs."""
 
-    url: str
     scheme: str
     # Lower case; an IPv6 literal (listed hosts only) without brackets.
     host: str
     port: int
+    # The path and query, "/" at least.
+    target: str
     # Named in PUSHHUB_WEB_PUSH_ALLOWED_HOSTS: any address is allowed at send time.
     listed: bool
+
+    @property
+    def url(self) -> str:
+        """The URL to POST to, rebuilt from the checked parts: the HTTP client then
+        sees exactly the host that was checked (and pinned), whatever its own URL
+        parser would have made of the text the device sent."""
+        return self.origin + self.target
 
     @property
     def origin(self) -> str:
@@ -87,16 +95,16 @@ class EndpointPolicy:
             raise value_too_long(_FIELD, ENDPOINT_LENGTH)
         if not _VISIBLE_ASCII.fullmatch(endpoint):
             raise _refused("must be a URL in visible ASCII")
-        scheme, host, port = _parts(endpoint)
+        scheme, host, port, target = _parts(endpoint)
         if self._is_listed(scheme, host, port):
-            return Endpoint(endpoint, scheme, host, port, listed=True)
+            return Endpoint(scheme, host, port, target, listed=True)
         if scheme != "https":
             raise _refused("must be an https URL")
         if is_ip_literal(host):
             raise _refused("must name a push service's host, not an IP address")
         if port != 443 or not _is_push_service(host):
             raise _refused("is not a known push service (see PUSHHUB_WEB_PUSH_ALLOWED_HOSTS)")
-        return Endpoint(endpoint, scheme, host, port, listed=False)
+        return Endpoint(scheme, host, port, target, listed=False)
 
     def _is_listed(self, scheme: str, host: str, port: int) -> bool:
         listed = self._listed
@@ -121,7 +129,7 @@ def parse_allowed_hosts(text: str) -> list[tuple[str, int | None]]:
     return entries
 
 
-def _parts(endpoint: str) -> tuple[str, str, int]:
+def _parts(endpoint: str) -> tuple[str, str, int, str]:
     try:
         url = urllib.parse.urlsplit(endpoint)
         port = url.port
@@ -138,7 +146,8 @@ def _parts(endpoint: str) -> tuple[str, str, int]:
         raise _refused("may not carry user info or a fragment")
     if not (is_ip_literal(host) or _is_dns_name(host)):
         raise _refused("has a malformed host")
-    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
+    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme], target
 
 
 def is_ip_literal(host: str) -> bool:
