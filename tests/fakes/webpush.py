@@ -21,7 +21,8 @@ cannot produce: HTTP/2 multiplexing over TLS, 413, 429 with Retry-After, 5xx,
 Accepted messages are recorded in ``received`` (decrypted) and answered 201 with a
 ``Location``. ``fail_next`` answers the next N messages with a status of the
 test's choosing (and ``Retry-After``); ``connections`` counts connections by
-negotiated protocol.
+negotiated protocol; ``alpn=("http/1.1",)`` makes a service without HTTP/2
+(one request per connection, as tests/fakes/fcm.py serves HTTP/1.1).
 """
 
 from __future__ import annotations
@@ -92,9 +93,13 @@ class _Failure:
 class FakeWebPush:
     """A push service on 127.0.0.1 named ``localhost`` (its certificate's name)."""
 
-    def __init__(self, clock: Clock, tls: TlsFiles) -> None:
+    def __init__(
+        self, clock: Clock, tls: TlsFiles, alpn: tuple[str, ...] = ("h2", "http/1.1")
+    ) -> None:
         self.clock = clock
         self.tls = tls
+        # ("http/1.1",): a service that does not speak HTTP/2.
+        self.alpn = alpn
         self.received: list[Received] = []
         self.connections: Counter[str] = Counter()
         self.requests = 0
@@ -113,7 +118,7 @@ class FakeWebPush:
         return f"https://localhost:{self._port}"
 
     async def start(self) -> None:
-        context = self.tls.server_context(alpn=("h2", "http/1.1"))
+        context = self.tls.server_context(alpn=self.alpn)
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=context)
         self._port = self._server.sockets[0].getsockname()[1]
 
@@ -216,7 +221,7 @@ class FakeWebPush:
         exp = claims.get("exp")
         sub = str(claims.get("sub", ""))
         if (
-            claims.get("aud") != _origin(headers.get(":authority", ""))
+            claims.get("aud") != _origin(headers.get(":authority") or headers.get("host", ""))
             or not isinstance(exp, int)
             or not now < exp <= now + MAX_TOKEN_LIFETIME.total_seconds()
             or not sub.startswith(("mailto:", "https:"))

@@ -217,6 +217,25 @@ async def test_a_batch_is_multiplexed_on_one_http2_connection(
     assert service.connections == {"h2": 1}
 
 
+async def test_a_service_without_http2_is_reached_over_http1(
+    tls: TlsFiles, manual_clock: ManualClock, credentials: WebPushCredentials
+) -> None:
+    service = FakeWebPush(manual_clock, tls, alpn=("http/1.1",))
+    await service.start()
+    policy = EndpointPolicy.from_env(f"localhost:{service.port}")
+    provider = WebPushProvider(credentials, manual_clock, policy=policy, ca_file=str(tls.ca_file))
+    try:
+        subscriptions = [service.subscribe(credentials.public_key) for _ in range(3)]
+        results = await provider.send([delivery(s) for s in subscriptions])
+    finally:
+        await provider.close()
+        await service.stop()
+
+    assert outcomes(results) == [SENT] * 3
+    assert service.connections == {"http/1.1": 3}
+    assert {r.plaintext for r in service.received} == {PAYLOAD}
+
+
 # ------------------------------------------------------------------ results
 
 
