@@ -46,6 +46,8 @@ _DEFAULT_PORTS = {"https": 443, "http": 80}
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _FIELD = "device_token"
+# Hosts whose verdict an EndpointPolicy keeps; past this it starts over.
+_VERDICTS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +85,9 @@ class EndpointPolicy:
     def __init__(self, listed: Iterable[tuple[str, int | None]] = ()) -> None:
         # (host, port); None: the scheme's default port.
         self._listed = frozenset(listed)
+        # (scheme, netloc) -> (host, port, listed), or why it is refused. The provider
+        # checks every recipient's endpoint at send time; a broadcast has few hosts.
+        self._verdicts: dict[tuple[str, str], tuple[str, int, bool] | str] = {}
 
     @classmethod
     def from_env(cls, text: str | None) -> EndpointPolicy:
@@ -95,20 +100,48 @@ class EndpointPolicy:
             raise value_too_long(_FIELD, ENDPOINT_LENGTH)
         if not _VISIBLE_ASCII.fullmatch(endpoint):
             raise _refused("must be a URL in visible ASCII")
-        scheme, host, port, target = _parts(endpoint)
-        if self._is_listed(scheme, host, port):
-            return Endpoint(scheme, host, port, target, listed=True)
-        if scheme != "https":
-            raise _refused("must be an https URL")
-        if is_ip_literal(host):
-            raise _refused("must name a push service's host, not an IP address")
-        if port != 443 or not _is_push_service(host):
-            raise _refused("is not a known push service (see PUSHHUB_WEB_PUSH_ALLOWED_HOSTS)")
-        return Endpoint(scheme, host, port, target, listed=False)
+        url = urllib.parse.urlsplit(endpoint)
+        # User info would make the host ambiguous to a reader; a fragment is never sent.
+        if "@" in url.netloc or "#" in endpoint:
+            raise _refused("may not carry user info or a fragment")
+        scheme = url.scheme.lower()
+        key = (scheme, url.netloc)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self._judge(scheme, url)
+            if len(self._verdicts) >= _VERDICTS:
+                self._verdicts.clear()
+            self._verdicts[key] = verdict
+        if isinstance(verdict, str):
+            raise _refused(verdict)
+        host, port, listed = verdict
+        target = (url.path or "/") + (f"?{url.query}" if url.query else "")
+        return Endpoint(scheme, host, port, target, listed)
 
-    def _is_listed(self, scheme: str, host: str, port: int) -> bool:
+    def _judge(self, scheme: str, url: urllib.parse.SplitResult) -> tuple[str, int, bool] | str:
+        """(host, port, listed) for an allowed scheme and authority, else the problem."""
+        if scheme not in _DEFAULT_PORTS:
+            return "must be an https URL"
+        try:
+            host, port = url.hostname, url.port
+        except ValueError:  # an unparsable host, or a port out of range
+            return "is not a URL"
+        if not host or port == 0:
+            return "has no host"
+        literal = is_ip_literal(host)
+        if not (literal or _is_dns_name(host)):
+            return "has a malformed host"
+        port = port if port is not None else _DEFAULT_PORTS[scheme]
         listed = self._listed
-        return (host, port) in listed or (port == _DEFAULT_PORTS[scheme] and (host, None) in listed)
+        if (host, port) in listed or (port == _DEFAULT_PORTS[scheme] and (host, None) in listed):
+            return host, port, True
+        if scheme != "https":
+            return "must be an https URL"
+        if literal:
+            return "must name a push service's host, not an IP address"
+        if port != 443 or not _is_push_service(host):
+            return "is not a known push service (see PUSHHUB_WEB_PUSH_ALLOWED_HOSTS)"
+        return host, port, False
 
 
 def parse_allowed_hosts(text: str) -> list[tuple[str, int | None]]:
@@ -127,27 +160,6 @@ def parse_allowed_hosts(text: str) -> list[tuple[str, int | None]]:
             raise ValueError(f"PUSHHUB_WEB_PUSH_ALLOWED_HOSTS: {item!r} is not host[:port]")
         entries.append((host.lower(), port))
     return entries
-
-
-def _parts(endpoint: str) -> tuple[str, str, int, str]:
-    try:
-        url = urllib.parse.urlsplit(endpoint)
-        port = url.port
-    except ValueError:  # an unparsable host, or a port out of range
-        raise _refused("is not a URL") from None
-    scheme = url.scheme.lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise _refused("must be an https URL")
-    host = url.hostname
-    if not host or port == 0:
-        raise _refused("has no host")
-    # User info would make the host ambiguous to a reader; a fragment is never sent.
-    if "@" in url.netloc or url.fragment or "#" in endpoint:
-        raise _refused("may not carry user info or a fragment")
-    if not (is_ip_literal(host) or _is_dns_name(host)):
-        raise _refused("has a malformed host")
-    target = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme], target
 
 
 def is_ip_literal(host: str) -> bool:
