@@ -64,6 +64,10 @@ class Endpoint:
     listed: bool
 
     @property
+    def host_port(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
     def url(self) -> str:
         """The URL to POST to, rebuilt from the checked parts: the HTTP client then
         sees exactly the host that was checked (and pinned), whatever its own URL

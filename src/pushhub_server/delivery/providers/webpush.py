@@ -91,9 +91,6 @@ _LOGGED_BODY = 300
 
 _log = logging.getLogger(__name__)
 
-# (host, port, listed): how a distinct destination is resolved.
-_Destination = tuple[str, int, bool]
-
 
 class WebPushProvider:
     """core.ports.DeliveryProvider for one app's VAPID credentials.
@@ -140,20 +137,16 @@ class WebPushProvider:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _send_window(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        # Filled as each step settles a delivery; every slot is filled at the end.
         results: list[DeliveryResult | None] = [None] * len(deliveries)
         endpoints: dict[int, Endpoint] = {}
         for index, delivery in enumerate(deliveries):
-            endpoint = self._precheck(delivery)
-            if isinstance(endpoint, DeliveryResult):
-                results[index] = endpoint
+            checked = self._precheck(delivery)
+            if isinstance(checked, DeliveryResult):
+                results[index] = checked
             else:
-                endpoints[index] = endpoint
-        pins = await self._pins({(e.host, e.port, e.listed) for e in endpoints.values()})
-        for index, endpoint in list(endpoints.items()):
-            pin = pins[(endpoint.host, endpoint.port, endpoint.listed)]
-            if isinstance(pin, DeliveryResult):
-                results[index] = pin
-                del endpoints[index]
+                endpoints[index] = checked
+        pins = await self._pins(endpoints, results)
         pending = list(endpoints)
         bodies = await self._encrypt([deliveries[index] for index in pending])
         requests: list[Http2Request] = []
@@ -165,8 +158,7 @@ class WebPushProvider:
                 continue
             endpoint = endpoints[index]
             headers = self._header_lines(lines, endpoint.origin, deliveries[index].headers)
-            pin = pins[(endpoint.host, endpoint.port, endpoint.listed)]
-            requests.append(Http2Request(endpoint.url, headers, body, pin))  # type: ignore[arg-type]
+            requests.append(Http2Request(endpoint.url, headers, body, pins[endpoint.host_port]))
             sent.append(index)
         responses = await self._client.post_many(requests)
         _log_failures(responses)
@@ -186,13 +178,22 @@ class WebPushProvider:
         return endpoint
 
     async def _pins(
-        self, destinations: set[_Destination]
-    ) -> dict[_Destination, list[str] | None | DeliveryResult]:
-        """Each destination's CURLOPT_RESOLVE lines (None for an IP literal: nothing
-        to resolve), or the result every delivery to it gets."""
-        ordered = list(destinations)
-        answers = await asyncio.gather(*(self._pin(*d) for d in ordered))
-        return dict(zip(ordered, answers, strict=True))
+        self, endpoints: dict[int, Endpoint], results: list[DeliveryResult | None]
+    ) -> dict[tuple[str, int], list[str] | None]:
+        """Resolves each distinct host once: its CURLOPT_RESOLVE lines (None for an IP
+        literal, nothing to resolve). Deliveries to a refused host get its result in
+        ``results`` and leave ``endpoints``."""
+        destinations = {e.host_port: e.listed for e in endpoints.values()}
+        answers = await asyncio.gather(
+            *(self._pin(host, port, listed) for (host, port), listed in destinations.items())
+        )
+        pins = dict(zip(destinations, answers, strict=True))
+        for index, endpoint in list(endpoints.items()):
+            pin = pins[endpoint.host_port]
+            if isinstance(pin, DeliveryResult):
+                results[index] = pin
+                del endpoints[index]
+        return {key: pin for key, pin in pins.items() if not isinstance(pin, DeliveryResult)}
 
     async def _pin(self, host: str, port: int, listed: bool) -> list[str] | None | DeliveryResult:
         try:
