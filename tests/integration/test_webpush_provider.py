@@ -7,6 +7,7 @@ so a SENT here means a browser could read the message.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -418,10 +419,17 @@ async def test_a_listed_host_is_reached_at_the_address_the_guard_checked(
     )
 
 
+async def no_such_name(host: str, port: int) -> list[str]:
+    """A resolver answering NXDOMAIN for every name."""
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
 async def test_an_unresolvable_host_is_rejected_without_a_request(
     open_provider: OpenProvider, service: FakeWebPush, credentials: WebPushCredentials
 ) -> None:
-    provider = open_provider(policy=EndpointPolicy.from_env("nowhere.invalid:443"))
+    provider = open_provider(
+        policy=EndpointPolicy.from_env("nowhere.invalid:443"), resolve=AddressGuard(no_such_name)
+    )
     subscription = service.subscribe(credentials.public_key)
     endpoint = f"https://nowhere.invalid/push/{subscription.id}"
 
