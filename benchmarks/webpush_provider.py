@@ -12,9 +12,12 @@ notifications each:
 
 1. HTTP only: the same requests, encrypted beforehand, posted through an
    Http2Client (what the provider's transport costs on its own);
-2. encryption only: webpush_encryption.encrypt on --threads threads;
-3. the provider end to end: notifications/s, and CPU µs per notification for
-   the whole process (every thread) and for the event loop's thread alone.
+2. encryption only: webpush_encryption.encrypt on N threads;
+3. the provider end to end with N encryption threads: notifications/s, and CPU
+   µs per notification for the whole process (every thread) and for the event
+   loop's thread alone;
+
+2 and 3 for each N of --encryption-threads (default 1 and 2).
 
 nginx runs in its own process; its CPU is not counted. The machine has two
 cores and may be shared: run one benchmark at a time, and read the load
@@ -80,7 +83,11 @@ async def timed(run: Callable[[], Awaitable[None]], count: int) -> tuple[float, 
 
 
 async def one_round(
-    base: str, policy: EndpointPolicy, ca_file: str, deliveries: list[Delivery]
+    base: str,
+    policy: EndpointPolicy,
+    ca_file: str,
+    deliveries: list[Delivery],
+    thread_counts: list[int],
 ) -> dict[str, tuple[float, float, float]]:
     figures = {}
     count = len(deliveries)
@@ -116,24 +123,33 @@ async def one_round(
     )
     await client.close()
 
-    # 2. Encryption only, on the provider's number of threads.
-    async def encrypt_all() -> None:
-        await asyncio.gather(
-            *(asyncio.to_thread(_encrypt_part, deliveries[i::2]) for i in range(2))
+    for threads in thread_counts:
+        # 2. Encryption only, on the provider's number of threads.
+        async def encrypt_all(threads: int = threads) -> None:
+            await asyncio.gather(
+                *(asyncio.to_thread(_encrypt_part, deliveries[i::threads]) for i in range(threads))
+            )
+
+        figures[f"encryption only ({threads} thread(s))"] = await timed(encrypt_all, count)
+
+        # 3. The provider end to end.
+        provider = WebPushProvider(
+            credentials,
+            SystemClock(),
+            policy=policy,
+            ca_file=ca_file,
+            encryption_threads=threads,
         )
+        await provider.send(deliveries[:BATCH])
 
-    figures["encryption only (2 threads)"] = await timed(encrypt_all, count)
+        async def send(batch: Sequence[object], provider: WebPushProvider = provider) -> None:
+            results = await provider.send(batch)  # type: ignore[arg-type]
+            assert all(r.outcome is DeliveryOutcome.SENT for r in results), results[0]
 
-    # 3. The provider end to end.
-    provider = WebPushProvider(credentials, SystemClock(), policy=policy, ca_file=ca_file)
-    await provider.send(deliveries[:BATCH])
-
-    async def send(batch: Sequence[object]) -> None:
-        results = await provider.send(batch)  # type: ignore[arg-type]
-        assert all(r.outcome is DeliveryOutcome.SENT for r in results), results[0]
-
-    figures["WebPushProvider end to end"] = await timed(lambda: in_batches(deliveries, send), count)
-    await provider.close()
+        figures[f"WebPushProvider, {threads} encryption thread(s)"] = await timed(
+            lambda: in_batches(deliveries, send), count
+        )
+        await provider.close()
     return figures
 
 
@@ -147,7 +163,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=50_000)
     parser.add_argument("--subscriptions", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--encryption-threads", default="1,2", help="comma-separated counts to measure"
+    )
     args = parser.parse_args()
+    threads = [int(count) for count in args.encryption_threads.split(",")]
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start", flush=True)
     tls = issue_tls_files(Path(tempfile.mkdtemp(prefix="pushhub-webpush-bench-")))
     keys = subscriptions(args.subscriptions)
@@ -178,7 +198,9 @@ def main() -> None:
         )
         rounds = []
         for number in range(args.rounds):
-            rounds.append(asyncio.run(one_round(base, policy, str(tls.ca_file), deliveries)))
+            rounds.append(
+                asyncio.run(one_round(base, policy, str(tls.ca_file), deliveries, threads))
+            )
             print(f"  round {number + 1} done ({datetime.now(UTC):%H:%M:%S})", flush=True)
     print(f"{'':42s} {'notif/s':>9s} {'CPU µs/notif':>13s} {'loop CPU µs':>12s}")
     for name in rounds[0]:
