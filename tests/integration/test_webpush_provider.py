@@ -419,6 +419,31 @@ async def test_a_listed_host_is_reached_at_the_address_the_guard_checked(
     )
 
 
+async def test_a_listed_ip_literal_is_reached_directly(
+    open_provider: OpenProvider, service: FakeWebPush, credentials: WebPushCredentials
+) -> None:
+    provider = open_provider(policy=EndpointPolicy.from_env(f"127.0.0.1:{service.port}"))
+    subscription = service.subscribe(credentials.public_key, host="127.0.0.1")
+
+    assert outcomes(await provider.send([delivery(subscription)])) == [SENT]
+
+
+async def test_proxy_variables_cannot_take_a_pinned_request_elsewhere(
+    provider: WebPushProvider,
+    service: FakeWebPush,
+    credentials: WebPushCredentials,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A proxy would resolve the name itself; here it is a closed port besides.
+    for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    subscription = service.subscribe(credentials.public_key)
+
+    assert outcomes(await provider.send([delivery(subscription)])) == [SENT]
+
+
 async def no_such_name(host: str, port: int) -> list[str]:
     """A resolver answering NXDOMAIN for every name."""
     raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")

@@ -78,8 +78,9 @@ class Http2Request:
     body: bytes
     # CURLOPT_RESOLVE lines, "host:port:address[,address]": connect to exactly these
     # addresses (checked by the caller), never to what DNS says at connect time.
-    # Shared and never modified, like headers. A pinned request also ignores the
-    # proxy environment variables: a proxy would resolve the name itself.
+    # Shared and never modified, like headers. A pinned request (any list, even an
+    # empty one for an IP literal) also ignores the proxy environment variables: a
+    # proxy would resolve the name itself.
     resolve: list[str] | None = None
 
 

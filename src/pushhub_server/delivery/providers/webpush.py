@@ -88,6 +88,8 @@ _NOT_ALLOWED = DeliveryResult(DeliveryOutcome.REJECTED, "EndpointNotAllowed")
 _TOO_LARGE = DeliveryResult(DeliveryOutcome.REJECTED, "PayloadTooLarge")
 _BAD_KEYS = DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "BadSubscriptionKeys")
 _LOGGED_BODY = 300
+# An IP literal's pin: no name to resolve; shared, like every header and pin list.
+_NO_LINES: list[str] = []
 
 _log = logging.getLogger(__name__)
 
@@ -179,10 +181,11 @@ class WebPushProvider:
 
     async def _pins(
         self, endpoints: dict[int, Endpoint], results: list[DeliveryResult | None]
-    ) -> dict[tuple[str, int], list[str] | None]:
-        """Resolves each distinct host once: its CURLOPT_RESOLVE lines (None for an IP
-        literal, nothing to resolve). Deliveries to a refused host get its result in
-        ``results`` and leave ``endpoints``."""
+    ) -> dict[tuple[str, int], list[str]]:
+        """Resolves each distinct host once: its CURLOPT_RESOLVE lines (none for an IP
+        literal: nothing to resolve, but the request is still pinned, so no proxy).
+        Deliveries to a refused host get its result in ``results`` and leave
+        ``endpoints``."""
         destinations = {e.host_port: e.listed for e in endpoints.values()}
         answers = await asyncio.gather(
             *(self._pin(host, port, listed) for (host, port), listed in destinations.items())
@@ -195,7 +198,7 @@ class WebPushProvider:
                 del endpoints[index]
         return {key: pin for key, pin in pins.items() if not isinstance(pin, DeliveryResult)}
 
-    async def _pin(self, host: str, port: int, listed: bool) -> list[str] | None | DeliveryResult:
+    async def _pin(self, host: str, port: int, listed: bool) -> list[str] | DeliveryResult:
         try:
             addresses = await self._resolve(host, port, any_address=listed)
         except AddressRefused as refused:
@@ -203,7 +206,7 @@ class WebPushProvider:
             outcome = DeliveryOutcome.RETRY if refused.retryable else DeliveryOutcome.REJECTED
             return DeliveryResult(outcome, refused.reason)
         if is_ip_literal(host):
-            return None
+            return _NO_LINES
         return [f"{host}:{port}:{','.join(_bracketed(a) for a in addresses)}"]
 
     async def _encrypt(self, deliveries: Sequence[Delivery]) -> list[bytes | None]:
