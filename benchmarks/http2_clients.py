@@ -13,9 +13,10 @@ foreground subprocess with a temporary configuration shaped like APNs: TLS with 
 certificate from a throwaway CA (the clients verify it), HTTP/2, up to 1,000
 concurrent streams, ``keepalive_requests`` high enough never to close, and
 ``return 200`` for ``/3/device/`` (and FCM v1's ``{"name": …}`` answer for
-``/v1/projects/``, which benchmarks/delivery.py uses, and Huawei Push Kit's token
-endpoint and success answer, which benchmarks/hms_provider.py uses). Two cores:
-nginx runs one worker, so the client gets the other core.
+``/v1/projects/``, which benchmarks/delivery.py uses; Huawei Push Kit's token
+endpoint and success answer, which benchmarks/hms_provider.py uses; and 201 for
+Web Push's ``/wpush/``). Two cores: nginx runs one worker, so the client gets
+the other core.
 
     .venv/bin/python -m benchmarks.http2_clients [--requests 100000]
 """
@@ -87,6 +88,9 @@ http {{
         http2_max_concurrent_streams 1000;
         keepalive_requests 100000000;
         location /3/device/ {{ return 200; }}
+        # A Web Push service accepts a message with 201 Created
+        # (benchmarks/webpush_provider.py).
+        location /wpush/ {{ return 201; }}
         # FCM v1's success answer names the message (benchmarks/delivery.py).
         location /v1/projects/ {{
             default_type application/json;

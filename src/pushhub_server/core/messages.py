@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from .models import Platform, Template
 from .notifications import NotificationContent
+from .web_push import WebPushKeys
 
 
 class MessageState(enum.IntEnum):
@@ -162,6 +163,8 @@ class Delivery:
     device_token: str
     payload: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Web Push only: the subscription's keys, which the provider encrypts payload to.
+    web_push_keys: WebPushKeys | None = None
 
 
 def new_delivery(

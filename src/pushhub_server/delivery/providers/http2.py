@@ -76,6 +76,12 @@ class Http2Request:
     # share one list, and a handle that sent this very list reuses it (module docstring).
     headers: list[str]
     body: bytes
+    # CURLOPT_RESOLVE lines, "host:port:address[,address]": connect to exactly these
+    # addresses (checked by the caller), never to what DNS says at connect time.
+    # Shared and never modified, like headers. A pinned request (any list, even an
+    # empty one for an IP literal) also ignores the proxy environment variables: a
+    # proxy would resolve the name itself.
+    resolve: list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +145,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 class _Transfer:
     """An easy handle configured once, plus where its response lands; reused across requests."""
 
-    __slots__ = ("curl", "body_chunks", "batch", "index", "headers", "body")
+    __slots__ = ("curl", "body_chunks", "batch", "index", "headers", "body", "resolve")
 
     def __init__(self, ca_file: str | None, timeout: float, connect_timeout: float) -> None:
         self.body_chunks: list[bytes] = []
@@ -148,6 +154,7 @@ class _Transfer:
         # The header list and body the handle holds now (see Http2Request.headers).
         self.headers: list[str] | None = None
         self.body: bytes | None = None
+        self.resolve: list[str] | None = None
         curl = pycurl.Curl()
         curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS)
         # pycurl's default names pycurl, libcurl and every TLS and compression
@@ -175,6 +182,15 @@ class _Transfer:
         if request.body is not self.body:
             curl.setopt(pycurl.POSTFIELDS, request.body)
             self.body = request.body
+        if request.resolve is not self.resolve:
+            self._pin(request.resolve)
+
+    def _pin(self, resolve: list[str] | None) -> None:
+        curl = self.curl
+        curl.setopt(pycurl.RESOLVE, resolve or [])
+        if resolve is not None and self.resolve is None:
+            curl.setopt(pycurl.PROXY, "")  # "": no proxy, whatever the environment says
+        self.resolve = resolve
 
     def response(self, error: str | None, error_code: int) -> Http2Response:
         if error:
