@@ -64,7 +64,7 @@ def _check_allowed_hosts(text: str) -> None:
     try:
         OutboundPolicy.from_list(text)
     except ValueError as error:
-        raise SystemExit(f"error: PUSHHUB_WEBHOOK_ALLOWED_HOSTS: {error}") from None
+        raise SystemExit(f"error: {error}") from None
 
 
 def _config(args: argparse.Namespace) -> Config:

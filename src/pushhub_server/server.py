@@ -41,7 +41,6 @@ from .core.outbound import OutboundPolicy
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .delivery.dispatcher import Dispatcher
-from .delivery.outbound_guard import OutboundGuard
 from .delivery.payloads import check_publish_size
 from .delivery.providers import SimulatorProvider
 from .delivery.providers.registry import Endpoints, ProviderRegistry
@@ -123,9 +122,7 @@ async def start_server(config: Config, clock: Clock | None = None) -> RunningSer
 
 async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
-    webhooks = HttpWebhookSender(
-        OutboundGuard(callback_urls), config.webhook_timeout, config.webhook_attempts
-    )
+    webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)

@@ -47,8 +47,6 @@ DETAILS_KEY = "grpc-status-details-bin"
 Metadata = tuple[tuple[str, str], ...]
 # Credentials are sealed at rest in the acceptance server.
 SECRET_KEY = "acceptance-secret-key"
-# Where webhook sinks listen (webhook_sink.py), on any port: the one allowed host.
-WEBHOOK_SINK_HOST = "127.0.0.1"
 
 
 # ---------------------------------------------------------------- server ----
@@ -66,9 +64,6 @@ async def start_test_server(database_url: str, clock: ManualClock, **settings):
             "admin_token": ADMIN_TOKEN,
             "secret_key": SECRET_KEY,
             "sweep_interval": 3600,
-            # The tests' webhook sinks listen there; any other callback URL meets
-            # the rules a public deployment has.
-            "webhook_allowed_hosts": WEBHOOK_SINK_HOST,
             **settings,
         }
     )

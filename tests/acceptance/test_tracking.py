@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -25,7 +23,7 @@ from .harness import (
     rich_status,
     stream_requests,
 )
-from .webhook_sink import Sink, running_sink, signature
+from .webhook_sink import Sink, SinkServer, running_sink, signature
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PENDING = st.REGISTRATION_STATE_PENDING
@@ -148,9 +146,8 @@ async def test_tracking_in_the_stream(app: AppHandle) -> None:
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    with running_sink() as running:
-        yield running
+def sink(webhook_sinks: SinkServer) -> Sink:
+    return webhook_sinks.sink()
 
 
 async def test_webhook_success_is_signed_with_the_presenting_key(
@@ -163,7 +160,7 @@ async def test_webhook_success_is_signed_with_the_presenting_key(
         callback_headers={"X-Webhook-Token": "s3cret", "X-Tenant": "acme"},
     )
     [call] = await sink.wait_for(1)
-    assert call.path == url.removeprefix(f"http://127.0.0.1:{sink.port}")
+    assert call.path == url.removeprefix(sink.base)
     assert call.headers["x-webhook-token"] == "s3cret"
     assert call.headers["x-tenant"] == "acme"
     body = json.loads(call.body)
@@ -207,11 +204,11 @@ async def test_webhook_is_retried_after_a_failure(app: AppHandle, sink: Sink) ->
     assert json.loads(call.body)["signature"] == signature(app.server_key, url)
 
 
-async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{closed_port}/hook"
+async def test_webhook_target_down_changes_nothing(
+    app: AppHandle, sink: Sink, silent_webhook_target: str
+) -> None:
+    sink.fail_first = 1_000_000  # answers 503, every time
+    url = sink.url("/hook")
     started = time.monotonic()
     response = await app.register(
         track=True, callback_url=url, callback_headers={"X-A": "b"}, channels=["news"]
@@ -225,14 +222,10 @@ async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
     assert got.registration == response.registration
     assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
     # A target that accepts connections but never answers changes nothing either.
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent_url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
-        unanswered = await app.register(track=True, callback_url=silent_url)
-        assert await statuses(app, [unanswered.request_id]) == [
-            (unanswered.request_id, SUCCESS, NO_REASON)
-        ]
+    unanswered = await app.register(track=True, callback_url=silent_webhook_target)
+    assert await statuses(app, [unanswered.request_id]) == [
+        (unanswered.request_id, SUCCESS, NO_REASON)
+    ]
     assert len(await app.list_all()) == 2
 
 
@@ -322,7 +315,7 @@ async def test_a_callback_name_resolving_to_loopback_is_never_connected_to(
     async with ConnectionCounter() as target:
         url = f"https://localhost:{target.port}/hook"
         response = await app.register(app.device(), track=True, callback_url=url)
-        await logged(caplog, f"webhook {url} refused: callback_url localhost resolves to")
+        await logged(caplog, f"webhook {url} refused: localhost resolves to")
         assert target.connections == 0
     assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
 

@@ -147,7 +147,7 @@ def test_each_field_rule(fields: dict, reason: str, field: str, legacy: str | No
 def test_callback_urls_follow_the_policy_given() -> None:
     url = "http://127.0.0.1:8080/hook"
     assert refused(callback_url=url).message == "callback_url must be an https URL"
-    sink = OutboundPolicy(["127.0.0.1:8080"])
+    sink = OutboundPolicy.from_list("127.0.0.1:8080")
     validate_draft(draft(callback_url=url), LIMITS, NOW, callback_urls=sink)
     validate_draft(draft(callback_url="https://hooks.example.com/x"), LIMITS, NOW)
 

@@ -182,7 +182,7 @@ def _check_callback(draft: RegistrationDraft, limits: Limits, urls: OutboundPoli
         check_text("callback_url", draft.callback_url, limits.callback_url)
         try:
             # What can be refused before any DNS lookup; the addresses are checked
-            # at send time (delivery.outbound_guard).
+            # at send time (delivery.address_guard).
             urls.destination(draft.callback_url)
         except OutboundRefused as refused:
             raise invalid_field("callback_url", "INVALID_URL", f"callback_url {refused}") from None

@@ -3,12 +3,14 @@
 A webhook never affects the registration it reports on: sending happens in a
 task after the RPC answered, failures are retried with exponential backoff and
 then only logged. Callback URLs come from clients (device keys included), so
-every POST goes through an OutboundGuard: a URL or address the policy refuses
-(the operator's network) is logged and never retried, and a redirect is an
-answer, not followed. http.client in a worker thread keeps this free of new
-dependencies. The threads are the sender's own: targets that accept but never
-answer would otherwise hold the event loop's default executor, which other
-work (FCM token exchanges) needs.
+none may reach the operator's network: the URL follows an OutboundPolicy
+(core.outbound), every address its host resolves to is checked (an
+AddressGuard), and the POST goes to a checked address and follows no redirect
+(pinned_http). A refusal is logged and never retried. http.client in a worker
+thread keeps this free of new dependencies. The threads are the sender's own,
+for name lookups too: targets (or DNS servers) that never answer would
+otherwise hold the event loop's default executor, which other work (FCM token
+exchanges) needs.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import asyncio
 import http.client
 import json
 import logging
+import ssl
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from pushhub_server.core.outbound import OutboundRefused
+from pushhub_server.core.outbound import OutboundPolicy, OutboundRefused
 
-from .outbound_guard import OutboundGuard
+from .address_guard import AddressGuard, AddressRefused, ResolveChecked, resolver_on
+from .pinned_http import pinned_post
 
 _log = logging.getLogger(__name__)
 
@@ -37,15 +41,22 @@ class HttpWebhookSender:
     """Implements core.ports.WebhookSender."""
 
     def __init__(
-        self, guard: OutboundGuard, timeout: float, attempts: int, first_backoff: float = 0.5
+        self,
+        urls: OutboundPolicy,
+        timeout: float,
+        attempts: int,
+        first_backoff: float = 0.5,
+        resolve: ResolveChecked | None = None,
     ) -> None:
-        self._guard = guard
+        self._urls = urls
         self._timeout = timeout
         self._attempts = max(1, attempts)
         self._first_backoff = first_backoff
         # Strong references: the event loop keeps only weak ones to running tasks.
         self._in_flight: set[asyncio.Task[None]] = set()
         self._threads = ThreadPoolExecutor(_THREADS, thread_name_prefix="webhook")
+        self._resolve = resolve or AddressGuard(resolver_on(self._threads))
+        self._tls = ssl.create_default_context()
 
     def send(self, url: str, headers: Mapping[str, str], body: Mapping[str, object]) -> None:
         # Copies: the caller may reuse its mappings after send() returns.
@@ -66,6 +77,11 @@ class HttpWebhookSender:
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def _deliver(self, url: str, headers: dict[str, str], body: bytes) -> None:
+        try:
+            destination = self._urls.destination(url)
+        except OutboundRefused as refused:  # checked when stored; the rules may have changed
+            _log.warning("webhook %s refused: callback_url %s", url, refused)
+            return
         # The client's callback headers go first so ours describe the body truthfully.
         headers = {**headers, "Content-Type": "application/json", "User-Agent": _USER_AGENT}
         failure = "not attempted"
@@ -73,24 +89,36 @@ class HttpWebhookSender:
             if attempt > 1:
                 await asyncio.sleep(self._first_backoff * 2 ** (attempt - 2))
             try:
-                status = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, self._guard.post, url, headers, body, self._timeout
+                addresses = await self._resolve(
+                    destination.host, destination.port, any_address=destination.allowed
                 )
-            except OutboundRefused as refused:  # the operator's network: never retried
-                _log.warning("webhook %s refused: callback_url %s", url, refused)
-                return
-            except ValueError as error:  # a request http.client cannot make: neither
+                status = await asyncio.get_running_loop().run_in_executor(
+                    self._threads,
+                    pinned_post,
+                    destination,
+                    addresses,
+                    headers,
+                    body,
+                    self._timeout,
+                    self._tls,
+                )
+            except AddressRefused as refused:
+                if not refused.retryable:  # the operator's network, or no such name
+                    _log.warning("webhook %s refused: %s", url, refused)
+                    return
+                failure = str(refused)
+                continue
+            except ValueError as error:  # a request http.client cannot make: not retried
                 _log.warning("webhook %s not sent: %s", url, error)
                 return
             except (OSError, http.client.HTTPException) as error:
-                # Timeouts, resets, names that do not resolve; a malformed answer
-                # (BadStatusLine, IncompleteRead) is the target's passing fault as
-                # much as a reset.
+                # Timeouts, resets; a malformed answer (BadStatusLine, IncompleteRead)
+                # is the target's passing fault as much as a reset.
                 failure = repr(error)
                 continue
             if status < 300:
                 return
-            if 300 <= status < 400:
+            if status < 400:
                 _log.warning("webhook %s answered HTTP %s, a redirect: not followed", url, status)
                 return
             if status < 500 and status not in _RETRYABLE_STATUS:
