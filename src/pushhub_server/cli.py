@@ -26,6 +26,7 @@ from .core.credentials import ApnsEnvironment, SecretBox, apns_credentials, fcm_
 from .core.errors import PushHubError
 from .core.messages import InboxEntry
 from .core.models import KeyKind
+from .core.outbound import OutboundPolicy
 from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "serve":
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
+            _check_allowed_hosts(config.webhook_allowed_hosts)
             serve(config, on_start=functools.partial(_bootstrap, config=config))
             return
         asyncio.run(args.run(args, config))
@@ -56,6 +58,13 @@ def _log_level(name: str) -> int:
     if not isinstance(level, int):
         raise SystemExit(f"error: unknown log level {name!r} (DEBUG, INFO, WARNING, ERROR)")
     return level
+
+
+def _check_allowed_hosts(text: str) -> None:
+    try:
+        OutboundPolicy.from_list(text)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -134,6 +143,11 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         default=None,
         help="serve plaintext on a non-loopback address (a TLS proxy in front); "
         "overrides PUSHHUB_ALLOW_PLAINTEXT",
+    )
+    flag(
+        "--webhook-allowed-hosts",
+        help="comma-separated host[:port] callback URLs may reach although private or"
+        " plain http; overrides PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
     )
 
 

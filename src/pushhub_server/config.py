@@ -27,6 +27,9 @@ class Config:
     key_cache_seconds: float = 5.0
     webhook_timeout: float = 5.0
     webhook_attempts: int = 4
+    # Comma-separated host or host:port that callback URLs may reach although
+    # private, loopback or plain http (core.outbound); empty: none.
+    webhook_allowed_hosts: str = ""
     # Recipients per dispatcher chunk: one checkpoint transaction each.
     chunk_size: int = 1000
     # Seconds a claimed run stays its dispatcher's without a renewal; after a crash
@@ -80,4 +83,5 @@ class Config:
             tls_key=env.get("PUSHHUB_TLS_KEY") or None,
             tls_client_ca=env.get("PUSHHUB_TLS_CLIENT_CA") or None,
             allow_plaintext=env.get("PUSHHUB_ALLOW_PLAINTEXT", "").lower() in ("1", "true", "yes"),
+            webhook_allowed_hosts=env.get("PUSHHUB_WEBHOOK_ALLOWED_HOSTS", ""),
         )

@@ -37,6 +37,7 @@ from .config import Config
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
+from .core.outbound import OutboundPolicy
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .delivery.dispatcher import Dispatcher
@@ -120,7 +121,8 @@ async def start_server(config: Config, clock: Clock | None = None) -> RunningSer
 
 
 async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
-    webhooks = HttpWebhookSender(config.webhook_timeout, config.webhook_attempts)
+    callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
+    webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
@@ -132,6 +134,7 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         clock,
         config.limits,
         verifier=DryRunVerifier(providers),
+        callback_urls=callback_urls,
     )
     server = grpc.aio.server(
         interceptors=[LoggingInterceptor()],

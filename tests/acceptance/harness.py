@@ -37,6 +37,7 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import InboxEntry
 from pushhub_server.store import Database, SqlInbox
 from pushhub_server.store.schema import messages as messages_table
+from pushhub_server.store.schema import registrations as registrations_table
 from tests.conftest import ADMIN_TOKEN
 
 APNS = common_pb2.PLATFORM_APNS
@@ -249,6 +250,17 @@ class StoreProbe:
     async def recipients(self, app: AppHandle, message_id: str) -> list[str]:
         """Registration ids delivered for the message, sorted, with repeats."""
         return sorted(entry.registration_id for entry in await self.deliveries(app, message_id))
+
+    async def store_unchecked(self, registration_id: str, **json_columns: str) -> None:
+        """Overwrites JSON columns of a registration (metadata_json, templates_json) with
+        text an older server, before today's checks, could have stored."""
+        update = (
+            sa.update(registrations_table)
+            .where(registrations_table.c.id == registration_id)
+            .values(**json_columns)
+        )
+        async with self._db.write() as conn:
+            assert (await conn.execute(update)).rowcount == 1
 
     async def message_count(self, app: AppHandle) -> int:
         query = (

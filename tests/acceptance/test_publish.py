@@ -706,6 +706,35 @@ async def test_azure_templates_per_registration(server, app: AppHandle, store) -
     assert payloads[plain] == {"aps": {"alert": {"body": "fallback text"}}}
 
 
+async def test_a_device_whose_payload_cannot_be_rendered_fails_alone(
+    server, app: AppHandle, store: StoreProbe
+) -> None:
+    """Registrations stored before today's checks: a template holding the JSON escape of
+    a lone surrogate, and metadata holding one. UTF-8 cannot carry either, so those two
+    devices fail, each under a reason; the message and the other devices do not."""
+    template = {"alert": registration_pb2.Template(body='{"aps": {"alert": "$(text)"}}')}
+    bad_template = await register(app, platform=APNS, templates=template)
+    bad_metadata = await register(app, platform=FCM, device_token="fcm-" + new_token())
+    good_template = await register(app, platform=APNS, templates=template)
+    good_metadata = await register(app, platform=APNS, metadata={"name": "Ann"})
+    await store.store_unchecked(
+        bad_template, templates_json=json.dumps({"alert": ['{"aps": {"alert": "\\udc00"}}', []]})
+    )
+    await store.store_unchecked(bad_metadata, metadata_json='{"name": "\\udc00"}')
+
+    message_id, status = await publish_and_settle(
+        server, app, message="hi {{name}}", template_name="alert", template_properties={"text": "x"}
+    )
+    assert (status.targeted_count, status.sent_count, status.failed_count) == (4, 2, 2)
+    assert dict(status.failure_reasons) == {"TEMPLATE_RENDER_FAILED": 1, "PayloadUnrenderable": 1}
+    assert status.error_message == ""
+    payloads = await store.payloads(app, message_id)
+    assert payloads == {
+        good_template: {"aps": {"alert": "x"}},
+        good_metadata: {"aps": {"alert": {"body": "hi Ann"}}},
+    }
+
+
 async def test_kinvey_placeholders_are_filled_from_metadata(
     server, app: AppHandle, store: StoreProbe
 ) -> None:

@@ -164,7 +164,7 @@ async def own_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
+async def world(tls: TlsFiles, own_database: str, webhooks: Sink) -> AsyncIterator[World]:
     from pushhub_server.server import start_server
 
     clock = ManualClock()
@@ -185,6 +185,7 @@ async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
         apns_ca_file=str(tls.ca_file),
         fcm_endpoint=fcm.base_url,
         fcm_ca_file=str(tls.ca_file),
+        webhook_allowed_hosts=f"127.0.0.1:{webhooks.port}",
     )
     running = await start_server(config, clock=clock)
     try:

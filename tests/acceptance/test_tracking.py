@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import logging
 import time
 import uuid
-from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -24,7 +23,7 @@ from .harness import (
     rich_status,
     stream_requests,
 )
-from .webhook_sink import Sink, running_sink, signature
+from .webhook_sink import Sink, SinkServer, running_sink, signature
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 PENDING = st.REGISTRATION_STATE_PENDING
@@ -147,9 +146,8 @@ async def test_tracking_in_the_stream(app: AppHandle) -> None:
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    with running_sink() as running:
-        yield running
+def sink(webhook_sinks: SinkServer) -> Sink:
+    return webhook_sinks.sink()
 
 
 async def test_webhook_success_is_signed_with_the_presenting_key(
@@ -162,7 +160,7 @@ async def test_webhook_success_is_signed_with_the_presenting_key(
         callback_headers={"X-Webhook-Token": "s3cret", "X-Tenant": "acme"},
     )
     [call] = await sink.wait_for(1)
-    assert call.path == url.removeprefix(f"http://127.0.0.1:{sink.port}")
+    assert call.path == url.removeprefix(sink.base)
     assert call.headers["x-webhook-token"] == "s3cret"
     assert call.headers["x-tenant"] == "acme"
     body = json.loads(call.body)
@@ -206,11 +204,11 @@ async def test_webhook_is_retried_after_a_failure(app: AppHandle, sink: Sink) ->
     assert json.loads(call.body)["signature"] == signature(app.server_key, url)
 
 
-async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{closed_port}/hook"
+async def test_webhook_target_down_changes_nothing(
+    app: AppHandle, sink: Sink, silent_webhook_target: str
+) -> None:
+    sink.fail_first = 1_000_000  # answers 503, every time
+    url = sink.url("/hook")
     started = time.monotonic()
     response = await app.register(
         track=True, callback_url=url, callback_headers={"X-A": "b"}, channels=["news"]
@@ -223,10 +221,10 @@ async def test_webhook_target_down_changes_nothing(app: AppHandle) -> None:
     )
     assert got.registration == response.registration
     assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
-    # A target that never answers (TEST-NET-1) changes nothing either.
-    unroutable = await app.register(track=True, callback_url="http://192.0.2.1:9/hook")
-    assert await statuses(app, [unroutable.request_id]) == [
-        (unroutable.request_id, SUCCESS, NO_REASON)
+    # A target that accepts connections but never answers changes nothing either.
+    unanswered = await app.register(track=True, callback_url=silent_webhook_target)
+    assert await statuses(app, [unanswered.request_id]) == [
+        (unanswered.request_id, SUCCESS, NO_REASON)
     ]
     assert len(await app.list_all()) == 2
 
@@ -251,3 +249,85 @@ async def test_tracked_items_of_an_oversized_message_are_recorded(app: AppHandle
     assert len(set(request_ids)) == 3
     assert await statuses(app, request_ids) == [(rid, FAILED, STORE_FAILED) for rid in request_ids]
     assert await app.list_all() == []
+
+
+# ------------------------------------------- callbacks into the operator's network ----
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://hooks.example.com/x", "must be an https URL"),
+        ("https://10.0.0.1/hook", "not an IP address"),
+        ("https://169.254.169.254/latest/meta-data/", "not an IP address"),
+        ("https://[::1]:8443/hook", "not an IP address"),
+        ("https://2130706433/hook", "not an IP address"),
+        ("https://user:pass@hooks.example.com/hook", "user name or password"),
+        ("gopher://hooks.example.com/", "must be an https URL"),
+    ],
+)
+async def test_callback_urls_into_the_operators_network_are_refused_at_registration(
+    app: AppHandle, url: str, why: str
+) -> None:
+    for key in (app.device(), app.server()):
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await app.register(key, track=True, callback_url=url)
+        check_status(rich_status(caught.value), INVALID, "INVALID_URL", field="callback_url")
+        assert why in caught.value.details()
+
+
+class ConnectionCounter:
+    """A TCP listener on 127.0.0.1 that only counts the connections it gets."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ConnectionCounter:
+        self._server = await asyncio.start_server(self._count, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _count(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        writer.close()
+
+
+async def logged(caplog: pytest.LogCaptureFixture, text: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in caplog.text:
+        assert time.monotonic() < deadline, f"never logged: {text!r}"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_callback_name_resolving_to_loopback_is_never_connected_to(
+    app: AppHandle, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The URL passes every rule a registration can check; its host, localhost,
+    resolves to 127.0.0.1 (or ::1) when the webhook is sent, so it is refused then:
+    logged, not retried, and the port behind it never sees a connection."""
+    caplog.set_level(logging.WARNING, "pushhub_server.delivery.webhooks")
+    async with ConnectionCounter() as target:
+        url = f"https://localhost:{target.port}/hook"
+        response = await app.register(app.device(), track=True, callback_url=url)
+        await logged(caplog, f"webhook {url} refused: localhost resolves to")
+        assert target.connections == 0
+    assert await statuses(app, [response.request_id]) == [(response.request_id, SUCCESS, NO_REASON)]
+
+
+async def test_a_redirect_from_a_callback_is_not_followed(
+    app: AppHandle, sink: Sink, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "pushhub_server.delivery.webhooks")
+    with running_sink() as inside:
+        sink.redirect_to = inside.url("/admin/reset")
+        url = sink.url("/hook")
+        await app.register(app.device(), track=True, callback_url=url)
+        await logged(caplog, f"webhook {url} answered HTTP 307, a redirect: not followed")
+        assert len(sink.calls_to(url)) == 1
+        assert inside.received == []

@@ -1,4 +1,10 @@
-"""A local HTTP server that records the webhook POSTs PushHub makes."""
+"""A local HTTP server that records the webhook POSTs PushHub makes.
+
+The server lists the sinks' host and port in PUSHHUB_WEBHOOK_ALLOWED_HOSTS, so a
+SinkServer listens on one port for a whole session and gives each test a Sink
+of its own under a path prefix: a late retry of one test's webhook never lands
+in another's.
+"""
 
 from __future__ import annotations
 
@@ -29,21 +35,29 @@ class Received:
 
 @dataclass
 class Sink:
-    """Records every POST; the first `fail_first` attempts are answered 503."""
+    """Records every POST; the first `fail_first` attempts are answered 503, and every
+    POST is answered with a redirect to `redirect_to` when it is set."""
 
     port: int = 0
+    # Where its URLs start on a shared SinkServer; recorded paths leave it out.
+    prefix: str = ""
     received: list[Received] = field(default_factory=list)
     fail_first: int = 0
+    redirect_to: str | None = None
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
 
     def url(self, path: str | None = None) -> str:
         """A URL on the sink; without a path, one no other test uses."""
         path = path or f"/hooks/{uuid.uuid4().hex}?app=pushhub"
-        return f"http://127.0.0.1:{self.port}{path}"
+        return self.base + path
 
     def calls_to(self, url: str) -> list[Received]:
-        path = url.removeprefix(f"http://127.0.0.1:{self.port}")
+        path = url.removeprefix(self.base)
         with self.lock:
             return [call for call in self.received if call.path == path]
 
@@ -76,16 +90,50 @@ class Sink:
             return True
 
 
+class SinkServer:
+    """One listening port; each Sink it hands out owns the paths under its prefix."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self._sinks: dict[str, Sink] = {}
+
+    @property
+    def allowed_host(self) -> str:
+        """Its PUSHHUB_WEBHOOK_ALLOWED_HOSTS entry."""
+        return f"127.0.0.1:{self.port}"
+
+    def sink(self, prefix: str | None = None) -> Sink:
+        prefix = f"/{uuid.uuid4().hex}" if prefix is None else prefix
+        sink = self._sinks[prefix] = Sink(port=self.port, prefix=prefix)
+        return sink
+
+    def route(self, path: str) -> tuple[Sink, str] | None:
+        """The sink owning path, and the path after its prefix."""
+        for prefix in sorted(self._sinks, key=len, reverse=True):
+            if path.startswith(prefix):
+                return self._sinks[prefix], path[len(prefix) :]
+        return None
+
+
 @contextmanager
-def running_sink() -> Iterator[Sink]:
-    sink = Sink()
+def running_sinks() -> Iterator[SinkServer]:
+    server = SinkServer(0)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {key.lower(): value for key, value in self.headers.items()}
-            accepted = sink.record(self.path, headers, body)
-            self.send_response(200 if accepted else 503)
+            routed = server.route(self.path)
+            if routed is None:
+                self.send_response(404)
+            else:
+                sink, path = routed
+                accepted = sink.record(path, headers, body)
+                if sink.redirect_to is not None:
+                    self.send_response(307)
+                    self.send_header("Location", sink.redirect_to)
+                else:
+                    self.send_response(200 if accepted else 503)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -93,13 +141,20 @@ def running_sink() -> Iterator[Sink]:
             pass
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    sink.port = httpd.server_address[1]
+    server.port = httpd.server_address[1]
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield sink
+        yield server
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@contextmanager
+def running_sink() -> Iterator[Sink]:
+    """A sink on a server of its own, owning every path."""
+    with running_sinks() as server:
+        yield server.sink(prefix="")
 
 
 def signature(key: str, url: str) -> str:

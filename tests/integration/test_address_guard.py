@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from pushhub_server.delivery.address_guard import AddressGuard, AddressRefused, is_public_address
+from pushhub_server.core.outbound import is_public_address
+from pushhub_server.delivery.address_guard import AddressGuard, AddressRefused
 
 
 class FakeDns:

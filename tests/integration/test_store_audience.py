@@ -143,6 +143,19 @@ async def test_recipients_carry_what_rendering_needs(
         ),
         Recipient(plain.registration_id, APNS, plain.device_token),
     ]
+    # A message without {{name}} or template_name: neither is read, the rest is.
+    light = await reader.page(
+        app_id, Audience(broadcast=True), None, 10, NOW, with_metadata=False, with_templates=False
+    )
+    assert light == [
+        Recipient(stored.registration_id, APNS, item.device_token, selector="k = 'v'"),
+        Recipient(plain.registration_id, APNS, plain.device_token),
+    ]
+    only_templates = await reader.page(
+        app_id, Audience(broadcast=True), None, 10, NOW, with_metadata=False
+    )
+    assert [r.templates for r in only_templates] == [{"alert": template}, {}]
+    assert [r.metadata for r in only_templates] == [{}, {}]
 
 
 async def test_keyset_pages_return_every_recipient_once(

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest_asyncio
 
+from pushhub_server.core.outbound import OutboundPolicy
 from pushhub_server.delivery.webhooks import HttpWebhookSender
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -52,16 +53,23 @@ class RawServer:
 
 
 @pytest_asyncio.fixture
-async def sender() -> AsyncIterator[HttpWebhookSender]:
-    sender = HttpWebhookSender(timeout=1.0, attempts=3, first_backoff=0.01)
-    yield sender
-    await sender.drain(0.1)
+async def senders() -> AsyncIterator[list[HttpWebhookSender]]:
+    made: list[HttpWebhookSender] = []
+    yield made
+    for sender in made:
+        await sender.drain(0.1)
 
 
-async def serve(answer: Answer) -> RawServer:
+async def serve(
+    answer: Answer, senders: list[HttpWebhookSender]
+) -> tuple[RawServer, HttpWebhookSender]:
+    """A raw server, and a sender that may reach it: its 127.0.0.1:port is listed."""
     server = RawServer(answer)
     await server.start()
-    return server
+    listed = OutboundPolicy.from_list(server.url.split("/")[2])
+    sender = HttpWebhookSender(listed, timeout=1.0, attempts=3, first_backoff=0.01)
+    senders.append(sender)
+    return server, sender
 
 
 async def wait_for_attempts(server: RawServer, count: int, within: float = 10.0) -> None:
@@ -72,8 +80,10 @@ async def wait_for_attempts(server: RawServer, count: int, within: float = 10.0)
     await asyncio.wait_for(attempts(), within)
 
 
-async def test_a_malformed_answer_is_retried(sender: HttpWebhookSender) -> None:
-    server = await serve(lambda attempt: b"garbage\r\n\r\n" if attempt == 1 else OK)
+async def test_a_malformed_answer_is_retried(senders: list[HttpWebhookSender]) -> None:
+    server, sender = await serve(
+        lambda attempt: b"garbage\r\n\r\n" if attempt == 1 else OK, senders
+    )
     try:
         sender.send(server.url, {}, {"status": "SUCCESS"})
         await wait_for_attempts(server, 2)
@@ -84,9 +94,9 @@ async def test_a_malformed_answer_is_retried(sender: HttpWebhookSender) -> None:
 
 
 async def test_targets_that_never_answer_do_not_hold_the_default_executor(
-    sender: HttpWebhookSender,
+    senders: list[HttpWebhookSender],
 ) -> None:
-    server = await serve(lambda attempt: None)
+    server, sender = await serve(lambda attempt: None, senders)
     try:
         for _ in range(24):
             sender.send(server.url, {}, {"status": "FAILED"})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -70,14 +70,30 @@ class FakeAudience:
         self.errors: dict[int, Exception] = {}
 
     async def page(
-        self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
+        self,
+        app_id: str,
+        audience: Audience,
+        after_id: str | None,
+        limit: int,
+        now: datetime,
+        *,
+        with_metadata: bool = True,
+        with_templates: bool = True,
     ) -> list[Recipient]:
         error = self.errors.pop(len(self.reads), None)
         if error is not None:
             raise error
         self.reads.append(after_id)
         live = (r for r in self.members if r.registration_id not in self.invalid)
-        return [r for r in live if after_id is None or r.registration_id > after_id][:limit]
+        page = [r for r in live if after_id is None or r.registration_id > after_id][:limit]
+        return [
+            replace(
+                r,
+                metadata=r.metadata if with_metadata else {},
+                templates=r.templates if with_templates else {},
+            )
+            for r in page
+        ]
 
 
 @dataclass

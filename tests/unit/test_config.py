@@ -44,6 +44,7 @@ def test_every_variable() -> None:
             "PUSHHUB_CHUNK_SIZE": "250",
             "PUSHHUB_SIMULATOR_RECORDS": "0",
             "PUSHHUB_LOG_LEVEL": "WARNING",
+            "PUSHHUB_WEBHOOK_ALLOWED_HOSTS": "relay.internal,127.0.0.1:8080",
         }
     )
     assert config.database_url == "postgresql+asyncpg://u@h/db"
@@ -53,6 +54,7 @@ def test_every_variable() -> None:
     assert (config.fcm_endpoint, config.fcm_ca_file) == ("https://fcm.test:9443", "/ca/fcm.pem")
     assert config.chunk_size == 250 and config.simulator_records is False
     assert config.log_level == "WARNING"
+    assert config.webhook_allowed_hosts == "relay.internal,127.0.0.1:8080"
 
 
 def test_lease_seconds() -> None:
@@ -127,6 +129,14 @@ SERVE_FLAGS = [
         "/flag-ca.pem",
     ),
     ("--allow-plaintext", None, "PUSHHUB_ALLOW_PLAINTEXT", "0", "allow_plaintext", True),
+    (
+        "--webhook-allowed-hosts",
+        "relay.internal",
+        "PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
+        "127.0.0.1",
+        "webhook_allowed_hosts",
+        "relay.internal",
+    ),
 ]
 
 
@@ -154,3 +164,13 @@ def test_every_variable_has_a_serve_flag() -> None:
     source = inspect.getsource(Config.from_env)
     variables = set(re.findall(r'"(PUSHHUB_[A-Z_]+)"', source))
     assert variables == {variable for _, _, variable, _, _, _ in SERVE_FLAGS}
+
+
+def test_serve_refuses_a_malformed_allowed_host_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUSHHUB_WEBHOOK_ALLOWED_HOSTS", "relay.internal,http://sink:8080")
+    with pytest.raises(
+        SystemExit, match=r"WEBHOOK_ALLOWED_HOSTS: 'http://sink:8080' is not host\[:port\]"
+    ):
+        cli.main(["serve"])

@@ -21,12 +21,11 @@ from pushhub_server.core.messages import (
     Recipient,
     Run,
 )
-from pushhub_server.core.models import Platform
+from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
-from pushhub_server.delivery.payloads import PayloadRenderer
 from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
 from tests.unit.delivery_fakes import (
     APP,
@@ -417,20 +416,47 @@ async def test_stops_are_forgotten_beyond_the_messages_remembered(
     assert (await h.status()).state is MessageState.PUBLISHING  # one stop, as far as known
 
 
-async def test_a_message_that_cannot_be_rendered_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> None:
-        raise TypeError("template engine bug")
-
-    monkeypatch.setattr(PayloadRenderer, "body_and_headers", broken)
+async def test_a_message_that_cannot_be_rendered_for_anyone_fails_without_exception_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # apns-expiration of a ttl beyond year 9999: no recipient's payload can be built.
     h = harness(recipients(3))
-    await h.publish_and_run()
+    with caplog.at_level(logging.ERROR, "pushhub_server.delivery.dispatcher"):
+        await h.publish_and_run(NotificationContent(message="hi", ttl=timedelta(days=3_000_000)))
 
     status = await h.status()
     assert status.state is MessageState.FAILED
-    assert (
-        status.error_message == "the message could not be rendered: TypeError: template engine bug"
-    )
+    assert status.error_message == "the message could not be rendered for any recipient"
     assert h.provider.batches == []
+    assert "OverflowError" in caplog.text  # the operator still gets the cause
+
+
+async def test_a_recipient_whose_payload_cannot_be_rendered_fails_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Registrations stored before today's checks: a template holding the JSON escape of
+    a lone surrogate, and metadata holding one, which UTF-8 cannot carry."""
+    broken_template = Template('{"aps": {"alert": "\\udc00 $(text)"}}')
+    members = [
+        Recipient("r1", Platform.APNS, "t1", templates={"alert": broken_template}),
+        Recipient("r2", Platform.FCM, "t2", metadata={"name": "\udc00"}),
+        Recipient("r3", Platform.FCM, "t3", metadata={"name": "Ann"}),
+        Recipient("r4", Platform.APNS, "t4", metadata={"name": "\udc00"}),
+    ]
+    h = harness(members)
+    content = NotificationContent(
+        message="hi {{name}}", template_name="alert", template_properties={"text": "x"}
+    )
+    with caplog.at_level(logging.WARNING, "pushhub_server.delivery.dispatcher"):
+        await h.publish_and_run(content)
+
+    status = await h.status()
+    assert (status.state, status.error_message) == (MessageState.PUBLISHED, None)
+    assert (status.targeted, status.sent, status.failed) == (4, 1, 3)
+    assert status.failure_reasons == {"TEMPLATE_RENDER_FAILED": 1, "PayloadUnrenderable": 2}
+    assert h.provider.tokens == ["t3"]
+    # One log line per run, not one per recipient.
+    assert caplog.text.count("cannot be rendered") == 1
 
 
 async def test_the_heartbeat_keeps_the_claim_while_a_chunk_is_slow() -> None:

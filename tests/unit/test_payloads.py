@@ -494,7 +494,17 @@ def test_template_rendered_once_per_distinct_body() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", ['{"aps":{"badge":#(missing)}}', '{"aps":', '["not", "an object"]']
+    "body",
+    [
+        '{"aps":{"badge":#(missing)}}',
+        '{"aps":',
+        '["not", "an object"]',
+        # Stored before the storing-time checks: no UTF-8 for a lone surrogate,
+        # no JSON for an infinite number, no end to the nesting.
+        '{"aps":{"alert":"\\udc00"}}',
+        '{"aps":{"badge":1e400}}',
+        '{"aps":' + "[" * 5000 + "]" * 5000 + "}",
+    ],
 )
 def test_template_that_cannot_render_fails_that_recipient(body: str) -> None:
     renderer = PayloadRenderer(TEMPLATED, now=NOW)

@@ -18,6 +18,7 @@ from pushhub_server.core.models import (
     Principal,
     Template,
 )
+from pushhub_server.core.outbound import OutboundPolicy
 from pushhub_server.core.registrations import (
     RegistrationDraft,
     authorize_fields,
@@ -122,6 +123,10 @@ def test_platform(platform: int) -> None:
         ),
         ({"selector": "s" * 1025}, "VALUE_TOO_LONG", "selector", "8000"),
         ({"callback_url": "ftp://x"}, "INVALID_URL", "callback_url", None),
+        ({"callback_url": "http://hooks.example.com/"}, "INVALID_URL", "callback_url", None),
+        ({"callback_url": "https://10.0.0.7/hook"}, "INVALID_URL", "callback_url", None),
+        ({"callback_url": "https://u:p@hooks.example.com/"}, "INVALID_URL", "callback_url", None),
+        ({"callback_url": "h" * 2049}, "VALUE_TOO_LONG", "callback_url", "8000"),
         (
             {"callback_headers": {f"h{i}": "v" for i in range(33)}},
             "TOO_MANY_VALUES",
@@ -137,6 +142,14 @@ def test_each_field_rule(fields: dict, reason: str, field: str, legacy: str | No
     assert error.metadata["field"] == field
     assert error.metadata.get("legacy_code") == legacy
     assert [v.field for v in error.violations] == [field]
+
+
+def test_callback_urls_follow_the_policy_given() -> None:
+    url = "http://127.0.0.1:8080/hook"
+    assert refused(callback_url=url).message == "callback_url must be an https URL"
+    sink = OutboundPolicy.from_list("127.0.0.1:8080")
+    validate_draft(draft(callback_url=url), LIMITS, NOW, callback_urls=sink)
+    validate_draft(draft(callback_url="https://hooks.example.com/x"), LIMITS, NOW)
 
 
 def test_limits_are_inclusive() -> None:

@@ -22,6 +22,7 @@ from pushhub_server.core.selector import (
     Or,
     Selector,
     Truth,
+    check_selector,
     matches,
     parse_selector,
 )
@@ -302,11 +303,11 @@ def test_literals_and_identifiers() -> None:
     assert like == Like(Header("s"), "a%", "!", negated=True)
 
 
-def test_selector_is_immutable_cached_and_compared_by_text() -> None:
+def test_selector_is_immutable_and_compared_by_text() -> None:
     selector = parse_selector("a = 1")
     with pytest.raises(dataclasses.FrozenInstanceError):
         selector.text = "b = 1"  # type: ignore[misc]
-    assert parse_selector("a = 1") is selector
+    assert parse_selector("a = 1") == selector
     assert selector == dataclasses.replace(selector)
     assert parse_selector("a  =  1").condition == selector.condition
     assert hash(selector) == hash(Selector("a = 1", selector.condition))
@@ -354,6 +355,15 @@ def test_syntax_errors_name_their_position(text: str, position: int, fragment: s
     assert error.message.startswith("selector: ")
     assert fragment in error.message
     assert f"position {position}" in error.message
+
+
+def test_check_selector_gives_the_verdict_of_parse_selector_every_time() -> None:
+    for _ in range(2):  # the second time from what it remembers
+        assert check_selector("a = 1") is None
+        with pytest.raises(PushHubError) as caught:
+            check_selector("a = ", "registrations[2].selector")
+        assert caught.value.reason == "INVALID_SELECTOR"
+        assert caught.value.metadata["field"] == "registrations[2].selector"
 
 
 def test_error_uses_the_given_field_name() -> None:
@@ -411,3 +421,65 @@ def test_arbitrary_text_parses_or_fails_cleanly(text: str) -> None:
     except PushHubError as error:
         assert error.reason == "INVALID_SELECTOR"
         assert 1 <= int(error.metadata["position"]) <= len(text) + 1
+
+
+def _like_reference(pattern: str, value: str, escape: str | None) -> bool:
+    """SQL LIKE by dynamic programming over (pattern atom, value prefix): the oracle."""
+    atoms: list[str | None] = []  # None: '%'; '' : '_'; else a literal character
+    chars = iter(pattern)
+    for char in chars:
+        if char == escape:
+            atoms.append(next(chars))
+        else:
+            atoms.append(None if char == "%" else "" if char == "_" else char)
+    reach = [True] + [False] * len(value)  # value prefixes the atoms so far can match
+    for atom in atoms:
+        if atom is None:
+            reach = [any(reach[: i + 1]) for i in range(len(value) + 1)]
+        else:
+            reach = [False] + [
+                reach[i] and (atom == "" or value[i] == atom) for i in range(len(value))
+            ]
+    return reach[-1]
+
+
+@settings(max_examples=1000)
+@given(
+    st.text(alphabet="ab%_", max_size=12),
+    st.text(alphabet="ab\n", max_size=12),
+)
+def test_like_agrees_with_a_reference_matcher(pattern: str, value: str) -> None:
+    expected = _like_reference(pattern, value, None)
+    assert check(f"h LIKE '{pattern}'", {"h": value}) is expected
+    assert check(f"h NOT LIKE '{pattern}'", {"h": value}) is not expected
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(st.sampled_from(["a", "b", "%", "_", "!%", "!_", "!!"]), max_size=10),
+    st.text(alphabet="ab%_!", max_size=10),
+)
+def test_like_with_escapes_agrees_with_a_reference_matcher(parts: list[str], value: str) -> None:
+    pattern = "".join(parts)
+    assert check(f"h LIKE '{pattern}' ESCAPE '!'", {"h": value}) is _like_reference(
+        pattern, value, "!"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        # The issue's freeze: a backtracking regex took exponential time on these.
+        ("%_" * 14 + "%x", "a" * 40, False),
+        ("%_" * 14 + "%x", "a" * 39 + "x", True),
+        ("%_" * 500 + "%", "a" * 499, False),
+        ("%a%a%a%a%a%a%a%a%a%a%a%a%a%a%b", "a" * 1000, False),
+        ("%" + "a_" * 400 + "b%", "a" * 1000, False),
+        ("%ab%ab%", "abab", True),
+        ("%ab%ab%", "aba", False),
+        ("a%a", "a", False),
+        ("_%_", "ab", True),
+    ],
+)
+def test_like_never_backtracks(pattern: str, value: str, expected: bool) -> None:
+    assert check(f"kind LIKE '{pattern}'", {"kind": value}) is expected

@@ -13,7 +13,6 @@ from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.validation import (
     check_count,
     check_future,
-    check_http_url,
     check_map,
     check_name,
     check_tag,
@@ -107,18 +106,6 @@ def test_check_map() -> None:
     )
     error = _error(check_map, "metadata", {"k": "v" * 4097}, 64, 255, 4096)
     assert (error.reason, error.metadata["field"]) == ("VALUE_TOO_LONG", "metadata[k]")
-
-
-@pytest.mark.parametrize(
-    "url", ["http://127.0.0.1:8080/hook", "https://example.com", "http://h/x?y=1"]
-)
-def test_check_http_url_accepts(url: str) -> None:
-    assert check_http_url("callback_url", url, 2048) == url
-
-
-@pytest.mark.parametrize("url", ["ftp://example.com", "example.com", "http://", "http:// x", ""])
-def test_check_http_url_refuses(url: str) -> None:
-    assert _error(check_http_url, "callback_url", url, 2048).reason == "INVALID_URL"
 
 
 def test_reserved_tags() -> None:

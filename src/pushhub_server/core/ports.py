@@ -257,11 +257,21 @@ class MessageRepository(Protocol):
 
 class AudienceReader(Protocol):
     async def page(
-        self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
+        self,
+        app_id: str,
+        audience: Audience,
+        after_id: str | None,
+        limit: int,
+        now: datetime,
+        *,
+        with_metadata: bool = True,
+        with_templates: bool = True,
     ) -> list[Recipient]:
         """Live, valid recipients with registration_id > after_id, ascending, at most limit.
 
-        One parameterised query over the registration indexes; never the whole audience."""
+        One parameterised query over the registration indexes; never the whole audience.
+        Without with_metadata (with_templates) the recipients' metadata (templates) are
+        left empty and never read: a registration may hold hundreds of KiB of them."""
 
 
 class DeliveryProvider(Protocol):

@@ -40,6 +40,7 @@ from .models import (
     TrackedRequest,
     UpsertResult,
 )
+from .outbound import OutboundPolicy, OutboundRefused
 from .pagination import clamp_page_size, decode_cursor, encode_cursor
 from .pipeline import KeyedOrder
 from .ports import (
@@ -48,11 +49,10 @@ from .ports import (
     TrackingRepository,
     WebhookSender,
 )
-from .selector import parse_selector
+from .selector import check_selector
 from .validation import (
     check_count,
     check_future,
-    check_http_url,
     check_map,
     check_name,
     check_tags,
@@ -66,6 +66,8 @@ DEFAULT_CHANNEL = "default"
 # it: its device re-registering the token meanwhile revives it, keeping its id.
 INVALIDATED_RETENTION = timedelta(days=7)
 _log = logging.getLogger(__name__)
+# Callback URLs when the operator lists no allowed hosts: https to public names only.
+STRICT_CALLBACKS = OutboundPolicy()
 # The answer for a batch item whose validation failed unexpectedly (a bug, logged).
 _ITEM_FAILED = PushHubError(ErrorCode.INTERNAL, "INTERNAL", "internal error")
 
@@ -103,6 +105,7 @@ def validate_draft(
     limits: Limits,
     now: datetime,
     device_claim: DeviceClaim | None = None,
+    callback_urls: OutboundPolicy = STRICT_CALLBACKS,
 ) -> RegistrationInput:
     if draft.conversion_error is not None:
         raise draft.conversion_error
@@ -130,8 +133,8 @@ def validate_draft(
     check_text("selector", draft.selector, limits.selector)
     if draft.selector:
         # Parsed now so a bad selector fails at registration, naming its position.
-        parse_selector(draft.selector, "selector", limits.selector)
-    _check_callback(draft, limits)
+        check_selector(draft.selector, "selector", limits.selector)
+    _check_callback(draft, limits, callback_urls)
     return RegistrationInput(
         platform=platform,
         device_token=draft.device_token,
@@ -174,9 +177,15 @@ def _check_templates(templates: dict[str, Template], limits: Limits) -> None:
         )
 
 
-def _check_callback(draft: RegistrationDraft, limits: Limits) -> None:
+def _check_callback(draft: RegistrationDraft, limits: Limits, urls: OutboundPolicy) -> None:
     if draft.callback_url:
-        check_http_url("callback_url", draft.callback_url, limits.callback_url)
+        check_text("callback_url", draft.callback_url, limits.callback_url)
+        try:
+            # What can be refused before any DNS lookup; the addresses are checked
+            # at send time (delivery.address_guard).
+            urls.destination(draft.callback_url)
+        except OutboundRefused as refused:
+            raise invalid_field("callback_url", "INVALID_URL", f"callback_url {refused}") from None
     check_map(
         "callback_headers",
         draft.callback_headers,
@@ -261,8 +270,10 @@ class RegistrationService:
         clock: Clock,
         limits: Limits,
         verifier: RegistrationVerifier | None = None,
+        callback_urls: OutboundPolicy = STRICT_CALLBACKS,
     ) -> None:
         self._registrations = registrations
+        self._callback_urls = callback_urls
         self._tracking = tracking
         self._webhooks = webhooks
         self._clock = clock
@@ -284,7 +295,9 @@ class RegistrationService:
     async def register(self, principal: Principal, draft: RegistrationDraft) -> RegisterOutcome:
         now = self._clock.now()
         try:
-            item = validate_draft(draft, self._limits, now, claim_of(principal))
+            item = validate_draft(
+                draft, self._limits, now, claim_of(principal), self._callback_urls
+            )
             authorize_fields(principal, item)
             result = await self._batcher.upsert(principal.app_id, item)
         except PushHubError as error:
@@ -337,7 +350,7 @@ class RegistrationService:
         valid: list[RegistrationInput] = []
         for draft in drafts:
             try:
-                valid.append(validate_draft(draft, self._limits, now))
+                valid.append(validate_draft(draft, self._limits, now, None, self._callback_urls))
                 errors.append(None)
             except PushHubError as error:
                 errors.append(error)
@@ -368,7 +381,9 @@ class RegistrationService:
                     result if isinstance(result, PushHubError) else RegisterOutcome(result, None)
                 )
                 continue
-            request = _tracked_request(principal.app_id, draft, result, self._limits)
+            request = _tracked_request(
+                principal.app_id, draft, result, self._limits, self._callback_urls
+            )
             if request.state is RequestState.SUCCESS and isinstance(result, UpsertResult):
                 registration = result.registration
                 if await self._needs_dry_run(principal.app_id, registration, verified_platforms):
@@ -555,7 +570,11 @@ class RegistrationService:
 
 
 def _tracked_request(
-    app_id: str, draft: RegistrationDraft, result: UpsertResult | PushHubError, limits: Limits
+    app_id: str,
+    draft: RegistrationDraft,
+    result: UpsertResult | PushHubError,
+    limits: Limits,
+    callback_urls: OutboundPolicy,
 ) -> TrackedRequest:
     if isinstance(result, PushHubError):
         state, reason = RequestState.FAILED, failure_reason_for(result)
@@ -564,7 +583,7 @@ def _tracked_request(
     else:
         state, reason = RequestState.SUCCESS, None
     try:
-        _check_callback(draft, limits)
+        _check_callback(draft, limits, callback_urls)
     except PushHubError:
         # The request failed on its callback itself: record it, but call nothing.
         return TrackedRequest(new_id(), app_id, state, reason, None, {})

@@ -23,8 +23,12 @@ point order). LIKE is case-sensitive: ``%`` is any run, ``_`` one character,
 everything else literal. NOT, AND and OR follow SQL's truth tables over
 TRUE/FALSE/UNKNOWN, and a selector matches only when the result is TRUE.
 
-A ``Selector`` compiles its AST into closures once; ``parse_selector`` caches
-by text, so a fan-out evaluating the same selector text pays the parse once.
+Cost. Selectors come from device keys, so no text may be expensive: parsing is
+one pass over at most MAX_LENGTH characters, evaluation visits each predicate
+once, and LIKE never backtracks (``LikePattern``). The worst 1,024-character
+selector costs a few milliseconds to parse and evaluate
+(``benchmarks/conditional_delivery.py``). A ``Selector`` compiles its AST into
+closures once; the dispatcher remembers each text's result for a run.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from .errors import PushHubError, invalid_field, value_too_long
 
@@ -128,17 +132,28 @@ def matches(selector: Selector, headers: Headers) -> bool:
     return selector._evaluator(headers) is True
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str, field: str = "selector", max_length: int = MAX_LENGTH) -> Selector:
     """Parse and compile ``text``, or raise an INVALID_ARGUMENT PushHubError.
 
     Reasons: VALUE_TOO_LONG (over ``max_length`` characters) and INVALID_SELECTOR
     (syntax, with metadata ``position``, 1-based). An empty selector is an
     error: callers store "no selector" as an empty field and skip the call.
+
+    Not cached: a compiled 1,024-character selector holds about a thousand
+    objects, and a cache of selectors that device keys choose would make every
+    full garbage collection walk them (hundreds of milliseconds with the event
+    loop held). Callers keep the verdicts instead (check_selector, the dispatcher).
     """
     if len(text) > max_length:
         raise value_too_long(field, max_length)
     return Selector(text, _Parser(text, field).parse())
+
+
+@functools.lru_cache(maxsize=1024)
+def check_selector(text: str, field: str = "selector", max_length: int = MAX_LENGTH) -> None:
+    """Raises as parse_selector does; remembers the texts that passed (registrations
+    repeat their selectors), never the compiled selectors."""
+    parse_selector(text, field, max_length)
 
 
 # --- evaluation ---------------------------------------------------------------
@@ -239,30 +254,87 @@ def _compile_in(node: In) -> _Evaluator:
     return evaluate
 
 
-_LIKE_WILDCARDS = {"%": ".*", "_": "."}
+class LikePattern:
+    """A compiled LIKE pattern, matched without backtracking.
+
+    The pattern is cut at its ``%`` into segments of fixed length (``_`` is one
+    character, everything else itself). The first segment must match at the
+    start, the last at the end, and each one between at its leftmost place
+    after the previous one: taking the leftmost place never loses a match (it
+    leaves the most room for the rest), so nothing is ever tried twice. A
+    segment without ``_`` is found with ``str.find``, one with ``_`` with a
+    quantifier-free regex; either way a match costs at most O(len(value) ×
+    len(pattern)) steps in C, whatever the pattern.
+    """
+
+    __slots__ = ("_segments",)
+
+    def __init__(self, pattern: str, escape: str | None = None) -> None:
+        """Raises ValueError for an escape that precedes anything but '%', '_' or itself."""
+        segments: list[list[str | None]] = [[]]  # None stands for '_'
+        chars = iter(pattern)
+        for char in chars:
+            if char == escape:
+                following = next(chars, None)
+                if following not in ("%", "_", escape):
+                    raise ValueError(f"escape {escape!r} must precede '%', '_' or itself")
+                segments[-1].append(following)
+            elif char == "%":
+                segments.append([])
+            else:
+                segments[-1].append(None if char == "_" else char)
+        self._segments = tuple(_Segment(parts) for parts in segments)
+
+    def matches(self, value: str) -> bool:
+        if len(self._segments) == 1:  # no '%': the whole value, exactly
+            [only] = self._segments
+            return len(value) == only.length and only.match_at(value, 0)
+        first, *middle, last = self._segments
+        end = len(value) - last.length  # where the last segment must start
+        if end < first.length or not first.match_at(value, 0):
+            return False
+        position = first.length
+        for segment in middle:
+            found = segment.find(value, position, end)
+            if found < 0:
+                return False
+            position = found + segment.length
+        return last.match_at(value, end)
 
 
-def like_regex(pattern: str, escape: str | None = None) -> re.Pattern[str]:
-    """The regex for a LIKE pattern; raises ValueError for a misplaced escape."""
-    parts = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == escape:
-            following = next(chars, None)
-            if following not in ("%", "_", escape):
-                raise ValueError(f"escape {escape!r} must precede '%', '_' or itself")
-            parts.append(re.escape(str(following)))
-        else:
-            parts.append(_LIKE_WILDCARDS.get(char) or re.escape(char))
-    return re.compile("".join(parts), re.DOTALL)
+class _Segment:
+    """Text between two '%' of a LIKE pattern: literal characters and '_'."""
+
+    __slots__ = ("length", "_text", "_regex")
+
+    def __init__(self, parts: list[str | None]) -> None:
+        self.length = len(parts)
+        self._text = "".join(part or "" for part in parts)
+        self._regex: re.Pattern[str] | None = None
+        if None in parts:
+            literal = (re.escape(part) if part is not None else "." for part in parts)
+            self._regex = re.compile("".join(literal), re.DOTALL)
+
+    def match_at(self, value: str, position: int) -> bool:
+        if self._regex is None:
+            return value.startswith(self._text, position)
+        return self._regex.match(value, position) is not None
+
+    def find(self, value: str, start: int, end: int) -> int:
+        """The leftmost place in value[start:end] where the whole segment fits, or -1."""
+        if self._regex is None:
+            return value.find(self._text, start, end)
+        found = self._regex.search(value, start, end)
+        return -1 if found is None else found.start()
 
 
 def _compile_like(node: Like) -> _Evaluator:
-    name, regex = node.header.name, like_regex(node.pattern, node.escape)
+    name, pattern = node.header.name, LikePattern(node.pattern, node.escape)
+    like = pattern.matches
 
     def evaluate(headers: Headers) -> Truth:
         value = headers.get(name)
-        return None if value is None else regex.fullmatch(value) is not None
+        return None if value is None else like(value)
 
     return evaluate
 
@@ -348,8 +420,7 @@ _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ESCAPE", "IS", "NULL"}
 _COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 
 
-@dataclass(frozen=True)
-class _Token:
+class _Token(NamedTuple):  # a tuple: a 1,024-character selector has hundreds
     kind: str  # "string", "number", "name", "keyword", "op", "bad" or "end"
     text: str  # source text; keywords upper-cased
     position: int  # 1-based
@@ -478,7 +549,7 @@ class _Parser:
         if self._accept("keyword", "ESCAPE"):
             escape = self._escape()
         try:
-            like_regex(str(pattern.value), escape)
+            LikePattern(str(pattern.value), escape)
         except ValueError as error:
             message = f"{error} in the LIKE pattern at position {pattern.position}"
             raise _syntax_error(self.field, message, pattern.position) from None

@@ -90,12 +90,5 @@ def check_map(
     return dict(values)
 
 
-def check_http_url(field_name: str, url: str, limit: int) -> str:
-    check_text(field_name, url, limit)
-    if not re.match(r"https?://[^\s/]+", url):
-        raise invalid_field(field_name, "INVALID_URL", f"{field_name} must be an http(s) URL")
-    return url
-
-
 def is_reserved_tag(tag: str) -> bool:
     return tag.startswith(USER_TAG_PREFIX)

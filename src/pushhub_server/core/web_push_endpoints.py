@@ -6,7 +6,8 @@ way in there. This module holds the rules that need no DNS; they apply at
 registration (INVALID_ARGUMENT) and again at send time (rules or the allow-list may
 have changed since the row was written). The address a name resolves to is
 checked at send time, on the address actually connected to
-(delivery.address_guard).
+(delivery.address_guard). What is not specific to Web Push (host names, the
+allow-list, addresses) is core.outbound's, shared with callback URLs.
 
 - ``https`` only, on the default port; no user info, no fragment, visible ASCII,
   at most 4,096 characters.
@@ -16,8 +17,9 @@ checked at send time, on the address actually connected to
   (Firefox: ``updates.push.services.mozilla.com``), ``*.push.apple.com`` (Safari:
   ``web.push.apple.com``) or ``*.notify.windows.com`` (Edge on Windows, WNS hosts
   such as ``wns2-par02p.notify.windows.com``).
-- ``PUSHHUB_WEB_PUSH_ALLOWED_HOSTS``, comma-separated ``host[:port]``, adds hosts
-  (a port-less entry means the scheme's default port). For a listed host and
+- ``PUSHHUB_WEB_PUSH_ALLOWED_HOSTS``, comma-separated ``host[:port]``
+  (core.outbound.AllowedHosts), adds hosts (a port-less entry means the
+  scheme's default port). For a listed host and
   port every rule above but the syntax ones is lifted: plain ``http``, an IP
   literal, and (at send time) a loopback or private address are allowed. That is
   how tests and relays reach a push service, and it applies to that host only.
@@ -25,13 +27,12 @@ checked at send time, on the address actually connected to
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import urllib.parse
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import PushHubError, invalid_field, value_too_long
+from .outbound import DEFAULT_PORTS, AllowedHosts, is_dns_name, is_ip_literal
 
 ENDPOINT_LENGTH = 4096
 INVALID_ENDPOINT = "INVALID_WEB_PUSH_ENDPOINT"
@@ -42,9 +43,9 @@ PUSH_SERVICE_HOSTS = (
     "*.push.apple.com",
     "*.notify.windows.com",
 )
-_DEFAULT_PORTS = {"https": 443, "http": 80}
+ALLOWED_HOSTS_VARIABLE = "PUSHHUB_WEB_PUSH_ALLOWED_HOSTS"
+_NOBODY = AllowedHosts()
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 _FIELD = "device_token"
 # Hosts whose verdict an EndpointPolicy keeps; past this it starts over.
 _VERDICTS = 4096
@@ -78,7 +79,7 @@ class Endpoint:
     def origin(self) -> str:
         """RFC 6454's serialization, the VAPID ``aud``: no default port, brackets for IPv6."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if self.port == _DEFAULT_PORTS[self.scheme]:
+        if self.port == DEFAULT_PORTS[self.scheme]:
             return f"{self.scheme}://{host}"
         return f"{self.scheme}://{host}:{self.port}"
 
@@ -86,9 +87,8 @@ class Endpoint:
 class EndpointPolicy:
     """The push-service allow-list, plus the operator's listed hosts."""
 
-    def __init__(self, listed: Iterable[tuple[str, int | None]] = ()) -> None:
-        # (host, port); None: the scheme's default port.
-        self._listed = frozenset(listed)
+    def __init__(self, listed: AllowedHosts = _NOBODY) -> None:
+        self._listed = listed
         # (scheme, netloc) -> (host, port, listed), or why it is refused. The provider
         # checks every recipient's endpoint at send time; a broadcast has few hosts.
         self._verdicts: dict[tuple[str, str], tuple[str, int, bool] | str] = {}
@@ -124,7 +124,7 @@ class EndpointPolicy:
 
     def _judge(self, scheme: str, url: urllib.parse.SplitResult) -> tuple[str, int, bool] | str:
         """(host, port, listed) for an allowed scheme and authority, else the problem."""
-        if scheme not in _DEFAULT_PORTS:
+        if scheme not in DEFAULT_PORTS:
             return "must be an https URL"
         try:
             host, port = url.hostname, url.port
@@ -133,11 +133,10 @@ class EndpointPolicy:
         if not host or port == 0:
             return "has no host"
         literal = is_ip_literal(host)
-        if not (literal or _is_dns_name(host)):
+        if not (literal or is_dns_name(host)):
             return "has a malformed host"
-        port = port if port is not None else _DEFAULT_PORTS[scheme]
-        listed = self._listed
-        if (host, port) in listed or (port == _DEFAULT_PORTS[scheme] and (host, None) in listed):
+        port = port if port is not None else DEFAULT_PORTS[scheme]
+        if self._listed.lists(scheme, host, port):
             return host, port, True
         if scheme != "https":
             return "must be an https URL"
@@ -148,41 +147,9 @@ class EndpointPolicy:
         return host, port, False
 
 
-def parse_allowed_hosts(text: str) -> list[tuple[str, int | None]]:
-    """``host[:port]`` entries, comma-separated; ``[::1]:8080`` for IPv6."""
-    entries = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            url = urllib.parse.urlsplit(f"//{item}")
-            host, port = url.hostname, url.port
-        except ValueError:
-            host = port = None
-        if not host or url.path or url.username is not None or url.port == 0:
-            raise ValueError(f"PUSHHUB_WEB_PUSH_ALLOWED_HOSTS: {item!r} is not host[:port]")
-        entries.append((host.lower(), port))
-    return entries
-
-
-def is_ip_literal(host: str) -> bool:
-    """An IPv4 or IPv6 address (without brackets) rather than a name."""
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_dns_name(host: str) -> bool:
-    """Letters, digits and hyphens in dot-separated labels, the last one not numeric:
-    URL parsers read ``2130706433``, ``0x7f.1`` or ``127.1`` as IPv4 addresses."""
-    labels = host.split(".")
-    if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
-        return False
-    last = labels[-1]
-    return not (last.isdigit() or last.startswith("0x"))
+def parse_allowed_hosts(text: str) -> AllowedHosts:
+    """PUSHHUB_WEB_PUSH_ALLOWED_HOSTS: ``host[:port]`` entries, comma-separated."""
+    return AllowedHosts.parse(text, ALLOWED_HOSTS_VARIABLE)
 
 
 def _is_push_service(host: str) -> bool:

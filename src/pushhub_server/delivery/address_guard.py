@@ -1,6 +1,6 @@
 """Outbound address guard: resolve a host and refuse addresses inside the operator's network.
 
-A URL that a client supplies (a Web Push endpoint) may name any host, and a DNS
+A URL that a client supplies (a Web Push endpoint, a callback URL) may name any host, and a DNS
 name can resolve to 127.0.0.1, to a private network or to a cloud metadata
 service. ``AddressGuard`` resolves the name, refuses it when *any* of its
 addresses is not public (a name that mixes one public and one private address
@@ -10,34 +10,32 @@ see providers.http2.Http2Request.resolve), so there is no window between the
 check and the connect in which the name could be re-resolved elsewhere (DNS
 rebinding).
 
-Not public: loopback, private (RFC 1918, IPv6 ULA), link-local (so the
-169.254.169.254 metadata service), shared address space (CGNAT, 100.64.0.0/10),
-multicast, reserved and unspecified addresses, and IPv6 forms that embed such an
-IPv4 address (IPv4-mapped, 6to4, Teredo, NAT64 local-use).
+Not public: what core.outbound.address_refusal refuses (loopback, private,
+link-local and cloud metadata, shared address space, multicast, reserved,
+unspecified, and IPv6 forms carrying such an IPv4 address).
 
 Resolutions are cached for ``cache_seconds``: a broadcast resolves each push
 service once, not once per chunk. Caching cannot widen the rules: every answer
 is checked on every use, and the addresses connected to are the checked ones.
 
-The interface the providers take is ``ResolveChecked``; a shared guard for every
-outbound URL (webhooks too) can replace this one behind it.
+The interface the providers and the webhook sender take is ``ResolveChecked``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from typing import Protocol
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from pushhub_server.core.outbound import address_refusal
+
 # loop.getaddrinfo's shape, injectable so tests can make a name resolve anywhere.
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
-_NAT64_LOCAL_USE = ipaddress.ip_network("64:ff9b:1::/48")
 _CACHE_SIZE = 1024
 
 
@@ -59,30 +57,31 @@ class ResolveChecked(Protocol):
         addresses are allowed for it (still resolved once and pinned)."""
 
 
-def is_public_address(address: IPAddress) -> bool:
-    """Whether an address is on the public internet (module docstring)."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is not None:
-            return is_public_address(embedded)
-        if address.teredo is not None:
-            return is_public_address(address.teredo[1])
-        if address in _NAT64_LOCAL_USE:
-            return False
-        if address.is_site_local:
-            return False
-    # is_global already leaves out private, loopback, link-local and (IPv4) the
-    # shared address space 100.64.0.0/10, but counts multicast and reserved as global.
-    return address.is_global and not (address.is_multicast or address.is_reserved)
-
-
-async def system_resolver(host: str, port: int) -> list[str]:
-    """The system resolver's TCP addresses, for the families this machine has."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(
+def resolve_addresses(host: str, port: int) -> list[str]:
+    """The system resolver's TCP addresses, for the families this machine has, in its
+    order, without repeats. Blocking."""
+    infos = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_ADDRCONFIG
     )
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """resolve_addresses on the event loop's default executor."""
+    return await asyncio.get_running_loop().run_in_executor(None, resolve_addresses, host, port)
+
+
+def resolver_on(threads: Executor) -> Resolver:
+    """resolve_addresses on threads of the caller's own: a name whose DNS never
+    answers (anyone can run such a server) then holds those, not the default
+    executor that other work needs."""
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return await asyncio.get_running_loop().run_in_executor(
+            threads, resolve_addresses, host, port
+        )
+
+    return resolve
 
 
 class AddressGuard:
@@ -107,9 +106,10 @@ class AddressGuard:
             raise AddressRefused(answer, f"{host} did not resolve")
         if not any_address:
             for text in answer:
-                if not is_public_address(ipaddress.ip_address(text)):
+                refusal = address_refusal(text)
+                if refusal is not None:
                     raise AddressRefused(
-                        "EndpointAddressRefused", f"{host} resolves to a non-public address"
+                        "EndpointAddressRefused", f"{host} resolves to {text}, {refusal}"
                     )
         return answer
 

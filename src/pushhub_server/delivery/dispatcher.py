@@ -22,10 +22,18 @@ an older one, so a dispatcher that lost its run anyway (its heartbeats could
 not reach the database) has its next checkpoint refused and stops. And the
 scheduler never claims a message its own process is dispatching.
 
-Failures: an error while rendering is the message's own fault and fails it.
-Any other error (the database, a provider that raised) stops this dispatcher
-and leaves the run to be resumed from its last checkpoint once the lease runs
-out; nothing about it reaches the message's error_message. An error that
+Rendering: a recipient whose payload cannot be rendered (its template, its
+metadata) fails alone, counted under the renderer's reason, or
+PAYLOAD_UNRENDERABLE for an error the renderer did not expect; the others are
+sent. Only a message whose content cannot be prepared for anyone fails, with a
+fixed error_message (the exception goes to the log, not to the client).
+Rendering yields to the event loop every _SLICE_SECONDS, whatever a recipient
+costs, and each distinct selector text is evaluated once per run: the headers
+it reads are the message's, the same for every recipient.
+
+Failures: any other error (the database, a provider that raised) stops this
+dispatcher and leaves the run to be resumed from its last checkpoint once the
+lease runs out; nothing about it reaches the message's error_message. An error that
 comes back every time (a bug, not a blip) would resume the run forever, so a
 run stopped that way _STOPS_BEFORE_FAILING times in a row in this process
 without progress fails, naming only the error's type. Without progress means
@@ -39,8 +47,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pushhub_server.core.clock import Clock
@@ -64,8 +74,19 @@ from .providers.base import RetryPolicy
 
 _log = logging.getLogger(__name__)
 
-# Recipients rendered without yielding to the event loop: about a millisecond.
-_RENDER_SLICE = 100
+# Seconds of rendering between two yields to the event loop. The clock is read
+# after every recipient, so a slice ends at most one recipient's cost later: a
+# few milliseconds at worst (a distinct 1,024-character selector, a 4 KiB
+# template seen for the first time); benchmarks/conditional_delivery.py measures it.
+_SLICE_SECONDS = 0.001
+# The failure reason of a recipient whose payload raised what the renderer did
+# not expect (a registration stored before today's checks, a renderer bug).
+PAYLOAD_UNRENDERABLE = "PayloadUnrenderable"
+# Selector texts whose result a run remembers: beyond it the oldest are
+# forgotten (and evaluated again if met again), so memory stays flat.
+_SELECTORS_REMEMBERED = 4096
+# The error_message of a message whose content cannot be rendered for anyone.
+_UNRENDERABLE = "the message could not be rendered for any recipient"
 # A run that stops with an error this many times in a row, without progress, is
 # failed, not resumed again.
 _STOPS_BEFORE_FAILING = 5
@@ -110,9 +131,9 @@ class Dispatcher:
         self._stops: dict[str, tuple[_Start, int]] = {}
 
     async def run(self, run: Run) -> None:
-        """Delivers one claimed run; never raises. Rendering errors fail the message;
-        any other error, or cancelling, stops the run where it is: the lease then
-        runs out and the run resumes from its last checkpoint."""
+        """Delivers one claimed run; never raises. A message that cannot be rendered
+        for anyone fails; any other error, or cancelling, stops the run where it is:
+        the lease then runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
         self._signal.notify(message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
@@ -188,20 +209,20 @@ class Dispatcher:
                 )
 
     async def _deliver_or_fail(self, run: Run, lost: asyncio.Event) -> None:
+        message_id = run.message.message_id
         try:
-            await self._deliver(run, lost)
-        except _Unrenderable as error:
-            _log.error("message %s failed: %s", run.message.message_id, error)
-            await self._messages.fail(
-                run.message.message_id, run.claim, str(error), self._clock.now()
-            )
+            # One renderer per run: it prepares each platform's payload once for everyone.
+            renderer = PayloadRenderer(run.message.content, now=self._clock.now())
+        except Exception:
+            # Its content, the same for every recipient: resuming could never cure it.
+            _log.exception("message %s cannot be rendered for any recipient", message_id)
+            await self._messages.fail(message_id, run.claim, _UNRENDERABLE, self._clock.now())
+            return
+        await self._deliver(run, renderer, lost)
 
-    async def _deliver(self, run: Run, lost: asyncio.Event) -> None:
+    async def _deliver(self, run: Run, renderer: PayloadRenderer, lost: asyncio.Event) -> None:
         message = run.message
         provider = await self._provider_for(message.app_id)
-        with _rendering():
-            # One renderer per run: it prepares each platform's payload once for everyone.
-            renderer = PayloadRenderer(message.content, now=self._clock.now())
         if not await self._send_pages(run, _Fanout(message, provider, renderer, lost)):
             return  # cancelled (or no longer our run) meanwhile: not ours to finish
         now = self._clock.now()
@@ -233,20 +254,31 @@ class Dispatcher:
     async def _prepare(self, fanout: _Fanout, after_id: str | None) -> _Chunk | None:
         """The page after `after_id`, rendered; None when there is none."""
         message = fanout.message
+        renderer = fanout.renderer
         page = await self._audience.page(
-            message.app_id, message.audience, after_id, self._chunk_size, self._clock.now()
+            message.app_id,
+            message.audience,
+            after_id,
+            self._chunk_size,
+            self._clock.now(),
+            with_metadata=renderer.uses_metadata,
+            with_templates=renderer.uses_templates,
         )
         if not page:
             return None
         outcome = ChunkOutcome(cursor=page[-1].registration_id)
+        full = len(page) == self._chunk_size
+        # Consumed as rendered: each recipient, with what it decoded, is freed in
+        # its slice, not all at once (a page of large metadata is tens of MB).
+        pending = deque(page)
+        del page
         deliveries: list[Delivery] = []
-        for start in range(0, len(page), _RENDER_SLICE):
-            if start:
-                # Let other work in: RPCs wait for the loop while a chunk renders.
-                await asyncio.sleep(0)
-            with _rendering():
-                deliveries += fanout.deliveries(page[start : start + _RENDER_SLICE], outcome)
-        return _Chunk(outcome, deliveries, len(page) == self._chunk_size)
+        fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
+        while pending:
+            # Let other work in: RPCs wait for the loop while a chunk renders.
+            await asyncio.sleep(0)
+            fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
+        return _Chunk(outcome, deliveries, full)
 
     async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
@@ -281,9 +313,21 @@ class _Fanout:
     renderer: PayloadRenderer
     # Set when the run is no longer ours (cancelled, claimed again): retries stop.
     lost: asyncio.Event
+    # Selector text -> whether the message's headers satisfy it (see the module docstring).
+    selected: dict[str, bool] = field(default_factory=dict)
+    # An unexpected render error is logged once per run, not once per recipient.
+    unrenderable_logged: bool = False
 
-    def deliveries(self, page: Sequence[Recipient], outcome: ChunkOutcome) -> list[Delivery]:
-        """The page's rendered deliveries; counts targets and render failures in outcome.
+    def render(
+        self,
+        pending: deque[Recipient],
+        deadline: float,
+        outcome: ChunkOutcome,
+        deliveries: list[Delivery],
+    ) -> None:
+        """Takes recipients from pending and renders them into deliveries until
+        `deadline` (time.perf_counter) passes, at least one. Counts targets and
+        render failures in outcome.
 
         Runs once per recipient, so it reads a recipient's metadata and templates only
         when the message uses them (the store decodes them on first use), and keeps
@@ -295,9 +339,15 @@ class _Fanout:
         uses_metadata = self.renderer.uses_metadata
         uses_templates = self.renderer.uses_templates
         targeted = outcome.targeted
-        deliveries = []
         append = deliveries.append
-        for recipient in page:
+        clock = time.perf_counter
+        take = pending.popleft
+        first = True
+        while pending:
+            if not first and clock() > deadline:
+                return
+            first = False
+            recipient = take()
             selector = recipient.selector
             if selector and not self._selects(selector):
                 continue  # conditional delivery: not part of this message's audience
@@ -314,20 +364,41 @@ class _Fanout:
             except PushHubError as error:
                 outcome.count_failure(platform, error.reason)
                 continue
+            except Exception:  # noqa: BLE001 - this recipient's problem, not the message's
+                self._log_unrenderable(recipient)
+                outcome.count_failure(platform, PAYLOAD_UNRENDERABLE)
+                continue
             append(
                 new_delivery(
                     message_id, app_id, recipient.registration_id, platform, token, body, headers
                 )
             )
-        return deliveries
 
     def _selects(self, selector: str) -> bool:
-        try:
-            # parse_selector caches by text, so each distinct selector is parsed once.
-            return matches(parse_selector(selector), self.message.content.headers)
-        except PushHubError:
-            # Stored selectors were validated; one the parser no longer accepts matches nothing.
-            return False
+        selected = self.selected.get(selector)
+        if selected is None:
+            try:
+                selected = matches(parse_selector(selector), self.message.content.headers)
+            except PushHubError:
+                # Stored selectors were validated; one the parser no longer accepts
+                # matches nothing.
+                selected = False
+            if len(self.selected) >= _SELECTORS_REMEMBERED:
+                del self.selected[next(iter(self.selected))]
+            self.selected[selector] = selected
+        return selected
+
+    def _log_unrenderable(self, recipient: Recipient) -> None:
+        if not self.unrenderable_logged:
+            self.unrenderable_logged = True
+            _log.warning(
+                "registration %s cannot be rendered for message %s; counted as %s"
+                " (later ones of this run are counted without a log line)",
+                recipient.registration_id,
+                self.message.message_id,
+                PAYLOAD_UNRENDERABLE,
+                exc_info=True,
+            )
 
 
 def _classify(
@@ -343,21 +414,3 @@ def _classify(
         if result.outcome is DeliveryOutcome.INVALID_TOKEN:
             outcome.invalid_registration_ids.append(delivery.registration_id)
         outcome.count_failure(delivery.platform, result.reason or result.outcome.name)
-
-
-class _Unrenderable(Exception):
-    """The message itself cannot be rendered: that fails it (see _rendering)."""
-
-
-@contextlib.contextmanager
-def _rendering() -> Iterator[None]:
-    """Blames an error raised while rendering on the message. A recipient's own
-    rendering problem (PushHubError) never gets here: it is counted as that
-    recipient's failure. What does is an error the message's content trips for
-    everyone, which resuming the run could never cure."""
-    try:
-        yield
-    except Exception as error:
-        raise _Unrenderable(
-            f"the message could not be rendered: {type(error).__name__}: {error}"
-        ) from error

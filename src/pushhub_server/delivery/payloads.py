@@ -88,6 +88,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pushhub_server.core.errors import PushHubError, invalid_field
+from pushhub_server.core.json_documents import parse_json
 from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.notifications import (
     NotificationContent,
@@ -106,7 +107,8 @@ PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 INVALID_FCM_JSON = "INVALID_FCM_JSON"
 TEMPLATE_CACHE_SIZE = 1024
 
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+# NaN and infinities are not JSON: a payload holding one fails instead of being sent.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 # FCM requests carry no per-payload headers.
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -212,11 +214,16 @@ class _Prepared:
 
 
 class _Failed:
-    """Preparation failed: every recipient of this payload gets the same error."""
+    """Preparation failed: every recipient of this payload gets the same error.
+
+    Usually a PushHubError, under its reason. Anything else is kept too, so a
+    payload that trips an unexpected error is not prepared again for each of
+    its recipients; the dispatcher counts those as unrenderable.
+    """
 
     __slots__ = ("error",)
 
-    def __init__(self, error: PushHubError) -> None:
+    def __init__(self, error: Exception) -> None:
         self.error = error
 
     def raise_(self) -> None:
@@ -344,7 +351,7 @@ class PayloadRenderer:
                 prepared = _Prepared(
                     platform, dumps({"message": message}), _NO_HEADERS, self._field, self.limit
                 )
-        except PushHubError as error:
+        except Exception as error:  # noqa: BLE001 - kept for every recipient (see _Failed)
             prepared = _Failed(error)
         self._standard[platform] = prepared
         return prepared
@@ -514,7 +521,9 @@ class PayloadRenderer:
         try:
             text = compile_template(body).render(content.template_properties)
             try:
-                value = json.loads(text)
+                # Bounded nesting, and the document rules of every stored JSON: a
+                # template stored before a rule existed fails here, alone.
+                value = parse_json(text)
             except ValueError as exc:
                 raise template_error(
                     f"template {name!r} does not render to valid JSON: {exc}", "template_name"
@@ -551,6 +560,13 @@ class PayloadRenderer:
                 platform, dumps({"message": message}), _NO_HEADERS, "template_name", self.limit
             )
         except PushHubError as error:
+            return _Failed(error)
+        except (UnicodeError, ValueError):
+            # A lone surrogate (no UTF-8 for it) or a number JSON cannot hold.
+            return _Failed(
+                template_error(f"template {name!r} renders text JSON cannot carry", "template_name")
+            )
+        except Exception as error:  # noqa: BLE001 - kept for every recipient (see _Failed)
             return _Failed(error)
 
 

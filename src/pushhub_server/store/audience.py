@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -28,14 +28,28 @@ from .schema import channels, registration_tags, registrations, subscriptions
 from .sql import one_of
 
 _reg = registrations.c
-_RECIPIENT_COLUMNS = (
-    _reg.id,
-    _reg.platform,
-    _reg.device_token,
-    _reg.metadata_json,
-    _reg.templates_json,
-    _reg.selector,
-)
+
+
+class _Reads(NamedTuple):
+    """Which of a registration's large columns a page reads."""
+
+    metadata: bool = True
+    templates: bool = True
+
+    def columns(self) -> tuple[sa.ColumnElement[Any], ...]:
+        # Left out, a column reads as NULL: the row keeps its shape, and a message
+        # that never renders metadata or templates never moves their bytes.
+        return (
+            _reg.id,
+            _reg.platform,
+            _reg.device_token,
+            _reg.metadata_json if self.metadata else sa.null().label("metadata_json"),
+            _reg.templates_json if self.templates else sa.null().label("templates_json"),
+            _reg.selector,
+        )
+
+
+_EVERYTHING = _Reads()
 
 
 # Statements built for recent (app, audience, limit, first page?): a fan-out reads
@@ -46,12 +60,21 @@ _QUERY_CACHE_SIZE = 64
 class SqlAudienceReader:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queries: dict[tuple[str, Audience, int, bool], sa.Select[Any]] = {}
+        self._queries: dict[tuple[str, Audience, int, bool, _Reads], sa.Select[Any]] = {}
 
     async def page(
-        self, app_id: str, audience: Audience, after_id: str | None, limit: int, now: datetime
+        self,
+        app_id: str,
+        audience: Audience,
+        after_id: str | None,
+        limit: int,
+        now: datetime,
+        *,
+        with_metadata: bool = True,
+        with_templates: bool = True,
     ) -> list[Recipient]:
-        query = self._query(app_id, audience, limit, after_id is None)
+        reads = _Reads(with_metadata, with_templates)
+        query = self._query(app_id, audience, limit, after_id is None, reads)
         parameters = {"a_after_id": after_id, "a_now": to_micros(now)}
         async with self._db.read() as conn:
             rows = await conn.execute(query, parameters)
@@ -61,13 +84,15 @@ class SqlAudienceReader:
             for id_, platform, token, metadata, templates, selector in rows
         ]
 
-    def _query(self, app_id: str, audience: Audience, limit: int, first: bool) -> sa.Select[Any]:
-        key = (app_id, audience, limit, first)
+    def _query(
+        self, app_id: str, audience: Audience, limit: int, first: bool, reads: _Reads
+    ) -> sa.Select[Any]:
+        key = (app_id, audience, limit, first, reads)
         query = self._queries.get(key)
         if query is None:
             after = None if first else sa.bindparam("a_after_id")
             query = audience_query(
-                app_id, audience, after, limit, sa.bindparam("a_now"), self._db.dialect
+                app_id, audience, after, limit, sa.bindparam("a_now"), self._db.dialect, reads
             )
             if len(self._queries) >= _QUERY_CACHE_SIZE:
                 del self._queries[next(iter(self._queries))]
@@ -82,12 +107,13 @@ def audience_query(
     limit: int,
     now: datetime | sa.BindParameter[Any],
     dialect: str,
+    reads: _Reads = _EVERYTHING,
 ) -> sa.Select[Any]:
     """The page of recipients after after_id; public so EXPLAIN can be checked.
 
     after_id and now may be bound parameters, filled in when the query runs.
     """
-    query, key = _driving_rows(app_id, audience)
+    query, key = _driving_rows(app_id, audience, reads)
     at = now if isinstance(now, sa.BindParameter) else to_micros(now)
     conditions = [
         _reg.app_id == app_id,
@@ -99,14 +125,16 @@ def audience_query(
     return query.where(*conditions).order_by(key).limit(limit)
 
 
-def _driving_rows(app_id: str, audience: Audience) -> tuple[sa.Select[Any], sa.ColumnElement[str]]:
+def _driving_rows(
+    app_id: str, audience: Audience, reads: _Reads
+) -> tuple[sa.Select[Any], sa.ColumnElement[str]]:
     """Where the scan starts, and the id it pages by, in that index's order.
 
     A channel's subscriptions are read through (channel_id, registration_id),
     so a small channel in a large app reads only its own rows; everything else
     walks the app's registrations through (app_id, id).
     """
-    columns = sa.select(*_RECIPIENT_COLUMNS)
+    columns = sa.select(*reads.columns())
     if audience.channel is None or audience.broadcast:
         return columns.select_from(registrations), _reg.id
     channel_id = (

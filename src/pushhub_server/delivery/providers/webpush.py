@@ -53,8 +53,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.core.outbound import is_ip_literal
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, subscription_keys
-from pushhub_server.core.web_push_endpoints import Endpoint, EndpointPolicy, is_ip_literal
+from pushhub_server.core.web_push_endpoints import Endpoint, EndpointPolicy
 from pushhub_server.delivery.address_guard import AddressGuard, AddressRefused, ResolveChecked
 from pushhub_server.delivery.webpush_headers import DEFAULT_TTL
 
