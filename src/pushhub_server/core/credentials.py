@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .errors import ErrorCode, PushHubError, invalid_field, required
+from .json_documents import parse_json
 
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
 # Text that goes into a header line or a URL (the APNs topic, the token_uri):
@@ -107,9 +108,9 @@ def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
 
 def fcm_credentials(service_account_json: str) -> FcmCredentials:
     try:
-        account = json.loads(service_account_json)
-    except ValueError:
-        raise _bad_key(_ACCOUNT, "service_account_json is not JSON") from None
+        account = parse_json(service_account_json)
+    except ValueError as error:
+        raise _bad_key(_ACCOUNT, f"service_account_json is not JSON: {error}") from None
     service_account_fields(account)
     return FcmCredentials(account)
 

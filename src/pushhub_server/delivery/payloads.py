@@ -88,6 +88,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pushhub_server.core.errors import PushHubError, invalid_field
+from pushhub_server.core.json_documents import parse_json
 from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.notifications import (
     NotificationContent,
@@ -514,7 +515,9 @@ class PayloadRenderer:
         try:
             text = compile_template(body).render(content.template_properties)
             try:
-                value = json.loads(text)
+                # The rule every stored document obeys: a property can still render
+                # "#(n)" as 1e400, which json.dumps would send as Infinity.
+                value = parse_json(text)
             except ValueError as exc:
                 raise template_error(
                     f"template {name!r} does not render to valid JSON: {exc}", "template_name"
