@@ -37,6 +37,16 @@ SERVICE_ACCOUNT_FIELDS = (
     "token_uri",
 )
 _ACCOUNT = "service_account_json"
+# A bundle id is at most 155 characters; topics add suffixes such as ".voip".
+MAX_TOPIC = 255
+# Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting
+# with a letter, not ending with a hyphen; legacy domain-scoped projects carry a
+# "example.com:" prefix. The id goes into the FCM URL path, so nothing else passes.
+_PROJECT_ID = re.compile(
+    r"(?:(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+)
+# NIST SP 800-131A: RSA keys under 2048 bits no longer sign anything (Google's own are 2048).
+MIN_RSA_BITS = 2048
 _SEALED = "fernet:"
 _PLAIN = "plain:"
 
@@ -86,9 +96,11 @@ def apns_credentials(
             raise invalid_field(name, "INVALID_CREDENTIALS", f"{name} must be 10 characters A-Z0-9")
     if not topic:
         raise required("topic")
-    if not _VISIBLE_ASCII.fullmatch(topic):
+    if len(topic) > MAX_TOPIC or not _VISIBLE_ASCII.fullmatch(topic):
         raise invalid_field(
-            "topic", "INVALID_CREDENTIALS", "topic must be a bundle id: visible ASCII, no spaces"
+            "topic",
+            "INVALID_CREDENTIALS",
+            f"topic must be a bundle id: at most {MAX_TOPIC} characters of visible ASCII",
         )
     apns_signing_key(private_key_pem)
     try:
@@ -122,8 +134,21 @@ def service_account_fields(account: object) -> dict[str, str]:
     for name in SERVICE_ACCOUNT_FIELDS:
         if not isinstance(account.get(name), str) or not account[name]:
             raise _bad_key(_ACCOUNT, f"the service account lacks {name}")
-    if not isinstance(_private_key(_ACCOUNT, account["private_key"]), rsa.RSAPrivateKey):
+    if not _PROJECT_ID.fullmatch(account["project_id"]):
+        raise _bad_key(
+            _ACCOUNT,
+            "the service account's project_id must be a Google Cloud project id "
+            "(6-30 characters a-z, 0-9 and -, starting with a letter)",
+        )
+    key = _private_key(_ACCOUNT, account["private_key"])
+    if not isinstance(key, rsa.RSAPrivateKey):
         raise _bad_key(_ACCOUNT, "the service account's private_key must be an RSA key")
+    if key.key_size < MIN_RSA_BITS:
+        raise _bad_key(
+            _ACCOUNT,
+            f"the service account's private_key has {key.key_size} bits; "
+            f"at least {MIN_RSA_BITS} are required",
+        )
     # The signed assertion is as good as a password for an hour: TLS only.
     if not _https_url(account["token_uri"]):
         raise _bad_key(_ACCOUNT, "the service account's token_uri must be an https URL")
