@@ -32,6 +32,8 @@ class Limits:
     request_ids: int = 1000
     tag_update_values: int = 60
     publish_targets: int = 1000
+    # Entries of Publish.platforms, repeats included: there are two platforms.
+    platforms: int = 16
     headers: int = 64
     header_key: int = 255
     header_value: int = 1024

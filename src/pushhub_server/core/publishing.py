@@ -204,6 +204,8 @@ class PublishingService:
         registration_ids = _unique_texts(
             "registration_ids", draft.registration_ids, limits.registration_id, limits
         )
+        # Counted before anything is parsed: each entry costs, and two are all there are.
+        check_count("platforms", draft.platforms, limits.platforms)
         platforms = tuple(
             dict.fromkeys(
                 parse_platform(value, f"platforms[{index}]")

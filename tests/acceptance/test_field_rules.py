@@ -1,0 +1,207 @@
+"""Fields that were accepted without a rule, each refused now with INVALID_ARGUMENT
+naming the field: Timestamp and Duration ranges, open enum numbers, the
+platforms list, header-bound text, ids and lookup filters."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from pushhub.v1 import admin_pb2, publish_pb2
+from pushhub.v1 import registration_pb2 as reg
+
+from .harness import (
+    APNS,
+    FCM,
+    AppHandle,
+    StoreProbe,
+    check_status,
+    expect_error,
+    new_token,
+    settle,
+    stream_requests,
+)
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+# 2100-01-01: far enough ahead for every rule but the one under test.
+LATER = 4_102_444_800
+
+# (seconds, nanos) outside google.protobuf.Timestamp's documented range.
+BAD_TIMESTAMPS = [
+    pytest.param(LATER, -1, id="nanos--1"),
+    pytest.param(LATER, 2_000_000_000, id="nanos-2e9"),
+    pytest.param(LATER, 1_000_000_000, id="nanos-1e9"),
+    pytest.param(253_402_300_800, 0, id="after-9999"),
+    pytest.param(2**63 - 1, 0, id="int64-max"),
+]
+# (seconds, nanos) outside google.protobuf.Duration's documented range.
+BAD_DURATIONS = [
+    pytest.param(5, -1, id="nanos-of-the-other-sign"),
+    pytest.param(0, 2_000_000_000, id="nanos-2e9"),
+    pytest.param(0, -1_000_000_000, id="nanos--1e9"),
+    pytest.param(315_576_000_001, 0, id="over-10000-years"),
+    pytest.param(-(2**63), 0, id="int64-min"),
+]
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD_TIMESTAMPS)
+@pytest.mark.parametrize("field", ["publish_at", "repeat_expires_at"])
+async def test_publish_timestamps_out_of_range(
+    app: AppHandle, store: StoreProbe, field: str, seconds: int, nanos: int
+) -> None:
+    request = publish_pb2.PublishRequest(message="hi")
+    if field == "repeat_expires_at":
+        request.repeat_every.CopyFrom(duration_pb2.Duration(seconds=60))
+    getattr(request, field).CopyFrom(timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos))
+    await expect_error(
+        app.stubs.publish.Publish(request, metadata=app.server()),
+        INVALID,
+        "VALUE_OUT_OF_RANGE",
+        field=field,
+    )
+    assert await store.message_count(app) == 0
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD_DURATIONS)
+@pytest.mark.parametrize("field", ["ttl", "repeat_every"])
+async def test_publish_durations_out_of_range(
+    app: AppHandle, store: StoreProbe, field: str, seconds: int, nanos: int
+) -> None:
+    request = publish_pb2.PublishRequest(message="hi")
+    getattr(request, field).CopyFrom(duration_pb2.Duration(seconds=seconds, nanos=nanos))
+    await expect_error(
+        app.stubs.publish.Publish(request, metadata=app.server()),
+        INVALID,
+        "VALUE_OUT_OF_RANGE",
+        field=field,
+    )
+    assert await store.message_count(app) == 0
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD_TIMESTAMPS)
+async def test_registration_expiry_out_of_range(app: AppHandle, seconds: int, nanos: int) -> None:
+    expires_at = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    await expect_error(
+        app.register(expires_at=expires_at), INVALID, "VALUE_OUT_OF_RANGE", field="expires_at"
+    )
+    # In a stream it fails its own item only.
+    items = [
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token()),
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token(), expires_at=expires_at),
+    ]
+    call = app.stubs.registrations.RegisterDevices(
+        stream_requests([reg.RegisterDevicesRequest(registrations=items)]), metadata=app.server()
+    )
+    [response] = [response async for response in call]
+    good, bad = response.results
+    assert good.WhichOneof("outcome") == "response"
+    check_status(bad.error, INVALID, "VALUE_OUT_OF_RANGE", field="expires_at")
+    assert len(await app.list_all()) == 1
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), BAD_DURATIONS)
+async def test_user_token_ttl_out_of_range(app: AppHandle, seconds: int, nanos: int) -> None:
+    request = admin_pb2.IssueUserTokenRequest(
+        app_id=app.app_id, user_id="u", ttl=duration_pb2.Duration(seconds=seconds, nanos=nanos)
+    )
+    await expect_error(
+        app.stubs.admin.IssueUserToken(request, metadata=app.server()),
+        INVALID,
+        "VALUE_OUT_OF_RANGE",
+        field="ttl",
+    )
+
+
+async def test_the_edges_of_the_ranges_are_accepted(app: AppHandle) -> None:
+    far = timestamp_pb2.Timestamp(seconds=253_402_300_799, nanos=999_999_999)
+    registered = await app.register(expires_at=far)
+    assert registered.registration.expires_at.seconds == 253_402_300_799
+    published = await app.publish(
+        message="hi",
+        publish_at=timestamp_pb2.Timestamp(seconds=LATER, nanos=999_999_999),
+        ttl=duration_pb2.Duration(seconds=60, nanos=999_999_999),
+    )
+    assert published.message_id
+
+
+# ------------------------------------------------------------------ enums ----
+
+
+async def test_every_enum_field_refuses_numbers_outside_the_contract(app: AppHandle) -> None:
+    """proto3 enums are open: any int32 arrives. Each field names itself."""
+    stubs, server = app.stubs, app.server()
+    calls = [
+        (
+            stubs.publish.Publish(
+                publish_pb2.PublishRequest(message="hi", priority=99), metadata=server
+            ),
+            "INVALID_PRIORITY",
+            "priority",
+        ),
+        (
+            stubs.publish.Publish(
+                publish_pb2.PublishRequest(message="hi", platforms=[APNS, 7]), metadata=server
+            ),
+            "INVALID_PLATFORM",
+            "platforms[1]",
+        ),
+        (app.register(platform=99), "INVALID_PLATFORM", "platform"),
+        (
+            stubs.registrations.ListRegistrations(
+                reg.ListRegistrationsRequest(platform=-3), metadata=server
+            ),
+            "INVALID_PLATFORM",
+            "platform",
+        ),
+        (
+            stubs.admin.CreateApiKey(
+                admin_pb2.CreateApiKeyRequest(app_id=app.app_id, kind=5), metadata=server
+            ),
+            "INVALID_KEY_KIND",
+            "kind",
+        ),
+    ]
+    for call, reason, field in calls:
+        await expect_error(call, INVALID, reason, field=field)
+
+
+@pytest.mark.parametrize("count", [17, 100_000])
+async def test_a_platforms_list_over_sixteen_entries_is_refused(
+    app: AppHandle, store: StoreProbe, count: int
+) -> None:
+    request = publish_pb2.PublishRequest(message="hi", platforms=[APNS] * count)
+    await expect_error(
+        app.stubs.publish.Publish(request, metadata=app.server()),
+        INVALID,
+        "TOO_MANY_VALUES",
+        field="platforms",
+        metadata={"limit": "16"},
+    )
+    assert await store.message_count(app) == 0
+
+
+async def test_repeated_platforms_within_the_limit_count_once(
+    server, app: AppHandle, store: StoreProbe
+) -> None:
+    await app.register(platform=APNS)
+    await app.register(platform=FCM, device_token="fcm-" + new_token())
+    published = await app.publish(message="hi", platforms=[FCM, FCM, FCM, APNS, FCM])
+    status = await settle(server, app, published.message_id)
+    assert status.targeted_count == status.sent_count == 2
+
+
+# ------------------------------------------------------------- header text ----
+
+
+@pytest.mark.parametrize("collapse_key", ["a\r\napns-priority: 5", "tab\there", "nul\x00"])
+async def test_a_collapse_key_with_control_characters_is_refused(
+    app: AppHandle, collapse_key: str
+) -> None:
+    """It travels as the apns-collapse-id header line."""
+    await expect_error(
+        app.publish(message="hi", collapse_key=collapse_key),
+        INVALID,
+        "INVALID_CHARACTER",
+        field="collapse_key",
+    )
