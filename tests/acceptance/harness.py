@@ -35,6 +35,8 @@ from pushhub.v1 import status_pb2 as pushhub_status_pb2
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import InboxEntry
+from pushhub_server.core.models import Platform
+from pushhub_server.delivery.providers.simulator import Injection
 from pushhub_server.store import Database, SqlInbox
 from pushhub_server.store.schema import messages as messages_table
 from tests.conftest import ADMIN_TOKEN
@@ -268,7 +270,13 @@ def platform_counts(status: pushhub_status_pb2.MessageStatus) -> dict[int, tuple
 
 
 def new_token(length: int = 64) -> str:
+    """Random hex digits: with the default length, a valid token for APNs and FCM alike."""
     return secrets.token_hex(length // 2 + 1)[:length]
+
+
+def injected_token(kind: Injection, platform: int) -> str:
+    """A valid token on which the simulator fails as kind says (its prefix table)."""
+    return kind.token(Platform(platform), new_token(56))
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:

@@ -155,6 +155,15 @@ async def test_every_enum_field_refuses_numbers_outside_the_contract(app: AppHan
             "platform",
         ),
         (
+            # Refused even where it is not used: by id, the platform says nothing.
+            stubs.registrations.UnregisterDevice(
+                reg.UnregisterDeviceRequest(registration_id="some-id", platform=99),
+                metadata=server,
+            ),
+            "INVALID_PLATFORM",
+            "platform",
+        ),
+        (
             stubs.admin.CreateApiKey(
                 admin_pb2.CreateApiKeyRequest(app_id=app.app_id, kind=5), metadata=server
             ),
@@ -204,4 +213,41 @@ async def test_a_collapse_key_with_control_characters_is_refused(
         INVALID,
         "INVALID_CHARACTER",
         field="collapse_key",
+    )
+
+
+# ----------------------------------------------------------- ids, filters ----
+
+
+@pytest.mark.parametrize(
+    ("filters", "reason", "field"),
+    [
+        ({"tag": "a b"}, "INVALID_TAG", "tag"),
+        ({"tag": "semi;colon"}, "INVALID_TAG", "tag"),
+        ({"channel": "line\nbreak"}, "INVALID_NAME", "channel"),
+        ({"user_id": "nul\x00"}, "INVALID_CHARACTER", "user_id"),
+    ],
+)
+async def test_list_filters_obey_the_rules_of_what_they_match(
+    app: AppHandle, filters: dict[str, str], reason: str, field: str
+) -> None:
+    """A filter that no stored value could match is a mistake, said as such."""
+    await expect_error(
+        app.stubs.registrations.ListRegistrations(
+            reg.ListRegistrationsRequest(**filters), metadata=app.server()
+        ),
+        INVALID,
+        reason,
+        field=field,
+    )
+
+
+async def test_update_tags_by_tag_uses_the_tag_rule(app: AppHandle) -> None:
+    await expect_error(
+        app.stubs.registrations.UpdateTags(
+            reg.UpdateTagsRequest(tag="a b", add_tags=["x"]), metadata=app.server()
+        ),
+        INVALID,
+        "INVALID_TAG",
+        field="tag",
     )
