@@ -133,6 +133,19 @@ def test_platform(platform: int) -> None:
         ({"device_token": "g" * 64}, "INVALID_DEVICE_TOKEN", "device_token", None),
         ({"platform": 2, "device_token": "a b"}, "INVALID_DEVICE_TOKEN", "device_token", None),
         (
+            {"callback_headers": {"X-A": "v\r\nX-B: 1"}},
+            "INVALID_HEADER",
+            "callback_headers[X-A]",
+            None,
+        ),
+        ({"callback_headers": {"X A": "v"}}, "INVALID_HEADER", "callback_headers.key", None),
+        (
+            {"callback_headers": {"Host": "internal"}},
+            "INVALID_HEADER",
+            "callback_headers.key",
+            None,
+        ),
+        (
             {"templates": {"t": Template('{"a": "\\udc00"}')}},
             "INVALID_TEMPLATE",
             "templates[t].body",

@@ -16,6 +16,7 @@ from pushhub_server.core.validation import (
     check_count,
     check_duration,
     check_future,
+    check_http_headers,
     check_http_url,
     check_map,
     check_name,
@@ -132,6 +133,46 @@ def test_reserved_tags() -> None:
     assert not is_reserved_tag("users:alice")
     assert not is_reserved_tag("User:alice")
     assert not is_reserved_tag("alice")
+
+
+def test_check_http_headers_accepts_rfc_7230_names_and_values() -> None:
+    headers = {"X-Api-Key": "abc 123\t=/+", "!#$%&'*+-.^_`|~09Az": "", "Authorization": "Bearer x"}
+    assert check_http_headers("callback_headers", headers, 32, 1024) == headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"X-A": "v\r\nX-Injected: 1"}, "callback_headers[X-A]"),
+        ({"X-A": "v\n"}, "callback_headers[X-A]"),
+        ({"X-A": "nul\x00"}, "callback_headers[X-A]"),
+        ({"X-A": "del\x7f"}, "callback_headers[X-A]"),
+        ({"X-A": " leading space"}, "callback_headers[X-A]"),
+        ({"X-A": "trailing\t"}, "callback_headers[X-A]"),
+        ({"X-A": "caf\u00e9"}, "callback_headers[X-A]"),
+        ({"X A": "v"}, "callback_headers.key"),
+        ({"X:A": "v"}, "callback_headers.key"),
+        ({"": "v"}, "callback_headers.key"),
+        ({"X-\u00e9": "v"}, "callback_headers.key"),
+        ({"Host": "10.0.0.1"}, "callback_headers.key"),
+        ({"content-length": "0"}, "callback_headers.key"),
+        ({"Transfer-Encoding": "chunked"}, "callback_headers.key"),
+    ],
+)
+def test_check_http_headers_refuses(headers: dict[str, str], field: str) -> None:
+    error = _error(check_http_headers, "callback_headers", headers, 32, 1024)
+    assert (error.reason, error.metadata["field"]) == ("INVALID_HEADER", field)
+
+
+def test_check_http_headers_limits() -> None:
+    many = {f"h{i}": "v" for i in range(33)}
+    assert _error(check_http_headers, "callback_headers", many, 32, 1024).reason == (
+        "TOO_MANY_VALUES"
+    )
+    long_value = {"h": "v" * 1025}
+    assert _error(check_http_headers, "callback_headers", long_value, 32, 1024).reason == (
+        "VALUE_TOO_LONG"
+    )
 
 
 @pytest.mark.parametrize(

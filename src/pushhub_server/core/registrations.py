@@ -53,6 +53,7 @@ from .selector import parse_selector
 from .validation import (
     check_count,
     check_future,
+    check_http_headers,
     check_http_url,
     check_map,
     check_name,
@@ -181,12 +182,8 @@ def _check_templates(templates: dict[str, Template], limits: Limits) -> None:
 def _check_callback(draft: RegistrationDraft, limits: Limits) -> None:
     if draft.callback_url:
         check_http_url("callback_url", draft.callback_url, limits.callback_url)
-    check_map(
-        "callback_headers",
-        draft.callback_headers,
-        limits.callback_headers,
-        limits.callback_header,
-        limits.callback_header,
+    check_http_headers(
+        "callback_headers", draft.callback_headers, limits.callback_headers, limits.callback_header
     )
 
 

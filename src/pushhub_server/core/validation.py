@@ -12,6 +12,28 @@ _TAG = re.compile(r"[A-Za-z0-9_@#.:\-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 USER_TAG_PREFIX = "user:"
 
+# RFC 7230: a header name is a token; a value is visible ASCII, with spaces and
+# tabs only between visible characters (no CR or LF to end the line early, and
+# no obs-text: urllib sends values as Latin-1 and fails on anything wider).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
+# Headers the HTTP client owns: they frame the request or its connection, or
+# choose the virtual host. A client's value would contradict the request sent.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "proxy-connection",
+    }
+)
+
 # The ranges google.protobuf.Timestamp and Duration document: a Timestamp from
 # 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos 0..999,999,999;
 # a Duration within +-315,576,000,000 s (10,000 years), nanos of the seconds' sign.
@@ -132,6 +154,39 @@ def check_map(
         check_name(f"{field_name}.key", key, key_limit)
         check_text(f"{field_name}[{key}]", value, value_limit)
     return dict(values)
+
+
+def check_http_headers(
+    field_name: str, headers: Mapping[str, str], count: int, limit: int
+) -> dict[str, str]:
+    """Extra headers of an HTTP request we send: RFC 7230 names and values."""
+    if not headers:
+        return {}
+    check_count(field_name, headers, count)
+    for name, value in headers.items():
+        key_field = f"{field_name}.key"
+        if len(name) > limit:
+            raise value_too_long(key_field, limit)
+        if not _HEADER_NAME.fullmatch(name):
+            raise invalid_field(
+                key_field,
+                "INVALID_HEADER",
+                f"{key_field} {name[:40]!r} is not an HTTP header name (RFC 7230 token)",
+            )
+        if name.lower() in _RESERVED_HEADERS:
+            raise invalid_field(
+                key_field, "INVALID_HEADER", f"{key_field} {name!r} is set by PushHub itself"
+            )
+        value_field = f"{field_name}[{name}]"
+        if len(value) > limit:
+            raise value_too_long(value_field, limit)
+        if not _HEADER_VALUE.fullmatch(value):
+            raise invalid_field(
+                value_field,
+                "INVALID_HEADER",
+                f"{value_field} must be visible ASCII, with spaces only inside (RFC 7230)",
+            )
+    return dict(headers)
 
 
 def check_http_url(field_name: str, url: str, limit: int) -> str:
