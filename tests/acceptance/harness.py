@@ -34,10 +34,12 @@ from pushhub.v1 import (
 from pushhub.v1 import status_pb2 as pushhub_status_pb2
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.credentials import SecretBox
 from pushhub_server.core.messages import InboxEntry
 from pushhub_server.core.models import Platform
 from pushhub_server.delivery.providers.simulator import Injection
 from pushhub_server.store import Database, SqlInbox
+from pushhub_server.store.schema import apps as apps_table
 from pushhub_server.store.schema import messages as messages_table
 from tests.conftest import ADMIN_TOKEN
 
@@ -247,6 +249,14 @@ class StoreProbe:
     async def recipients(self, app: AppHandle, message_id: str) -> list[str]:
         """Registration ids delivered for the message, sorted, with repeats."""
         return sorted(entry.registration_id for entry in await self.deliveries(app, message_id))
+
+    async def signing_secret(self, app: AppHandle) -> str:
+        """The app's user-token signing secret, opened as the server opens it: what an
+        operator's backend minting its own user tokens holds."""
+        query = sa.select(apps_table.c.signing_secret).where(apps_table.c.id == app.app_id)
+        async with self._db.read() as conn:
+            stored = (await conn.execute(query)).scalar_one()
+        return SecretBox(SECRET_KEY).open(stored)
 
     async def message_count(self, app: AppHandle) -> int:
         query = (

@@ -12,6 +12,7 @@ from pushhub.v1 import admin_pb2, publish_pb2
 from pushhub.v1 import registration_pb2 as reg
 
 from .harness import (
+    ADMIN_METADATA,
     APNS,
     FCM,
     AppHandle,
@@ -217,6 +218,43 @@ async def test_a_collapse_key_with_control_characters_is_refused(
 
 
 # ----------------------------------------------------------- ids, filters ----
+
+
+@pytest.mark.parametrize("app_id", ["nul\x00id", "x" * 65])
+async def test_app_and_key_ids_obey_the_stored_text_rule(app_id: str, stubs) -> None:
+    """They are looked up in SQL: PostgreSQL text cannot hold NUL (that was INTERNAL)."""
+    calls = [
+        stubs.admin.DeleteApp(admin_pb2.DeleteAppRequest(app_id=app_id), metadata=ADMIN_METADATA),
+        stubs.admin.ListApiKeys(
+            admin_pb2.ListApiKeysRequest(app_id=app_id), metadata=ADMIN_METADATA
+        ),
+        stubs.admin.CreateApiKey(
+            admin_pb2.CreateApiKeyRequest(app_id=app_id, kind=admin_pb2.API_KEY_KIND_SERVER),
+            metadata=ADMIN_METADATA,
+        ),
+        stubs.admin.RevokeApiKey(
+            admin_pb2.RevokeApiKeyRequest(app_id=app_id, key_id="k"), metadata=ADMIN_METADATA
+        ),
+        stubs.admin.IssueUserToken(
+            admin_pb2.IssueUserTokenRequest(app_id=app_id, user_id="u"), metadata=ADMIN_METADATA
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call
+        assert caught.value.code() is INVALID, caught.value.details()
+
+
+async def test_a_key_id_with_nul_is_refused(app: AppHandle) -> None:
+    await expect_error(
+        app.stubs.admin.RevokeApiKey(
+            admin_pb2.RevokeApiKeyRequest(app_id=app.app_id, key_id="k\x00"),
+            metadata=app.server(),
+        ),
+        INVALID,
+        "INVALID_CHARACTER",
+        field="key_id",
+    )
 
 
 @pytest.mark.parametrize(
