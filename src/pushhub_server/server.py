@@ -30,6 +30,7 @@ from .api.auth import Authenticator, KeyCachingAppRepository
 from .api.logging_interceptor import LoggingInterceptor
 from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
+from .api.request_decoding import DecodingInterceptor
 from .api.status_service import StatusServicer
 from .config import Config
 from .core.apps import AppService
@@ -124,7 +125,8 @@ async def _start(config: Config, clock: Clock, db: Database) -> RunningServer:
         verifier=DryRunVerifier(providers),
     )
     server = grpc.aio.server(
-        interceptors=[LoggingInterceptor()],
+        # Logging first: it sees the code of a request DecodingInterceptor refuses.
+        interceptors=[LoggingInterceptor(), DecodingInterceptor()],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
