@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from .errors import ErrorCode, PushHubError, invalid_field, required
+from .errors import ErrorCode, PushHubError, invalid_field, required, value_too_long
 from .json_documents import parse_json
 
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
@@ -37,6 +37,8 @@ SERVICE_ACCOUNT_FIELDS = (
     "token_uri",
 )
 _ACCOUNT = "service_account_json"
+# Characters of a service account's JSON: one with a 4,096-bit key is about 3.5 KB.
+MAX_SERVICE_ACCOUNT = 16384
 # A bundle id is at most 155 characters; topics add suffixes such as ".voip".
 MAX_TOPIC = 255
 # Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting
@@ -119,6 +121,8 @@ def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
 
 
 def fcm_credentials(service_account_json: str) -> FcmCredentials:
+    if len(service_account_json) > MAX_SERVICE_ACCOUNT:
+        raise value_too_long(_ACCOUNT, MAX_SERVICE_ACCOUNT)
     try:
         account = parse_json(service_account_json)
     except ValueError as error:

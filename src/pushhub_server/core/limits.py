@@ -38,6 +38,10 @@ class Limits:
     header_key: int = 255
     header_value: int = 1024
     publisher_id: int = 255
+    # Entries of notification.data: more than a 4,096-byte payload can hold.
+    notification_data: int = 512
+    # Characters of apns_json / fcm_json: a 4,096-byte payload with room for whitespace.
+    json_document: int = 16384
     message: int = 4096
     request_id: int = 64
     tag_expression: int = 8192
