@@ -126,6 +126,7 @@ async def test_credentials_denials(app: AppHandle, other_app: AppHandle, stubs: 
         # The topic becomes a header line: a line break would end it.
         ({"topic": "com.example.app\r\napns-priority: 10"}, "topic"),
         ({"topic": "com.example." + "a" * 244}, "topic"),
+        ({"private_key_pem": "-----BEGIN PRIVATE KEY-----\n" + "A" * 8192}, "private_key_pem"),
     ],
 )
 async def test_bad_apns_credentials(

@@ -262,7 +262,7 @@ async def test_a_service_account_over_16384_characters_is_refused(app: AppHandle
             metadata=app.server(),
         ),
         INVALID,
-        "VALUE_TOO_LONG",
+        "INVALID_CREDENTIALS",
         field="service_account_json",
     )
 

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from .errors import ErrorCode, PushHubError, invalid_field, required, value_too_long
+from .errors import ErrorCode, PushHubError, invalid_field, required
 from .json_documents import parse_json
 
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
@@ -39,6 +39,8 @@ SERVICE_ACCOUNT_FIELDS = (
 _ACCOUNT = "service_account_json"
 # Characters of a service account's JSON: one with a 4,096-bit key is about 3.5 KB.
 MAX_SERVICE_ACCOUNT = 16384
+# Characters of an APNs .p8 key: one is about 240.
+MAX_PEM = 8192
 # A bundle id is at most 155 characters; topics add suffixes such as ".voip".
 MAX_TOPIC = 255
 # Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting
@@ -104,6 +106,8 @@ def apns_credentials(
             "INVALID_CREDENTIALS",
             f"topic must be a bundle id: at most {MAX_TOPIC} characters of visible ASCII",
         )
+    if len(private_key_pem) > MAX_PEM:
+        raise _bad_key("private_key_pem", f"private_key_pem is over {MAX_PEM} characters")
     apns_signing_key(private_key_pem)
     try:
         chosen = ApnsEnvironment(environment or ApnsEnvironment.PRODUCTION)
@@ -122,7 +126,7 @@ def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
 
 def fcm_credentials(service_account_json: str) -> FcmCredentials:
     if len(service_account_json) > MAX_SERVICE_ACCOUNT:
-        raise value_too_long(_ACCOUNT, MAX_SERVICE_ACCOUNT)
+        raise _bad_key(_ACCOUNT, f"service_account_json is over {MAX_SERVICE_ACCOUNT} characters")
     try:
         account = parse_json(service_account_json)
     except ValueError as error:
