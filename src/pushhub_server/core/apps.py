@@ -319,7 +319,7 @@ class AppService:
             return None, "user token expired"
         user_id = claims["sub"]  # a string: PyJWT checks that
         if not _is_user_id(user_id):
-            return None, "user token rejected: sub must be a user id (1-255 characters, no NUL)"
+            return None, f"user token rejected: sub must be 1-{USER_ID_LIMIT} characters of text"
         return user_id, None
 
     @staticmethod

@@ -120,7 +120,7 @@ def check_timestamp(field_name: str, seconds: int, nanos: int) -> None:
     """A google.protobuf.Timestamp within its documented range."""
     first, last = TIMESTAMP_SECONDS
     if not (first <= seconds <= last and 0 <= nanos <= MAX_NANOS):
-        raise out_of_range(
+        raise _out_of_range(
             field_name,
             f"{field_name} must be a Timestamp from 0001-01-01 to 9999-12-31"
             " with nanos from 0 to 999999999",
@@ -131,17 +131,15 @@ def check_duration(field_name: str, seconds: int, nanos: int) -> None:
     """A google.protobuf.Duration within its documented range, nanos of the seconds' sign."""
     in_range = -DURATION_SECONDS <= seconds <= DURATION_SECONDS and -MAX_NANOS <= nanos <= MAX_NANOS
     if not in_range or (seconds > 0 > nanos) or (seconds < 0 < nanos):
-        raise out_of_range(
+        raise _out_of_range(
             field_name,
             f"{field_name} must be a Duration within 315576000000 seconds, with nanos"
             " from -999999999 to 999999999 and of the same sign as seconds",
         )
 
 
-def out_of_range(field_name: str, message: str | None = None) -> PushHubError:
-    return invalid_field(
-        field_name, "VALUE_OUT_OF_RANGE", message or f"{field_name} is out of range"
-    )
+def _out_of_range(field_name: str, message: str) -> PushHubError:
+    return invalid_field(field_name, "VALUE_OUT_OF_RANGE", message)
 
 
 def check_map(
