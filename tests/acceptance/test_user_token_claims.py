@@ -3,8 +3,9 @@ that does not count (PERMISSION_DENIED, saying why), never INTERNAL.
 
 The signing secret is what an operator's backend holds to mint its own tokens;
 a device key that presents such a token reaches the server's claim checks.
-Before, an exp too large for a float (OverflowError) and a header nested past
-json.loads' recursion limit (RecursionError) answered INTERNAL.
+Before, an exp too large for a float answered INTERNAL (OverflowError), and a
+sub that no user id can be (NUL, a lone surrogate, 256 characters, empty)
+counted.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ async def test_a_token_with_an_odd_claim_does_not_count(
 async def test_a_header_nested_past_the_parsers_limit_does_not_count(
     app: AppHandle, store: StoreProbe
 ) -> None:
-    """2,000 levels: within gRPC's 8 KiB of metadata, beyond json.loads' recursion."""
+    """2,000 levels: within gRPC's 8 KiB of metadata, beyond json.loads' recursion
+    (PyJWT turns that RecursionError into a DecodeError itself)."""
     header = '{"alg": "HS256", "x": ' + "[" * 2000 + "]" * 2000 + "}"
     payload = f'{{"iss": "{app.app_id}", "sub": "alice", "exp": {LATER}}}'
     token = forge(await store.signing_secret(app), payload, header)

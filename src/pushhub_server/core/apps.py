@@ -308,8 +308,6 @@ class AppService:
             )
         except jwt.PyJWTError as error:
             return None, f"user token rejected: {error}"
-        except RecursionError:  # PyJWT parses the header with json.loads, unguarded
-            return None, "user token rejected: its header is nested too deeply"
         # Expiry is checked against our clock (not PyJWT's), so tests can move time;
         # PyJWT then does not check exp's type either.
         expires = _seconds(claims["exp"])
