@@ -32,6 +32,7 @@ from .api.database_health import DatabaseHealth
 from .api.logging_interceptor import LoggingInterceptor
 from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
+from .api.request_decoding import DecodingInterceptor
 from .api.status_service import StatusServicer
 from .config import Config
 from .core.apps import AppService
@@ -137,7 +138,8 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         callback_urls=callback_urls,
     )
     server = grpc.aio.server(
-        interceptors=[LoggingInterceptor()],
+        # Logging first: it sees the code of a request DecodingInterceptor refuses.
+        interceptors=[LoggingInterceptor(), DecodingInterceptor()],
         options=[
             *SERVER_OPTIONS,
             ("grpc.max_receive_message_length", config.max_message_bytes),

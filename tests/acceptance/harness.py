@@ -34,8 +34,12 @@ from pushhub.v1 import (
 from pushhub.v1 import status_pb2 as pushhub_status_pb2
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.credentials import SecretBox
 from pushhub_server.core.messages import InboxEntry
+from pushhub_server.core.models import Platform
+from pushhub_server.delivery.providers.simulator import Injection
 from pushhub_server.store import Database, SqlInbox
+from pushhub_server.store.schema import apps as apps_table
 from pushhub_server.store.schema import messages as messages_table
 from pushhub_server.store.schema import registrations as registrations_table
 from tests.conftest import ADMIN_TOKEN
@@ -262,6 +266,14 @@ class StoreProbe:
         async with self._db.write() as conn:
             assert (await conn.execute(update)).rowcount == 1
 
+    async def signing_secret(self, app: AppHandle) -> str:
+        """The app's user-token signing secret, opened as the server opens it: what an
+        operator's backend minting its own user tokens holds."""
+        query = sa.select(apps_table.c.signing_secret).where(apps_table.c.id == app.app_id)
+        async with self._db.read() as conn:
+            stored = (await conn.execute(query)).scalar_one()
+        return SecretBox(SECRET_KEY).open(stored)
+
     async def message_count(self, app: AppHandle) -> int:
         query = (
             sa.select(sa.func.count())
@@ -284,7 +296,13 @@ def platform_counts(status: pushhub_status_pb2.MessageStatus) -> dict[int, tuple
 
 
 def new_token(length: int = 64) -> str:
+    """Random hex digits: with the default length, a valid token for APNs and FCM alike."""
     return secrets.token_hex(length // 2 + 1)[:length]
+
+
+def injected_token(kind: Injection, platform: int) -> str:
+    """A valid token on which the simulator fails as kind says (its prefix table)."""
+    return kind.token(Platform(platform), new_token(56))
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:

@@ -125,6 +125,8 @@ async def test_credentials_denials(app: AppHandle, other_app: AppHandle, stubs: 
         ({"private_key_pem": _pem(ec.generate_private_key(ec.SECP384R1()))}, "private_key_pem"),
         # The topic becomes a header line: a line break would end it.
         ({"topic": "com.example.app\r\napns-priority: 10"}, "topic"),
+        ({"topic": "com.example." + "a" * 244}, "topic"),
+        ({"private_key_pem": "-----BEGIN PRIVATE KEY-----\n" + "A" * 8192}, "private_key_pem"),
     ],
 )
 async def test_bad_apns_credentials(
@@ -158,10 +160,34 @@ async def test_bad_service_account(app: AppHandle, stubs: Stubs, document: str) 
     )
 
 
+# A throwaway 512-bit RSA key: cryptography no longer generates keys this short.
+RSA_512 = """-----BEGIN PRIVATE KEY-----
+MIIBUwIBADANBgkqhkiG9w0BAQEFAASCAT0wggE5AgEAAkEAzeY91I1rw1xt21V6
+8TTXxzwZC6ojWwHCOdQMYaRfyvzl8DaOzPUf53r6OVMu+FDc/+hSRVCQ5Pqbhrfk
+ZSZT4wIDAQABAkBA+Vwfm/UatCsyoLnoLf29sHhS1wDLMjXhW8oAcgeMnUrS+gTg
+vvJeU9mqfBnyNqysT7Z0Lsu9HvLfWNLn1YPxAiEA7Wtkt6vGqlWwkJpmCpP+29KC
+jUqj4IuPHSLq5oqruVsCIQDeA1rSoHJ3I18j9nhVS6RsEOKSkBSCJ1pJpC9lzM7O
+GQIgdJazW/rP0V/JGAmqKHGqytoiYC4SMbd27RDzl4jrcVcCIEv07d/eEQt9yJEv
+RCA6jviCFmJ6dOnKuPM0/xpfJeoRAiAaZIKTssm4D3s1zK/PZQY15A4PBka2VSKK
+fyWjg5zSzA==
+-----END PRIVATE KEY-----
+"""
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
         ({"private_key_id": None}, "private_key_id"),
+        # The project id goes into the FCM URL path.
+        ({"project_id": "/../x"}, "project_id"),
+        ({"project_id": "demo-project/../../v1/projects/other"}, "project_id"),
+        ({"project_id": "demo project"}, "project_id"),
+        ({"project_id": "Demo-Project"}, "project_id"),
+        ({"project_id": "short"}, "project_id"),
+        ({"project_id": "demo-project-"}, "project_id"),
+        ({"private_key": RSA_512}, "512 bits"),
+        ({"private_key": _pem(rsa.generate_private_key(65537, 1024))}, "1024 bits"),
+        ({"private_key": _pem(rsa.generate_private_key(65537, 2047))}, "2047 bits"),
         ({"token_uri": None}, "token_uri"),
         ({"private_key_id": ""}, "private_key_id"),
         ({"client_email": 42}, "client_email"),
@@ -193,3 +219,14 @@ async def test_service_account_the_provider_cannot_use_is_refused(
     )
     assert named in (caught.value.details() or "")
     assert "PRIVATE" not in str(caught.value)
+
+
+@pytest.mark.parametrize("project", ["abcdef", "a" * 30, "demo-1-2-3", "example.com:demo-project"])
+async def test_project_ids_google_issues_are_accepted(
+    app: AppHandle, stubs: Stubs, project: str
+) -> None:
+    request = admin_pb2.SetFcmCredentialsRequest(
+        app_id=app.app_id, service_account_json=service_account(project)
+    )
+    answer = await stubs.admin.SetFcmCredentials(request, metadata=app.server())
+    assert answer.app.fcm_configured

@@ -13,6 +13,8 @@ from datetime import timedelta
 import pytest
 import pytest_asyncio
 
+from pushhub_server.delivery.providers.simulator import INVALID
+
 from .harness import (
     APNS,
     FCM,
@@ -20,6 +22,7 @@ from .harness import (
     AppHandle,
     StoreProbe,
     create_app,
+    injected_token,
     new_token,
     platform_counts,
     settle,
@@ -65,7 +68,7 @@ async def population(stubs, clock) -> Population:
     app = await create_app(stubs, clock, prefix="audience")
     ids = {}
     for name, fields in PEOPLE.items():
-        response = await app.register(device_token=f"{name}-{new_token()}", **fields)
+        response = await app.register(device_token=new_token(), **fields)
         ids[name] = response.registration.registration_id
     return Population(app, ids)
 
@@ -232,10 +235,10 @@ async def test_invalidated_registrations_are_left_out_of_later_sends(
 ) -> None:
     good = (await app.register(platform=APNS)).registration.registration_id
     gone_apns = (
-        await app.register(platform=APNS, device_token="invalid-" + new_token())
+        await app.register(platform=APNS, device_token=injected_token(INVALID, APNS))
     ).registration.registration_id
     gone_fcm = (
-        await app.register(platform=FCM, device_token="invalid-" + new_token())
+        await app.register(platform=FCM, device_token=injected_token(INVALID, FCM))
     ).registration.registration_id
 
     first = await app.publish(message="first")

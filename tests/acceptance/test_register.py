@@ -10,8 +10,18 @@ import grpc
 
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.delivery.providers.simulator import INVALID
 
-from .harness import APNS, FCM, AppHandle, expect_error, new_token, settle, timestamp
+from .harness import (
+    APNS,
+    FCM,
+    AppHandle,
+    expect_error,
+    injected_token,
+    new_token,
+    settle,
+    timestamp,
+)
 
 GONE = dict(code=grpc.StatusCode.NOT_FOUND, reason="REGISTRATION_GONE")
 
@@ -661,7 +671,7 @@ async def test_invalidated_registration_is_gone_until_registered_again(
     app: AppHandle, server
 ) -> None:
     rpc = app.stubs.registrations
-    token = "invalid-" + new_token()
+    token = injected_token(INVALID, APNS)
     dead = await app.register(device_token=token, user_id="iv", channels=["c"], tags=["t"])
     live = await app.register(user_id="iv", channels=["c"], tags=["t"])
     dead_id = dead.registration.registration_id
@@ -701,7 +711,7 @@ async def test_invalidated_registration_is_gone_until_registered_again(
 
 
 async def test_reregistering_an_invalidated_token_revives_it(app: AppHandle, server) -> None:
-    token = "invalid-" + new_token()
+    token = injected_token(INVALID, APNS)
     dead = await app.register(device_token=token, channels=["c"])
     published = await app.publish(channel="c", message="hi")
     await settle(server, app, published.message_id)

@@ -19,6 +19,7 @@ from google.protobuf import duration_pb2
 from pushhub.v1 import status_pb2
 from pushhub_server.core.messages import Delivery, DeliveryResult
 from pushhub_server.delivery.providers import SimulatorProvider
+from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 
 from .harness import (
     APNS,
@@ -29,6 +30,7 @@ from .harness import (
     AppHandle,
     StoreProbe,
     expect_error,
+    injected_token,
     new_token,
     platform_counts,
     settle,
@@ -201,7 +203,7 @@ async def test_a_cancel_during_a_chunk_keeps_what_the_chunk_sent(
     provider reported invalid is invalidated; nothing is sent after the chunk."""
     for _ in range(3):
         await app.register()
-    await app.register(device_token="invalid-" + new_token())
+    await app.register(device_token=injected_token(INVALID, APNS))
     stalled, release = asyncio.Event(), asyncio.Event()
     send = SimulatorProvider.send
 
@@ -259,11 +261,11 @@ async def test_message_status_counts_platforms_and_failure_reasons(
     ids = {}
     for name, platform, token in [
         ("apns-ok", APNS, new_token()),
-        ("apns-gone", APNS, "invalid-" + new_token()),
-        ("apns-flaky", APNS, "flaky-" + new_token()),
+        ("apns-gone", APNS, injected_token(INVALID, APNS)),
+        ("apns-flaky", APNS, injected_token(FLAKY, APNS)),
         ("fcm-ok", FCM, "fcm-" + new_token()),
-        ("fcm-rejected", FCM, "rejected-" + new_token()),
-        ("fcm-flaky", FCM, "flaky-" + new_token()),
+        ("fcm-rejected", FCM, injected_token(REJECTED, FCM)),
+        ("fcm-flaky", FCM, injected_token(FLAKY, FCM)),
     ]:
         response = await app.register(platform=platform, device_token=token)
         ids[name] = response.registration.registration_id

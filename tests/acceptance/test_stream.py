@@ -18,7 +18,7 @@ PER_BATCH = 1000
 
 def _plan(index: int, run: str) -> tuple[reg.RegisterDeviceRequest, tuple[str, str] | None]:
     """The item at `index`, and the (reason, field) it must fail with, if any."""
-    token = f"{run}-{index:05d}-{new_token(32)}"
+    token = f"{run}{index:05d}{new_token(51)}"  # 64 hex digits: valid on either platform
     item = reg.RegisterDeviceRequest(
         platform=APNS if index % 2 else FCM,
         device_token=token,
@@ -172,11 +172,11 @@ async def test_more_than_a_thousand_items_is_refused(app: AppHandle) -> None:
     """Either the stream ends with the error, or every item carries it and the stream lives on."""
     too_many = reg.RegisterDevicesRequest(
         registrations=[
-            reg.RegisterDeviceRequest(platform=APNS, device_token=f"t{i}") for i in range(1001)
+            reg.RegisterDeviceRequest(platform=FCM, device_token=f"t{i}") for i in range(1001)
         ]
     )
     valid = reg.RegisterDevicesRequest(
-        registrations=[reg.RegisterDeviceRequest(platform=APNS, device_token="after")]
+        registrations=[reg.RegisterDeviceRequest(platform=FCM, device_token="after")]
     )
     call = app.stubs.registrations.RegisterDevices(
         stream_requests([too_many, valid]), metadata=app.server()
@@ -205,7 +205,7 @@ async def test_stream_with_a_device_key_is_refused(app: AppHandle) -> None:
         stream_requests(
             [
                 reg.RegisterDevicesRequest(
-                    registrations=[reg.RegisterDeviceRequest(platform=APNS, device_token="d")]
+                    registrations=[reg.RegisterDeviceRequest(platform=FCM, device_token="d")]
                 )
             ]
         ),

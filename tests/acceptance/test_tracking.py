@@ -171,6 +171,37 @@ async def test_webhook_success_is_signed_with_the_presenting_key(
     assert response.request_id
 
 
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"X-A": "v\r\nX-Injected: 1"}, "callback_headers[X-A]"),
+        ({"X-A": "bell\x07"}, "callback_headers[X-A]"),
+        ({"X-A": "caf\u00e9"}, "callback_headers[X-A]"),
+        ({"X A": "v"}, "callback_headers.key"),
+        ({"X-A:": "v"}, "callback_headers.key"),
+        ({"Host": "internal.example"}, "callback_headers.key"),
+        ({"Content-Length": "0"}, "callback_headers.key"),
+    ],
+)
+async def test_callback_headers_must_be_http_headers(
+    app: AppHandle, sink: Sink, headers: dict[str, str], field: str
+) -> None:
+    """RFC 7230 names and values, none that frames the request: nothing is sent."""
+    url = sink.url("/bad-headers")
+    for auth in (app.server(), app.device()):
+        await expect_error(
+            app.register(auth, track=True, callback_url=url, callback_headers=headers),
+            INVALID,
+            "INVALID_HEADER",
+            field=field,
+        )
+    # A good request after them is the first the sink sees.
+    await app.register(track=True, callback_url=sink.url("/good"))
+    [call] = await sink.wait_for(1)
+    assert call.path == "/good"
+    assert len(await app.list_all()) == 1, "the refused requests stored nothing"
+
+
 async def test_webhook_failure_reports_reason_and_device_key_signature(
     app: AppHandle, sink: Sink
 ) -> None:

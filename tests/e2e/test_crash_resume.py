@@ -110,7 +110,8 @@ class Client:
                     registrations=[
                         registration_pb2.RegisterDeviceRequest(
                             platform=common_pb2.PLATFORM_APNS if n % 2 else common_pb2.PLATFORM_FCM,
-                            device_token=f"crash-{n:06d}-{uuid.uuid4().hex}",
+                            # 64 hex digits: a valid token on either platform.
+                            device_token=f"{n:06d}{uuid.uuid4().hex}{uuid.uuid4().hex[:26]}",
                             channels=["all"],
                         )
                         for n in range(start, min(start + BATCH, count))

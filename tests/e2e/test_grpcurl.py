@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
-from tests.acceptance.harness import AppHandle, Stubs, create_app, start_test_server
+from tests.acceptance.harness import AppHandle, Stubs, create_app, settle, start_test_server
 from tests.e2e.conftest import make
 from tests.fakes.tls import issue_client_files, issue_tls_files
 
@@ -272,3 +272,36 @@ async def test_grpcurl_with_cacert_and_a_client_certificate(
         assert code != 0 and "Failed to dial" in err, err
     finally:
         await running.stop(1.0)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# A README command registering a device: its key variable and its -d JSON.
+_README_REGISTER = re.compile(
+    r'grpcurl -plaintext -H "authorization: Bearer \$(\w+)" \\\n'
+    r"\s+-d '([^']*)' \\\n"
+    r"\s+127\.0\.0\.1:50051 pushhub\.v1\.DeviceRegistrationService/RegisterDevice\n"
+)
+
+
+async def test_the_readme_registrations_work_as_written(e2e_server, clock: ManualClock) -> None:
+    """Every RegisterDevice of the README, as printed there: its tokens are valid, its one
+    error example fails as it says, and the simulator's failure table holds."""
+    commands = _README_REGISTER.findall(README.read_text())
+    assert len(commands) >= 6, "the README's RegisterDevice examples were not found"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{e2e_server.port}") as channel:
+        app = await create_app(Stubs.on(channel), clock, prefix="readme")
+        keys = {"SERVER_KEY": app.server_key, "DEVICE_KEY": app.device_key}
+        for key, body in commands:
+            code, out, err = await grpcurl(
+                e2e_server.port,
+                "pushhub.v1.DeviceRegistrationService/RegisterDevice",
+                flags=("-H", f"authorization: Bearer {keys[key]}", "-d", body),
+            )
+            if "expires_at" in json.loads(body):
+                assert code != 0 and "INVALID_EXPIRATION" in err, (body, err)
+            else:
+                assert code == 0, (body, err)
+        published = await app.publish(channel="alerts", message="Storm warning")
+        status = await settle(e2e_server, app, published.message_id)
+    assert (status.targeted_count, status.sent_count, status.failed_count) == (3, 1, 2)
+    assert dict(status.failure_reasons) == {"PayloadRejected": 1, "Unregistered": 1}

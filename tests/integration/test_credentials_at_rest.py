@@ -47,7 +47,7 @@ async def test_unsealed_credentials_are_reported_then_sealed_on_the_next_write(
     caplog.set_level(logging.WARNING)
     unsealed = AppService(apps, clock, secrets_box=SecretBox(None))
     await unsealed.set_apns_credentials(app_id, APNS)
-    await unsealed.set_fcm_credentials(app_id, fcm_credentials(_fcm("before")))
+    await unsealed.set_fcm_credentials(app_id, fcm_credentials(_fcm("project-before")))
 
     keyed = AppService(apps, clock, secrets_box=SecretBox(SECRET_KEY))
     for _ in range(3):  # every delivery run reads them: one warning per platform
@@ -61,11 +61,11 @@ async def test_unsealed_credentials_are_reported_then_sealed_on_the_next_write(
     assert all(value.startswith("plain:") for value in (await apps.credentials(app_id)).values())
 
     # A write of the FCM credentials seals the APNs ones stored earlier too.
-    await keyed.set_fcm_credentials(app_id, fcm_credentials(_fcm("after")))
+    await keyed.set_fcm_credentials(app_id, fcm_credentials(_fcm("project-after")))
 
     stored = await apps.credentials(app_id)
     assert set(stored) == {"apns", "fcm"}
     assert all(value.startswith("fernet:") for value in stored.values())
     apns, fcm = await keyed.provider_credentials(app_id)
-    assert apns == APNS and fcm is not None and fcm.project_id == "after"
+    assert apns == APNS and fcm is not None and fcm.project_id == "project-after"
     assert "PRIVATE" not in caplog.text and SECRET_KEY not in caplog.text

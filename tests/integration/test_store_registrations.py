@@ -677,7 +677,9 @@ async def test_unregister_never_deletes_a_registration_another_user_just_took(
 ) -> None:
     """Alice's backend registers the device's anonymous token as hers just before
     the device key's delete runs: the delete must leave her registration alone."""
-    anonymous = (await upsert_one(registrations, app_id, device("race-t"))).registration
+    anonymous_item = device("race-t", platform=Platform.FCM)
+    alices_item = replace(anonymous_item, user_id="alice")
+    anonymous = (await upsert_one(registrations, app_id, anonymous_item)).registration
 
     class AliceFirst:
         """The real repository; alice's registration lands before each delete."""
@@ -686,22 +688,22 @@ async def test_unregister_never_deletes_a_registration_another_user_just_took(
             return getattr(registrations, name)
 
         async def delete(self, *args: object) -> int:
-            await upsert_one(registrations, app_id, device("race-t", user_id="alice"))
+            await upsert_one(registrations, app_id, alices_item)
             return await registrations.delete(*args)  # type: ignore[arg-type]
 
         async def delete_by_token(self, *args: object) -> int:
-            await upsert_one(registrations, app_id, device("race-t", user_id="alice"))
+            await upsert_one(registrations, app_id, alices_item)
             return await registrations.delete_by_token(*args)  # type: ignore[arg-type]
 
     service = _service(AliceFirst())
     device_key = Principal(app_id, "k", KeyKind.DEVICE, "key")
     for by_id, by_token in ((anonymous.registration_id, ""), ("", "race-t")):
         with pytest.raises(PushHubError) as caught:
-            await service.unregister(device_key, by_id, int(Platform.APNS), by_token)
+            await service.unregister(device_key, by_id, int(Platform.FCM), by_token)
         assert caught.value.reason == "NOT_DEVICE_OWNER"
         alices = await registrations.get(app_id, anonymous.registration_id, NOW)
         assert alices is not None and alices.user_id == "alice"
-        await registrations.upsert_many(app_id, [device("race-t")], NOW)  # anonymous again
+        await registrations.upsert_many(app_id, [anonymous_item], NOW)  # anonymous again
 
 
 def _service(repository: object) -> RegistrationService:
@@ -719,12 +721,13 @@ async def test_unregister_removes_invalidated_registrations_without_counting_the
 ) -> None:
     service = _service(registrations)
     device_key = Principal(app_id, "k", KeyKind.DEVICE, "key")
-    by_token = (await upsert_one(registrations, app_id, device("ui-t", user_id="al"))).registration
+    ui_t = device("ui-t", platform=Platform.FCM, user_id="al")
+    by_token = (await upsert_one(registrations, app_id, ui_t)).registration
     by_id = (await upsert_one(registrations, app_id, device("ui-i", user_id="al"))).registration
     for dead in (by_token, by_id):
         await _invalidate(db, dead.registration_id)
     # Dead rows are nobody's: even a device key without al's user token removes them.
-    assert await service.unregister(device_key, "", int(Platform.APNS), "ui-t") == 0
+    assert await service.unregister(device_key, "", int(Platform.FCM), "ui-t") == 0
     with pytest.raises(PushHubError) as gone:
         await service.unregister(device_key, by_id.registration_id, 0, "")
     assert gone.value.reason == "REGISTRATION_GONE"

@@ -13,7 +13,7 @@ from pushhub_server.core.credentials import SecretBox
 from pushhub_server.store import SqlAppRepository
 
 
-@pytest.mark.parametrize("exp", ["soon", [1], {"at": 1}, float("nan"), float("inf")])
+@pytest.mark.parametrize("exp", ["soon", [1], {"at": 1}, float("nan"), float("inf"), 10**400, True])
 async def test_an_exp_that_is_not_a_finite_number_is_refused(
     apps: SqlAppRepository, clock: ManualClock, exp: object
 ) -> None:

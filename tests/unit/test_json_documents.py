@@ -34,3 +34,42 @@ def test_objects_count_as_levels_too() -> None:
 def test_invalid_json_is_still_a_value_error() -> None:
     with pytest.raises(ValueError):
         parse_json("{not json")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": "\\udc00"}',
+        '{"a": "\\ud800x"}',
+        '{"\\udfff": 1}',
+        '["ok", {"b": ["\\uDC00"]}]',
+        '"\\ud83d"',
+    ],
+)
+def test_lone_surrogate_escapes_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="lone surrogate"):
+        parse_json(text)
+
+
+def test_a_surrogate_pair_is_one_character() -> None:
+    assert parse_json('{"smile": "\\ud83d\\ude00"}') == {"smile": "\U0001f600"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NaN", '{"a": Infinity}', "[-Infinity]", '{"a": 1e400}', "-1e309", "[1" + "0" * 400 + "]"],
+)
+def test_numbers_beyond_a_double_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="finite|beyond the range"):
+        parse_json(text)
+
+
+def test_the_largest_doubles_and_long_integers_within_them_parse() -> None:
+    assert parse_json("[1.7976931348623157e308, -1e308, 0.0, -0]") == [
+        1.7976931348623157e308,
+        -1e308,
+        0.0,
+        0,
+    ]
+    assert parse_json("1" + "0" * 300) == 10**300
+    assert parse_json('{"t": true, "f": false, "n": null}') == {"t": True, "f": False, "n": None}

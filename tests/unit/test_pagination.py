@@ -13,7 +13,7 @@ from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.pagination import decode_cursor, encode_cursor
 
 
-@given(st.text(), st.text())
+@given(st.from_regex(r"[0-9A-Za-z-]{1,64}", fullmatch=True), st.text())
 def test_round_trip(after: str, filter_key: str) -> None:
     token = encode_cursor(after, filter_key)
     assert token.isascii() and "=" not in token
@@ -41,11 +41,29 @@ def test_garbage_is_refused(token: str) -> None:
     _invalid(token)
 
 
-def test_after_must_be_a_string() -> None:
+def _forged(after_json: str) -> str:
+    """A token as a client could build one: the filter digest is not secret."""
     token = encode_cursor("x", "[]")
     good = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    forged = base64.urlsafe_b64encode(json.dumps({**good, "after": 5}).encode()).decode()
-    _invalid(forged)
+    text = json.dumps(good).replace('"x"', after_json)
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def test_after_must_be_a_string() -> None:
+    _invalid(_forged("5"))
+
+
+@pytest.mark.parametrize(
+    "after_json",
+    ['"a\\u0000b"', '"\\udc00"', '"with space"', '"' + "a" * 65 + '"', '""', "[" * 5000],
+)
+def test_a_forged_after_is_refused(after_json: str) -> None:
+    """It goes into SQL: NUL, a lone surrogate or deep nesting would fail there, or earlier."""
+    _invalid(_forged(after_json))
+
+
+def test_a_token_far_longer_than_any_made_is_refused_unread() -> None:
+    _invalid("A" * 1025)
 
 
 @given(st.binary(max_size=200))

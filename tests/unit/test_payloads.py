@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -514,6 +515,15 @@ def test_template_that_cannot_render_fails_that_recipient(body: str) -> None:
         assert info.value.reason == "TEMPLATE_RENDER_FAILED"
     # Others still get their payloads.
     assert renderer.apns(templates={"promo": '{"aps":{}}'}).body == b'{"aps":{}}'
+
+
+def test_a_property_rendering_a_number_beyond_a_double_fails_that_recipient() -> None:
+    """A quoted #(count) renders 1e400 bare: json.loads reads inf, json.dumps writes Infinity."""
+    content = replace(TEMPLATED, template_properties={"count": "1e400"})
+    renderer = PayloadRenderer(content, now=NOW)
+    with pytest.raises(PushHubError) as info:
+        renderer.apns(templates={"promo": '{"aps":{"badge":"#(count)"}}'})
+    assert info.value.reason == "TEMPLATE_RENDER_FAILED"
 
 
 # ------------------------------------------------------------------ size

@@ -133,6 +133,35 @@ def test_platform(platform: int) -> None:
             "callback_headers",
             "8000",
         ),
+        ({"device_token": "a" * 63}, "INVALID_DEVICE_TOKEN", "device_token", None),
+        ({"device_token": "a" * 201}, "VALUE_TOO_LONG", "device_token", "8000"),
+        ({"device_token": "g" * 64}, "INVALID_DEVICE_TOKEN", "device_token", None),
+        ({"platform": 2, "device_token": "a b"}, "INVALID_DEVICE_TOKEN", "device_token", None),
+        (
+            {"callback_headers": {"X-A": "v\r\nX-B: 1"}},
+            "INVALID_HEADER",
+            "callback_headers[X-A]",
+            None,
+        ),
+        ({"callback_headers": {"X A": "v"}}, "INVALID_HEADER", "callback_headers.key", None),
+        (
+            {"callback_headers": {"Host": "internal"}},
+            "INVALID_HEADER",
+            "callback_headers.key",
+            None,
+        ),
+        (
+            {"templates": {"t": Template('{"a": "\\udc00"}')}},
+            "INVALID_TEMPLATE",
+            "templates[t].body",
+            None,
+        ),
+        (
+            {"templates": {"t": Template('{"a": NaN}')}},
+            "INVALID_TEMPLATE",
+            "templates[t].body",
+            None,
+        ),
     ],
 )
 def test_each_field_rule(fields: dict, reason: str, field: str, legacy: str | None) -> None:
@@ -155,6 +184,7 @@ def test_callback_urls_follow_the_policy_given() -> None:
 def test_limits_are_inclusive() -> None:
     item = validate_draft(
         draft(
+            platform=2,
             device_token="t" * 4096,
             channels=["c" * 255],
             tags=[f"{i:0>120}" for i in range(60)],
@@ -169,7 +199,7 @@ def test_limits_are_inclusive() -> None:
 
 def test_limits_are_configurable() -> None:
     with pytest.raises(PushHubError) as caught:
-        validate_draft(draft(device_token="t" * 11), Limits(device_token=10), NOW)
+        validate_draft(draft(platform=2, device_token="t" * 11), Limits(device_token=10), NOW)
     assert caught.value.metadata["limit"] == "10"
 
 

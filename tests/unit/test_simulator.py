@@ -9,6 +9,7 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 from tests.unit.delivery_fakes import (
     APP,
     START,
@@ -53,6 +54,21 @@ async def test_failure_injection_by_prefix() -> None:
     assert invalid == DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "Unregistered")
     assert flaky == DeliveryResult(DeliveryOutcome.RETRY, "ServiceUnavailable", 0.2)
     assert rejected == DeliveryResult(DeliveryOutcome.REJECTED, "PayloadRejected")
+
+
+async def test_apns_tokens_inject_failures_by_their_hex_prefixes() -> None:
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START), retry_after=0.2)
+    rest = "0" * 56
+    tokens = [kind.token(Platform.APNS, rest) for kind in (INVALID, FLAKY, REJECTED)]
+    assert all(len(token) == 64 and int(token, 16) for token in tokens), "valid APNs tokens"
+    invalid, flaky, rejected, plain = await simulator.send(
+        [delivery(token) for token in tokens] + [delivery("ab" * 32)]
+    )
+    assert invalid == DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "Unregistered")
+    assert flaky == DeliveryResult(DeliveryOutcome.RETRY, "ServiceUnavailable", 0.2)
+    assert rejected == DeliveryResult(DeliveryOutcome.REJECTED, "PayloadRejected")
+    assert plain.outcome is DeliveryOutcome.SENT
+    assert FLAKY.token(Platform.FCM, "phone") == "flaky-phone"
 
 
 async def test_flaky_fails_once_per_message_and_token() -> None:

@@ -11,13 +11,19 @@ from hypothesis import strategies as st
 
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.validation import (
+    DURATION_SECONDS,
+    TIMESTAMP_SECONDS,
     check_count,
+    check_duration,
     check_future,
+    check_http_headers,
     check_map,
     check_name,
+    check_printable,
     check_tag,
     check_tags,
     check_text,
+    check_timestamp,
     is_reserved_tag,
 )
 
@@ -114,3 +120,98 @@ def test_reserved_tags() -> None:
     assert not is_reserved_tag("users:alice")
     assert not is_reserved_tag("User:alice")
     assert not is_reserved_tag("alice")
+
+
+def test_check_http_headers_accepts_rfc_7230_names_and_values() -> None:
+    headers = {"X-Api-Key": "abc 123\t=/+", "!#$%&'*+-.^_`|~09Az": "", "Authorization": "Bearer x"}
+    assert check_http_headers("callback_headers", headers, 32, 1024) == headers
+
+
+@pytest.mark.parametrize(
+    ("headers", "field"),
+    [
+        ({"X-A": "v\r\nX-Injected: 1"}, "callback_headers[X-A]"),
+        ({"X-A": "v\n"}, "callback_headers[X-A]"),
+        ({"X-A": "nul\x00"}, "callback_headers[X-A]"),
+        ({"X-A": "del\x7f"}, "callback_headers[X-A]"),
+        ({"X-A": " leading space"}, "callback_headers[X-A]"),
+        ({"X-A": "trailing\t"}, "callback_headers[X-A]"),
+        ({"X-A": "caf\u00e9"}, "callback_headers[X-A]"),
+        ({"X A": "v"}, "callback_headers.key"),
+        ({"X:A": "v"}, "callback_headers.key"),
+        ({"": "v"}, "callback_headers.key"),
+        ({"X-\u00e9": "v"}, "callback_headers.key"),
+        ({"Host": "10.0.0.1"}, "callback_headers.key"),
+        ({"content-length": "0"}, "callback_headers.key"),
+        ({"Transfer-Encoding": "chunked"}, "callback_headers.key"),
+    ],
+)
+def test_check_http_headers_refuses(headers: dict[str, str], field: str) -> None:
+    error = _error(check_http_headers, "callback_headers", headers, 32, 1024)
+    assert (error.reason, error.metadata["field"]) == ("INVALID_HEADER", field)
+
+
+def test_check_http_headers_limits() -> None:
+    many = {f"h{i}": "v" for i in range(33)}
+    assert _error(check_http_headers, "callback_headers", many, 32, 1024).reason == (
+        "TOO_MANY_VALUES"
+    )
+    long_value = {"h": "v" * 1025}
+    assert _error(check_http_headers, "callback_headers", long_value, 32, 1024).reason == (
+        "VALUE_TOO_LONG"
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(TIMESTAMP_SECONDS[0], 0), (TIMESTAMP_SECONDS[1], 999_999_999), (0, 0), (1, 500)],
+)
+def test_timestamps_within_the_proto_range(seconds: int, nanos: int) -> None:
+    check_timestamp("publish_at", seconds, nanos)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (0, -1),
+        (0, 1_000_000_000),
+        (0, 2_000_000_000),
+        (TIMESTAMP_SECONDS[0] - 1, 0),
+        (TIMESTAMP_SECONDS[1] + 1, 0),
+        (2**63 - 1, 0),
+    ],
+)
+def test_timestamps_outside_the_proto_range(seconds: int, nanos: int) -> None:
+    error = _error(check_timestamp, "publish_at", seconds, nanos)
+    assert (error.reason, error.metadata["field"]) == ("VALUE_OUT_OF_RANGE", "publish_at")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(DURATION_SECONDS, 999_999_999), (-DURATION_SECONDS, -999_999_999), (0, -5), (0, 5), (3, 0)],
+)
+def test_durations_within_the_proto_range(seconds: int, nanos: int) -> None:
+    check_duration("ttl", seconds, nanos)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (DURATION_SECONDS + 1, 0),
+        (-DURATION_SECONDS - 1, 0),
+        (0, 1_000_000_000),
+        (0, -1_000_000_000),
+        (5, -1),
+        (-5, 1),
+        (2**63 - 1, 0),
+    ],
+)
+def test_durations_outside_the_proto_range(seconds: int, nanos: int) -> None:
+    error = _error(check_duration, "ttl", seconds, nanos)
+    assert (error.reason, error.metadata["field"]) == ("VALUE_OUT_OF_RANGE", "ttl")
+
+
+def test_check_printable() -> None:
+    assert check_printable("collapse_key", "any text, é ok") == "any text, é ok"
+    for bad in ("a\rb", "a\nb", "\x00", "\x7f", "\t"):
+        assert _error(check_printable, "collapse_key", bad).reason == "INVALID_CHARACTER"

@@ -30,6 +30,7 @@ from ..core.models import (
     TrackedRequest,
 )
 from ..core.registrations import RegisterOutcome, RegistrationDraft, parse_platform
+from ..core.validation import check_duration, check_timestamp
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -46,17 +47,16 @@ def set_time(target: timestamp_pb2.Timestamp, moment: datetime) -> None:
 
 def to_datetime(value: timestamp_pb2.Timestamp, field_name: str) -> datetime:
     """An aware UTC datetime; sub-microsecond precision is dropped."""
-    try:
-        return from_micros(value.seconds * 1_000_000 + value.nanos // 1000)
-    except OverflowError:
-        raise _out_of_range(field_name) from None
+    seconds, nanos = value.seconds, value.nanos
+    check_timestamp(field_name, seconds, nanos)
+    return from_micros(seconds * 1_000_000 + nanos // 1000)
 
 
 def to_timedelta(value: duration_pb2.Duration, field_name: str) -> timedelta:
-    try:
-        return timedelta(seconds=value.seconds, microseconds=value.nanos // 1000)
-    except OverflowError:
-        raise _out_of_range(field_name) from None
+    seconds, nanos = value.seconds, value.nanos
+    check_duration(field_name, seconds, nanos)
+    # int(): nanos // 1000 would round a negative duration's fraction away from zero.
+    return timedelta(seconds=seconds, microseconds=int(nanos / 1000))
 
 
 def optional_datetime(message: Message, field_name: str) -> datetime | None:
@@ -71,11 +71,6 @@ def optional_timedelta(message: Message, field_name: str) -> timedelta | None:
     if not message.HasField(field_name):
         return None
     return to_timedelta(getattr(message, field_name), field_name)
-
-
-def _out_of_range(field_name: str) -> Exception:
-    # The wire allows values Python's datetime cannot hold; they are client errors.
-    return invalid_field(field_name, "VALUE_OUT_OF_RANGE", f"{field_name} is out of range")
 
 
 def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:

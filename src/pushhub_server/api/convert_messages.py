@@ -5,7 +5,7 @@ from __future__ import annotations
 from pushhub.v1 import common_pb2, publish_pb2, status_pb2
 
 from ..core.messages import MessageState, MessageStatus
-from ..core.notifications import NotificationContent, Priority
+from ..core.notifications import NotificationContent, Priority, invalid_priority
 from ..core.publishing import PublishDraft
 from .convert import optional_datetime, optional_timedelta, set_time
 
@@ -63,8 +63,11 @@ def _content(request: publish_pb2.PublishRequest) -> NotificationContent:
 
 
 def _priority(value: int) -> Priority | None:
-    # Unknown enum numbers from newer clients fall back to the platform default.
-    return _PRIORITIES.get(value)
+    # proto3 enums are open: any int32 arrives, and only the contract's numbers mean anything.
+    try:
+        return _PRIORITIES[value]
+    except KeyError:
+        raise invalid_priority() from None
 
 
 def message_state(state: MessageState) -> int:

@@ -71,7 +71,8 @@ def _pack(detail: error_details_pb2.ErrorInfo | error_details_pb2.BadRequest) ->
     return packed
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
+async def abort(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
+    """Ends the RPC with the error's status; an unexpected error becomes INTERNAL."""
     if not isinstance(error, PushHubError):
         # A bug: keep the traceback in the server log, never on the wire.
         _log.error("unhandled error in an RPC handler", exc_info=error)
@@ -94,7 +95,7 @@ def map_errors(handler: Handler) -> Handler:
                 async for response in handler(self, request, context):
                     yield response
             except Exception as error:
-                await _abort(context, error)
+                await abort(context, error)
 
         return cast(Handler, stream)
 
@@ -103,6 +104,6 @@ def map_errors(handler: Handler) -> Handler:
         try:
             return await handler(self, request, context)
         except Exception as error:
-            await _abort(context, error)
+            await abort(context, error)
 
     return cast(Handler, unary)

@@ -34,12 +34,15 @@ from .errors import (
     required,
 )
 from .ids import new_id
+from .limits import Limits
 from .models import ApiKey, App, KeyKind, Principal
 from .ports import AppRepository, Provider
 from .validation import check_name, check_text
 
 _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
 _TOKEN_ALGORITHM = "HS256"
+USER_ID_LIMIT = Limits().user_id
+ID_LIMIT = Limits().registration_id
 DEFAULT_USER_TOKEN_TTL = timedelta(hours=1)
 MAX_USER_TOKEN_TTL = timedelta(days=30)
 # Opened signing secrets kept in memory, so authentication does not decrypt per call.
@@ -112,6 +115,8 @@ class AppService:
         return await self._apps.list_keys(app_id)
 
     async def revoke_key(self, app_id: str, key_id: str) -> ApiKey:
+        _check_id("app_id", app_id)
+        _check_id("key_id", key_id)
         revoked = await self._apps.revoke_key(app_id, key_id, self._clock.now())
         if revoked is None:
             raise not_found(
@@ -123,6 +128,7 @@ class AppService:
         return await self._apps.list_apps(limit, after_id)
 
     async def delete_app(self, app_id: str) -> None:
+        _check_id("app_id", app_id)
         if not await self._apps.delete_app(app_id):
             raise _app_not_found(app_id)
         for listener in self.on_deleted:
@@ -138,8 +144,7 @@ class AppService:
         return app
 
     async def require_app(self, app_id: str) -> App:
-        if not app_id:
-            raise required("app_id")
+        _check_id("app_id", app_id)
         app = await self._apps.get_app(app_id)
         if app is None:
             raise _app_not_found(app_id)
@@ -274,7 +279,7 @@ class AppService:
         app = await self.require_app(app_id)
         if not user_id:
             raise required("user_id")
-        check_text("user_id", user_id, 255)
+        check_text("user_id", user_id, USER_ID_LIMIT)
         ttl = ttl or DEFAULT_USER_TOKEN_TTL
         if ttl <= timedelta(0) or ttl > MAX_USER_TOKEN_TTL:
             raise invalid_field("ttl", "INVALID_TTL", "ttl must be positive and at most 30 days")
@@ -304,19 +309,56 @@ class AppService:
         except jwt.PyJWTError as error:
             return None, f"user token rejected: {error}"
         # Expiry is checked against our clock (not PyJWT's), so tests can move time;
-        # PyJWT then does not check exp's type either: a string would raise here,
-        # and NaN compares false with everything (a token that never expires).
-        expires = claims["exp"]
-        if not isinstance(expires, int | float) or not math.isfinite(expires):
+        # PyJWT then does not check exp's type either.
+        expires = _seconds(claims["exp"])
+        if expires is None:
             return None, "user token rejected: exp must be a number of seconds"
         if expires <= self._clock.now().timestamp():
             return None, "user token expired"
-        return str(claims["sub"]), None
+        user_id = claims["sub"]  # a string: PyJWT checks that
+        if not _is_user_id(user_id):
+            return None, f"user token rejected: sub must be 1-{USER_ID_LIMIT} characters of text"
+        return user_id, None
 
     @staticmethod
     def _new_key(app_id: str, kind: KeyKind, now: datetime) -> CreatedKey:
         secret = _KEY_PREFIX[kind] + secrets.token_urlsafe(32)
         return CreatedKey(ApiKey(new_id(), app_id, kind, secret[:10], now), secret)
+
+
+def _check_id(field_name: str, value: str) -> None:
+    """An id the client names: looked up in SQL, so it obeys the stored-text rule
+    (PostgreSQL text cannot hold NUL) and the length every id shares."""
+    if not value:
+        raise required(field_name)
+    check_text(field_name, value, ID_LIMIT)
+
+
+def _is_user_id(value: str) -> bool:
+    """The user_id rule, for a claim: unlike proto strings, JSON text can hold
+    lone surrogates (a "\\udc00" escape), which no database can store or compare."""
+    try:
+        check_text("user_id", value, USER_ID_LIMIT)
+        value.encode()
+    except (PushHubError, UnicodeEncodeError):
+        return False
+    return bool(value)
+
+
+def _seconds(value: object) -> float | None:
+    """A claim as seconds since the epoch; None unless it is a finite number.
+
+    A string would raise in the comparison, NaN compares false with everything
+    (a token that never expires), and an integer beyond any float raises
+    OverflowError when compared with one.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def require_app_access(principal: Principal | None, is_admin: bool, app_id: str) -> None:

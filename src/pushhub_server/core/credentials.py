@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .errors import ErrorCode, PushHubError, invalid_field, required
+from .json_documents import parse_json
 
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
 # Text that goes into a header line or a URL (the APNs topic, the token_uri):
@@ -36,6 +37,20 @@ SERVICE_ACCOUNT_FIELDS = (
     "token_uri",
 )
 _ACCOUNT = "service_account_json"
+# Characters of a service account's JSON: one with a 4,096-bit key is about 3.5 KB.
+MAX_SERVICE_ACCOUNT = 16384
+# Characters of an APNs .p8 key: one is about 240.
+MAX_PEM = 8192
+# A bundle id is at most 155 characters; topics add suffixes such as ".voip".
+MAX_TOPIC = 255
+# Google Cloud project ids: 6-30 lowercase letters, digits and hyphens, starting
+# with a letter, not ending with a hyphen; legacy domain-scoped projects carry a
+# "example.com:" prefix. The id goes into the FCM URL path, so nothing else passes.
+_PROJECT_ID = re.compile(
+    r"(?:(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
+)
+# NIST SP 800-131A: RSA keys under 2048 bits no longer sign anything (Google's own are 2048).
+MIN_RSA_BITS = 2048
 _SEALED = "fernet:"
 _PLAIN = "plain:"
 
@@ -85,10 +100,14 @@ def apns_credentials(
             raise invalid_field(name, "INVALID_CREDENTIALS", f"{name} must be 10 characters A-Z0-9")
     if not topic:
         raise required("topic")
-    if not _VISIBLE_ASCII.fullmatch(topic):
+    if len(topic) > MAX_TOPIC or not _VISIBLE_ASCII.fullmatch(topic):
         raise invalid_field(
-            "topic", "INVALID_CREDENTIALS", "topic must be a bundle id: visible ASCII, no spaces"
+            "topic",
+            "INVALID_CREDENTIALS",
+            f"topic must be a bundle id: at most {MAX_TOPIC} characters of visible ASCII",
         )
+    if len(private_key_pem) > MAX_PEM:
+        raise _bad_key("private_key_pem", f"private_key_pem is over {MAX_PEM} characters")
     apns_signing_key(private_key_pem)
     try:
         chosen = ApnsEnvironment(environment or ApnsEnvironment.PRODUCTION)
@@ -106,10 +125,12 @@ def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
 
 
 def fcm_credentials(service_account_json: str) -> FcmCredentials:
+    if len(service_account_json) > MAX_SERVICE_ACCOUNT:
+        raise _bad_key(_ACCOUNT, f"service_account_json is over {MAX_SERVICE_ACCOUNT} characters")
     try:
-        account = json.loads(service_account_json)
-    except ValueError:
-        raise _bad_key(_ACCOUNT, "service_account_json is not JSON") from None
+        account = parse_json(service_account_json)
+    except ValueError as error:
+        raise _bad_key(_ACCOUNT, f"service_account_json is not JSON: {error}") from None
     service_account_fields(account)
     return FcmCredentials(account)
 
@@ -121,8 +142,21 @@ def service_account_fields(account: object) -> dict[str, str]:
     for name in SERVICE_ACCOUNT_FIELDS:
         if not isinstance(account.get(name), str) or not account[name]:
             raise _bad_key(_ACCOUNT, f"the service account lacks {name}")
-    if not isinstance(_private_key(_ACCOUNT, account["private_key"]), rsa.RSAPrivateKey):
+    if not _PROJECT_ID.fullmatch(account["project_id"]):
+        raise _bad_key(
+            _ACCOUNT,
+            "the service account's project_id must be a Google Cloud project id "
+            "(6-30 characters a-z, 0-9 and -, starting with a letter)",
+        )
+    key = _private_key(_ACCOUNT, account["private_key"])
+    if not isinstance(key, rsa.RSAPrivateKey):
         raise _bad_key(_ACCOUNT, "the service account's private_key must be an RSA key")
+    if key.key_size < MIN_RSA_BITS:
+        raise _bad_key(
+            _ACCOUNT,
+            f"the service account's private_key has {key.key_size} bits; "
+            f"at least {MIN_RSA_BITS} are required",
+        )
     # The signed assertion is as good as a password for an hour: TLS only.
     if not _https_url(account["token_uri"]):
         raise _bad_key(_ACCOUNT, "the service account's token_uri must be an https URL")

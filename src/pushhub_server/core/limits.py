@@ -32,10 +32,16 @@ class Limits:
     request_ids: int = 1000
     tag_update_values: int = 60
     publish_targets: int = 1000
+    # Entries of Publish.platforms, repeats included: there are two platforms.
+    platforms: int = 16
     headers: int = 64
     header_key: int = 255
     header_value: int = 1024
     publisher_id: int = 255
+    # Entries of notification.data: more than a 4,096-byte payload can hold.
+    notification_data: int = 512
+    # Characters of apns_json / fcm_json: a 4,096-byte payload with room for whitespace.
+    json_document: int = 16384
     message: int = 4096
     request_id: int = 64
     tag_expression: int = 8192

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
-from .errors import invalid_field, value_too_long
+from .errors import PushHubError, invalid_field, value_too_long
 from .json_documents import parse_json
+from .validation import check_printable
 
 Priority = Literal["normal", "high"]
 PRIORITIES: tuple[Priority, ...] = ("normal", "high")
@@ -168,10 +169,15 @@ def check_priority(value: str | None) -> Priority | None:
     if value is None or value == "":
         return None
     if value not in PRIORITIES:
-        raise invalid_field(
-            "priority", "INVALID_PRIORITY", "priority must be PRIORITY_NORMAL or PRIORITY_HIGH"
-        )
+        raise invalid_priority()
     return value  # type: ignore[return-value]
+
+
+def invalid_priority() -> PushHubError:
+    """Also for a wire number outside the contract (proto3 enums are open)."""
+    return invalid_field(
+        "priority", "INVALID_PRIORITY", "priority must be PRIORITY_NORMAL or PRIORITY_HIGH"
+    )
 
 
 def check_ttl(ttl: timedelta | None) -> timedelta | None:
@@ -190,7 +196,8 @@ def check_ttl(ttl: timedelta | None) -> timedelta | None:
 def check_collapse_key(value: str) -> str:
     if len(value.encode()) > COLLAPSE_KEY_BYTES:
         raise value_too_long("collapse_key", COLLAPSE_KEY_BYTES, "bytes")
-    return value
+    # It travels as the apns-collapse-id header: a CR or LF would end that line.
+    return check_printable("collapse_key", value)
 
 
 def check_badge(value: int | None) -> int | None:

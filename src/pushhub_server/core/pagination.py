@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
+import re
 
 from .errors import invalid_field
+from .json_documents import parse_json
 from .limits import Limits
+
+# Page tokens are unsigned: a client can build one with any "after", which goes
+# into SQL. Only what encode_cursor writes passes: an id (ids.new_id's alphabet).
+_AFTER = re.compile(r"[0-9A-Za-z-]{1,64}")
+# Far above any token encode_cursor makes (about 130 characters).
+_MAX_TOKEN = 1024
 
 
 def clamp_page_size(page_size: int, limits: Limits) -> int:
@@ -23,13 +32,15 @@ def encode_cursor(after_id: str, filter_key: str) -> str:
 
 
 def decode_cursor(token: str, filter_key: str) -> str:
+    if len(token) > _MAX_TOKEN:
+        raise _invalid()
     try:
         padded = token + "=" * (-len(token) % 4)
-        payload = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        payload = parse_json(base64.urlsafe_b64decode(padded.encode()).decode())
         after, digest = payload["after"], payload["filter"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, binascii.Error, KeyError, TypeError):
         raise _invalid() from None
-    if digest != _digest(filter_key) or not isinstance(after, str):
+    if digest != _digest(filter_key) or not isinstance(after, str) or not _AFTER.fullmatch(after):
         raise _invalid()
     return after
 

@@ -19,6 +19,9 @@ from .registrations import DEFAULT_CHANNEL, parse_platform, require_server
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
 
+# Notification fields of free text (badge is a number, data a map).
+_NOTIFICATION_TEXTS = ("title", "body", "subtitle", "sound", "image_url", "category", "thread_id")
+
 
 def require_publisher(principal: Principal) -> None:
     """Only server keys publish or cancel (Backendless error 5007 otherwise)."""
@@ -169,6 +172,17 @@ class PublishingService:
         limits = self.limits
         content = draft.content
         check_text("message", content.message, limits.message)
+        # Checked before anything is rendered: a text longer than the whole payload
+        # can never be sent, and rendering a 16 MB request held the event loop for seconds.
+        for name in _NOTIFICATION_TEXTS:
+            check_text(f"notification.{name}", getattr(content, name), limits.message)
+        check_map(
+            "notification.data",
+            content.data,
+            limits.notification_data,
+            limits.header_key,
+            limits.message,
+        )
         check_text("publisher_id", content.publisher_id, limits.publisher_id)
         check_map(
             "headers", content.headers, limits.headers, limits.header_key, limits.header_value
@@ -182,6 +196,8 @@ class PublishingService:
         )
         if content.template_name:
             check_name("template_name", content.template_name, limits.template_name)
+        check_text("apns_json", draft.apns_json, limits.json_document)
+        check_text("fcm_json", draft.fcm_json, limits.json_document)
         content = replace(
             content,
             apns_json=parse_json_object("apns_json", draft.apns_json),
@@ -206,6 +222,8 @@ class PublishingService:
         registration_ids = _unique_texts(
             "registration_ids", draft.registration_ids, limits.registration_id, limits
         )
+        # Counted before anything is parsed: each entry costs, and two are all there are.
+        check_count("platforms", draft.platforms, limits.platforms)
         platforms = tuple(
             dict.fromkeys(
                 parse_platform(value, f"platforms[{index}]")

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from .batching import UpsertBatcher
 from .clock import Clock
+from .device_tokens import check_device_token, token_forms
 from .errors import (
     ErrorCode,
     PushHubError,
@@ -53,8 +54,10 @@ from .selector import check_selector
 from .validation import (
     check_count,
     check_future,
+    check_http_headers,
     check_map,
     check_name,
+    check_tag,
     check_tags,
     check_text,
     is_reserved_tag,
@@ -112,7 +115,9 @@ def validate_draft(
     platform = parse_platform(draft.platform)
     if not draft.device_token:
         raise required("device_token")
-    check_text("device_token", draft.device_token, limits.device_token)
+    device_token = check_device_token(
+        "device_token", platform, draft.device_token, limits.device_token
+    )
     if draft.registration_id:
         check_text("registration_id", draft.registration_id, limits.registration_id)
     channels = tuple(dict.fromkeys(draft.channels)) or (DEFAULT_CHANNEL,)
@@ -137,7 +142,7 @@ def validate_draft(
     _check_callback(draft, limits, callback_urls)
     return RegistrationInput(
         platform=platform,
-        device_token=draft.device_token,
+        device_token=device_token,
         channels=channels,
         tags=tags,
         user_id=draft.user_id or None,
@@ -186,28 +191,25 @@ def _check_callback(draft: RegistrationDraft, limits: Limits, urls: OutboundPoli
             urls.destination(draft.callback_url)
         except OutboundRefused as refused:
             raise invalid_field("callback_url", "INVALID_URL", f"callback_url {refused}") from None
-    check_map(
-        "callback_headers",
-        draft.callback_headers,
-        limits.callback_headers,
-        limits.callback_header,
-        limits.callback_header,
+    check_http_headers(
+        "callback_headers", draft.callback_headers, limits.callback_headers, limits.callback_header
     )
 
 
 def check_lookup(limits: Limits, **values: str | None) -> None:
-    """Values used only to look rows up still obey the stored-text rules."""
-    bounds = {
-        "registration_id": limits.registration_id,
-        "request_id": limits.registration_id,
-        "user_id": limits.user_id,
-        "channel": limits.channel_name,
-        "tag": limits.tag,
-        "device_token": limits.device_token,
-    }
+    """Values used only to look rows up obey the rules of the values they look up:
+    a filter that cannot match anything stored is refused, not answered empty."""
     for name, value in values.items():
-        if value:
-            check_text(name, value, bounds[name])
+        if not value:
+            continue
+        if name == "tag":
+            check_tag(name, value, limits.tag)
+        elif name == "channel":
+            check_name(name, value, limits.channel_name)
+        elif name == "user_id":
+            check_text(name, value, limits.user_id)
+        else:  # registration_id, request_id
+            check_text(name, value, limits.registration_id)
 
 
 def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
@@ -525,7 +527,9 @@ class RegistrationService:
         by id that answers REGISTRATION_GONE, by token 0. The repository checks
         ownership in the delete itself, so no write slips between check and delete.
         """
-        check_lookup(self._limits, registration_id=registration_id, device_token=device_token)
+        check_lookup(self._limits, registration_id=registration_id)
+        # Refused even when unused (by id): proto3 enums carry any number.
+        chosen = parse_platform(platform) if platform else None
         app_id, claim, now = principal.app_id, claim_of(principal), self._clock.now()
         if registration_id:
             removed = await self._registrations.delete(app_id, registration_id, claim, now)
@@ -534,19 +538,29 @@ class RegistrationService:
             return removed
         if not device_token:
             raise required("registration_id")
-        chosen = parse_platform(platform)
-        return await self._registrations.delete_by_token(app_id, chosen, device_token, claim, now)
+        if chosen is None:
+            chosen = parse_platform(platform)  # refuses PLATFORM_UNSPECIFIED
+        token = check_device_token("device_token", chosen, device_token, self._limits.device_token)
+        return await self._registrations.delete_by_token(app_id, chosen, token, claim, now)
 
     async def cleanup(self, principal: Principal, targets: Sequence[CleanupTarget]) -> int:
         require_server(principal, "clean up devices")
         if not targets:
             raise required("targets")
         check_count("targets", targets, self._limits.cleanup_targets)
+        chosen: list[CleanupTarget] = []
         for index, target in enumerate(targets):
             if not target.user_id:
                 raise required(f"targets[{index}].user_id")
-            check_lookup(self._limits, user_id=target.user_id, device_token=target.device_token)
-        return await self._registrations.cleanup(principal.app_id, targets, self._clock.now())
+            check_text(f"targets[{index}].user_id", target.user_id, self._limits.user_id)
+            if target.device_token is None:
+                chosen.append(target)
+                continue
+            # No platform here: the token is looked up in each form it may be stored in.
+            field_name = f"targets[{index}].device_token"
+            for token in token_forms(field_name, target.device_token, self._limits.device_token):
+                chosen.append(CleanupTarget(target.user_id, token))
+        return await self._registrations.cleanup(principal.app_id, chosen, self._clock.now())
 
     async def registration_statuses(
         self, principal: Principal, request_ids: Sequence[str]

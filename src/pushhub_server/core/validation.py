@@ -6,11 +6,40 @@ import re
 from collections.abc import Iterable, Mapping, Sized
 from datetime import datetime
 
-from .errors import invalid_field, too_many, value_too_long
+from .errors import PushHubError, invalid_field, too_many, value_too_long
 
 _TAG = re.compile(r"[A-Za-z0-9_@#.:\-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 USER_TAG_PREFIX = "user:"
+
+# RFC 7230: a header name is a token; a value is visible ASCII, with spaces and
+# tabs only between visible characters (no CR or LF to end the line early, and
+# no obs-text: urllib sends values as Latin-1 and fails on anything wider).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20\x09\x21-\x7e]*[\x21-\x7e])?)?")
+# Headers the HTTP client owns: they frame the request or its connection, or
+# choose the virtual host. A client's value would contradict the request sent.
+_RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "proxy-connection",
+    }
+)
+
+# The ranges google.protobuf.Timestamp and Duration document: a Timestamp from
+# 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos 0..999,999,999;
+# a Duration within +-315,576,000,000 s (10,000 years), nanos of the seconds' sign.
+TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
+DURATION_SECONDS = 315_576_000_000
+MAX_NANOS = 999_999_999
 
 
 def check_text(field_name: str, value: str, limit: int) -> str:
@@ -20,6 +49,15 @@ def check_text(field_name: str, value: str, limit: int) -> str:
     if "\x00" in value:
         raise invalid_field(
             field_name, "INVALID_CHARACTER", f"{field_name} must not contain NUL characters"
+        )
+    return value
+
+
+def check_printable(field_name: str, value: str) -> str:
+    """Text that goes into a header line: no control character can end or split it."""
+    if _CONTROL.search(value):
+        raise invalid_field(
+            field_name, "INVALID_CHARACTER", f"{field_name} must not contain control characters"
         )
     return value
 
@@ -78,6 +116,32 @@ def check_future(
         )
 
 
+def check_timestamp(field_name: str, seconds: int, nanos: int) -> None:
+    """A google.protobuf.Timestamp within its documented range."""
+    first, last = TIMESTAMP_SECONDS
+    if not (first <= seconds <= last and 0 <= nanos <= MAX_NANOS):
+        raise _out_of_range(
+            field_name,
+            f"{field_name} must be a Timestamp from 0001-01-01 to 9999-12-31"
+            " with nanos from 0 to 999999999",
+        )
+
+
+def check_duration(field_name: str, seconds: int, nanos: int) -> None:
+    """A google.protobuf.Duration within its documented range, nanos of the seconds' sign."""
+    in_range = -DURATION_SECONDS <= seconds <= DURATION_SECONDS and -MAX_NANOS <= nanos <= MAX_NANOS
+    if not in_range or (seconds > 0 > nanos) or (seconds < 0 < nanos):
+        raise _out_of_range(
+            field_name,
+            f"{field_name} must be a Duration within 315576000000 seconds, with nanos"
+            " from -999999999 to 999999999 and of the same sign as seconds",
+        )
+
+
+def _out_of_range(field_name: str, message: str) -> PushHubError:
+    return invalid_field(field_name, "VALUE_OUT_OF_RANGE", message)
+
+
 def check_map(
     field_name: str, values: Mapping[str, str], count: int, key_limit: int, value_limit: int
 ) -> dict[str, str]:
@@ -88,6 +152,39 @@ def check_map(
         check_name(f"{field_name}.key", key, key_limit)
         check_text(f"{field_name}[{key}]", value, value_limit)
     return dict(values)
+
+
+def check_http_headers(
+    field_name: str, headers: Mapping[str, str], count: int, limit: int
+) -> dict[str, str]:
+    """Extra headers of an HTTP request we send: RFC 7230 names and values."""
+    if not headers:
+        return {}
+    check_count(field_name, headers, count)
+    for name, value in headers.items():
+        key_field = f"{field_name}.key"
+        if len(name) > limit:
+            raise value_too_long(key_field, limit)
+        if not _HEADER_NAME.fullmatch(name):
+            raise invalid_field(
+                key_field,
+                "INVALID_HEADER",
+                f"{key_field} {name[:40]!r} is not an HTTP header name (RFC 7230 token)",
+            )
+        if name.lower() in _RESERVED_HEADERS:
+            raise invalid_field(
+                key_field, "INVALID_HEADER", f"{key_field} {name!r} is set by PushHub itself"
+            )
+        value_field = f"{field_name}[{name}]"
+        if len(value) > limit:
+            raise value_too_long(value_field, limit)
+        if not _HEADER_VALUE.fullmatch(value):
+            raise invalid_field(
+                value_field,
+                "INVALID_HEADER",
+                f"{value_field} must be visible ASCII, with spaces only inside (RFC 7230)",
+            )
+    return dict(headers)
 
 
 def is_reserved_tag(tag: str) -> bool:

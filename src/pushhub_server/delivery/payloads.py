@@ -521,8 +521,9 @@ class PayloadRenderer:
         try:
             text = compile_template(body).render(content.template_properties)
             try:
-                # Bounded nesting, and the document rules of every stored JSON: a
-                # template stored before a rule existed fails here, alone.
+                # The rule every stored document obeys (bounded nesting, finite numbers,
+                # no lone surrogates): a template stored before a rule existed, or a
+                # property rendering "#(n)" as 1e400, fails here, for that recipient alone.
                 value = parse_json(text)
             except ValueError as exc:
                 raise template_error(

@@ -5,35 +5,59 @@ accepts is recorded through the Inbox port (message, registration, platform,
 rendered payload, time), which ``pushhub inbox`` lists. Constructed with
 ``record=False`` it accepts and discards, as the fan-out benchmark needs.
 
-Failure injection, by device-token prefix (for tests and demos):
+Failure injection, by device-token prefix (for tests and demos). FCM tokens
+take a word; APNs tokens are hex digits only, so each failure also has a hex
+prefix that reads like it (``Injection``, below, is the one table):
 
-=================  ==========================================================
-``invalid-…``      answered as an unregistered token (INVALID_TOKEN,
-                   reason ``Unregistered``, as APNs 410 / FCM UNREGISTERED):
-                   the registration is invalidated and left out from then on.
-``flaky-…``        the first attempt for a (message, token) fails with a
-                   retryable error (RETRY, reason ``ServiceUnavailable``,
-                   a short Retry-After); the retry succeeds. A later run of
-                   the same repeating message fails once again.
-``rejected-…``     the payload is refused (REJECTED, reason
-                   ``PayloadRejected``) and counted under that reason.
-=================  ==========================================================
+========================  ===================================================
+``invalid-…``             answered as an unregistered token (INVALID_TOKEN,
+``deaddead…`` (APNs)      reason ``Unregistered``, as APNs 410 / FCM
+                          UNREGISTERED): the registration is invalidated and
+                          left out from then on.
+``flaky-…``               the first attempt for a (message, token) fails with a
+``fa11ab1e…`` (APNs)      retryable error (RETRY, reason ``ServiceUnavailable``,
+                          a short Retry-After); the retry succeeds. A later run
+                          of the same repeating message fails once again.
+``rejected-…``            the payload is refused (REJECTED, reason
+``bad0da7a…`` (APNs)      ``PayloadRejected``) and counted under that reason.
+========================  ===================================================
 
-Any other token is delivered.
+Any other token is delivered. Eight hex digits make a random APNs token start
+with one of them once in about 1.4 billion.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import Inbox
 
-INVALID_PREFIX = "invalid-"
-FLAKY_PREFIX = "flaky-"
-REJECTED_PREFIX = "rejected-"
-_PREFIXES = (INVALID_PREFIX, FLAKY_PREFIX, REJECTED_PREFIX)
+
+@dataclass(frozen=True)
+class Injection:
+    """The two token prefixes of one injected failure."""
+
+    fcm: str
+    apns: str
+
+    @property
+    def prefixes(self) -> tuple[str, str]:
+        return (self.fcm, self.apns)
+
+    def token(self, platform: Platform, rest: str) -> str:
+        """A token that triggers this failure: the platform's prefix, then rest."""
+        return (self.apns if platform is Platform.APNS else self.fcm) + rest
+
+
+# "dead dead", "fallible", "bad data".
+INVALID = Injection("invalid-", "deaddead")
+FLAKY = Injection("flaky-", "fa11ab1e")
+REJECTED = Injection("rejected-", "bad0da7a")
+_PREFIXES = (*INVALID.prefixes, *FLAKY.prefixes, *REJECTED.prefixes)
 
 _SENT = DeliveryResult(DeliveryOutcome.SENT)
 _UNREGISTERED = DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "Unregistered")
@@ -76,11 +100,11 @@ class SimulatorProvider:
 
     def _result(self, delivery: Delivery) -> DeliveryResult:
         token = delivery.device_token
-        if token.startswith(INVALID_PREFIX):
+        if token.startswith(INVALID.prefixes):
             return _UNREGISTERED
-        if token.startswith(REJECTED_PREFIX):
+        if token.startswith(REJECTED.prefixes):
             return _REJECTED
-        if token.startswith(FLAKY_PREFIX) and self._first_attempt(delivery.message_id, token):
+        if token.startswith(FLAKY.prefixes) and self._first_attempt(delivery.message_id, token):
             return self._unavailable
         return _SENT
 
