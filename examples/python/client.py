@@ -21,7 +21,8 @@ with grpc.insecure_channel(address) as channel:
     registered = DeviceRegistrationServiceStub(channel).RegisterDevice(
         registration_pb2.RegisterDeviceRequest(
             platform=common_pb2.PLATFORM_APNS,
-            device_token=f"example-py-{uuid.uuid4().hex}",
+            # An APNs token is 64 hex digits (32 bytes), as iOS hands it to the app.
+            device_token=uuid.uuid4().hex + uuid.uuid4().hex,
             channels=["examples"],
         ),
         metadata=key,
