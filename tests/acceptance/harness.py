@@ -51,8 +51,9 @@ SECRET_KEY = "acceptance-secret-key"
 # ---------------------------------------------------------------- server ----
 
 
-async def start_test_server(database_url: str, clock: ManualClock):
-    """Starts the real server on a random port (imported late: it may not exist yet)."""
+async def start_test_server(database_url: str, clock: ManualClock, **settings):
+    """Starts the real server on a random port (imported late: it may not exist yet);
+    `settings` override Config's defaults (admission limits, say)."""
     from pushhub_server.server import start_server
 
     config = Config(
@@ -61,6 +62,7 @@ async def start_test_server(database_url: str, clock: ManualClock):
         admin_token=ADMIN_TOKEN,
         secret_key=SECRET_KEY,
         sweep_interval=3600,
+        **settings,
     )
     return await start_server(config, clock=clock)
 
@@ -307,6 +309,19 @@ def unpack_details(status: status_pb2.Status):
     return infos, bad_requests
 
 
+def retry_delay(status: status_pb2.Status) -> float:
+    """Seconds of the google.rpc.RetryInfo a RESOURCE_EXHAUSTED must carry."""
+    delays = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            delays.append(info.retry_delay.ToTimedelta().total_seconds())
+    assert len(delays) == 1, f"exactly one RetryInfo expected: {status}"
+    assert delays[0] > 0, status
+    return delays[0]
+
+
 def check_status(
     status: status_pb2.Status,
     code: grpc.StatusCode,
@@ -335,6 +350,8 @@ def check_status(
         assert all(v.description for v in bad_requests[0].field_violations)
     for key, value in (metadata or {}).items():
         assert info.metadata.get(key) == value, (key, dict(info.metadata))
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        retry_delay(status)  # the server refused work it could take later: say when
     return info
 
 

@@ -19,9 +19,12 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: calls refused by the others are logged too."""
+
     def __init__(self) -> None:
-        # A method's handler never changes: wrap it once, not on every call.
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        # The inner interceptors return a few handlers per method, each always the
+        # same object (the servicer's, a refusal, a checked one): wrap each once.
+        self._wrapped: dict[tuple[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
@@ -29,12 +32,13 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
+            return handler
+        key = (method, handler)
+        wrapped = self._wrapped.get(key)
         if wrapped is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
-                return handler
-            wrapped = self._wrapped[method] = _wrap(method, handler)
+            wrapped = self._wrapped[key] = _wrap(method, handler)
         return wrapped
 
 
