@@ -27,6 +27,7 @@ from ..core.errors import resource_exhausted
 from .authentication_interceptor import CallerClass, caller_class
 from .concurrency_interceptor import RETRY_BUSY_SECONDS
 from .refusals import Context, admit_before_reading
+from .wrapped_handlers import WrappedHandlers
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 _IPV6_SUBSCRIBER_PREFIX = 64
@@ -37,7 +38,7 @@ class ClientAddressInterceptor(grpc.aio.ServerInterceptor):
         # A rate of 0 turns the rate limit off (a server behind its own limiter).
         self._buckets = TokenBuckets(rate, burst) if rate > 0 else None
         self._in_flight = KeyedSlots(in_flight)
-        self._gated: dict[tuple[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] = {}
+        self._gated = WrappedHandlers(self._gate)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -45,11 +46,10 @@ class ClientAddressInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None or caller_class() is CallerClass.TRUSTED:
             return handler
-        key = (handler_call_details.method, handler)
-        gated = self._gated.get(key)
-        if gated is None:
-            gated = self._gated[key] = admit_before_reading(handler, self._admit)
-        return gated
+        return self._gated.of(handler_call_details.method, handler)
+
+    def _gate(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return admit_before_reading(handler, self._admit)
 
     def _admit(self, context: Context) -> Callable[[], None]:
         address = client_address(context.peer())

@@ -13,6 +13,8 @@ from typing import Any
 
 import grpc
 
+from .wrapped_handlers import WrappedHandlers
+
 _log = logging.getLogger("pushhub.rpc")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
@@ -22,9 +24,7 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
     """The outermost interceptor: calls refused by the others are logged too."""
 
     def __init__(self) -> None:
-        # The inner interceptors return a few handlers per method, each always the
-        # same object (the servicer's, a refusal, a checked one): wrap each once.
-        self._wrapped: dict[tuple[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] = {}
+        self._wrapped = WrappedHandlers(_wrap)
 
     async def intercept_service(
         self,
@@ -35,11 +35,7 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
             return handler
-        key = (method, handler)
-        wrapped = self._wrapped.get(key)
-        if wrapped is None:
-            wrapped = self._wrapped[key] = _wrap(method, handler)
-        return wrapped
+        return self._wrapped.of(method, handler)
 
 
 def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

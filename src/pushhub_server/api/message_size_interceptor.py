@@ -20,6 +20,7 @@ import grpc
 from ..core.errors import ErrorCode, PushHubError
 from .errors import abort
 from .refusals import Context
+from .wrapped_handlers import WrappedHandlers
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
 
@@ -39,7 +40,7 @@ class MessageSizeInterceptor(grpc.aio.ServerInterceptor):
         (health, reflection's streams are left to grpc's own limit)."""
         self._limits = dict(limits)
         self._default = default
-        self._checked: dict[tuple[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler] = {}
+        self._checked = WrappedHandlers(self._check)
 
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
@@ -47,12 +48,7 @@ class MessageSizeInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        key = (method, handler)
-        checked = self._checked.get(key)
-        if checked is None:
-            checked = self._checked[key] = self._check(method, handler)
-        return checked
+        return self._checked.of(handler_call_details.method, handler)
 
     def _check(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         limit = self._limits.get(method)
