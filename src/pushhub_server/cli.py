@@ -149,6 +149,24 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         help="comma-separated host[:port] callback URLs may reach although private or"
         " plain http; overrides PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
     )
+    _add_admission_flags(serve_cmd)
+
+
+def _add_admission_flags(serve_cmd: argparse.ArgumentParser) -> None:
+    """Admission control (docs/admission.md)."""
+    flag = serve_cmd.add_argument
+    flag("--max-concurrent-rpcs", type=int, help="overrides PUSHHUB_MAX_CONCURRENT_RPCS")
+    flag("--max-import-streams", type=int, help="overrides PUSHHUB_MAX_IMPORT_STREAMS")
+    flag(
+        "--max-import-items-in-flight",
+        type=int,
+        help="overrides PUSHHUB_MAX_IMPORT_ITEMS_IN_FLIGHT",
+    )
+    flag("--max-watches", type=int, help="overrides PUSHHUB_MAX_WATCHES")
+    flag("--max-device-rpcs", type=int, help="overrides PUSHHUB_MAX_DEVICE_RPCS")
+    flag("--device-rate", type=float, help="calls/s per address; overrides PUSHHUB_DEVICE_RATE")
+    flag("--device-burst", type=int, help="overrides PUSHHUB_DEVICE_BURST")
+    flag("--device-concurrency", type=int, help="overrides PUSHHUB_DEVICE_CONCURRENCY")
 
 
 def _add_app_commands(

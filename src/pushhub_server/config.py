@@ -22,7 +22,6 @@ class Config:
     sweep_interval: float = 60.0
     # Seconds in-flight RPCs get to finish on SIGTERM/SIGINT.
     grace_period: float = 10.0
-    max_message_bytes: int = 16 * 1024 * 1024
     # Seconds an authenticated API key stays cached in process.
     key_cache_seconds: float = 5.0
     webhook_timeout: float = 5.0
@@ -58,6 +57,17 @@ class Config:
     health_interval: float = 2.0
     # A WatchMessageStatus re-checks its key at least this often, changes or not.
     watch_key_check_seconds: float = 5.0
+    # Admission control (docs/admission.md): calls over a limit are refused with
+    # RESOURCE_EXHAUSTED and a RetryInfo, before their request is read.
+    max_concurrent_rpcs: int = 64
+    max_import_streams: int = 8
+    max_import_items_in_flight: int = 10_000
+    max_watches: int = 1_000
+    max_device_rpcs: int = 64
+    # Per client address, for device keys and calls without a key; 0: no rate limit.
+    device_rate: float = 100.0
+    device_burst: int = 200
+    device_concurrency: int = 16
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -84,4 +94,12 @@ class Config:
             tls_client_ca=env.get("PUSHHUB_TLS_CLIENT_CA") or None,
             allow_plaintext=env.get("PUSHHUB_ALLOW_PLAINTEXT", "").lower() in ("1", "true", "yes"),
             webhook_allowed_hosts=env.get("PUSHHUB_WEBHOOK_ALLOWED_HOSTS", ""),
+            max_concurrent_rpcs=int(env.get("PUSHHUB_MAX_CONCURRENT_RPCS", "64")),
+            max_import_streams=int(env.get("PUSHHUB_MAX_IMPORT_STREAMS", "8")),
+            max_import_items_in_flight=int(env.get("PUSHHUB_MAX_IMPORT_ITEMS_IN_FLIGHT", "10000")),
+            max_watches=int(env.get("PUSHHUB_MAX_WATCHES", "1000")),
+            max_device_rpcs=int(env.get("PUSHHUB_MAX_DEVICE_RPCS", "64")),
+            device_rate=float(env.get("PUSHHUB_DEVICE_RATE", "100")),
+            device_burst=int(env.get("PUSHHUB_DEVICE_BURST", "200")),
+            device_concurrency=int(env.get("PUSHHUB_DEVICE_CONCURRENCY", "16")),
         )

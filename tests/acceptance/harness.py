@@ -341,6 +341,19 @@ def unpack_details(status: status_pb2.Status):
     return infos, bad_requests
 
 
+def retry_delay(status: status_pb2.Status) -> float:
+    """Seconds of the google.rpc.RetryInfo a RESOURCE_EXHAUSTED must carry."""
+    delays = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            delays.append(info.retry_delay.ToTimedelta().total_seconds())
+    assert len(delays) == 1, f"exactly one RetryInfo expected: {status}"
+    assert delays[0] > 0, status
+    return delays[0]
+
+
 def check_status(
     status: status_pb2.Status,
     code: grpc.StatusCode,
@@ -369,6 +382,8 @@ def check_status(
         assert all(v.description for v in bad_requests[0].field_violations)
     for key, value in (metadata or {}).items():
         assert info.metadata.get(key) == value, (key, dict(info.metadata))
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        retry_delay(status)  # the server refused work it could take later: say when
     return info
 
 

@@ -369,15 +369,15 @@ async def test_garbage_never_answers_unknown(app: AppHandle) -> None:
 
 async def test_huge_and_empty_requests(app: AppHandle) -> None:
     rpc = app.stubs.registrations
-    huge = reg.RegisterDeviceRequest(platform=APNS, device_token="x" * 2_000_000)
+    long_token = reg.RegisterDeviceRequest(platform=APNS, device_token="x" * 5_000)
     await expect_error(
-        rpc.RegisterDevice(huge, metadata=app.server()),
+        rpc.RegisterDevice(long_token, metadata=app.server()),
         INVALID,
         "VALUE_TOO_LONG",
         field="device_token",
     )
     many_tags = reg.RegisterDeviceRequest(
-        platform=APNS, device_token=new_token(), tags=[f"t{i}" for i in range(50_000)]
+        platform=APNS, device_token=new_token(), tags=[f"t{i}" for i in range(61)]
     )
     await expect_error(
         rpc.RegisterDevice(many_tags, metadata=app.server()),
@@ -385,6 +385,17 @@ async def test_huge_and_empty_requests(app: AppHandle) -> None:
         "TOO_MANY_VALUES",
         field="tags",
     )
+    # Larger than any valid registration: refused before it is parsed.
+    for huge in (
+        reg.RegisterDeviceRequest(platform=APNS, device_token="x" * 2_000_000),
+        reg.RegisterDeviceRequest(platform=APNS, tags=[f"t{i}" for i in range(50_000)]),
+    ):
+        await expect_error(
+            rpc.RegisterDevice(huge, metadata=app.server()),
+            INVALID,
+            "MESSAGE_TOO_LARGE",
+            metadata={"limit": "16384"},
+        )
     await _assert_clean(rpc.RegisterDevice(reg.RegisterDeviceRequest(), metadata=app.server()), "")
     await _assert_clean(
         rpc.UpdateTags(reg.UpdateTagsRequest(user_id="u"), metadata=app.server()), "no tags"

@@ -19,6 +19,11 @@ def test_defaults() -> None:
     assert config.admin_token is None and config.secret_key is None
     assert config.apns_endpoint is None and config.fcm_endpoint is None
     assert config.log_level == "INFO"
+    # Admission control: defaults a public deployment can keep (docs/admission.md).
+    assert (config.max_concurrent_rpcs, config.max_import_streams) == (64, 8)
+    assert (config.max_import_items_in_flight, config.max_watches) == (10_000, 1_000)
+    assert (config.max_device_rpcs, config.device_concurrency) == (64, 16)
+    assert (config.device_rate, config.device_burst) == (100.0, 200)
     assert config.tls_cert is None and config.tls_key is None and config.tls_client_ca is None
     assert config.allow_plaintext is False
 
@@ -137,6 +142,28 @@ SERVE_FLAGS = [
         "webhook_allowed_hosts",
         "relay.internal",
     ),
+    (
+        "--max-concurrent-rpcs",
+        "9",
+        "PUSHHUB_MAX_CONCURRENT_RPCS",
+        "7",
+        "max_concurrent_rpcs",
+        9,
+    ),
+    ("--max-import-streams", "3", "PUSHHUB_MAX_IMPORT_STREAMS", "2", "max_import_streams", 3),
+    (
+        "--max-import-items-in-flight",
+        "500",
+        "PUSHHUB_MAX_IMPORT_ITEMS_IN_FLIGHT",
+        "400",
+        "max_import_items_in_flight",
+        500,
+    ),
+    ("--max-watches", "11", "PUSHHUB_MAX_WATCHES", "10", "max_watches", 11),
+    ("--max-device-rpcs", "12", "PUSHHUB_MAX_DEVICE_RPCS", "13", "max_device_rpcs", 12),
+    ("--device-rate", "2.5", "PUSHHUB_DEVICE_RATE", "0", "device_rate", 2.5),
+    ("--device-burst", "5", "PUSHHUB_DEVICE_BURST", "6", "device_burst", 5),
+    ("--device-concurrency", "4", "PUSHHUB_DEVICE_CONCURRENCY", "3", "device_concurrency", 4),
 ]
 
 

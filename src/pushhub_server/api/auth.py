@@ -6,6 +6,7 @@ a principal to a handler, and an explicit call keeps each RPC's rule visible.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from ..core.models import ApiKey, App, Principal
 from ..core.ports import AppRepository, Provider
 
 _BEARER = "bearer "
+# Key lookups that reach the database at once.
+_DATABASE_LOOKUPS = 8
 
 
 @dataclass(frozen=True)
@@ -33,20 +36,24 @@ class Authenticator:
         self._apps = apps
 
     async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        api_key, user_token = _credentials(context)
+        api_key, user_token = credentials(context.invocation_metadata())
         return await self._apps.authenticate(api_key, user_token)
 
     async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        api_key, user_token = _credentials(context)
+        api_key, user_token = credentials(context.invocation_metadata())
         if self._apps.is_admin(api_key):
             return Caller(is_operator=True, principal=None)
         return Caller(False, await self._apps.authenticate(api_key, user_token))
 
 
-def _credentials(context: grpc.aio.ServicerContext) -> tuple[str | None, str | None]:
+def credentials(
+    metadata: Sequence[tuple[str, str | bytes]] | None,
+) -> tuple[str | None, str | None]:
     """The bearer key of `authorization` and the `user-token`, when present."""
     api_key = user_token = None
-    for name, value in context.invocation_metadata() or ():
+    for name, value in metadata or ():
+        if isinstance(value, bytes):  # only -bin keys carry bytes
+            continue
         if name == "authorization" and value[: len(_BEARER)].lower() == _BEARER:
             api_key = value[len(_BEARER) :].strip()
         elif name == "user-token":
@@ -77,6 +84,9 @@ class KeyCachingAppRepository:
         self._cache: dict[str, _CachedKey] = {}
         # Bumped on each invalidation, so a lookup that raced with one is not cached.
         self._generation = 0
+        # Unknown keys are never cached: a flood of made-up keys waits here
+        # instead of taking every database connection.
+        self._lookups = asyncio.Semaphore(_DATABASE_LOOKUPS)
 
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
         now = time.monotonic()
@@ -84,7 +94,8 @@ class KeyCachingAppRepository:
         if cached is not None and cached.expires > now:
             return cached.key, cached.app
         generation = self._generation
-        found = await self._inner.active_key(key_hash)
+        async with self._lookups:
+            found = await self._inner.active_key(key_hash)
         if found is not None and generation == self._generation:
             self._cache[key_hash] = _CachedKey(now + self._seconds, *found)
         return found

@@ -13,15 +13,18 @@ from typing import Any
 
 import grpc
 
+from .wrapped_handlers import WrappedHandlers
+
 _log = logging.getLogger("pushhub.rpc")
 
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
+    """The outermost interceptor: calls refused by the others are logged too."""
+
     def __init__(self) -> None:
-        # A method's handler never changes: wrap it once, not on every call.
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._wrapped = WrappedHandlers(_wrap)
 
     async def intercept_service(
         self,
@@ -29,13 +32,10 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is None:
-            handler = await continuation(handler_call_details)
-            if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
-                return handler
-            wrapped = self._wrapped[method] = _wrap(method, handler)
-        return wrapped
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: gRPC answers UNIMPLEMENTED itself
+            return handler
+        return self._wrapped.of(method, handler)
 
 
 def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:

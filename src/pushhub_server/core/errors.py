@@ -35,6 +35,9 @@ class PushHubError(Exception):
     message: str
     metadata: dict[str, str] = field(default_factory=dict)
     violations: list[FieldViolation] = field(default_factory=list)
+    # Seconds after which a retry may succeed (google.rpc.RetryInfo); set on every
+    # RESOURCE_EXHAUSTED, where the server refused work it could take later.
+    retry_after: float | None = None
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -90,6 +93,15 @@ def too_many_tags(field_name: str, limit: int) -> PushHubError:
     """A change that would leave a registration holding more than limit tags."""
     return too_many(
         field_name, limit, f"{field_name} would leave a registration with more than {limit} tags"
+    )
+
+
+def resource_exhausted(
+    reason: str, message: str, retry_after: float, **metadata: str
+) -> PushHubError:
+    """A limit of the server, not of the request: the same call may succeed later."""
+    return PushHubError(
+        ErrorCode.RESOURCE_EXHAUSTED, reason, message, dict(metadata), retry_after=retry_after
     )
 
 

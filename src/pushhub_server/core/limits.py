@@ -25,7 +25,16 @@ class Limits:
     callback_header: int = 1024
     registration_id: int = 64
     payload_bytes: int = 4096
+    # A registration as sent (a RegisterDeviceRequest, serialized). The per-field
+    # limits alone would allow about 500 KB (metadata 64 x 4 KiB, 16 templates of
+    # 4 KiB, 32 callback headers of 2 KiB...); 16 KiB holds a token, every channel
+    # and tag, and a few full-size templates (docs/admission.md).
+    registration_bytes: int = 16 * 1024
     batch_items: int = 1000
+    # A RegisterDevices message, serialized: 1,000 registrations of up to 4 KiB
+    # (typical ones are 0.2-1 KB), or 256 of the largest. Each message is read whole
+    # before it is checked, so this, not 1,000 x registration_bytes, bounds it.
+    batch_bytes: int = 4 * 1024 * 1024
     page_size_default: int = 100
     page_size_max: int = 1000
     cleanup_targets: int = 1000

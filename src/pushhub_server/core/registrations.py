@@ -21,6 +21,7 @@ from .errors import (
     permission_denied,
     registration_gone,
     required,
+    too_many,
 )
 from .ids import new_id
 from .json_documents import parse_json
@@ -324,6 +325,7 @@ class RegistrationService:
         Its place in the order is taken before the first await.
         """
         require_server(principal, "import registrations in batches")
+        self.check_batch_size(len(drafts))
         now = self._clock.now()
         valid, errors = self._validate_batch(drafts, now)
         async with (order or KeyedOrder()).turn(_touched(valid)):
@@ -331,23 +333,24 @@ class RegistrationService:
         merged = [next(stored) if error is None else error for error in errors]
         return await self._track(principal, drafts, merged)
 
+    def check_batch_size(self, count: int) -> None:
+        """A batch over the limit is refused once, as a whole: one error per item
+        would make an answer bigger than the batch (200,000 items: 53 MB)."""
+        if count > self._limits.batch_items:
+            raise too_many(
+                "registrations",
+                self._limits.batch_items,
+                f"a batch holds at most {self._limits.batch_items} registrations",
+            )
+
     def _validate_batch(
         self, drafts: Sequence[RegistrationDraft], now: datetime
     ) -> tuple[list[RegistrationInput], list[PushHubError | None]]:
         """The valid items, and per draft its error or None when it is among them.
 
-        A batch over the limit fails as a whole, but item by item, so tracked
-        items are recorded; and no item's failure, however unexpected, reaches
-        the others: a bad item never aborts the stream.
+        No item's failure, however unexpected, reaches the others: a bad item
+        never aborts the stream.
         """
-        if len(drafts) > self._limits.batch_items:
-            too_many = invalid_field(
-                "registrations",
-                "TOO_MANY_VALUES",
-                f"a batch holds at most {self._limits.batch_items} registrations",
-                limit=self._limits.batch_items,
-            )
-            return [], [too_many] * len(drafts)
         errors: list[PushHubError | None] = []
         valid: list[RegistrationInput] = []
         for draft in drafts:
@@ -474,6 +477,10 @@ class RegistrationService:
         )
         token = encode_cursor(page.next_cursor, filter_key) if page.next_cursor else ""
         return page.items, token
+
+    def page_token(self, where: RegistrationFilter, last: Registration) -> str:
+        """The token of the page after `last`, for a page cut short."""
+        return encode_cursor(last.registration_id, _filter_key(where))
 
     async def update_tags(
         self,
