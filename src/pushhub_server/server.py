@@ -29,10 +29,10 @@ from pushhub.v1 import (
 from .api.admin_service import AdminServicer
 from .api.answer_sizes import MAX_ANSWER_BYTES
 from .api.auth import Authenticator, KeyCachingAppRepository
-from .api.database_health import DatabaseHealth
 from .api.authentication_interceptor import AuthenticationInterceptor
 from .api.client_address_interceptor import ClientAddressInterceptor
 from .api.concurrency_interceptor import ConcurrencyInterceptor
+from .api.database_health import DatabaseHealth
 from .api.logging_interceptor import LoggingInterceptor
 from .api.message_size_interceptor import MessageSizeInterceptor
 from .api.message_sizes import MIN_REQUEST_BYTES
