@@ -36,10 +36,14 @@ def _raw(channel: grpc.aio.Channel, method: str, kind: str = "unary_unary"):
 
 @pytest.mark.parametrize("body", MALFORMED)
 async def test_a_malformed_unary_request(app: AppHandle, channel, body: bytes) -> None:
-    for metadata in (app.server(), app.device(), ()):
+    for metadata in (app.server(), app.device()):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await _raw(channel, REGISTER)(body, metadata=metadata)
         check_error(caught.value, INVALID, "MALFORMED_REQUEST")
+    # Without a key the call is refused before its body is read at all.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await _raw(channel, REGISTER)(body)
+    check_error(caught.value, grpc.StatusCode.UNAUTHENTICATED, "API_KEY_INVALID")
     assert await app.list_all() == []
 
 
