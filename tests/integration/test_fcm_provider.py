@@ -19,13 +19,13 @@ from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResu
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.delivery.payloads import render_fcm
-from pushhub_server.delivery.providers.base import RetryPolicy
 from pushhub_server.delivery.providers.fcm import FcmProvider
 from pushhub_server.delivery.providers.google_auth import (
     REFRESH_MARGIN,
     ServiceAccount,
     ServiceAccountTokens,
 )
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.tls import TlsFiles, issue_tls_files
 

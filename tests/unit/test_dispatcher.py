@@ -26,7 +26,8 @@ from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
-from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from pushhub_server.delivery.providers import SimulatorProvider
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.unit.delivery_fakes import (
     APP,
     SENT,

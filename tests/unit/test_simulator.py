@@ -8,8 +8,9 @@ from datetime import timedelta
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
-from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.unit.delivery_fakes import (
     APP,
     START,

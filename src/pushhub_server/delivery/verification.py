@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 
-from .providers.base import RetryPolicy
 from .providers.fcm import FcmProvider
 from .providers.registry import ProviderRegistry
+from .retry_policy import RetryPolicy
 
 _BACKGROUND_PUSH = json.dumps({"aps": {"content-available": 1}}, separators=(",", ":")).encode()
 

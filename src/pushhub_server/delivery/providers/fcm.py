@@ -22,7 +22,7 @@ resends on fresh connections)
 anything else                               REJECTED under its errorCode / status
 ==========================================  =========================================
 
-Retries themselves belong to base.RetryPolicy, as for every provider.
+Retries themselves belong to delivery.retry_policy.RetryPolicy, as for every provider.
 """
 
 from __future__ import annotations

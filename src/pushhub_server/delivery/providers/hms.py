@@ -40,7 +40,7 @@ multicast it would spoil the request of every other token.
 Dry runs: ``send(..., validate_only=True)`` sets HMS's ``validate_only``: Push
 Kit checks the message and its tokens and delivers nothing.
 
-Retries themselves belong to base.RetryPolicy, as for every provider.
+Retries themselves belong to delivery.retry_policy.RetryPolicy, as for every provider.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What every provider shares: the retry policy for retryable delivery results.
+"""The retry policy: backoff for the retryable results of any provider.
 
 Providers answer a transient failure (429, 5xx, a dropped connection, GOAWAY
 they could not resend) with DeliveryOutcome.RETRY and, when the service said
