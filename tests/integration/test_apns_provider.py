@@ -135,7 +135,7 @@ async def test_sends_each_delivery_with_apple_headers(
             assert request.headers[name] == sent.headers[name]
         assert request.headers["apns-collapse-id"] == "news"
         assert request.headers["authorization"].startswith("bearer ")
-        # Optional: Apple assigns one (delivery/payloads.py says why none is sent).
+        # Optional: Apple assigns one (delivery/payloads/apns.py says why none is sent).
         assert "apns-id" not in request.headers
 
 

@@ -18,7 +18,7 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.payloads import render_fcm
+from pushhub_server.delivery.payloads.renderer import render_fcm
 from pushhub_server.delivery.providers.fcm import FcmProvider
 from pushhub_server.delivery.providers.google_auth import (
     REFRESH_MARGIN,

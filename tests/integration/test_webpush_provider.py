@@ -22,9 +22,9 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, web_push_credentials
 from pushhub_server.core.web_push_endpoints import EndpointPolicy
 from pushhub_server.delivery.address_guard import AddressGuard
+from pushhub_server.delivery.payloads.webpush import webpush_headers
 from pushhub_server.delivery.providers.webpush import WebPushProvider
 from pushhub_server.delivery.retry_policy import RetryPolicy
-from pushhub_server.delivery.webpush_headers import webpush_headers
 from tests.fakes.tls import TlsFiles, issue_tls_files
 from tests.fakes.webpush import FakeWebPush, Subscription
 

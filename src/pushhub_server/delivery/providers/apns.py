@@ -1,13 +1,13 @@
 """APNs provider: token-authenticated HTTP/2 requests to Apple, one per delivery.
 
 Each delivery becomes ``POST /3/device/<token>`` with the rendered ``apns-*``
-headers (delivery.payloads), ``apns-topic`` from the credentials and
+headers (delivery.payloads.apns), ``apns-topic`` from the credentials and
 ``authorization: bearer <provider token>``. Requests of one ``send`` go out at
 once as concurrent streams (providers.http2), which also reconnects and resends
 what was in flight when Apple sends GOAWAY or a connection drops.
 
 The deliveries of one broadcast share one headers mapping (no ``apns-id``: Apple
-assigns one when it is absent, see delivery.payloads), so a ``send`` formats the
+assigns one when it is absent, see delivery.payloads.apns), so a ``send`` formats the
 header lines once per distinct mapping and the requests share that list; the
 HTTP/2 client then sets it on an easy handle only when it changes, and HPACK
 sends the repeated headers as table indexes.

@@ -1,7 +1,7 @@
 """FCM HTTP v1 provider: ``POST /v1/projects/<id>/messages:send`` over multiplexed HTTP/2.
 
 Each delivery's payload is already the full request body (``{"message": {..., "token":
-...}}``, see delivery/payloads.py), so a send is: take a cached OAuth2 token, POST,
+...}}``, see delivery/payloads/fcm.py), so a send is: take a cached OAuth2 token, POST,
 classify. A batch goes to the shared HTTP/2 client (http2.py, libcurl) in one call, so
 its requests are in flight at once as streams of one multiplexed connection.
 

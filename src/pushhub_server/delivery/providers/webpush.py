@@ -2,7 +2,7 @@
 
 A delivery carries the subscription's endpoint as ``device_token``, its keys as
 ``web_push_keys`` and the plaintext payload (the JSON a service worker reads);
-``headers`` holds ``TTL``/``Urgency``/``Topic`` (delivery.webpush_headers), one
+``headers`` holds ``TTL``/``Urgency``/``Topic`` (delivery.payloads.webpush), one
 mapping shared by a message's recipients. A ``send``:
 
 1. checks each endpoint against the allow-list (core.web_push_endpoints: the
@@ -13,7 +13,7 @@ mapping shared by a message's recipients. A ``send``:
    host; the requests are pinned to the checked addresses (CURLOPT_RESOLVE), and
    redirects are never followed (libcurl's default);
 3. encrypts each payload to its subscription on worker threads
-   (webpush_encryption: a new ECDH key pair per recipient; ECDH releases the GIL,
+   (payloads.webpush.encrypt: a new ECDH key pair per recipient; ECDH releases the GIL,
    so encryption runs beside the event loop, not on it);
 4. POSTs them all through one Http2Client: libcurl keeps one connection per
    origin, multiplexed over HTTP/2 where the push service's ALPN offers it and
@@ -57,11 +57,10 @@ from pushhub_server.core.outbound import is_ip_literal
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, subscription_keys
 from pushhub_server.core.web_push_endpoints import Endpoint, EndpointPolicy
 from pushhub_server.delivery.address_guard import AddressGuard, AddressRefused, ResolveChecked
-from pushhub_server.delivery.webpush_headers import DEFAULT_TTL
+from pushhub_server.delivery.payloads.webpush import DEFAULT_TTL, PLAINTEXT_LIMIT, encrypt
 
 from .http2 import Http2Client, Http2Request, Http2Response
 from .vapid import VapidTokens
-from .webpush_encryption import PLAINTEXT_LIMIT, encrypt
 
 # Requests handed to the HTTP/2 client at once (as for FCM: libcurl counts the time
 # a transfer queues for a stream against its connect timeout).
