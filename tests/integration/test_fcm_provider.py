@@ -322,11 +322,10 @@ async def test_a_second_401_is_rejected_not_looped(
 # ------------------------------------------------------------------ validate_only
 
 
-async def test_validate_checks_without_delivering(provider: FcmProvider, fcm: FakeFcm) -> None:
+async def test_validate_only_checks_without_delivering(provider: FcmProvider, fcm: FakeFcm) -> None:
     fcm.unregistered.add("gone")
 
-    valid = await provider.validate(delivery("device-a"))
-    gone = await provider.validate(delivery("gone"))
+    valid, gone = await provider.send([delivery("device-a"), delivery("gone")], validate_only=True)
 
     assert outcomes([valid, gone]) == [SENT, (DeliveryOutcome.INVALID_TOKEN, "UNREGISTERED")]
     assert fcm.messages == []

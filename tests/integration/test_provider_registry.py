@@ -68,7 +68,9 @@ class StoredCredentials:
 
 
 class Simulated:
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         return [SENT] * len(deliveries)
 
 
@@ -191,6 +193,19 @@ async def test_a_send_in_flight_keeps_its_provider_through_a_credentials_change(
     assert await router.send([delivery(2)]) == [SENT]
     first, second = fake.requests
     assert first.headers["authorization"] == second.headers["authorization"]
+
+
+@pytest.mark.usefixtures("apns_stored")
+async def test_the_router_passes_validate_only_to_each_platforms_provider(
+    registry: ProviderRegistry, fake: FakeApns
+) -> None:
+    router = await registry.for_app(APP)
+
+    results = await router.send([delivery(1), delivery(2, Platform.FCM)], validate_only=True)
+
+    # APNs has no validate-only mode: an alert is refused unsent (providers.apns).
+    assert results == [DeliveryResult(DeliveryOutcome.REJECTED, "BackgroundPushRequired"), SENT]
+    assert fake.requests == []
 
 
 async def test_concurrent_reads_cannot_bring_back_older_credentials(

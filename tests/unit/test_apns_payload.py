@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.payloads.renderer import PayloadRenderer, render_apns
+from pushhub_server.delivery.payloads.apns import is_background
+from pushhub_server.delivery.payloads.renderer import PayloadRenderer, dry_run_payload, render_apns
 from tests.unit.payload_samples import FULL, NOW, apns, apns_headers
 
 # ------------------------------------------------------------------ APNs body
@@ -187,3 +189,17 @@ def test_push_type_follows_the_merged_payload() -> None:
     headers = apns_headers(content)
     assert headers["apns-push-type"] == "background"
     assert headers["apns-priority"] == "5"
+
+
+# ------------------------------------------------------------------ dry run
+
+
+def test_the_dry_run_is_a_silent_background_push_that_expires_at_once() -> None:
+    first, second = (dry_run_payload(Platform.APNS, "ab" * 32) for _ in range(2))
+
+    body = json.loads(first.body)
+    assert body == {"aps": {"content-available": 1}}
+    assert is_background(body)
+    headers = dict(first.headers)
+    assert headers.pop("apns-id") != second.headers["apns-id"]
+    assert headers == {"apns-push-type": "background", "apns-priority": "5", "apns-expiration": "0"}

@@ -8,11 +8,13 @@ from datetime import timedelta
 import pytest
 
 from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.delivery.payloads.fcm import fcm_duration
 from pushhub_server.delivery.payloads.renderer import (
     PayloadRenderer,
     check_publish_size,
+    dry_run_payload,
     render_fcm,
 )
 from tests.unit.payload_samples import FCM_TOKEN, FULL, NOW, fcm
@@ -159,3 +161,15 @@ def test_fcm_json_that_breaks_the_message_is_rejected(override: dict) -> None:
         check_publish_size(content, now=NOW)
     assert info.value.reason == "INVALID_FCM_JSON"
     assert info.value.metadata["field"] == "fcm_json"
+
+
+# ------------------------------------------------------------------ dry run
+
+
+def test_the_dry_run_is_a_data_message_for_the_token() -> None:
+    dry_run = dry_run_payload(Platform.FCM, FCM_TOKEN)
+
+    assert json.loads(dry_run.body) == {
+        "message": {"token": FCM_TOKEN, "data": {"pushhub": "verification"}}
+    }
+    assert dict(dry_run.headers) == {}

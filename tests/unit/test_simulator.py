@@ -47,6 +47,35 @@ async def test_discarding_mode_records_nothing() -> None:
     assert inbox.recorded == []
 
 
+async def test_validate_only_answers_as_a_send_and_records_nothing() -> None:
+    inbox = FakeInbox()
+    simulator = SimulatorProvider(inbox, ManualClock(START))
+    batch = [delivery("a"), delivery("invalid-1"), delivery("rejected-1"), delivery("flaky-1")]
+
+    checked = await simulator.send(batch, validate_only=True)
+    retried = await simulator.send([delivery("flaky-1")], validate_only=True)
+
+    assert outcomes(checked) == [
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.INVALID_TOKEN,
+        DeliveryOutcome.REJECTED,
+        DeliveryOutcome.RETRY,
+    ]
+    assert outcomes(retried) == [DeliveryOutcome.SENT]
+    assert inbox.recorded == [], "a dry run delivers nothing"
+
+
+async def test_the_retry_policy_keeps_validate_only_on_its_retries() -> None:
+    inbox = FakeInbox()
+    simulator = SimulatorProvider(inbox, ManualClock(START))
+    policy = RetryPolicy(sleep=NoSleep(), jitter=lambda: 0.0)
+
+    [result] = await policy.send(simulator, [delivery("flaky-1")], validate_only=True)
+
+    assert result.outcome is DeliveryOutcome.SENT
+    assert inbox.recorded == []
+
+
 async def test_failure_injection_by_prefix() -> None:
     simulator = SimulatorProvider(FakeInbox(), ManualClock(START), retry_after=0.2)
     invalid, flaky, rejected = await simulator.send(

@@ -275,8 +275,16 @@ class AudienceReader(Protocol):
 
 
 class DeliveryProvider(Protocol):
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
-        """One result per delivery, in order. Never raises for a single bad delivery."""
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
+        """One result per delivery, in order. Never raises for a single bad delivery.
+
+        With validate_only (a registration's dry run), nothing is shown to anyone:
+        the deliveries are checked as a send would check them, by the push service
+        itself where it has a validate-only mode (FCM, Huawei). APNs has none, so
+        there only silent background pushes are sent, and others refused unsent.
+        """
 
 
 class Inbox(Protocol):

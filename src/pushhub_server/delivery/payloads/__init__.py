@@ -3,8 +3,8 @@
 ============  ==================================================================
 module        holds
 ============  ==================================================================
-apns          APNs: the body and the ``apns-*`` headers
-fcm           FCM HTTP v1: the request body
+apns          APNs: the body and ``apns-*`` headers, the dry run's silent push
+fcm           FCM HTTP v1: the request body, the dry run's validation message
 hms           Huawei Push Kit: the ``message`` object without its target
 webpush       Web Push: the RFC 8030 headers and the RFC 8291 encrypted body
 renderer      PayloadRenderer: APNs and FCM per recipient at fan-out speed
@@ -19,6 +19,6 @@ of a multicast, ``validate_only``, authentication) is the provider's
 (delivery.providers).
 """
 
-from .renderer import PayloadRenderer, RenderedPayload, check_publish_size
+from .renderer import PayloadRenderer, RenderedPayload, check_publish_size, dry_run_payload
 
-__all__ = ["PayloadRenderer", "RenderedPayload", "check_publish_size"]
+__all__ = ["PayloadRenderer", "RenderedPayload", "check_publish_size", "dry_run_payload"]

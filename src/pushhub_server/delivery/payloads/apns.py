@@ -20,18 +20,23 @@ it), ``apns-collapse-id`` (``collapse_key``, at most 64 bytes). No ``apns-id``: 
 is optional, Apple assigns a UUID to a request without one, and PushHub neither
 stores nor reports it, while a per-recipient id would make every request's headers
 unique (a header list to rebuild per request in libcurl, a literal instead of
-table indexes in HPACK). A caller that needs its own id (the dry-run verification)
-puts ``apns-id`` in its Delivery's headers, and the provider sends it. ``apns-topic``
+table indexes in HPACK). A caller that needs its own id (the dry run, below) puts
+``apns-id`` in its Delivery's headers, and the provider sends it. ``apns-topic``
 comes from the app's credentials, so the provider adds it.
 
 Templates: the rendered template is the body, ``apns_json`` merged on top; the
 headers still come from ttl, priority and collapse_key.
 
 Size: the whole body, as Apple counts it (size.py).
+
+Dry run: APNs has no validate-only mode, so a registration is verified with a
+silent background push (``{"aps": {"content-available": 1}}``), which iOS hands to
+the app without showing anything, expiring at once.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,9 +44,11 @@ from typing import Any
 from pushhub_server.core.notifications import NotificationContent
 
 from .content import custom_data
-from .json_text import merge_patch
+from .json_text import dumps, merge_patch
 
 _VISIBLE = ("alert", "badge", "sound")
+
+DRY_RUN_BODY = dumps({"aps": {"content-available": 1}}).encode()
 
 
 def apns_payload(content: NotificationContent, message: str) -> dict[str, Any]:
@@ -121,3 +128,14 @@ def is_background(payload: Mapping[str, Any]) -> bool:
     if not isinstance(aps, dict) or not aps.get("content-available"):
         return False
     return not any(key in aps for key in _VISIBLE)
+
+
+def dry_run_headers() -> dict[str, str]:
+    """The dry run's headers: a background push, priority 5, expiring at once, with an
+    apns-id of its own that names it in Apple's answer."""
+    return {
+        "apns-push-type": "background",
+        "apns-priority": "5",
+        "apns-expiration": "0",
+        "apns-id": str(uuid.uuid4()),
+    }

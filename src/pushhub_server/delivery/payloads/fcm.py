@@ -25,6 +25,9 @@ laid over the android and apns delivery options, with the token forced in; then
 Size: the request body without the device token, so the limit depends only on the
 content, and the check at publish time is exact for every recipient whose
 ``message`` has no ``{{name}}`` (size.py).
+
+Dry run: the provider sends a small data message with FCM's ``validate_only``, which
+FCM checks, token included, without delivering.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pushhub_server.core.notifications import NotificationContent
 
 from .apns import aps_fields
 from .content import TARGETS, custom_data, unwrap_message
-from .json_text import merge_patch
+from .json_text import dumps, merge_patch
 
 INVALID_FCM_JSON = "INVALID_FCM_JSON"
 
@@ -110,6 +113,11 @@ def fcm_duration(ttl: timedelta) -> str:
     if not fraction:
         return f"{seconds}s"
     return f"{seconds}.{fraction:06d}".rstrip("0") + "s"
+
+
+def dry_run_body(device_token: str) -> bytes:
+    """The dry run's request body: a data message nobody would see even if delivered."""
+    return dumps({"message": {"token": device_token, "data": {"pushhub": "verification"}}}).encode()
 
 
 def _android_options(content: NotificationContent) -> dict[str, Any]:

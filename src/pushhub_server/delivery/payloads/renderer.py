@@ -337,3 +337,11 @@ def check_publish_size(
     renderer = PayloadRenderer(content, now=now, limit=limit)
     for platform in platforms:
         renderer.render(platform, "", {})
+
+
+def dry_run_payload(platform: Platform, device_token: str) -> RenderedPayload:
+    """What a registration's dry run sends, to be sent with ``validate_only``: for
+    APNs a silent background push (apns.py), for FCM a data message (fcm.py)."""
+    if platform is Platform.APNS:
+        return RenderedPayload(apns.DRY_RUN_BODY, apns.dry_run_headers())
+    return RenderedPayload(fcm.dry_run_body(device_token), _NO_HEADERS)

@@ -22,6 +22,9 @@ resends on fresh connections)
 anything else                               REJECTED under its errorCode / status
 ==========================================  =========================================
 
+Dry runs: ``send(..., validate_only=True)`` sends each request with FCM's
+``validate_only``: FCM checks the message and its token and delivers nothing.
+
 Retries themselves belong to delivery.retry_policy.RetryPolicy, as for every provider.
 """
 
@@ -86,20 +89,17 @@ class FcmProvider:
         project = urllib.parse.quote(account.project_id, safe="")
         self._url = f"{base}/v1/projects/{project}/messages:send"
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         """One result per delivery, in order; never raises for a single delivery."""
         results: list[DeliveryResult] = []
         for start in range(0, len(deliveries), _WINDOW):
-            window = deliveries[start : start + _WINDOW]
-            results += await self._send_bodies([delivery.payload for delivery in window])
+            bodies = [delivery.payload for delivery in deliveries[start : start + _WINDOW]]
+            if validate_only:
+                bodies = [_validate_only(body) for body in bodies]
+            results += await self._send_bodies(bodies)
         return results
-
-    async def validate(self, delivery: Delivery) -> DeliveryResult:
-        """Dry run (``validate_only``): FCM checks the message and token, shows nothing."""
-        request = json.loads(delivery.payload)
-        body = json.dumps({"validate_only": True, **request}, separators=(",", ":"))
-        (result,) = await self._send_bodies([body.encode()])
-        return result
 
     async def close(self) -> None:
         await self._client.close()
@@ -146,6 +146,12 @@ class FcmProvider:
 
     def _classify_all(self, responses: Sequence[Http2Response]) -> list[DeliveryResult]:
         return [classify(response) for response in responses]
+
+
+def _validate_only(body: bytes) -> bytes:
+    """``{"validate_only": true, <the request's members>}``, spliced as bytes."""
+    separator = b"," if body[1:].strip() != b"}" else b""
+    return b'{"validate_only":true' + separator + body[1:]
 
 
 def classify(response: Http2Response) -> DeliveryResult:

@@ -41,6 +41,10 @@ resolver failure is RETRY ``DnsTemporaryFailure``), a payload over 3,993 bytes
 (REJECTED ``PayloadTooLarge``), and missing or unusable keys (INVALID_TOKEN
 ``BadSubscriptionKeys``). None of these invalidates a registration on a guess:
 only the push service's own 404/410 and keys that can never work do.
+
+Dry runs: push services have no validate-only mode, and a push a service worker
+receives must show a notification. A ``validate_only`` send goes through every
+step above but the POST: what passes them all is SENT, and nothing is posted.
 """
 
 from __future__ import annotations
@@ -126,11 +130,14 @@ class WebPushProvider:
         self._threads = encryption_threads
         self._pool = ThreadPoolExecutor(encryption_threads, thread_name_prefix="pushhub-webpush")
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         """One result per delivery, in order; never raises for a single delivery."""
         results: list[DeliveryResult] = []
         for start in range(0, len(deliveries), _WINDOW):
-            results += await self._send_window(deliveries[start : start + _WINDOW])
+            window = deliveries[start : start + _WINDOW]
+            results += await self._send_window(window, validate_only)
         return results
 
     async def close(self) -> None:
@@ -138,7 +145,9 @@ class WebPushProvider:
         # Slices being encrypted finish on their own; nothing waits for them any more.
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _send_window(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def _send_window(
+        self, deliveries: Sequence[Delivery], validate_only: bool
+    ) -> list[DeliveryResult]:
         # Filled as each step settles a delivery; every slot is filled at the end.
         results: list[DeliveryResult | None] = [None] * len(deliveries)
         endpoints: dict[int, Endpoint] = {}
@@ -162,6 +171,10 @@ class WebPushProvider:
             headers = self._header_lines(lines, endpoint.origin, deliveries[index].headers)
             requests.append(Http2Request(endpoint.url, headers, body, pins[endpoint.host_port]))
             sent.append(index)
+        if validate_only:
+            for index in sent:
+                results[index] = _SENT
+            return results  # type: ignore[return-value]  # every slot is filled above
         responses = await self._client.post_many(requests)
         _log_failures(responses)
         for index, response in zip(sent, responses, strict=True):
