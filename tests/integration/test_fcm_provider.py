@@ -20,11 +20,8 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.delivery.payloads.renderer import render_fcm
 from pushhub_server.delivery.providers.fcm import FcmProvider
-from pushhub_server.delivery.providers.google_auth import (
-    REFRESH_MARGIN,
-    ServiceAccount,
-    ServiceAccountTokens,
-)
+from pushhub_server.delivery.providers.google_auth import ServiceAccount, ServiceAccountTokens
+from pushhub_server.delivery.providers.oauth_tokens import REFRESH_MARGIN
 from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.tls import TlsFiles, issue_tls_files

@@ -40,8 +40,9 @@ from typing import Any
 from pushhub_server.core.clock import Clock, SystemClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 
-from .google_auth import ServiceAccount, ServiceAccountTokens, TokenError
+from .google_auth import ServiceAccount, ServiceAccountTokens
 from .http2 import Http2Client, Http2Request, Http2Response
+from .oauth_tokens import TokenError
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
 
