@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from .errors import PushHubError
 from .messages import (
@@ -38,8 +38,6 @@ from .models import (
     UpsertResult,
 )
 
-Provider = Literal["apns", "fcm"]
-
 
 class AppRepository(Protocol):
     async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
@@ -65,16 +63,16 @@ class AppRepository(Protocol):
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
         """The unrevoked key with this hash, and its app."""
 
-    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
-        """Stores (or clears) an app's sealed provider credentials; False if no such app."""
+    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
+        """Stores (or clears) an app's sealed credentials for a platform; False if no such app."""
 
     async def replace_credentials(
-        self, app_id: str, provider: Provider, expected: str, sealed: str
+        self, app_id: str, platform: Platform, expected: str, sealed: str
     ) -> bool:
         """Stores `sealed` only while the stored value is still `expected`; True if it did."""
 
-    async def credentials(self, app_id: str) -> dict[Provider, str]:
-        """The app's sealed credentials by provider ("apns", "fcm"); absent when unset."""
+    async def credentials(self, app_id: str) -> dict[Platform, str]:
+        """The app's sealed credentials by platform; a platform without any is absent."""
 
     async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
         """Replaces the app's sealed user-token signing secret; False if no such app."""
