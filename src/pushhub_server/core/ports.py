@@ -26,7 +26,7 @@ from .models import (
     ApiKey,
     App,
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     FailureReason,
     Page,
     Platform,
@@ -93,8 +93,8 @@ class RegistrationRepository(Protocol):
         Items with one update that registration (an invalidated one is
         revived; an expired one is gone), or create it when the
         id was reserved; otherwise that item's result is REGISTRATION_GONE.
-        An item with a device_claim that would change or delete a registration
-        its claim may not take is NOT_DEVICE_OWNER, and changes nothing.
+        An item with a device_actor that would change or delete a registration
+        its actor may not take is NOT_DEVICE_OWNER, and changes nothing.
         Channels are created on first use; subscription ids stay stable.
         """
 
@@ -131,11 +131,11 @@ class RegistrationRepository(Protocol):
         """
 
     async def delete(
-        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+        self, app_id: str, registration_id: str, actor: DeviceActor | None, now: datetime
     ) -> int:
         """Deletes the registration, live or not; returns 1 if it was live, else 0.
 
-        With a claim, a live registration the claim may not take raises
+        With an actor, a live registration the actor may not take raises
         NOT_DEVICE_OWNER and stays: decided by the delete itself, in one transaction.
         """
 
@@ -144,7 +144,7 @@ class RegistrationRepository(Protocol):
         app_id: str,
         platform: Platform,
         device_token: str,
-        claim: DeviceClaim | None,
+        actor: DeviceActor | None,
         now: datetime,
     ) -> int:
         """As delete, for the registration holding the token."""
