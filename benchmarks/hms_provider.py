@@ -40,7 +40,7 @@ from benchmarks.http2_clients import nginx_sink
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.hms_payload import HmsPayloads
+from pushhub_server.delivery.payloads.hms import HmsPayloads
 from pushhub_server.delivery.providers.hms import MAX_TOKENS, HmsProvider
 from tests.fakes.tls import issue_tls_files
 

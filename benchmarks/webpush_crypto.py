@@ -4,7 +4,7 @@ Prints CPU µs per recipient (median of --runs runs of --recipients each) for:
 
 - ``http_ece.encrypt``, called as pywebpush calls it (a new ephemeral key, a
   random salt, ``version="aes128gcm"``);
-- PushHub's ``webpush_encryption.encrypt``: the same RFC 8291 steps with
+- PushHub's ``payloads.webpush.encrypt``: the same RFC 8291 steps with
   ``cryptography``'s primitives called directly;
 
 then where one recipient's time goes, step by step (each step timed alone,
@@ -40,8 +40,8 @@ from pushhub_server.core.web_push import (
     subscription_keys,
     web_push_credentials,
 )
+from pushhub_server.delivery.payloads.webpush import encrypt
 from pushhub_server.delivery.providers.vapid import VapidTokens
-from pushhub_server.delivery.providers.webpush_encryption import encrypt
 
 CURVE = ec.SECP256R1()
 SHA256 = hashes.SHA256()
@@ -97,7 +97,7 @@ def compare(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
 
 
 def breakdown(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
-    """Each step of webpush_encryption.encrypt, timed alone over the same recipients."""
+    """Each step of payloads.webpush.encrypt, timed alone over the same recipients."""
     decoded = [subscription_keys(k, check_point=False) for k in keys]
     peers = [ec.EllipticCurvePublicKey.from_encoded_point(CURVE, k.p256dh) for k in decoded]
     ephemerals = [ec.generate_private_key(CURVE) for _ in keys]

@@ -12,7 +12,7 @@ notifications each:
 
 1. HTTP only: the same requests, encrypted beforehand, posted through an
    Http2Client (what the provider's transport costs on its own);
-2. encryption only: webpush_encryption.encrypt on N threads;
+2. encryption only: payloads.webpush.encrypt on N threads;
 3. the provider end to end with N encryption threads: notifications/s, and CPU
    µs per notification for the whole process (every thread) and for the event
    loop's thread alone;
@@ -47,11 +47,10 @@ from pushhub_server.core.messages import Delivery, DeliveryOutcome
 from pushhub_server.core.models import Platform
 from pushhub_server.core.web_push import subscription_keys, web_push_credentials
 from pushhub_server.core.web_push_endpoints import EndpointPolicy
+from pushhub_server.delivery.payloads.webpush import encrypt, webpush_headers
 from pushhub_server.delivery.providers.http2 import Http2Client, Http2Request
 from pushhub_server.delivery.providers.vapid import VapidTokens
 from pushhub_server.delivery.providers.webpush import WebPushProvider
-from pushhub_server.delivery.providers.webpush_encryption import encrypt
-from pushhub_server.delivery.webpush_headers import webpush_headers
 from tests.fakes.tls import issue_tls_files
 
 BATCH = 1000

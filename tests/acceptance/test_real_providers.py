@@ -336,7 +336,7 @@ async def test_broadcast_reaches_each_fake_in_its_providers_shape(world: World) 
         assert headers["apns-priority"] == "10"
         assert headers["apns-collapse-id"] == "news"
         assert int(headers["apns-expiration"]) == expiration
-        assert "apns-id" not in headers  # optional: Apple assigns one (delivery/payloads.py)
+        assert "apns-id" not in headers  # optional: Apple assigns one (delivery/payloads/apns.py)
         assert headers["authorization"].startswith("bearer ")
         payload = json.loads(request.payload)
         assert payload["aps"]["alert"] == {"title": "Hello", "body": "World"}

@@ -208,12 +208,12 @@ async def test_a_cancel_during_a_chunk_keeps_what_the_chunk_sent(
     send = SimulatorProvider.send
 
     async def stalls_this_app(
-        self: SimulatorProvider, deliveries: Sequence[Delivery]
+        self: SimulatorProvider, deliveries: Sequence[Delivery], *, validate_only: bool = False
     ) -> list[DeliveryResult]:
         if deliveries[0].app_id == app.app_id and not stalled.is_set():
             stalled.set()
             await release.wait()
-        return await send(self, deliveries)
+        return await send(self, deliveries, validate_only=validate_only)
 
     monkeypatch.setattr(SimulatorProvider, "send", stalls_this_app)
     response = await app.publish(message="hello")

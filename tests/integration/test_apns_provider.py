@@ -23,7 +23,7 @@ from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.payloads import PayloadRenderer
+from pushhub_server.delivery.payloads import PayloadRenderer, dry_run_payload
 from pushhub_server.delivery.providers.apns import (
     PRODUCTION_URL,
     SANDBOX_URL,
@@ -135,7 +135,7 @@ async def test_sends_each_delivery_with_apple_headers(
             assert request.headers[name] == sent.headers[name]
         assert request.headers["apns-collapse-id"] == "news"
         assert request.headers["authorization"].startswith("bearer ")
-        # Optional: Apple assigns one (delivery/payloads.py says why none is sent).
+        # Optional: Apple assigns one (delivery/payloads/apns.py says why none is sent).
         assert "apns-id" not in request.headers
 
 
@@ -342,6 +342,25 @@ async def test_payload_over_4096_bytes_is_rejected_without_sending(
 
     assert results == [SENT, DeliveryResult(DeliveryOutcome.REJECTED, "PayloadTooLarge")]
     assert [request.token for request in fake.requests] == [token(0)]
+
+
+async def test_validate_only_sends_only_silent_background_pushes(
+    provider: ApnsProvider, fake: FakeApns
+) -> None:
+    dry_run = dry_run_payload(Platform.APNS, token(1))
+    silent = Delivery("m", "a", "r", Platform.APNS, token(1), dry_run.body, dry_run.headers)
+    # Says background, but would show an alert.
+    lying = Delivery("m", "a", "r", Platform.APNS, token(3), delivery(3).payload, dry_run.headers)
+
+    results = await provider.send([silent, delivery(2), lying], validate_only=True)
+
+    refused = DeliveryResult(DeliveryOutcome.REJECTED, "BackgroundPushRequired")
+    assert results == [SENT, refused, refused]
+    [request] = fake.requests
+    assert request.token == token(1)
+    assert request.headers["apns-push-type"] == "background"
+    assert request.headers["apns-priority"] == "5"
+    assert request.headers["apns-expiration"] == "0"
 
 
 async def test_fake_answers_oversized_payload_with_413(

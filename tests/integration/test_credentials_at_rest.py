@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pushhub_server.core.apps import AppService
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.credentials import SecretBox, apns_credentials, fcm_credentials
+from pushhub_server.core.models import Platform
 from pushhub_server.store import SqlAppRepository
 
 SECRET_KEY = "at-rest-secret-key"
@@ -64,7 +65,7 @@ async def test_unsealed_credentials_are_reported_then_sealed_on_the_next_write(
     await keyed.set_fcm_credentials(app_id, fcm_credentials(_fcm("project-after")))
 
     stored = await apps.credentials(app_id)
-    assert set(stored) == {"apns", "fcm"}
+    assert set(stored) == {Platform.APNS, Platform.FCM}
     assert all(value.startswith("fernet:") for value in stored.values())
     apns, fcm = await keyed.provider_credentials(app_id)
     assert apns == APNS and fcm is not None and fcm.project_id == "project-after"

@@ -18,14 +18,11 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.payloads import render_fcm
-from pushhub_server.delivery.providers.base import RetryPolicy
+from pushhub_server.delivery.payloads.renderer import render_fcm
 from pushhub_server.delivery.providers.fcm import FcmProvider
-from pushhub_server.delivery.providers.google_auth import (
-    REFRESH_MARGIN,
-    ServiceAccount,
-    ServiceAccountTokens,
-)
+from pushhub_server.delivery.providers.google_auth import ServiceAccount, ServiceAccountTokens
+from pushhub_server.delivery.providers.oauth_tokens import REFRESH_MARGIN
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.tls import TlsFiles, issue_tls_files
 
@@ -322,11 +319,10 @@ async def test_a_second_401_is_rejected_not_looped(
 # ------------------------------------------------------------------ validate_only
 
 
-async def test_validate_checks_without_delivering(provider: FcmProvider, fcm: FakeFcm) -> None:
+async def test_validate_only_checks_without_delivering(provider: FcmProvider, fcm: FakeFcm) -> None:
     fcm.unregistered.add("gone")
 
-    valid = await provider.validate(delivery("device-a"))
-    gone = await provider.validate(delivery("gone"))
+    valid, gone = await provider.send([delivery("device-a"), delivery("gone")], validate_only=True)
 
     assert outcomes([valid, gone]) == [SENT, (DeliveryOutcome.INVALID_TOKEN, "UNREGISTERED")]
     assert fcm.messages == []

@@ -15,10 +15,10 @@ from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
-from pushhub_server.delivery.hms_payload import HmsPayloads
-from pushhub_server.delivery.providers.base import RetryPolicy
+from pushhub_server.delivery.payloads.hms import HmsPayloads
 from pushhub_server.delivery.providers.hms import HmsProvider
 from pushhub_server.delivery.providers.oauth_tokens import REFRESH_MARGIN
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.fakes.hms import FakeHms
 from tests.fakes.tls import TlsFiles, issue_tls_files
 

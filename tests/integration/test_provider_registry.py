@@ -30,7 +30,7 @@ from pushhub_server.core.credentials import (
 )
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
-from pushhub_server.core.ports import AppRepository, Provider
+from pushhub_server.core.ports import AppRepository
 from pushhub_server.delivery.providers.registry import (
     Endpoints,
     ProviderRegistry,
@@ -52,10 +52,10 @@ class StoredCredentials:
     """The credentials part of an AppRepository; its next read can be made to wait."""
 
     def __init__(self) -> None:
-        self.stored: dict[Provider, str] = {}
+        self.stored: dict[Platform, str] = {}
         self.hold_next_read: asyncio.Event | None = None
 
-    async def credentials(self, app_id: str) -> dict[Provider, str]:
+    async def credentials(self, app_id: str) -> dict[Platform, str]:
         snapshot = dict(self.stored)
         gate, self.hold_next_read = self.hold_next_read, None
         if gate is not None:
@@ -68,7 +68,9 @@ class StoredCredentials:
 
 
 class Simulated:
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         return [SENT] * len(deliveries)
 
 
@@ -107,7 +109,7 @@ def repository() -> StoredCredentials:
 @pytest.fixture
 def apns_stored(repository: StoredCredentials, signing_key: tuple[str, str]) -> None:
     """Most tests start from an app holding APNs credentials of the test key."""
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(apns(signing_key[0])))
 
 
 def registry_for(
@@ -181,7 +183,7 @@ async def test_a_send_in_flight_keeps_its_provider_through_a_credentials_change(
 
     # Same key, other environment: a new provider, which takes over the old one's token.
     sandbox = apns(signing_key[0], ApnsEnvironment.SANDBOX)
-    repository.stored["apns"] = PLAIN.seal(dump_apns(sandbox))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(sandbox))
     await registry.for_app(APP)
     assert fake.open_connections == 1, "the replaced provider was closed under its send"
     fake.release_held()
@@ -193,6 +195,19 @@ async def test_a_send_in_flight_keeps_its_provider_through_a_credentials_change(
     assert first.headers["authorization"] == second.headers["authorization"]
 
 
+@pytest.mark.usefixtures("apns_stored")
+async def test_the_router_passes_validate_only_to_each_platforms_provider(
+    registry: ProviderRegistry, fake: FakeApns
+) -> None:
+    router = await registry.for_app(APP)
+
+    results = await router.send([delivery(1), delivery(2, Platform.FCM)], validate_only=True)
+
+    # APNs has no validate-only mode: an alert is refused unsent (providers.apns).
+    assert results == [DeliveryResult(DeliveryOutcome.REJECTED, "BackgroundPushRequired"), SENT]
+    assert fake.requests == []
+
+
 async def test_concurrent_reads_cannot_bring_back_older_credentials(
     registry: ProviderRegistry,
     repository: StoredCredentials,
@@ -200,12 +215,12 @@ async def test_concurrent_reads_cannot_bring_back_older_credentials(
     signing_key: tuple[str, str],
 ) -> None:
     unknown_key, _ = new_signing_key()
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(unknown_key)))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(apns(unknown_key)))
     repository.hold_next_read = asyncio.Event()
     gate = repository.hold_next_read
     slow = asyncio.ensure_future(registry.for_app(APP))  # reads the old key, then waits
     await asyncio.sleep(0.05)
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(apns(signing_key[0])))
     fast = asyncio.ensure_future(registry.for_app(APP))  # reads the new key
     await asyncio.sleep(0.05)
     gate.set()
@@ -225,7 +240,7 @@ async def test_new_fcm_credentials_leave_the_apns_provider_alone(
     router = await registry.for_app(APP)
     assert await router.send([delivery(1)]) == [SENT]
 
-    repository.stored["fcm"] = PLAIN.seal(service_account())
+    repository.stored[Platform.FCM] = PLAIN.seal(service_account())
     router = await registry.for_app(APP)
     assert await router.send([delivery(2)]) == [SENT]
 
@@ -244,7 +259,7 @@ async def test_unreadable_credentials_fail_only_their_platform(
 ) -> None:
     caplog.set_level(logging.WARNING)
     sealed_elsewhere = SecretBox("another-secret-key").seal(dump_apns(apns(signing_key[0])))
-    repository.stored["apns"] = sealed_elsewhere
+    repository.stored[Platform.APNS] = sealed_elsewhere
     registry = registry_for(repository, clock, fake, tls, SecretBox("this-secret-key"))
     try:
         router = await registry.for_app(APP)
@@ -272,13 +287,13 @@ async def test_credentials_stored_before_the_checks_fail_only_their_platform(
     p384_pem = p384.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(p384_pem)))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(apns(p384_pem)))
     router = await registry.for_app(APP)
     assert await router.send([delivery(1), delivery(2, Platform.FCM)]) == [UNUSABLE, SENT]
 
     no_token_uri = {k: v for k, v in json.loads(service_account()).items() if k != "token_uri"}
-    repository.stored["apns"] = PLAIN.seal(dump_apns(apns(signing_key[0])))
-    repository.stored["fcm"] = PLAIN.seal(json.dumps(no_token_uri))
+    repository.stored[Platform.APNS] = PLAIN.seal(dump_apns(apns(signing_key[0])))
+    repository.stored[Platform.FCM] = PLAIN.seal(json.dumps(no_token_uri))
     router = await registry.for_app(APP)
     assert await router.send([delivery(3), delivery(4, Platform.FCM)]) == [SENT, UNUSABLE]
 
@@ -340,7 +355,7 @@ async def test_clearing_credentials_closes_the_provider_after_its_sends(
     in_flight = asyncio.ensure_future(router.send([delivery(1)]))
     await eventually(lambda: fake.held_requests == 1)
 
-    del repository.stored["apns"]
+    del repository.stored[Platform.APNS]
     await registry.for_app(APP)
     assert not await registry.configured(APP, Platform.APNS)
     assert fake.open_connections == 1

@@ -6,7 +6,7 @@ import pytest
 
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.ids import new_id
-from pushhub_server.core.models import ApiKey, App, KeyKind
+from pushhub_server.core.models import ApiKey, App, KeyKind, Platform
 from pushhub_server.store import SqlAppRepository
 
 from .conftest import create_app
@@ -73,9 +73,9 @@ async def test_delete_app(apps: SqlAppRepository) -> None:
 async def test_replace_credentials_only_while_the_expected_value_is_stored(
     apps: SqlAppRepository, app_id: str
 ) -> None:
-    assert await apps.set_credentials(app_id, "fcm", "plain:first")
-    assert not await apps.replace_credentials(app_id, "fcm", "plain:older", "fernet:x")
-    assert not await apps.replace_credentials(app_id, "apns", "plain:first", "fernet:x")
-    assert await apps.credentials(app_id) == {"fcm": "plain:first"}
-    assert await apps.replace_credentials(app_id, "fcm", "plain:first", "fernet:sealed")
-    assert await apps.credentials(app_id) == {"fcm": "fernet:sealed"}
+    assert await apps.set_credentials(app_id, Platform.FCM, "plain:first")
+    assert not await apps.replace_credentials(app_id, Platform.FCM, "plain:older", "fernet:x")
+    assert not await apps.replace_credentials(app_id, Platform.APNS, "plain:first", "fernet:x")
+    assert await apps.credentials(app_id) == {Platform.FCM: "plain:first"}
+    assert await apps.replace_credentials(app_id, Platform.FCM, "plain:first", "fernet:sealed")
+    assert await apps.credentials(app_id) == {Platform.FCM: "fernet:sealed"}

@@ -25,7 +25,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
-from pushhub_server.delivery.providers import RetryPolicy
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from pushhub_server.store import (
     Database,
     SqlAppRepository,

@@ -14,7 +14,7 @@ from pushhub_server.core.ids import new_id
 from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import (
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     KeyKind,
     Platform,
     Principal,
@@ -510,7 +510,7 @@ async def _invalidate(db: Database, registration_id: str, at: datetime = NOW) ->
         )
 
 
-async def test_a_device_claim_never_takes_another_users_registration(
+async def test_a_device_actor_never_takes_another_users_registration(
     db: Database, registrations: SqlRegistrationRepository, app_id: str
 ) -> None:
     alice = (
@@ -523,19 +523,19 @@ async def test_a_device_claim_never_takes_another_users_registration(
     mine = (await upsert_one(registrations, app_id, device("dc-mine"))).registration
     reserved = new_id()
     await registrations.reserve_id(app_id, reserved, NOW)
-    anonymous = DeviceClaim(None)
+    anonymous = DeviceActor(None)
     results = await registrations.upsert_many(
         app_id,
         [
-            device("dc-alice", device_claim=anonymous),
-            device("dc-alice", registration_id=reserved, device_claim=anonymous),
-            device("dc-alice", registration_id=mine.registration_id, device_claim=anonymous),
+            device("dc-alice", device_actor=anonymous),
+            device("dc-alice", registration_id=reserved, device_actor=anonymous),
+            device("dc-alice", registration_id=mine.registration_id, device_actor=anonymous),
             # An invalidated registration is nobody's: any device may take its token.
-            device("dc-dead", device_claim=anonymous),
+            device("dc-dead", device_actor=anonymous),
             # Earlier items of the same batch count: bob's token is his by then.
             device("dc-bob", user_id="bob"),
-            device("dc-bob", device_claim=DeviceClaim("alice")),
-            device("dc-mine", channels=("mine",), device_claim=anonymous),
+            device("dc-bob", device_actor=DeviceActor("alice")),
+            device("dc-mine", channels=("mine",), device_actor=anonymous),
         ],
         NOW,
     )
@@ -561,7 +561,7 @@ async def test_a_device_claim_never_takes_another_users_registration(
     assert await count_rows(db, "registrations", dead.registration_id) == 1
 
     # Alice's user token lets the device move her token onto the reserved id.
-    taken = device("dc-alice", registration_id=reserved, device_claim=DeviceClaim("alice"))
+    taken = device("dc-alice", registration_id=reserved, device_actor=DeviceActor("alice"))
     moved = await upsert_one(registrations, app_id, taken)
     assert moved.registration.registration_id == reserved
     assert await registrations.get(app_id, alice.registration_id, NOW) is None
@@ -635,7 +635,7 @@ async def test_each_item_is_answered_with_its_own_content(
         "own-t",
         channels=("news", "mine"),
         metadata={"who": "device"},
-        device_claim=DeviceClaim(None),
+        device_actor=DeviceActor(None),
     )
     alice_item = device("own-t", user_id="alice", metadata={"email": "alice@example.com"})
     first, second = await registrations.upsert_many(app_id, [device_item, alice_item], NOW)
@@ -653,23 +653,23 @@ async def test_each_item_is_answered_with_its_own_content(
     assert await registrations.get(app_id, alices.registration_id, NOW) == alices
 
 
-async def test_a_device_claim_deletes_only_what_it_may_take(
+async def test_a_device_actor_deletes_only_what_it_may_take(
     db: Database, registrations: SqlRegistrationRepository, app_id: str
 ) -> None:
     alice = (await upsert_one(registrations, app_id, device("del-a", user_id="alice"))).registration
     anonymous = (await upsert_one(registrations, app_id, device("del-anon"))).registration
-    for claim in (DeviceClaim(None), DeviceClaim("bob")):
+    for actor in (DeviceActor(None), DeviceActor("bob")):
         with pytest.raises(PushHubError) as by_id:
-            await registrations.delete(app_id, alice.registration_id, claim, NOW)
+            await registrations.delete(app_id, alice.registration_id, actor, NOW)
         with pytest.raises(PushHubError) as by_token:
-            await registrations.delete_by_token(app_id, Platform.APNS, "del-a", claim, NOW)
+            await registrations.delete_by_token(app_id, Platform.APNS, "del-a", actor, NOW)
         for caught in (by_id, by_token):
             assert caught.value.reason == "NOT_DEVICE_OWNER"
             assert caught.value.metadata["registration_id"] == alice.registration_id
     assert await registrations.get(app_id, alice.registration_id, NOW) == alice
-    by_bob = DeviceClaim("bob")
+    by_bob = DeviceActor("bob")
     assert await registrations.delete(app_id, anonymous.registration_id, by_bob, NOW) == 1
-    assert await registrations.delete(app_id, alice.registration_id, DeviceClaim("alice"), NOW) == 1
+    assert await registrations.delete(app_id, alice.registration_id, DeviceActor("alice"), NOW) == 1
 
 
 async def test_unregister_never_deletes_a_registration_another_user_just_took(

@@ -19,8 +19,8 @@ from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResu
 from pushhub_server.core.models import Platform
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, web_push_credentials
 from pushhub_server.core.web_push_endpoints import EndpointPolicy
+from pushhub_server.delivery.payloads.webpush import webpush_headers
 from pushhub_server.delivery.providers.webpush import WebPushProvider
-from pushhub_server.delivery.webpush_headers import webpush_headers
 from tests.fakes.web_push_testing import Subscription, WebPushTesting
 
 PAYLOAD = {"title": "Hello", "body": "From PushHub", "data": {"kind": "demo"}}

@@ -22,9 +22,9 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, web_push_credentials
 from pushhub_server.core.web_push_endpoints import EndpointPolicy
 from pushhub_server.delivery.address_guard import AddressGuard
-from pushhub_server.delivery.providers.base import RetryPolicy
+from pushhub_server.delivery.payloads.webpush import webpush_headers
 from pushhub_server.delivery.providers.webpush import WebPushProvider
-from pushhub_server.delivery.webpush_headers import webpush_headers
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.fakes.tls import TlsFiles, issue_tls_files
 from tests.fakes.webpush import FakeWebPush, Subscription
 
@@ -355,6 +355,31 @@ async def test_unusable_keys_invalidate_only_their_registration(
         (DeliveryOutcome.INVALID_TOKEN, "BadSubscriptionKeys"),
     ]
     assert [r.subscription_id for r in service.received] == [good.id]
+
+
+async def test_validate_only_checks_everything_but_posts_nothing(
+    provider: WebPushProvider, service: FakeWebPush, credentials: WebPushCredentials
+) -> None:
+    good, bad = (service.subscribe(credentials.public_key) for _ in range(2))
+    off_curve = "BA" + "A" * 85
+    broken = Delivery(
+        "msg-1", "app-1", "reg-bad", Platform.FCM, bad.endpoint, PAYLOAD, {},
+        WebPushKeys(off_curve, bad.auth),
+    )  # fmt: skip
+    elsewhere = delivery(good, endpoint="https://push.example.org/not-a-push-service")
+
+    results = await provider.send(
+        [delivery(good), broken, delivery(good, payload=b"x" * 3994), elsewhere],
+        validate_only=True,
+    )
+
+    assert outcomes(results) == [
+        SENT,
+        (DeliveryOutcome.INVALID_TOKEN, "BadSubscriptionKeys"),
+        (DeliveryOutcome.REJECTED, "PayloadTooLarge"),
+        (DeliveryOutcome.REJECTED, "EndpointNotAllowed"),
+    ]
+    assert service.requests == 0, "a dry run reaches no push service"
 
 
 async def test_a_closed_port_is_a_transport_error_to_retry(

@@ -289,7 +289,9 @@ class ScriptedProvider:
     def __init__(self, answer: Callable[[Delivery], DeliveryResult] = lambda d: SENT) -> None:
         self.answer = answer
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         return [self.answer(delivery) for delivery in deliveries]
 
 
@@ -300,9 +302,11 @@ class RecordingProvider:
         self.inner = inner or ScriptedProvider()
         self.batches: list[list[Delivery]] = []
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         self.batches.append(list(deliveries))
-        return await self.inner.send(deliveries)
+        return await self.inner.send(deliveries, validate_only=validate_only)
 
     @property
     def tokens(self) -> list[str]:

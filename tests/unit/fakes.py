@@ -15,7 +15,7 @@ from pushhub_server.core.errors import (
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import (
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     Page,
     Platform,
     Registration,
@@ -94,13 +94,13 @@ class InMemoryRegistrationRepository:
     async def _refusal(
         self, app_id: str, item: RegistrationInput, now: datetime
     ) -> PushHubError | None:
-        claim = item.device_claim
-        if claim is None:
+        actor = item.device_actor
+        if actor is None:
             return None
         named = await self.get(app_id, item.registration_id or "", now)
         holder = await self.find_by_token(app_id, item.platform, item.device_token, now)
         for row in (named, holder):
-            if row is not None and not claim.may_take(row.user_id):
+            if row is not None and not actor.may_take(row.user_id):
                 return not_device_owner(row.registration_id)
         return None
 
@@ -174,16 +174,16 @@ class InMemoryRegistrationRepository:
         return len(updated)
 
     async def delete(
-        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+        self, app_id: str, registration_id: str, actor: DeviceActor | None, now: datetime
     ) -> int:
-        return self._delete_claimed(app_id, self.rows.get((app_id, registration_id)), claim, now)
+        return self._delete_as(app_id, self.rows.get((app_id, registration_id)), actor, now)
 
     async def delete_by_token(
         self,
         app_id: str,
         platform: Platform,
         device_token: str,
-        claim: DeviceClaim | None,
+        actor: DeviceActor | None,
         now: datetime,
     ) -> int:
         held = [
@@ -191,15 +191,15 @@ class InMemoryRegistrationRepository:
             for (owner, _), row in self.rows.items()
             if (owner, row.platform, row.device_token) == (app_id, platform, device_token)
         ]
-        return self._delete_claimed(app_id, held[0] if held else None, claim, now)
+        return self._delete_as(app_id, held[0] if held else None, actor, now)
 
-    def _delete_claimed(
-        self, app_id: str, row: Registration | None, claim: DeviceClaim | None, now: datetime
+    def _delete_as(
+        self, app_id: str, row: Registration | None, actor: DeviceActor | None, now: datetime
     ) -> int:
         if row is None:
             return 0
         live = self._live(row, now)
-        if live and claim is not None and not claim.may_take(row.user_id):
+        if live and actor is not None and not actor.may_take(row.user_id):
             raise not_device_owner(row.registration_id)
         del self.rows[(app_id, row.registration_id)]
         return int(live)

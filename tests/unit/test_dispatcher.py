@@ -26,7 +26,8 @@ from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
-from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from pushhub_server.delivery.providers import SimulatorProvider
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.unit.delivery_fakes import (
     APP,
     SENT,
@@ -108,11 +109,13 @@ class Stalling:
         self.stalled = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         if not self.stalled.is_set():
             self.stalled.set()
             await self.release.wait()
-        return await self.inner.send(deliveries)
+        return await self.inner.send(deliveries, validate_only=validate_only)
 
 
 async def test_sends_in_chunks_with_a_checkpoint_after_each() -> None:
@@ -275,7 +278,9 @@ def fail_second_send(h: Harness) -> None:
         def __init__(self) -> None:
             self.calls = 0
 
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             self.calls += 1
             if self.calls == 2:
                 raise RuntimeError("socket on fire")
@@ -314,7 +319,9 @@ async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_
 
 async def test_an_error_that_comes_back_every_time_fails_the_message_in_the_end() -> None:
     class AlwaysRaises:
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             raise RuntimeError("a bug, every time")
 
     h = harness(recipients(3), AlwaysRaises())
@@ -341,7 +348,9 @@ class RaisesEvery:
         self.nth = nth
         self.calls = 0
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         self.calls += 1
         if self.calls % self.nth == 0:
             raise ConnectionError("reset by peer")
@@ -370,7 +379,9 @@ async def test_a_blip_in_each_run_of_a_repeat_never_fails_it() -> None:
     class BlipsWhenArmed:
         armed = False
 
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             if self.armed:
                 self.armed = False
                 raise ConnectionError("blip")
@@ -397,7 +408,9 @@ async def test_stops_are_forgotten_beyond_the_messages_remembered(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     class AlwaysRaises:
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             raise RuntimeError("a bug, every time")
 
     monkeypatch.setattr(dispatcher_module, "_STOPS_REMEMBERED", 2)

@@ -11,7 +11,7 @@ import pytest
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.models import Template
 from pushhub_server.core.notifications import NotificationContent, Priority
-from pushhub_server.delivery.hms_payload import HMS_PAYLOAD_LIMIT, HmsPayloads
+from pushhub_server.delivery.payloads.hms import HMS_PAYLOAD_LIMIT, HmsPayloads
 
 
 def hms(
@@ -204,6 +204,25 @@ def test_a_template_whose_data_is_not_a_string_fails_that_recipient() -> None:
         hms(content, templates={"promo": '{"data": {"k": "v"}}'})
 
     assert raised.value.reason == "TEMPLATE_RENDER_FAILED"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Stored before the storing-time checks: no JSON for an infinite number, no
+        # end to the nesting (the rule the other platforms' templates obey).
+        '{"data": "x", "android": {"urgency": "#(count)"}}',
+        '{"data": "x", "android": ' + "[" * 5000 + "]" * 5000 + "}",
+    ],
+)
+def test_a_template_json_cannot_carry_fails_that_recipient(body: str) -> None:
+    content = NotificationContent(template_name="promo", template_properties={"count": "1e400"})
+    payloads = HmsPayloads(content)
+
+    for _ in range(2):  # the cached failure is raised again, cleanly
+        with pytest.raises(PushHubError) as raised:
+            payloads.render(templates={"promo": body})
+        assert raised.value.reason == "TEMPLATE_RENDER_FAILED"
 
 
 def test_a_payload_over_4096_bytes_is_refused_naming_hms() -> None:

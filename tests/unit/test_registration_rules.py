@@ -11,7 +11,7 @@ import pytest
 from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field, value_too_long
 from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import (
-    DeviceClaim,
+    DeviceActor,
     FailureReason,
     KeyKind,
     Platform,
@@ -21,8 +21,8 @@ from pushhub_server.core.models import (
 from pushhub_server.core.outbound import OutboundPolicy
 from pushhub_server.core.registrations import (
     RegistrationDraft,
+    actor_of,
     authorize_fields,
-    claim_of,
     failure_reason_for,
     require_server,
     validate_draft,
@@ -245,18 +245,18 @@ def test_mismatch_and_reserved_tags() -> None:
     assert denied(ALICE, user_id="alice", tags=["user:alice", "user:bob"]).reason == "RESERVED_TAG"
 
 
-def test_device_claims() -> None:
-    assert claim_of(SERVER) is None
-    assert claim_of(DEVICE) == DeviceClaim(None)
-    assert claim_of(ALICE) == DeviceClaim("alice")
-    assert validate_draft(draft(), LIMITS, NOW, DeviceClaim("alice")).device_claim == (
-        DeviceClaim("alice")
+def test_device_actors() -> None:
+    assert actor_of(SERVER) is None
+    assert actor_of(DEVICE) == DeviceActor(None)
+    assert actor_of(ALICE) == DeviceActor("alice")
+    assert validate_draft(draft(), LIMITS, NOW, DeviceActor("alice")).device_actor == (
+        DeviceActor("alice")
     )
-    for claim in (DeviceClaim(None), DeviceClaim("alice")):
-        assert claim.may_take(None), "anonymous registrations are anyone's"
-    assert DeviceClaim("alice").may_take("alice")
-    assert not DeviceClaim("alice").may_take("bob")
-    assert not DeviceClaim(None).may_take("bob")
+    for actor in (DeviceActor(None), DeviceActor("alice")):
+        assert actor.may_take(None), "anonymous registrations are anyone's"
+    assert DeviceActor("alice").may_take("alice")
+    assert not DeviceActor("alice").may_take("bob")
+    assert not DeviceActor(None).may_take("bob")
 
 
 def test_require_server() -> None:

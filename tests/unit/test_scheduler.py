@@ -18,7 +18,7 @@ from pushhub_server.core.messages import (
 )
 from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
-from pushhub_server.delivery.providers import RetryPolicy
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from pushhub_server.delivery.scheduler import Scheduler
 from tests.unit.delivery_fakes import (
     APP,
@@ -193,11 +193,13 @@ async def test_stop_abandons_the_run_and_its_lease_lets_it_resume() -> None:
     first = RecordingProvider()
 
     class StallsOnSecondChunk:
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             if first.batches:
                 sent_once.set()
                 await asyncio.Event().wait()  # hangs until the scheduler stops
-            return await first.send(deliveries)
+            return await first.send(deliveries, validate_only=validate_only)
 
     h.provider = StallsOnSecondChunk()
     await h.messages.create(message())
@@ -226,11 +228,13 @@ async def test_a_slow_chunk_is_not_claimed_again_by_its_own_scheduler() -> None:
     sent = RecordingProvider()
 
     class Slow:
-        async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+        async def send(
+            self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+        ) -> list[DeliveryResult]:
             if not stalled.is_set():
                 stalled.set()
                 await release.wait()
-            return await sent.send(deliveries)
+            return await sent.send(deliveries, validate_only=validate_only)
 
     h.provider = Slow()
     await h.messages.create(message())

@@ -8,8 +8,9 @@ from datetime import timedelta
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
-from pushhub_server.delivery.providers import RetryPolicy, SimulatorProvider
+from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
+from pushhub_server.delivery.retry_policy import RetryPolicy
 from tests.unit.delivery_fakes import (
     APP,
     START,
@@ -43,6 +44,35 @@ async def test_discarding_mode_records_nothing() -> None:
     inbox = FakeInbox()
     results = await SimulatorProvider(inbox, ManualClock(START), record=False).send([delivery("a")])
     assert outcomes(results) == [DeliveryOutcome.SENT]
+    assert inbox.recorded == []
+
+
+async def test_validate_only_answers_as_a_send_and_records_nothing() -> None:
+    inbox = FakeInbox()
+    simulator = SimulatorProvider(inbox, ManualClock(START))
+    batch = [delivery("a"), delivery("invalid-1"), delivery("rejected-1"), delivery("flaky-1")]
+
+    checked = await simulator.send(batch, validate_only=True)
+    retried = await simulator.send([delivery("flaky-1")], validate_only=True)
+
+    assert outcomes(checked) == [
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.INVALID_TOKEN,
+        DeliveryOutcome.REJECTED,
+        DeliveryOutcome.RETRY,
+    ]
+    assert outcomes(retried) == [DeliveryOutcome.SENT]
+    assert inbox.recorded == [], "a dry run delivers nothing"
+
+
+async def test_the_retry_policy_keeps_validate_only_on_its_retries() -> None:
+    inbox = FakeInbox()
+    simulator = SimulatorProvider(inbox, ManualClock(START))
+    policy = RetryPolicy(sleep=NoSleep(), jitter=lambda: 0.0)
+
+    [result] = await policy.send(simulator, [delivery("flaky-1")], validate_only=True)
+
+    assert result.outcome is DeliveryOutcome.SENT
     assert inbox.recorded == []
 
 

@@ -15,8 +15,8 @@ from datetime import datetime
 import grpc
 
 from ..core.apps import AppService
-from ..core.models import ApiKey, App, Principal
-from ..core.ports import AppRepository, Provider
+from ..core.models import ApiKey, App, Platform, Principal
+from ..core.ports import AppRepository
 
 _BEARER = "bearer "
 # Key lookups that reach the database at once.
@@ -110,8 +110,8 @@ class KeyCachingAppRepository:
         self._forget(lambda entry: entry.app.app_id == app_id)
         return deleted
 
-    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
-        stored = await self._inner.set_credentials(app_id, provider, sealed)
+    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
+        stored = await self._inner.set_credentials(app_id, platform, sealed)
         # Cached apps carry apns_configured / fcm_configured.
         self._forget(lambda entry: entry.app.app_id == app_id)
         return stored
@@ -153,10 +153,10 @@ class KeyCachingAppRepository:
     async def list_keys(self, app_id: str) -> list[ApiKey]:
         return await self._inner.list_keys(app_id)
 
-    async def credentials(self, app_id: str) -> dict[Provider, str]:
+    async def credentials(self, app_id: str) -> dict[Platform, str]:
         return await self._inner.credentials(app_id)
 
     async def replace_credentials(
-        self, app_id: str, provider: Provider, expected: str, sealed: str
+        self, app_id: str, platform: Platform, expected: str, sealed: str
     ) -> bool:
-        return await self._inner.replace_credentials(app_id, provider, expected, sealed)
+        return await self._inner.replace_credentials(app_id, platform, expected, sealed)

@@ -35,8 +35,8 @@ from .errors import (
 )
 from .ids import new_id
 from .limits import Limits
-from .models import ApiKey, App, KeyKind, Principal
-from .ports import AppRepository, Provider
+from .models import ApiKey, App, KeyKind, Platform, Principal
+from .ports import AppRepository
 from .validation import check_name, check_text
 
 _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
@@ -88,7 +88,7 @@ class AppService:
         # so a rotated secret is never served from here.
         self._opened: dict[str, str] = {}
         # (app, platform) pairs already warned about unsealed credentials.
-        self._warned: set[tuple[str, Provider]] = set()
+        self._warned: set[tuple[str, Platform]] = set()
         # Awaited with each deleted app's id, so whoever holds resources for apps
         # (the delivery providers) can release them: core cannot call delivery itself.
         self.on_deleted: list[Callable[[str], Awaitable[None]]] = []
@@ -151,10 +151,10 @@ class AppService:
         return app
 
     async def set_apns_credentials(self, app_id: str, credentials: ApnsCredentials) -> App:
-        return await self._set_credentials(app_id, "apns", dump_apns(credentials))
+        return await self._set_credentials(app_id, Platform.APNS, dump_apns(credentials))
 
     async def set_fcm_credentials(self, app_id: str, credentials: FcmCredentials) -> App:
-        return await self._set_credentials(app_id, "fcm", dump_fcm(credentials))
+        return await self._set_credentials(app_id, Platform.FCM, dump_fcm(credentials))
 
     async def provider_credentials(
         self, app_id: str
@@ -166,17 +166,17 @@ class AppService:
         credentials come back as UnreadableCredentials, so the other still delivers."""
         stored = await self._apps.credentials(app_id)
         return (
-            self._open(app_id, "apns", stored.get("apns"), load_apns),
-            self._open(app_id, "fcm", stored.get("fcm"), load_fcm),
+            self._open(app_id, Platform.APNS, stored.get(Platform.APNS), load_apns),
+            self._open(app_id, Platform.FCM, stored.get(Platform.FCM), load_fcm),
         )
 
     def _open(
-        self, app_id: str, provider: Provider, stored: str | None, load: Callable[[str], _Loaded]
+        self, app_id: str, platform: Platform, stored: str | None, load: Callable[[str], _Loaded]
     ) -> _Loaded | UnreadableCredentials | None:
         if stored is None:
             return None
         if self._box.needs_sealing(stored):
-            self._warn_unsealed(app_id, provider)
+            self._warn_unsealed(app_id, platform)
         try:
             return load(self._box.open(stored))
         except PushHubError as error:  # sealed with another key, or no key given
@@ -184,21 +184,21 @@ class AppService:
         except (ValueError, KeyError, TypeError):
             return UnreadableCredentials("the stored credentials are not in a known format")
 
-    def _warn_unsealed(self, app_id: str, provider: Provider) -> None:
+    def _warn_unsealed(self, app_id: str, platform: Platform) -> None:
         # Once per app and platform: deliveries read the credentials on every run.
-        if (app_id, provider) in self._warned:
+        if (app_id, platform) in self._warned:
             return
-        self._warned.add((app_id, provider))
+        self._warned.add((app_id, platform))
         _log.warning(
             "app %s: its %s credentials are stored unsealed although PUSHHUB_SECRET_KEY "
             "is set; setting any of the app's credentials again seals them",
             app_id,
-            provider.upper(),
+            platform.name,
         )
 
-    async def _set_credentials(self, app_id: str, provider: Provider, plain: str) -> App:
+    async def _set_credentials(self, app_id: str, platform: Platform, plain: str) -> App:
         await self.require_app(app_id)
-        if not await self._apps.set_credentials(app_id, provider, self._box.seal(plain)):
+        if not await self._apps.set_credentials(app_id, platform, self._box.seal(plain)):
             raise _app_not_found(app_id)
         await self._seal_stored(app_id)
         return await self.require_app(app_id)
@@ -206,11 +206,11 @@ class AppService:
     async def _seal_stored(self, app_id: str) -> None:
         """Seals the app's credentials stored before PUSHHUB_SECRET_KEY was set (the
         other platform's: the ones just written are sealed already)."""
-        for provider, stored in (await self._apps.credentials(app_id)).items():
+        for platform, stored in (await self._apps.credentials(app_id)).items():
             if self._box.needs_sealing(stored):
                 sealed = self._box.seal(self._box.open(stored))
                 # Only if unchanged meanwhile: a concurrent write must not be undone.
-                await self._apps.replace_credentials(app_id, provider, stored, sealed)
+                await self._apps.replace_credentials(app_id, platform, stored, sealed)
 
     async def rotate_signing_secret(self, app_id: str) -> None:
         """A new user-token signing secret: tokens signed with the old one are refused."""

@@ -78,8 +78,9 @@ class Template:
 
 
 @dataclass(frozen=True)
-class DeviceClaim:
-    """A device key's claim on the registrations an item would replace or take a token from."""
+class DeviceActor:
+    """A device key acting on registrations: those an item would replace or take a token
+    from, or a delete would remove. It may take anonymous ones and its own user's only."""
 
     # The user its user-token proved, if any.
     user_id: str | None
@@ -109,7 +110,7 @@ class RegistrationInput:
     registration_id: str | None = None
     # Set when a device key sent the item. Checked where the item is written, in
     # its transaction, against every registration it would change or delete.
-    device_claim: DeviceClaim | None = None
+    device_actor: DeviceActor | None = None
     # Both digests are computed as the item is built (during validation, before
     # any write transaction): a batch's write then holds the database for less.
     token_hash: str = field(init=False, repr=False, compare=False)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Protocol
 
 from .errors import PushHubError
 from .messages import (
@@ -26,7 +26,7 @@ from .models import (
     ApiKey,
     App,
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     FailureReason,
     Page,
     Platform,
@@ -37,8 +37,6 @@ from .models import (
     TrackedRequest,
     UpsertResult,
 )
-
-Provider = Literal["apns", "fcm"]
 
 
 class AppRepository(Protocol):
@@ -65,16 +63,16 @@ class AppRepository(Protocol):
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
         """The unrevoked key with this hash, and its app."""
 
-    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
-        """Stores (or clears) an app's sealed provider credentials; False if no such app."""
+    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
+        """Stores (or clears) an app's sealed credentials for a platform; False if no such app."""
 
     async def replace_credentials(
-        self, app_id: str, provider: Provider, expected: str, sealed: str
+        self, app_id: str, platform: Platform, expected: str, sealed: str
     ) -> bool:
         """Stores `sealed` only while the stored value is still `expected`; True if it did."""
 
-    async def credentials(self, app_id: str) -> dict[Provider, str]:
-        """The app's sealed credentials by provider ("apns", "fcm"); absent when unset."""
+    async def credentials(self, app_id: str) -> dict[Platform, str]:
+        """The app's sealed credentials by platform; a platform without any is absent."""
 
     async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
         """Replaces the app's sealed user-token signing secret; False if no such app."""
@@ -95,8 +93,8 @@ class RegistrationRepository(Protocol):
         Items with one update that registration (an invalidated one is
         revived; an expired one is gone), or create it when the
         id was reserved; otherwise that item's result is REGISTRATION_GONE.
-        An item with a device_claim that would change or delete a registration
-        its claim may not take is NOT_DEVICE_OWNER, and changes nothing.
+        An item with a device_actor that would change or delete a registration
+        its actor may not take is NOT_DEVICE_OWNER, and changes nothing.
         Channels are created on first use; subscription ids stay stable.
         """
 
@@ -133,11 +131,11 @@ class RegistrationRepository(Protocol):
         """
 
     async def delete(
-        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+        self, app_id: str, registration_id: str, actor: DeviceActor | None, now: datetime
     ) -> int:
         """Deletes the registration, live or not; returns 1 if it was live, else 0.
 
-        With a claim, a live registration the claim may not take raises
+        With an actor, a live registration the actor may not take raises
         NOT_DEVICE_OWNER and stays: decided by the delete itself, in one transaction.
         """
 
@@ -146,7 +144,7 @@ class RegistrationRepository(Protocol):
         app_id: str,
         platform: Platform,
         device_token: str,
-        claim: DeviceClaim | None,
+        actor: DeviceActor | None,
         now: datetime,
     ) -> int:
         """As delete, for the registration holding the token."""
@@ -275,8 +273,16 @@ class AudienceReader(Protocol):
 
 
 class DeliveryProvider(Protocol):
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
-        """One result per delivery, in order. Never raises for a single bad delivery."""
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
+        """One result per delivery, in order. Never raises for a single bad delivery.
+
+        With validate_only (a registration's dry run), nothing is shown to anyone:
+        the deliveries are checked as a send would check them, by the push service
+        itself where it has a validate-only mode (FCM, Huawei). APNs has none, so
+        there only silent background pushes are sent, and others refused unsent.
+        """
 
 
 class Inbox(Protocol):

@@ -28,7 +28,7 @@ from .json_documents import parse_json
 from .limits import Limits
 from .models import (
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     FailureReason,
     Page,
     Platform,
@@ -108,7 +108,7 @@ def validate_draft(
     draft: RegistrationDraft,
     limits: Limits,
     now: datetime,
-    device_claim: DeviceClaim | None = None,
+    device_actor: DeviceActor | None = None,
     callback_urls: OutboundPolicy = STRICT_CALLBACKS,
 ) -> RegistrationInput:
     if draft.conversion_error is not None:
@@ -152,7 +152,7 @@ def validate_draft(
         templates=dict(draft.templates) if draft.templates else {},
         selector=draft.selector or None,
         registration_id=draft.registration_id or None,
-        device_claim=device_claim,
+        device_actor=device_actor,
     )
 
 
@@ -239,9 +239,9 @@ def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
             )
 
 
-def claim_of(principal: Principal) -> DeviceClaim | None:
-    """What a device key may touch (DeviceClaim.may_take); a server key may touch anything."""
-    return None if principal.is_server else DeviceClaim(principal.user_id)
+def actor_of(principal: Principal) -> DeviceActor | None:
+    """What a device key may touch (DeviceActor.may_take); a server key may touch anything."""
+    return None if principal.is_server else DeviceActor(principal.user_id)
 
 
 def require_server(principal: Principal, action: str) -> None:
@@ -299,7 +299,7 @@ class RegistrationService:
         now = self._clock.now()
         try:
             item = validate_draft(
-                draft, self._limits, now, claim_of(principal), self._callback_urls
+                draft, self._limits, now, actor_of(principal), self._callback_urls
             )
             authorize_fields(principal, item)
             result = await self._batcher.upsert(principal.app_id, item)
@@ -537,9 +537,9 @@ class RegistrationService:
         check_lookup(self._limits, registration_id=registration_id)
         # Refused even when unused (by id): proto3 enums carry any number.
         chosen = parse_platform(platform) if platform else None
-        app_id, claim, now = principal.app_id, claim_of(principal), self._clock.now()
+        app_id, actor, now = principal.app_id, actor_of(principal), self._clock.now()
         if registration_id:
-            removed = await self._registrations.delete(app_id, registration_id, claim, now)
+            removed = await self._registrations.delete(app_id, registration_id, actor, now)
             if not removed:
                 raise registration_gone(registration_id)
             return removed
@@ -548,7 +548,7 @@ class RegistrationService:
         if chosen is None:
             chosen = parse_platform(platform)  # refuses PLATFORM_UNSPECIFIED
         token = check_device_token("device_token", chosen, device_token, self._limits.device_token)
-        return await self._registrations.delete_by_token(app_id, chosen, token, claim, now)
+        return await self._registrations.delete_by_token(app_id, chosen, token, actor, now)
 
     async def cleanup(self, principal: Principal, targets: Sequence[CleanupTarget]) -> int:
         require_server(principal, "clean up devices")

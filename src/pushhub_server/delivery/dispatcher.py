@@ -70,7 +70,7 @@ from pushhub_server.core.publishing import StatusSignal
 from pushhub_server.core.selector import matches, parse_selector
 
 from .payloads import PayloadRenderer
-from .providers.base import RetryPolicy
+from .retry_policy import RetryPolicy
 
 _log = logging.getLogger(__name__)
 

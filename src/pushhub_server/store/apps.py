@@ -10,8 +10,7 @@ import sqlalchemy as sa
 
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.errors import ErrorCode, PushHubError
-from pushhub_server.core.models import ApiKey, App, KeyKind
-from pushhub_server.core.ports import Provider
+from pushhub_server.core.models import ApiKey, App, KeyKind, Platform
 
 from .children import delete_app_registrations
 from .database import Database
@@ -27,9 +26,9 @@ _APP_COLUMNS = (
     (apps.c.fcm_credentials.is_not(None)).label("fcm_configured"),
 )
 
-_CREDENTIAL_COLUMNS: dict[Provider, sa.Column[str]] = {
-    "apns": apps.c.apns_credentials,
-    "fcm": apps.c.fcm_credentials,
+_CREDENTIAL_COLUMNS: dict[Platform, sa.Column[str]] = {
+    Platform.APNS: apps.c.apns_credentials,
+    Platform.FCM: apps.c.fcm_credentials,
 }
 
 
@@ -116,8 +115,8 @@ class SqlAppRepository:
             return None
         return _key(row), _app(row, prefix="app__")
 
-    async def set_credentials(self, app_id: str, provider: Provider, sealed: str | None) -> bool:
-        column = _CREDENTIAL_COLUMNS[provider]
+    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
+        column = _CREDENTIAL_COLUMNS[platform]
         async with self._db.write() as conn:
             updated = await conn.execute(
                 sa.update(apps).where(apps.c.id == app_id).values({column.name: sealed})
@@ -125,9 +124,9 @@ class SqlAppRepository:
         return updated.rowcount > 0
 
     async def replace_credentials(
-        self, app_id: str, provider: Provider, expected: str, sealed: str
+        self, app_id: str, platform: Platform, expected: str, sealed: str
     ) -> bool:
-        column = _CREDENTIAL_COLUMNS[provider]
+        column = _CREDENTIAL_COLUMNS[platform]
         async with self._db.write() as conn:
             updated = await conn.execute(
                 sa.update(apps)
@@ -148,14 +147,14 @@ class SqlAppRepository:
             updated = await conn.execute(sa.update(apps).where(condition).values(values))
         return updated.rowcount > 0
 
-    async def credentials(self, app_id: str) -> dict[Provider, str]:
+    async def credentials(self, app_id: str) -> dict[Platform, str]:
         query = sa.select(*_CREDENTIAL_COLUMNS.values()).where(apps.c.id == app_id)
         async with self._db.read() as conn:
             row = (await conn.execute(query)).first()
         if row is None:
             return {}
         stored = zip(_CREDENTIAL_COLUMNS, row, strict=True)
-        return {provider: value for provider, value in stored if value is not None}
+        return {platform: value for platform, value in stored if value is not None}
 
     async def _one_app(self, condition: sa.ColumnElement[bool]) -> App | None:
         async with self._db.read() as conn:

@@ -13,7 +13,7 @@ from pushhub_server.core.clock import to_micros
 from pushhub_server.core.errors import PushHubError, not_device_owner, too_many_tags
 from pushhub_server.core.models import (
     CleanupTarget,
-    DeviceClaim,
+    DeviceActor,
     Page,
     Platform,
     Registration,
@@ -130,11 +130,11 @@ class SqlRegistrationRepository:
         return len(ids)
 
     async def delete(
-        self, app_id: str, registration_id: str, claim: DeviceClaim | None, now: datetime
+        self, app_id: str, registration_id: str, actor: DeviceActor | None, now: datetime
     ) -> int:
         async with self._db.write() as conn:
             return await _delete_counting_live(
-                conn, now, _reg.app_id == app_id, _reg.id == registration_id, claim=claim
+                conn, now, _reg.app_id == app_id, _reg.id == registration_id, actor=actor
             )
 
     async def delete_by_token(
@@ -142,13 +142,13 @@ class SqlRegistrationRepository:
         app_id: str,
         platform: Platform,
         device_token: str,
-        claim: DeviceClaim | None,
+        actor: DeviceActor | None,
         now: datetime,
     ) -> int:
         token = (_reg.platform == int(platform), _reg.token_hash == token_digest(device_token))
         async with self._db.write() as conn:
             return await _delete_counting_live(
-                conn, now, _reg.app_id == app_id, *token, claim=claim
+                conn, now, _reg.app_id == app_id, *token, actor=actor
             )
 
     async def cleanup(self, app_id: str, targets: Sequence[CleanupTarget], now: datetime) -> int:
@@ -258,21 +258,21 @@ async def _delete_counting_live(
     conn: AsyncConnection,
     now: datetime,
     *conditions: sa.ColumnElement[bool],
-    claim: DeviceClaim | None = None,
+    actor: DeviceActor | None = None,
 ) -> int:
     """Deletes the matching registrations; counts only the live ones, since clients
     already see the others as gone. Expired and invalidated ones go too: a user
     cleaned up leaves nothing behind, and a dead registration is nobody's.
 
-    With a claim, a live registration it may not take stays: NOT_DEVICE_OWNER.
+    With an actor, a live registration it may not take stays: NOT_DEVICE_OWNER.
     The delete's own condition decides, under the row's lock, so a registration
     that has just become another user's is never deleted by a stale check.
 
     Two deletes rather than one counting RETURNING: SQLite 3.40 answers
     `column IS NULL` in a DELETE's RETURNING wrongly.
     """
-    live = await delete_registrations(conn, *conditions, _live(now), *_claimable(claim))
-    if not live and claim is not None:
+    live = await delete_registrations(conn, *conditions, _live(now), *_takeable(actor))
+    if not live and actor is not None:
         kept = await conn.scalar(sa.select(_reg.id).where(*conditions, _live(now)).limit(1))
         if kept is not None:
             raise not_device_owner(kept)
@@ -280,11 +280,11 @@ async def _delete_counting_live(
     return live
 
 
-def _claimable(claim: DeviceClaim | None) -> list[sa.ColumnElement[bool]]:
-    """DeviceClaim.may_take as SQL: anonymous registrations, or the claim's user's."""
-    if claim is None:
+def _takeable(actor: DeviceActor | None) -> list[sa.ColumnElement[bool]]:
+    """DeviceActor.may_take as SQL: anonymous registrations, or the actor's user's."""
+    if actor is None:
         return []
-    return [sa.or_(_reg.user_id.is_(None), _reg.user_id == claim.user_id)]
+    return [sa.or_(_reg.user_id.is_(None), _reg.user_id == actor.user_id)]
 
 
 async def _would_exceed(

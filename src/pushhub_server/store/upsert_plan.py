@@ -130,11 +130,11 @@ class _Planner:
         """A device key may not change the registration it names, nor take the token
         from the one holding it, when that belongs to another user. Checked here, in
         the write's transaction, so no concurrent write slips between check and write."""
-        claim = item.device_claim
-        if claim is None:
+        actor = item.device_actor
+        if actor is None:
             return None
         for target in (item.registration_id, self._by_key.get(key)):
-            if target is not None and not claim.may_take(self._owner(target)):
+            if target is not None and not actor.may_take(self._owner(target)):
                 return not_device_owner(target)
         return None
 

@@ -1,6 +1,6 @@
-"""Delivery providers (core.ports.DeliveryProvider) and the retry policy they share."""
+"""Delivery providers (core.ports.DeliveryProvider): one module per push service, and
+the simulator that stands in for a platform without credentials."""
 
-from .base import RetryPolicy
 from .simulator import SimulatorProvider
 
-__all__ = ["RetryPolicy", "SimulatorProvider"]
+__all__ = ["SimulatorProvider"]

@@ -1,13 +1,13 @@
 """APNs provider: token-authenticated HTTP/2 requests to Apple, one per delivery.
 
 Each delivery becomes ``POST /3/device/<token>`` with the rendered ``apns-*``
-headers (delivery.payloads), ``apns-topic`` from the credentials and
+headers (delivery.payloads.apns), ``apns-topic`` from the credentials and
 ``authorization: bearer <provider token>``. Requests of one ``send`` go out at
 once as concurrent streams (providers.http2), which also reconnects and resends
 what was in flight when Apple sends GOAWAY or a connection drops.
 
 The deliveries of one broadcast share one headers mapping (no ``apns-id``: Apple
-assigns one when it is absent, see delivery.payloads), so a ``send`` formats the
+assigns one when it is absent, see delivery.payloads.apns), so a ``send`` formats the
 header lines once per distinct mapping and the requests share that list; the
 HTTP/2 client then sets it on an easy handle only when it changes, and HPACK
 sends the repeated headers as table indexes.
@@ -21,6 +21,11 @@ Classification (Apple's status and ``reason``):
 - 429 and 5xx → RETRY, with ``retry_after`` from ``Retry-After`` when present;
 - a transport failure that fresh connections did not cure → RETRY;
 - anything else → REJECTED under Apple's reason string.
+
+Dry runs: Apple has no validate-only mode, so a ``validate_only`` send sends only
+silent background pushes (``apns-push-type: background`` and a body without
+alert, badge or sound; delivery.payloads.apns); any other delivery is REJECTED
+``BackgroundPushRequired`` unsent, so a dry run never shows anything to anyone.
 
 Provider tokens (ES256 JWTs) are reused for about 50 minutes and never replaced
 within 20: Apple rejects tokens older than an hour (``ExpiredProviderToken``) and
@@ -40,6 +45,7 @@ import jwt
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.credentials import ApnsCredentials, ApnsEnvironment, apns_signing_key
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
+from pushhub_server.delivery.payloads.apns import is_background
 
 from .http2 import Http2Request, Http2Response, ShardedHttp2Client
 
@@ -58,6 +64,7 @@ _TOO_LARGE = DeliveryResult(DeliveryOutcome.REJECTED, "PayloadTooLarge")
 _BAD_TOKEN = DeliveryResult(DeliveryOutcome.INVALID_TOKEN, "BadDeviceToken")
 _TIMEOUT = DeliveryResult(DeliveryOutcome.RETRY, "Timeout")
 _TRANSPORT = DeliveryResult(DeliveryOutcome.RETRY, "TransportError")
+_NOT_SILENT = DeliveryResult(DeliveryOutcome.REJECTED, "BackgroundPushRequired")
 
 _log = logging.getLogger(__name__)
 
@@ -152,8 +159,15 @@ class ApnsProvider:
         ]
         self._client = ShardedHttp2Client(connections, ca_file=ca_file, timeout=timeout)
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         results = [_precheck(delivery) for delivery in deliveries]
+        if validate_only:
+            results = [
+                result or _unless_silent(delivery)
+                for result, delivery in zip(results, deliveries, strict=True)
+            ]
         pending = [i for i, result in enumerate(results) if result is None]
         # A second pass only resends what APNs called ExpiredProviderToken, with a new token.
         for _ in range(2):
@@ -214,6 +228,17 @@ def _precheck(delivery: Delivery) -> DeliveryResult | None:
     if not _DEVICE_TOKEN.fullmatch(delivery.device_token):
         return _BAD_TOKEN
     return None
+
+
+def _unless_silent(delivery: Delivery) -> DeliveryResult | None:
+    """None for a background push, which shows nothing; else the refusal (dry runs)."""
+    if delivery.headers.get("apns-push-type") != "background":
+        return _NOT_SILENT
+    try:
+        payload = json.loads(delivery.payload)
+    except ValueError:
+        return _NOT_SILENT
+    return None if isinstance(payload, dict) and is_background(payload) else _NOT_SILENT
 
 
 def _log_transport_failures(responses: Sequence[Http2Response]) -> None:

@@ -1,7 +1,7 @@
 """FCM HTTP v1 provider: ``POST /v1/projects/<id>/messages:send`` over multiplexed HTTP/2.
 
 Each delivery's payload is already the full request body (``{"message": {..., "token":
-...}}``, see delivery/payloads.py), so a send is: take a cached OAuth2 token, POST,
+...}}``, see delivery/payloads/fcm.py), so a send is: take a cached OAuth2 token, POST,
 classify. A batch goes to the shared HTTP/2 client (http2.py, libcurl) in one call, so
 its requests are in flight at once as streams of one multiplexed connection.
 
@@ -22,7 +22,10 @@ resends on fresh connections)
 anything else                               REJECTED under its errorCode / status
 ==========================================  =========================================
 
-Retries themselves belong to base.RetryPolicy, as for every provider.
+Dry runs: ``send(..., validate_only=True)`` sends each request with FCM's
+``validate_only``: FCM checks the message and its token and delivers nothing.
+
+Retries themselves belong to delivery.retry_policy.RetryPolicy, as for every provider.
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from typing import Any
 from pushhub_server.core.clock import Clock, SystemClock
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 
-from .google_auth import ServiceAccount, ServiceAccountTokens, TokenError
+from .google_auth import ServiceAccount, ServiceAccountTokens
 from .http2 import Http2Client, Http2Request, Http2Response
+from .oauth_tokens import TokenError
 
 FCM_ENDPOINT = "https://fcm.googleapis.com"
 
@@ -86,20 +90,17 @@ class FcmProvider:
         project = urllib.parse.quote(account.project_id, safe="")
         self._url = f"{base}/v1/projects/{project}/messages:send"
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         """One result per delivery, in order; never raises for a single delivery."""
         results: list[DeliveryResult] = []
         for start in range(0, len(deliveries), _WINDOW):
-            window = deliveries[start : start + _WINDOW]
-            results += await self._send_bodies([delivery.payload for delivery in window])
+            bodies = [delivery.payload for delivery in deliveries[start : start + _WINDOW]]
+            if validate_only:
+                bodies = [_validate_only(body) for body in bodies]
+            results += await self._send_bodies(bodies)
         return results
-
-    async def validate(self, delivery: Delivery) -> DeliveryResult:
-        """Dry run (``validate_only``): FCM checks the message and token, shows nothing."""
-        request = json.loads(delivery.payload)
-        body = json.dumps({"validate_only": True, **request}, separators=(",", ":"))
-        (result,) = await self._send_bodies([body.encode()])
-        return result
 
     async def close(self) -> None:
         await self._client.close()
@@ -146,6 +147,12 @@ class FcmProvider:
 
     def _classify_all(self, responses: Sequence[Http2Response]) -> list[DeliveryResult]:
         return [classify(response) for response in responses]
+
+
+def _validate_only(body: bytes) -> bytes:
+    """``{"validate_only": true, <the request's members>}``, spliced as bytes."""
+    separator = b"," if body[1:].strip() != b"}" else b""
+    return b'{"validate_only":true' + separator + body[1:]
 
 
 def classify(response: Http2Response) -> DeliveryResult:

@@ -3,14 +3,13 @@
 The exchange is small enough to write by hand: google-auth's async credentials need
 aiohttp, and its sync ones need requests plus a thread, for what is one signed JWT and
 one form POST an hour. Caching, the shared refresh and the hold after a failure are
-oauth_tokens.CachedTokens'.
+oauth_tokens.CachedTokens', reading the answer oauth_tokens.parse_token_answer's.
 
 The POST goes to the account's own ``token_uri`` (tests point it at a local fake).
 """
 
 from __future__ import annotations
 
-import json
 import ssl
 import urllib.parse
 from collections.abc import Mapping
@@ -23,9 +22,7 @@ import jwt
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.credentials import service_account_fields
 
-from .oauth_tokens import REFRESH_MARGIN, AccessToken, CachedTokens, TokenError, post_form
-
-__all__ = ["REFRESH_MARGIN", "ServiceAccount", "ServiceAccountTokens", "TokenError"]
+from .oauth_tokens import AccessToken, CachedTokens, parse_token_answer, post_form
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -69,7 +66,7 @@ class ServiceAccountTokens(CachedTokens):
             {"grant_type": JWT_BEARER_GRANT, "assertion": self._assertion(issued_at)}
         ).encode()
         status, body = await post_form(self._account.token_uri, form, self._ssl_context)
-        return _parse_token_response(status, body, issued_at)
+        return parse_token_answer(status, body, issued_at)
 
     def _assertion(self, issued_at: datetime) -> str:
         account = self._account
@@ -87,23 +84,3 @@ class ServiceAccountTokens(CachedTokens):
             algorithm="RS256",
             headers={"kid": account.private_key_id},
         )
-
-
-def _parse_token_response(status: int, body: bytes, issued_at: datetime) -> AccessToken:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        answer = {}
-    if status != 200:
-        # 4xx means these credentials are refused (invalid_grant, invalid_client…);
-        # 429 and 5xx are the endpoint's own trouble and pass.
-        retryable = status == 429 or status >= 500
-        reason = str(answer.get("error") or f"TOKEN_HTTP_{status}")
-        raise TokenError(reason, retryable, str(answer.get("error_description", "")))
-    value = answer.get("access_token")
-    lifetime = answer.get("expires_in")
-    if not isinstance(value, str) or not isinstance(lifetime, int | float):
-        raise TokenError("TOKEN_RESPONSE_MALFORMED", True, "no access_token or expires_in")
-    return AccessToken(value, issued_at + timedelta(seconds=lifetime))

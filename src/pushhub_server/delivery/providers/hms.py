@@ -1,7 +1,7 @@
 """Huawei Push Kit provider: ``POST /v1/<clientId>/messages:send``, up to 1,000 tokens a request.
 
 A delivery's payload is HMS's ``message`` object without its target
-(delivery/hms_payload.py). Deliveries with the same payload are one multicast:
+(delivery/payloads/hms.py). Deliveries with the same payload are one multicast:
 their tokens go in ``message.token``, at most ``MAX_TOKENS`` to a request, so a
 broadcast without per-recipient content costs one request per 1,000 devices.
 Deliveries whose payloads differ (``{{name}}``, templates) go in requests of their
@@ -40,7 +40,7 @@ multicast it would spoil the request of every other token.
 Dry runs: ``send(..., validate_only=True)`` sets HMS's ``validate_only``: Push
 Kit checks the message and its tokens and delivers nothing.
 
-Retries themselves belong to base.RetryPolicy, as for every provider.
+Retries themselves belong to delivery.retry_policy.RetryPolicy, as for every provider.
 """
 
 from __future__ import annotations

@@ -5,21 +5,21 @@
 Connect app's OAuth 2.0 client) answers ``{"access_token", "expires_in": 3600,
 "token_type": "Bearer"}``, or Huawei's error object, whose codes are numbers:
 ``{"error": 1101, "sub_error": 20001, "error_description": "invalid client"}``.
-Caching is oauth_tokens.CachedTokens'; Huawei asks apps not to fetch tokens more
-often than their lifetime requires (the endpoint applies flow control).
+Caching is oauth_tokens.CachedTokens', reading an answer oauth_tokens.parse_token_answer's
+(given ``huawei_error``); Huawei asks apps not to fetch tokens more often than their
+lifetime requires (the endpoint applies flow control).
 """
 
 from __future__ import annotations
 
-import json
 import ssl
 import urllib.parse
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pushhub_server.core.clock import Clock
 
-from .oauth_tokens import AccessToken, CachedTokens, TokenError, post_form
+from .oauth_tokens import AccessToken, CachedTokens, parse_token_answer, post_form
 
 HMS_TOKEN_ENDPOINT = "https://oauth-login.cloud.huawei.com/oauth2/v3/token"
 
@@ -55,33 +55,12 @@ class ClientCredentialsTokens(CachedTokens):
 
 def parse_token_response(status: int, body: bytes, issued_at: datetime) -> AccessToken:
     """The token in a token-endpoint answer, or TokenError naming Huawei's error code."""
-    answer = _json_object(body)
-    value = answer.get("access_token")
-    if status != 200 or not isinstance(value, str):
-        if "error" in answer or status != 200:
-            raise _refusal(status, answer)
-        raise TokenError("TOKEN_RESPONSE_MALFORMED", True, "no access_token")
-    lifetime = answer.get("expires_in")
-    if not isinstance(lifetime, int | float) or isinstance(lifetime, bool):
-        raise TokenError("TOKEN_RESPONSE_MALFORMED", True, "no expires_in")
-    return AccessToken(value, issued_at + timedelta(seconds=lifetime))
+    return parse_token_answer(status, body, issued_at, huawei_error)
 
 
-def _refusal(status: int, answer: dict[str, Any]) -> TokenError:
-    # 4xx (and an error object) means these credentials are refused; 429 and 5xx
-    # are the endpoint's own trouble and pass.
-    retryable = status == 429 or status >= 500
+def huawei_error(answer: dict[str, Any]) -> str | None:
+    """Huawei names an error with numbers: ``1101_20001`` (error, sub_error)."""
     error, sub_error = answer.get("error"), answer.get("sub_error")
-    if isinstance(error, int | str) and str(error):
-        reason = f"{error}_{sub_error}" if isinstance(sub_error, int | str) else str(error)
-    else:
-        reason = f"TOKEN_HTTP_{status}"
-    return TokenError(reason, retryable, str(answer.get("error_description", "")))
-
-
-def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
+    if not isinstance(error, int | str) or not str(error):
+        return None
+    return f"{error}_{sub_error}" if isinstance(sub_error, int | str) else str(error)

@@ -6,6 +6,8 @@ google_auth.py; Huawei Push Kit: client credentials, see hms_auth.py) subclass
 kept until ``REFRESH_MARGIN`` before it expires, one asyncio.Lock makes
 concurrent callers share a single exchange, and a failed exchange is held for
 ``FAILURE_HOLD`` so a batch of refusals does not become a storm of exchanges.
+Both endpoints answer as RFC 6749 §5 says, except for how an error is named:
+``parse_token_answer`` reads either, given that one difference.
 
 The exchange is a form POST over HTTP/1.1 with urllib in a worker thread: it
 happens about once an hour, so it does not need the multiplexed delivery transport.
@@ -14,11 +16,14 @@ happens about once an hour, so it does not need the multiplexed delivery transpo
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.messages import DeliveryOutcome, DeliveryResult
@@ -112,6 +117,50 @@ class CachedTokens:
         failed_at, error = self._failure
         if self._clock.now() < failed_at + FAILURE_HOLD:
             raise error
+
+
+def oauth_error(answer: dict[str, Any]) -> str | None:
+    """An RFC 6749 §5.2 error answer's ``error`` code (``invalid_grant``)."""
+    error = answer.get("error")
+    return str(error) if error else None
+
+
+def parse_token_answer(
+    status: int,
+    body: bytes,
+    issued_at: datetime,
+    error_name: Callable[[dict[str, Any]], str | None] = oauth_error,
+) -> AccessToken:
+    """The token in a token endpoint's answer, or TokenError.
+
+    A status other than 200, or an error object without a token, is a refusal named
+    by ``error_name`` (else ``TOKEN_HTTP_<status>``): 4xx means these credentials
+    are refused, while 429 and 5xx are the endpoint's own trouble and pass. A 200
+    without a token or a numeric lifetime is ``TOKEN_RESPONSE_MALFORMED``.
+    """
+    answer = _json_object(body)
+    value = answer.get("access_token")
+    if status != 200 or (not isinstance(value, str) and "error" in answer):
+        retryable = status == 429 or status >= 500
+        reason = error_name(answer) or f"TOKEN_HTTP_{status}"
+        raise TokenError(reason, retryable, str(answer.get("error_description", "")))
+    lifetime = answer.get("expires_in")
+    if (
+        not isinstance(value, str)
+        or not isinstance(lifetime, int | float)
+        or isinstance(lifetime, bool)
+    ):
+        raise TokenError("TOKEN_RESPONSE_MALFORMED", True, "no access_token or expires_in")
+    return AccessToken(value, issued_at + timedelta(seconds=lifetime))
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object of an answer; empty when it is not one (a gateway's HTML 502)."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
 
 
 async def post_form(url: str, form: bytes, context: ssl.SSLContext) -> tuple[int, bytes]:

@@ -75,7 +75,9 @@ class UnusableProvider:
 
     _RESULT = DeliveryResult(DeliveryOutcome.REJECTED, "CredentialsUnusable")
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         return [self._RESULT] * len(deliveries)
 
 
@@ -99,14 +101,16 @@ class _AppRouter:
         self._registry = registry
         self._app_id = app_id
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         results: list[DeliveryResult | None] = [None] * len(deliveries)
         by_platform: dict[Platform, list[int]] = {}
         for index, delivery in enumerate(deliveries):
             by_platform.setdefault(delivery.platform, []).append(index)
         sent = await asyncio.gather(
             *(
-                self._send(platform, [deliveries[i] for i in indexes])
+                self._send(platform, [deliveries[i] for i in indexes], validate_only)
                 for platform, indexes in by_platform.items()
             )
         )
@@ -115,9 +119,11 @@ class _AppRouter:
                 results[index] = answer
         return results  # type: ignore[return-value]  # every index is filled above
 
-    async def _send(self, platform: Platform, deliveries: list[Delivery]) -> list[DeliveryResult]:
+    async def _send(
+        self, platform: Platform, deliveries: list[Delivery], validate_only: bool
+    ) -> list[DeliveryResult]:
         async with self._registry._hold(self._app_id, platform) as slot:
-            return await slot.provider.send(deliveries)
+            return await slot.provider.send(deliveries, validate_only=validate_only)
 
 
 class ProviderRegistry:

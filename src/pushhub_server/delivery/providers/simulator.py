@@ -24,6 +24,9 @@ prefix that reads like it (``Injection``, below, is the one table):
 
 Any other token is delivered. Eight hex digits make a random APNs token start
 with one of them once in about 1.4 billion.
+
+A ``validate_only`` send (a dry run) answers as a send would, injected failures
+included, and records nothing: nothing was delivered.
 """
 
 from __future__ import annotations
@@ -85,14 +88,16 @@ class SimulatorProvider:
         self._failed_once: dict[tuple[str, str], None] = {}
         self._flaky_memory = flaky_memory
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         # One prefix test per delivery; only the injected failures look further.
         result = self._result
         results = [
             result(delivery) if delivery.device_token.startswith(_PREFIXES) else _SENT
             for delivery in deliveries
         ]
-        if self._record:
+        if self._record and not validate_only:
             sent = [d for d, r in zip(deliveries, results, strict=True) if r is _SENT]
             if sent:
                 await self._inbox.record(sent, self._clock.now())

@@ -2,7 +2,7 @@
 
 A delivery carries the subscription's endpoint as ``device_token``, its keys as
 ``web_push_keys`` and the plaintext payload (the JSON a service worker reads);
-``headers`` holds ``TTL``/``Urgency``/``Topic`` (delivery.webpush_headers), one
+``headers`` holds ``TTL``/``Urgency``/``Topic`` (delivery.payloads.webpush), one
 mapping shared by a message's recipients. A ``send``:
 
 1. checks each endpoint against the allow-list (core.web_push_endpoints: the
@@ -13,7 +13,7 @@ mapping shared by a message's recipients. A ``send``:
    host; the requests are pinned to the checked addresses (CURLOPT_RESOLVE), and
    redirects are never followed (libcurl's default);
 3. encrypts each payload to its subscription on worker threads
-   (webpush_encryption: a new ECDH key pair per recipient; ECDH releases the GIL,
+   (payloads.webpush.encrypt: a new ECDH key pair per recipient; ECDH releases the GIL,
    so encryption runs beside the event loop, not on it);
 4. POSTs them all through one Http2Client: libcurl keeps one connection per
    origin, multiplexed over HTTP/2 where the push service's ALPN offers it and
@@ -41,6 +41,10 @@ resolver failure is RETRY ``DnsTemporaryFailure``), a payload over 3,993 bytes
 (REJECTED ``PayloadTooLarge``), and missing or unusable keys (INVALID_TOKEN
 ``BadSubscriptionKeys``). None of these invalidates a registration on a guess:
 only the push service's own 404/410 and keys that can never work do.
+
+Dry runs: push services have no validate-only mode, and a push a service worker
+receives must show a notification. A ``validate_only`` send goes through every
+step above but the POST: what passes them all is SENT, and nothing is posted.
 """
 
 from __future__ import annotations
@@ -57,11 +61,10 @@ from pushhub_server.core.outbound import is_ip_literal
 from pushhub_server.core.web_push import WebPushCredentials, WebPushKeys, subscription_keys
 from pushhub_server.core.web_push_endpoints import Endpoint, EndpointPolicy
 from pushhub_server.delivery.address_guard import AddressGuard, AddressRefused, ResolveChecked
-from pushhub_server.delivery.webpush_headers import DEFAULT_TTL
+from pushhub_server.delivery.payloads.webpush import DEFAULT_TTL, PLAINTEXT_LIMIT, encrypt
 
 from .http2 import Http2Client, Http2Request, Http2Response
 from .vapid import VapidTokens
-from .webpush_encryption import PLAINTEXT_LIMIT, encrypt
 
 # Requests handed to the HTTP/2 client at once (as for FCM: libcurl counts the time
 # a transfer queues for a stream against its connect timeout).
@@ -127,11 +130,14 @@ class WebPushProvider:
         self._threads = encryption_threads
         self._pool = ThreadPoolExecutor(encryption_threads, thread_name_prefix="pushhub-webpush")
 
-    async def send(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
         """One result per delivery, in order; never raises for a single delivery."""
         results: list[DeliveryResult] = []
         for start in range(0, len(deliveries), _WINDOW):
-            results += await self._send_window(deliveries[start : start + _WINDOW])
+            window = deliveries[start : start + _WINDOW]
+            results += await self._send_window(window, validate_only)
         return results
 
     async def close(self) -> None:
@@ -139,7 +145,9 @@ class WebPushProvider:
         # Slices being encrypted finish on their own; nothing waits for them any more.
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    async def _send_window(self, deliveries: Sequence[Delivery]) -> list[DeliveryResult]:
+    async def _send_window(
+        self, deliveries: Sequence[Delivery], validate_only: bool
+    ) -> list[DeliveryResult]:
         # Filled as each step settles a delivery; every slot is filled at the end.
         results: list[DeliveryResult | None] = [None] * len(deliveries)
         endpoints: dict[int, Endpoint] = {}
@@ -163,6 +171,10 @@ class WebPushProvider:
             headers = self._header_lines(lines, endpoint.origin, deliveries[index].headers)
             requests.append(Http2Request(endpoint.url, headers, body, pins[endpoint.host_port]))
             sent.append(index)
+        if validate_only:
+            for index in sent:
+                results[index] = _SENT
+            return results  # type: ignore[return-value]  # every slot is filled above
         responses = await self._client.post_many(requests)
         _log_failures(responses)
         for index, response in zip(sent, responses, strict=True):

@@ -1,4 +1,4 @@
-"""Huawei Push Kit payloads: one published message as HMS's ``message`` object.
+"""Huawei Push Kit wire format: one published message as HMS's ``message`` object.
 
 The payload is the ``message`` object of ``POST /v1/{clientId}/messages:send``
 *without its target*: providers/hms.py adds ``"token": [...]`` (up to 1,000
@@ -41,39 +41,31 @@ Templates (Azure): the registration's template renders to the ``message`` object
 target it names (token, topic, condition) is dropped, and its ``data`` must be a
 string.
 
-Size: at most 4,096 bytes of UTF-8, counted without the tokens, as HMS counts it.
-Over the limit: PushHubError INVALID_ARGUMENT, reason ``PAYLOAD_TOO_LARGE``.
+Size: at most 4,096 bytes of UTF-8, counted without the tokens, as HMS counts it
+(size.py).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from pushhub_server.core.errors import PushHubError, invalid_field
+from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.models import Template
-from pushhub_server.core.notifications import (
-    NotificationContent,
-    check_collapse_key,
-    check_custom_keys,
-)
-from pushhub_server.core.templates import (
-    MessageTemplate,
-    compile_message,
-    compile_template,
-    template_error,
-)
+from pushhub_server.core.notifications import NotificationContent
+from pushhub_server.core.templates import MessageTemplate, compile_message, template_error
 
-from .payloads import PAYLOAD_TOO_LARGE, TEMPLATE_CACHE_SIZE, dumps, merge_patch
+from .content import TARGETS, check_content, custom_data, unwrap_message
+from .json_text import dumps, merge_patch
+from .size import payload_too_large
+from .templates import TEMPLATE_CACHE_SIZE, remember, template_object
 
 HMS_PAYLOAD_LIMIT = 4096
 HMS_MAX_TTL = timedelta(days=15)
 # click_action types: 1 an activity by intent or action, 3 the app's launcher.
 _CUSTOM_ACTION, _OPEN_APP = 1, 3
-_TARGETS = ("token", "topic", "condition")
 _COLLAPSE_GROUP = re.compile(r"-1|0|[1-9][0-9]?|100")
 
 
@@ -134,7 +126,7 @@ class HmsPayloads:
         content = self.content
         message = content.message if message is None else message
         result: dict[str, Any] = {}
-        data = self._custom_data(message)
+        data = custom_data(content, message)
         if data:
             result["data"] = dumps(data)
         android = self._android_options()
@@ -190,48 +182,30 @@ class HmsPayloads:
             android.setdefault("urgency", "HIGH" if priority == "high" else "NORMAL")
         return message
 
-    def _custom_data(self, message: str) -> dict[str, str]:
-        content = self.content
-        custom = dict(content.data)
-        custom.update(content.headers)
-        if content.publisher_id:
-            custom["publisher_id"] = content.publisher_id
-        if content.body and message and "message" not in custom:
-            custom["message"] = message
-        return custom
-
     # ------------------------------------------------------------ templates
 
     def _template(self, body: str) -> bytes | PushHubError:
         prepared = self._templates.get(body)
         if prepared is None:
-            prepared = self._prepare(lambda: self._render_template(body))
-            if len(self._templates) >= self._template_cache_size:
-                del self._templates[next(iter(self._templates))]
-            self._templates[body] = prepared
+            prepared = remember(
+                self._templates,
+                body,
+                self._prepare(lambda: self._render_template(body)),
+                self._template_cache_size,
+            )
         return prepared
 
     def _render_template(self, body: str) -> bytes:
-        content = self.content
-        name = content.template_name
-        text = compile_template(body).render(content.template_properties)
-        try:
-            value = json.loads(text)
-        except ValueError as exc:
-            raise template_error(
-                f"template {name!r} does not render to valid JSON: {exc}", "template_name"
-            ) from None
-        if not isinstance(value, dict):
-            raise template_error(f"template {name!r} must render to a JSON object", "template_name")
-        inner = value.get("message") if len(value) == 1 else None
+        value = template_object(self.content, body)
         android = self._android_options()
         base = {"android": android} if android else {}
-        message = merge_patch(base, inner if isinstance(inner, dict) else value)
-        for target in _TARGETS:
+        message = merge_patch(base, unwrap_message(value))
+        for target in TARGETS:
             message.pop(target, None)
         if "data" in message and not isinstance(message["data"], str):
             raise template_error(
-                f"template {name!r}: HMS message.data must be a string", "template_name"
+                f"template {self.content.template_name!r}: HMS message.data must be a string",
+                "template_name",
             )
         return self._serialize(self._with_urgency(message), "template_name")
 
@@ -240,7 +214,7 @@ class HmsPayloads:
     def _serialize(self, message: Mapping[str, Any], field_name: str) -> bytes:
         payload = dumps(message).encode()
         if len(payload) > self.limit:
-            raise hms_payload_too_large(field_name, len(payload), self.limit)
+            raise payload_too_large(field_name, "HMS", len(payload), self.limit)
         return payload
 
     @staticmethod
@@ -257,23 +231,9 @@ def hms_ttl(ttl: timedelta) -> str:
     return f"{int(min(max(ttl, timedelta(0)), HMS_MAX_TTL).total_seconds())}s"
 
 
-def hms_payload_too_large(field_name: str, size: int, limit: int) -> PushHubError:
-    error = invalid_field(
-        field_name,
-        PAYLOAD_TOO_LARGE,
-        f"the rendered HMS payload is {size} bytes, over the limit of {limit} bytes",
-        limit=limit,
-    )
-    error.metadata["platform"] = "HMS"
-    error.metadata["size"] = str(size)
-    return error
-
-
 def _content_error(content: NotificationContent) -> PushHubError | None:
     try:
-        check_custom_keys("notification.data", content.data)
-        check_custom_keys("headers", content.headers)
-        check_collapse_key(content.collapse_key)
+        check_content(content)
     except PushHubError as error:
         return error
     return None

@@ -1,4 +1,4 @@
-"""What every provider shares: the retry policy for retryable delivery results.
+"""The retry policy: backoff for the retryable results of any provider.
 
 Providers answer a transient failure (429, 5xx, a dropped connection, GOAWAY
 they could not resend) with DeliveryOutcome.RETRY and, when the service said
@@ -55,12 +55,15 @@ class RetryPolicy:
         provider: DeliveryProvider,
         deliveries: Sequence[Delivery],
         stop: asyncio.Event | None = None,
+        *,
+        validate_only: bool = False,
     ) -> list[DeliveryResult]:
         """One result per delivery, in order; only the RETRY subset is sent again,
-        until `stop` (if given) is set: the results so far are returned then."""
+        until `stop` (if given) is set: the results so far are returned then.
+        ``validate_only`` goes with every send, retries included."""
         # Without one (a credentials check, not a run), nothing ever stops it.
         stop = stop or asyncio.Event()
-        results = await provider.send(deliveries)
+        results = await provider.send(deliveries, validate_only=validate_only)
         pending = self._retryable(results, range(len(results)))
         for retry in range(self.attempts - 1):
             if not pending:
@@ -68,7 +71,9 @@ class RetryPolicy:
             delay = self.delay(retry, _longest_retry_after(results, pending))
             if not await self._wait(delay, stop):
                 break
-            retried = await provider.send([deliveries[index] for index in pending])
+            retried = await provider.send(
+                [deliveries[index] for index in pending], validate_only=validate_only
+            )
             for index, result in zip(pending, retried, strict=True):
                 results[index] = result
             pending = self._retryable(results, pending)
