@@ -50,13 +50,16 @@ FORBIDDEN = frozenset(
 _FORBIDDEN_NUMBERS = frozenset(code.value[0] for code in FORBIDDEN)
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 
-# Python internals that must never reach a client: a traceback, a source line,
-# an exception class name (CamelCase ending in Error/Exception), a driver's name.
+# Python internals that must never reach a client: a traceback, a source line, an
+# exception class name (JSONDecodeError, KeyError...), the text of a common
+# builtin exception, a driver's name.
 PYTHON_TEXT = re.compile(
     r"Traceback \(most recent call last\)"
     r"|File \"[^\"]*\", line \d+"
-    r"|\b(?:[A-Z][a-z0-9]+)+(?:Error|Exception|Warning)\b"
+    r"|\b[A-Z][A-Za-z0-9]*(?:Error|Exception|Warning)\b"
     r"|\b(?:StopIteration|StopAsyncIteration|KeyboardInterrupt|GeneratorExit|SystemExit)\b"
+    r"|codec can't (?:en|de)code|object has no attribute|NoneType|invalid literal for"
+    r"|unsupported operand|is not JSON serializable|maximum recursion depth"
     r"|\b(?:sqlalchemy|asyncpg|aiosqlite|sqlite3|psycopg2?)\b"
     r"|<class '|\[SQL: "
 )
