@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -143,11 +143,18 @@ class FuzzCase:
 
     # ------------------------------------------------------------ calls
 
-    async def fuzz(self, method: MethodDescriptor, credential: str | None = None) -> Outcome:
-        """Draws a credential and request(s) for `method`, calls it, checks the answer."""
+    async def fuzz(
+        self,
+        method: MethodDescriptor,
+        credential: str | None = None,
+        mode: str | None = None,
+        focus: Sequence[str] = (),
+    ) -> Outcome:
+        """Draws a credential (unless given) and request(s) for `method`, calls it, checks
+        the answer. `mode` and `focus` narrow the requests (see request_strategies)."""
         credential = credential or self._data.draw(CREDENTIAL_CHOICES, "credential")
         metadata = await self._metadata(credential)
-        drawn = requests(method.input_type, tuple(self._known))
+        drawn = requests(method.input_type, tuple(self._known), mode, focus)
         if method.client_streaming:
             sent = [d.message for d in self._data.draw(st.lists(drawn, max_size=3), method.name)]
         else:

@@ -114,10 +114,15 @@ def message_class(descriptor: Descriptor) -> type[Message]:
 
 
 def messages(
-    descriptor: Descriptor, known: Known, depth: int = 0, mode: str | None = None
+    descriptor: Descriptor,
+    known: Known,
+    depth: int = 0,
+    mode: str | None = None,
+    focus: Sequence[str] = (),
 ) -> SearchStrategy[Message]:
     """Messages of the descriptor's type; `known` are ids the server handed out so far.
-    `mode` (see MODES) is drawn when not given."""
+    `mode` (see MODES) is drawn when not given; `focus` limits which top-level fields a
+    mutant spoils."""
     hostile = mode != "plausible"
     if descriptor.full_name == timestamp_pb2.Timestamp.DESCRIPTOR.full_name:
         parts = hv.timestamp_parts(hostile)
@@ -127,7 +132,7 @@ def messages(
         return parts.map(lambda p: duration_pb2.Duration(seconds=p[0], nanos=p[1]))
     if depth > MAX_DEPTH:
         return st.builds(message_class(descriptor))
-    return _message(descriptor, known, depth, mode)
+    return _message(descriptor, known, depth, mode, tuple(focus))
 
 
 @dataclass(frozen=True)
@@ -142,17 +147,28 @@ class Drawn:
 
 
 @st.composite
-def requests(draw: st.DrawFn, descriptor: Descriptor, known: Known) -> Drawn:
+def requests(
+    draw: st.DrawFn,
+    descriptor: Descriptor,
+    known: Known,
+    mode: str | None = None,
+    focus: Sequence[str] = (),
+) -> Drawn:
     """A request message of the descriptor's type (see messages)."""
-    return Drawn(draw(messages(descriptor, known)))
+    return Drawn(draw(messages(descriptor, known, mode=mode, focus=focus)))
 
 
 @st.composite
 def _message(
-    draw: st.DrawFn, descriptor: Descriptor, known: Known, depth: int, mode: str | None
+    draw: st.DrawFn,
+    descriptor: Descriptor,
+    known: Known,
+    depth: int,
+    mode: str | None,
+    focus: tuple[str, ...] = (),
 ) -> Message:
     mode = mode or draw(st.sampled_from(MODES))
-    names = _mutation_targets(descriptor)
+    names = [name for name in _mutation_targets(descriptor) if not focus or name in focus]
     bad: set[str] = set()
     if mode == "mutant" and names:
         bad = set(draw(st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)))

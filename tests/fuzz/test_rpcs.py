@@ -69,13 +69,27 @@ async def test_hostile_requests_get_clean_answers(
     await case.finish()
 
 
+# What a registration stores and a publish later reads, and what shapes the rendering.
+STORED = ("templates", "metadata", "selector", "device_token", "platform", "tags", "channels")
+RENDERED = (
+    "template_name",
+    "template_properties",
+    "headers",
+    "message",
+    "notification",
+    "apns_json",
+    "fcm_json",
+)
+
+
 @fuzz_settings()
 @given(data=st.data())
 async def test_what_devices_store_cannot_break_a_publish(
     target: Target, data: st.DataObject
 ) -> None:
-    """Devices register (selectors, templates, metadata, tokens), then the app publishes:
-    a stored value must not stall the dispatcher or fail the message with Python text."""
+    """Devices register, each with at most one or two stored values spoiled, then the
+    app publishes: a stored value must not stall the dispatcher or fail the message
+    with Python text."""
     if DEEP:
         note(f"PUSHHUB_FUZZ_SEED={SEED}")
     case = FuzzCase(target, data)
@@ -84,11 +98,15 @@ async def test_what_devices_store_cannot_break_a_publish(
         st.tuples(
             st.sampled_from((_BY_NAME["RegisterDevice"], _BY_NAME["RegisterDevices"])),
             st.sampled_from(("server", "device", "device+user")),
+            st.sampled_from(("plausible", "mutant", "mutant")),
         ),
         min_size=1,
         max_size=3,
     )
-    for method, credential in data.draw(registrations, "registrations"):
-        await case.fuzz(method, credential)
-    await case.fuzz(_BY_NAME["Publish"], "server")
+    for method, credential, mode in data.draw(registrations, "registrations"):
+        # A stream's items are RegisterDeviceRequests: the mutant spoils the list itself.
+        focus = STORED if method.name == "RegisterDevice" else ()
+        await case.fuzz(method, credential, mode, focus)
+    mode = data.draw(st.sampled_from(("plausible", "mutant")), "publish mode")
+    await case.fuzz(_BY_NAME["Publish"], "server", mode, RENDERED)
     await case.finish()
