@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import random
 
-FAST_EXAMPLES = 12
+FAST_EXAMPLES = 20
 DEEP = bool(os.environ.get("PUSHHUB_FUZZ_EXAMPLES"))
 EXAMPLES = int(os.environ.get("PUSHHUB_FUZZ_EXAMPLES") or FAST_EXAMPLES)
 FINDINGS = os.environ.get("PUSHHUB_FUZZ_FINDINGS") or None

@@ -13,7 +13,6 @@ strings, so a new RPC or field is fuzzed the day it is added.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf import duration_pb2, message_factory, timestamp_pb2
@@ -135,12 +134,15 @@ def messages(
     return _message(descriptor, known, depth, mode, tuple(focus))
 
 
-@dataclass(frozen=True)
 class Drawn:
     """A drawn request. Its repr is a sketch: hypothesis prints the draws of a failing
-    example, and a message's own repr would print a 15 MB string in full."""
+    example, and a message's own repr would print a 15 MB string in full. (Not a
+    dataclass: hypothesis prints a dataclass field by field, ignoring its repr.)"""
 
-    message: Message
+    __slots__ = ("message",)
+
+    def __init__(self, message: Message) -> None:
+        self.message = message
 
     def __repr__(self) -> str:
         return sketch(self.message)
