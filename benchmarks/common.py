@@ -56,7 +56,7 @@ def create_app(database_url: str, name: str = "bench") -> dict[str, str]:
 
 @contextmanager
 def server_process(
-    command: list[str], port: int, env: dict[str, str] | None = None
+    command: list[str], port: int, env: dict[str, str] | None = None, stop_timeout: float = 20.0
 ) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(
         command,
@@ -70,7 +70,7 @@ def server_process(
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=stop_timeout)
         except subprocess.TimeoutExpired:
             process.kill()
 
@@ -93,6 +93,16 @@ async def wait_ready(port: int, timeout: float = 30.0) -> None:
             except TimeoutError:
                 if time.monotonic() > deadline:
                     raise
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak) of a process, in kB, from /proc/PID/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(("VmRSS:", "VmHWM:")):
+            name, amount, _unit = line.split()
+            values[name[:-1]] = int(amount)
+    return values
 
 
 def percentile(samples: list[float], fraction: float) -> float:

@@ -56,6 +56,7 @@ from benchmarks.common import (
     describe_latencies,
     free_port,
     fresh_postgres_url,
+    memory_kb,
     percentile,
     server_process,
     sqlite_url,
@@ -172,15 +173,6 @@ def load(args: argparse.Namespace, url: str, app_id: str) -> str:
 
 
 # ------------------------------------------------------------------ measuring
-
-
-def memory_kb(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(("VmRSS:", "VmHWM:")):
-            name, amount, _unit = line.split()
-            values[name[:-1]] = int(amount)
-    return values
 
 
 async def register_while(

@@ -17,10 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -28,14 +26,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf import duration_pb2
-from sqlalchemy.engine import make_url
 
 from pushhub.v1 import admin_pb2, common_pb2, publish_pb2
 from pushhub.v1 import registration_pb2 as reg
@@ -47,6 +43,7 @@ from tests.conftest import ADMIN_TOKEN
 from tests.fakes.apns import FakeApns, ReceivedRequest, new_signing_key
 from tests.fakes.fcm import FakeFcm
 from tests.fakes.tls import TlsFiles, issue_tls_files
+from tests.own_database import own_database as own_database_for
 
 from .harness import (
     ADMIN_METADATA,
@@ -134,33 +131,9 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def own_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A database of this module's own: the session server keeps the shared one."""
-    shared = os.environ.get("PUSHHUB_TEST_DATABASE_URL", "")
-    if not shared.startswith("postgresql"):
-        path: Path = tmp_path_factory.mktemp("real-providers-db") / "pushhub.db"
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    url = make_url(shared)
-    name = f"pushhub_real_{uuid.uuid4().hex[:12]}"
-    maintenance = {
-        "host": url.host or "127.0.0.1",
-        "port": url.port or 5432,
-        "user": url.username or "postgres",
-        "password": url.password,
-        "database": "postgres",
-    }
-    conn = await asyncpg.connect(**maintenance)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(**maintenance)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    directory = tmp_path_factory.mktemp("real-providers-db")
+    async with own_database_for(directory, "pushhub_real") as url:
+        yield url
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -38,6 +37,7 @@ from pushhub.v1 import (
     status_pb2_grpc,
 )
 from tests.e2e.server_process import Launcher
+from tests.own_database import own_database
 
 pytestmark = pytest.mark.slow
 
@@ -56,24 +56,8 @@ RESUME_TIMEOUT = 60.0
 @pytest_asyncio.fixture(loop_scope="session")
 async def crash_database(tmp_path: Path) -> AsyncIterator[str]:
     """A database of this test's own, on the backend the suite runs on."""
-    test_url = os.environ.get("PUSHHUB_TEST_DATABASE_URL", "")
-    if not test_url.startswith("postgresql"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'crash.db'}"
-        return
-    name = f"pushhub_crash_test_{os.getpid()}"
-    base = sa.make_url(test_url)
-    admin = create_async_engine(
-        base.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
-    )
-    async with admin.connect() as conn:
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with own_database(tmp_path, "pushhub_crash_test") as url:
+        yield url
 
 
 # ------------------------------------------------------------------ server ----
