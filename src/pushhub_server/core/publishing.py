@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from .clock import Clock
 from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
@@ -14,7 +13,7 @@ from .limits import Limits
 from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
-from .ports import MessageRepository
+from .ports import MessageRepository, StatusSignal
 from .registrations import DEFAULT_CHANNEL, parse_platform, require_server
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
@@ -48,30 +47,6 @@ class PublishDraft:
     repeat_every: timedelta | None = None
     repeat_expires_at: datetime | None = None
     request_id: str = ""
-
-
-class StatusListener(Protocol):
-    """One watcher's subscription to a message's changes."""
-
-    async def wait(self, timeout: float) -> None:
-        """Returns at once if notified since the last wait (or since listen), else on
-        the next notify, or after timeout seconds."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class StatusSignal(Protocol):
-    """Wakes watchers when a message's status may have changed."""
-
-    def notify(self, message_id: str) -> None: ...
-
-    async def wait(self, message_id: str, timeout: float) -> None: ...
-
-    def listen(self, message_id: str) -> StatusListener:
-        """Starts listening now, so a change made while the watcher reads the status
-        is not lost before its next wait."""
-        ...
 
 
 @dataclass
