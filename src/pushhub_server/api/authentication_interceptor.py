@@ -3,7 +3,7 @@
 The request of a unary call is read before its handler runs, so a handler that
 checks the key has already buffered the body: 40 anonymous 15 MB calls took the
 server from 94 MB to 1.5 GB. This interceptor sees the method and metadata
-first, checks the key (cached: see KeyCachingAppRepository) and refuses without
+first, checks the key (cached: see core.key_cache) and refuses without
 reading anything. Handlers still authenticate every call themselves, with the
 user token, and decide what the key may do; this only tells who is calling:
 a trusted caller (a server key, the admin token) or a public one (a device key,
