@@ -31,8 +31,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._auth = auth
         self._limits = limits
 
-    async def _authorize(self, context: Context, app_id: str) -> Caller:
-        caller = await self._auth.caller(context)
+    def _authorize(self, app_id: str) -> Caller:
+        caller = self._auth.caller()
         require_app_access(caller.principal, caller.is_operator, app_id)
         return caller
 
@@ -40,7 +40,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def CreateApp(
         self, request: admin_pb2.CreateAppRequest, context: Context
     ) -> admin_pb2.CreateAppResponse:
-        caller = await self._auth.caller(context)
+        caller = self._auth.caller()
         require_operator(caller.is_operator, "create apps")
         created = await self._apps.create_app(request.name)
         return admin_pb2.CreateAppResponse(
@@ -53,7 +53,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def ListApps(
         self, request: admin_pb2.ListAppsRequest, context: Context
     ) -> admin_pb2.ListAppsResponse:
-        caller = await self._auth.caller(context)
+        caller = self._auth.caller()
         principal = caller.principal
         if principal is None:  # the operator sees every app
             apps, next_page_token = await self._page_of_apps(request.page_size, request.page_token)
@@ -78,7 +78,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def DeleteApp(
         self, request: admin_pb2.DeleteAppRequest, context: Context
     ) -> admin_pb2.DeleteAppResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         await self._apps.delete_app(request.app_id)
         return admin_pb2.DeleteAppResponse()
 
@@ -86,7 +86,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def CreateApiKey(
         self, request: admin_pb2.CreateApiKeyRequest, context: Context
     ) -> admin_pb2.CreateApiKeyResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         created = await self._apps.create_key(request.app_id, convert.key_kind(request.kind))
         return admin_pb2.CreateApiKeyResponse(
             api_key=convert.api_key(created.key), key=created.secret
@@ -96,7 +96,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def ListApiKeys(
         self, request: admin_pb2.ListApiKeysRequest, context: Context
     ) -> admin_pb2.ListApiKeysResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         keys = await self._apps.list_keys(request.app_id)
         return admin_pb2.ListApiKeysResponse(api_keys=[convert.api_key(key) for key in keys])
 
@@ -104,7 +104,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def RevokeApiKey(
         self, request: admin_pb2.RevokeApiKeyRequest, context: Context
     ) -> admin_pb2.RevokeApiKeyResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         revoked = await self._apps.revoke_key(request.app_id, request.key_id)
         return admin_pb2.RevokeApiKeyResponse(api_key=convert.api_key(revoked))
 
@@ -112,7 +112,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def SetApnsCredentials(
         self, request: admin_pb2.SetApnsCredentialsRequest, context: Context
     ) -> admin_pb2.SetApnsCredentialsResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         credentials = apns_credentials(
             request.key_id,
             request.team_id,
@@ -127,7 +127,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def SetFcmCredentials(
         self, request: admin_pb2.SetFcmCredentialsRequest, context: Context
     ) -> admin_pb2.SetFcmCredentialsResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         credentials = fcm_credentials(request.service_account_json)
         app = await self._apps.set_fcm_credentials(request.app_id, credentials)
         return admin_pb2.SetFcmCredentialsResponse(app=convert.app(app))
@@ -136,7 +136,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def IssueUserToken(
         self, request: admin_pb2.IssueUserTokenRequest, context: Context
     ) -> admin_pb2.IssueUserTokenResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         ttl = convert.optional_timedelta(request, "ttl")
         token, expires = await self._apps.issue_user_token(request.app_id, request.user_id, ttl)
         return admin_pb2.IssueUserTokenResponse(token=token, expire_time=convert.timestamp(expires))

@@ -1,20 +1,50 @@
 """Who is calling: an app's API key (with an optional user token), or the operator.
 
-Handlers call the Authenticator first thing: grpc.aio interceptors cannot hand
-a principal to a handler, and an explicit call keeps each RPC's rule visible.
+The authentication interceptor looks the key up once per call, before the
+request is read, and hands what it found to the handler in a context variable:
+grpc.aio runs a call's interceptors and its handler in the call's own task, so
+the value one sets is the value the other reads, and no other call's. Handlers
+ask the Authenticator first thing for the principal they need, which keeps each
+RPC's rule visible; the user token is verified then, once the call is admitted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
-import grpc
-
-from ..core.apps import AppService
+from ..core.apps import AppService, AuthenticatedKey
+from ..core.errors import api_key_invalid
 from ..core.models import Principal
 
 _BEARER = "bearer "
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the authentication interceptor found: an app's key, or (key None)
+    the operator's admin token; and the user token sent with it, unverified."""
+
+    key: AuthenticatedKey | None
+    user_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_trusted(self) -> bool:
+        """A server key or the admin token: secrets of the operator's backend."""
+        return self.key is None or self.key.is_server
+
+
+# Set by the interceptor for every call, None where no key is needed (health, reflection).
+_IDENTITY: ContextVar[Identity | None] = ContextVar("pushhub_identity", default=None)
+
+
+def set_identity(identity: Identity | None) -> None:
+    _IDENTITY.set(identity)
+
+
+def current_identity() -> Identity | None:
+    return _IDENTITY.get()
 
 
 @dataclass(frozen=True)
@@ -29,15 +59,33 @@ class Authenticator:
     def __init__(self, apps: AppService) -> None:
         self._apps = apps
 
-    async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        api_key, user_token = credentials(context.invocation_metadata())
-        return await self._apps.authenticate(api_key, user_token)
+    def principal(self) -> Principal:
+        """The current call's app key as a principal; the admin token is no app's key."""
+        return self._principal(self._identity())
 
-    async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        api_key, user_token = credentials(context.invocation_metadata())
-        if self._apps.is_admin(api_key):
+    def caller(self) -> Caller:
+        identity = self._identity()
+        if identity.key is None:
             return Caller(is_operator=True, principal=None)
-        return Caller(False, await self._apps.authenticate(api_key, user_token))
+        return Caller(False, self._principal(identity))
+
+    async def recheck(self) -> None:
+        """Looks the current call's key up again: a long watch may outlive it."""
+        key = self._identity().key
+        await self._apps.authenticate_key(key.api_key if key is not None else None)
+
+    def _principal(self, identity: Identity) -> Principal:
+        if identity.key is None:
+            # As an API key, the admin token is unknown (it is no key's hash).
+            raise api_key_invalid("unknown or revoked API key")
+        return self._apps.principal(identity.key, identity.user_token)
+
+    @staticmethod
+    def _identity() -> Identity:
+        identity = _IDENTITY.get()
+        if identity is None:  # refuse, never guess: nothing checked a key for this call
+            raise api_key_invalid("no API key was checked for this call")
+        return identity
 
 
 def credentials(

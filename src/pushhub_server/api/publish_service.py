@@ -23,7 +23,7 @@ class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
     async def Publish(
         self, request: publish_pb2.PublishRequest, context: Context
     ) -> publish_pb2.PublishResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         message_id = await self._publishing.publish(
             principal, convert_messages.publish_draft(request)
         )
@@ -37,7 +37,7 @@ class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
     async def CancelMessage(
         self, request: publish_pb2.CancelMessageRequest, context: Context
     ) -> publish_pb2.CancelMessageResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         status = await self._publishing.cancel(principal, request.message_id)
         return publish_pb2.CancelMessageResponse(
             message_id=status.message_id, state=convert_messages.message_state(status.state)

@@ -59,7 +59,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def CreateRegistrationId(
         self, request: registration_pb2.CreateRegistrationIdRequest, context: Context
     ) -> registration_pb2.CreateRegistrationIdResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         registration_id = await self._registrations.create_registration_id(principal)
         return registration_pb2.CreateRegistrationIdResponse(registration_id=registration_id)
 
@@ -67,7 +67,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def RegisterDevice(
         self, request: registration_pb2.RegisterDeviceRequest, context: Context
     ) -> registration_pb2.RegisterDeviceResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         outcome = await self._registrations.register(principal, convert.draft(request))
         response = registration_pb2.RegisterDeviceResponse()
         convert.fill_register_response(response, outcome)
@@ -77,7 +77,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def RegisterDevices(
         self, requests: AsyncIterator[registration_pb2.RegisterDevicesRequest], context: Context
     ) -> AsyncIterator[registration_pb2.RegisterDevicesResponse]:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         # Refuse a device key before it streams anything; register_many checks again.
         require_server(principal, "import registrations in batches")
         order = KeyedOrder()
@@ -126,7 +126,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def GetRegistration(
         self, request: registration_pb2.GetRegistrationRequest, context: Context
     ) -> registration_pb2.GetRegistrationResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         found = await self._registrations.get(principal, request.registration_id)
         response = registration_pb2.GetRegistrationResponse()
         convert.fill_registration(response.registration, found)
@@ -136,7 +136,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def ListRegistrations(
         self, request: registration_pb2.ListRegistrationsRequest, context: Context
     ) -> registration_pb2.ListRegistrationsResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         where = convert.registration_filter(request)
         items, next_page_token = await self._registrations.list(
             principal, where, request.page_size, request.page_token
@@ -158,7 +158,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def UpdateTags(
         self, request: registration_pb2.UpdateTagsRequest, context: Context
     ) -> registration_pb2.UpdateTagsResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         updated = await self._registrations.update_tags(
             principal,
             request.registration_id,
@@ -172,7 +172,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def UnregisterDevice(
         self, request: registration_pb2.UnregisterDeviceRequest, context: Context
     ) -> registration_pb2.UnregisterDeviceResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         removed = await self._registrations.unregister(
             principal, request.registration_id, request.platform, request.device_token
         )
@@ -182,7 +182,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def CleanupDevices(
         self, request: registration_pb2.CleanupDevicesRequest, context: Context
     ) -> registration_pb2.CleanupDevicesResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         removed = await self._registrations.cleanup(principal, convert.cleanup_targets(request))
         return registration_pb2.CleanupDevicesResponse(removed_count=removed)
 

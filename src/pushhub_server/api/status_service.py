@@ -42,7 +42,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetRegistrationStatus(
         self, request: status_pb2.GetRegistrationStatusRequest, context: Context
     ) -> status_pb2.GetRegistrationStatusResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         statuses = await self._registrations.registration_statuses(principal, request.request_ids)
         return status_pb2.GetRegistrationStatusResponse(
             statuses=[convert.registration_status(status) for status in statuses]
@@ -52,7 +52,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetMessageStatus(
         self, request: status_pb2.GetMessageStatusRequest, context: Context
     ) -> status_pb2.GetMessageStatusResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         status = await self._publishing.status(principal, request.message_id)
         return status_pb2.GetMessageStatusResponse(status=convert_messages.message_status(status))
 
@@ -60,15 +60,15 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def WatchMessageStatus(
         self, request: status_pb2.WatchMessageStatusRequest, context: Context
     ) -> AsyncIterator[status_pb2.WatchMessageStatusResponse]:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         statuses = self._publishing.watch(principal, request.message_id)
-        async for status in self._guarded(statuses, context):
+        async for status in self._guarded(statuses):
             yield status_pb2.WatchMessageStatusResponse(
                 status=convert_messages.message_status(status)
             )
 
     async def _guarded(
-        self, statuses: AsyncGenerator[MessageStatus, None], context: Context
+        self, statuses: AsyncGenerator[MessageStatus, None]
     ) -> AsyncIterator[MessageStatus]:
         """statuses, for as long as the caller's key stays valid and the server runs.
 
@@ -90,7 +90,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
                 )
                 if stopping.done():
                     raise server_stopping()
-                await self._auth.principal(context)
+                await self._auth.recheck()
                 if pending.done():
                     try:
                         status = pending.result()
