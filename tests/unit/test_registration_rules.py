@@ -1,40 +1,19 @@
-"""core.registrations pure rules: validate_draft, authorize_*, signatures, failure reasons."""
+"""core.registration_rules: validate_draft, field by field."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field, value_too_long
+from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field
 from pushhub_server.core.limits import Limits
-from pushhub_server.core.models import (
-    DeviceClaim,
-    FailureReason,
-    KeyKind,
-    Platform,
-    Principal,
-    Template,
-)
+from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.outbound import OutboundPolicy
-from pushhub_server.core.registrations import (
-    RegistrationDraft,
-    authorize_fields,
-    claim_of,
-    failure_reason_for,
-    require_server,
-    validate_draft,
-    webhook_signature,
-)
+from pushhub_server.core.registration_rules import RegistrationDraft, validate_draft
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits()
-SERVER = Principal("app", "k1", KeyKind.SERVER, "phs_server")
-DEVICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device")
-ALICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_id="alice")
-BAD_TOKEN = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_token_error="expired")
 
 
 def draft(**fields) -> RegistrationDraft:
@@ -201,98 +180,3 @@ def test_limits_are_configurable() -> None:
     with pytest.raises(PushHubError) as caught:
         validate_draft(draft(platform=2, device_token="t" * 11), Limits(device_token=10), NOW)
     assert caught.value.metadata["limit"] == "10"
-
-
-# ------------------------------------------------------- authorize_fields ----
-
-
-def item(**fields):
-    return validate_draft(draft(**fields), LIMITS, NOW)
-
-
-def denied(principal: Principal, **fields) -> PushHubError:
-    with pytest.raises(PushHubError) as caught:
-        authorize_fields(principal, item(**fields))
-    assert caught.value.code is ErrorCode.PERMISSION_DENIED
-    return caught.value
-
-
-def test_server_key_may_set_anything() -> None:
-    authorize_fields(SERVER, item(user_id="bob", tags=["user:carol"]))
-
-
-def test_device_key_without_user_fields_needs_no_token() -> None:
-    authorize_fields(DEVICE, item(tags=["public", "users:x"]))
-    authorize_fields(BAD_TOKEN, item(tags=["public"]))
-
-
-def test_device_key_user_id_needs_a_user_token() -> None:
-    error = denied(DEVICE, user_id="alice")
-    assert (error.reason, error.metadata["field"]) == ("USER_TOKEN_REQUIRED", "user_id")
-    assert denied(BAD_TOKEN, user_id="alice").reason == "USER_TOKEN_REQUIRED"
-    error = denied(DEVICE, tags=["user:alice"])
-    assert (error.reason, error.metadata["field"]) == ("USER_TOKEN_REQUIRED", "tags")
-
-
-def test_device_key_with_matching_token() -> None:
-    authorize_fields(ALICE, item(user_id="alice", tags=["user:alice"]))
-    authorize_fields(ALICE, item(tags=["user:alice"]))
-
-
-def test_mismatch_and_reserved_tags() -> None:
-    assert denied(ALICE, user_id="bob").reason == "USER_TOKEN_MISMATCH"
-    assert denied(ALICE, tags=["user:bob"]).reason == "RESERVED_TAG"
-    assert denied(ALICE, user_id="alice", tags=["user:alice", "user:bob"]).reason == "RESERVED_TAG"
-
-
-def test_device_claims() -> None:
-    assert claim_of(SERVER) is None
-    assert claim_of(DEVICE) == DeviceClaim(None)
-    assert claim_of(ALICE) == DeviceClaim("alice")
-    assert validate_draft(draft(), LIMITS, NOW, DeviceClaim("alice")).device_claim == (
-        DeviceClaim("alice")
-    )
-    for claim in (DeviceClaim(None), DeviceClaim("alice")):
-        assert claim.may_take(None), "anonymous registrations are anyone's"
-    assert DeviceClaim("alice").may_take("alice")
-    assert not DeviceClaim("alice").may_take("bob")
-    assert not DeviceClaim(None).may_take("bob")
-
-
-def test_require_server() -> None:
-    require_server(SERVER, "list registrations")
-    with pytest.raises(PushHubError) as caught:
-        require_server(DEVICE, "list registrations")
-    assert (caught.value.code, caught.value.reason) == (
-        ErrorCode.PERMISSION_DENIED,
-        "SERVER_KEY_REQUIRED",
-    )
-
-
-# ------------------------------------------------- signatures and reasons ----
-
-
-def test_webhook_signature_is_hmac_sha256_of_the_url_keyed_by_the_api_key() -> None:
-    url = "https://hooks.example.com/pushhub?x=1"
-    expected = hmac.new(b"phs_key", url.encode(), hashlib.sha256).hexdigest()
-    assert webhook_signature("phs_key", url) == expected
-    assert webhook_signature("phd_key", url) != expected
-    assert len(expected) == 64
-
-
-def test_failure_reasons() -> None:
-    assert failure_reason_for(value_too_long("device_token", 4096)) is (
-        FailureReason.DEVICE_TOKEN_TOO_LONG
-    )
-    assert (
-        failure_reason_for(value_too_long("user_id", 255)) is FailureReason.FAILED_TO_STORE_DEVICE
-    )
-    for principal in (DEVICE, BAD_TOKEN):
-        with pytest.raises(PushHubError) as caught:
-            authorize_fields(principal, item(user_id="alice"))
-        assert failure_reason_for(caught.value) is FailureReason.API_TOKEN_NOT_VALID
-    with pytest.raises(PushHubError) as caught:
-        authorize_fields(ALICE, item(user_id="bob"))
-    assert failure_reason_for(caught.value) is FailureReason.API_TOKEN_NOT_VALID
-    other = invalid_field("tags[0]", "INVALID_TAG", "bad tag")
-    assert failure_reason_for(other) is FailureReason.FAILED_TO_STORE_DEVICE

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushhub_server.core import registrations
+from pushhub_server.core import registration_rules
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.limits import Limits
@@ -20,11 +20,9 @@ from pushhub_server.core.models import (
     RequestState,
 )
 from pushhub_server.core.pipeline import KeyedOrder
-from pushhub_server.core.registrations import (
-    RegistrationDraft,
-    RegistrationService,
-    webhook_signature,
-)
+from pushhub_server.core.registration_rules import RegistrationDraft
+from pushhub_server.core.registration_webhooks import webhook_signature
+from pushhub_server.core.registrations import RegistrationService
 
 from .fakes import (
     InMemoryRegistrationRepository,
@@ -196,7 +194,7 @@ async def test_an_unexpected_failure_fails_its_item_only(
     def broken(text: str, field: str, limit: int) -> None:
         raise RuntimeError("a bug in a rule")
 
-    monkeypatch.setattr(registrations, "check_selector", broken)
+    monkeypatch.setattr(registration_rules, "check_selector", broken)
     outcomes = await service.register_many(
         SERVER, [draft("ok-0"), draft("bug", selector="a = 1", track=True), draft("ok-2")]
     )

@@ -29,7 +29,8 @@ from ..core.models import (
     Template,
     TrackedRequest,
 )
-from ..core.registrations import RegisterOutcome, RegistrationDraft, parse_platform
+from ..core.registration_rules import RegistrationDraft, parse_platform
+from ..core.registration_tracking import RegisterOutcome
 from ..core.validation import check_duration, check_timestamp
 
 

@@ -15,13 +15,11 @@ from pushhub.v1 import registration_pb2, registration_pb2_grpc
 
 from ..core.admission import Credits, Holding
 from ..core.errors import ErrorCode, PushHubError
+from ..core.key_rights import require_server
 from ..core.pipeline import KeyedOrder, ordered_pipeline
-from ..core.registrations import (
-    RegisterOutcome,
-    RegistrationDraft,
-    RegistrationService,
-    require_server,
-)
+from ..core.registration_rules import RegistrationDraft
+from ..core.registration_tracking import RegisterOutcome
+from ..core.registrations import RegistrationService
 from . import convert
 from .answer_sizes import MAX_ANSWER_BYTES, answer_bound, check_answer_fits
 from .auth import Authenticator

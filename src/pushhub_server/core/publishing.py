@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 from .clock import Clock
 from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
 from .ids import new_id
+from .key_rights import require_server
 from .limits import Limits
 from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
 from .ports import MessageRepository, StatusSignal
-from .registrations import DEFAULT_CHANNEL, parse_platform, require_server
+from .registration_rules import DEFAULT_CHANNEL, parse_platform
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
 
