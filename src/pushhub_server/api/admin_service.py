@@ -1,7 +1,7 @@
 """AdminService: apps, API keys, provider credentials and user tokens.
 
 The operator's admin token may administer every app; a server key only its own
-(core.apps.require_app_access). Secrets are shown once, when they are created.
+(core.key_rights.require_app_access). Secrets are shown once, when they are created.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import grpc
 
 from pushhub.v1 import admin_pb2, admin_pb2_grpc
 
-from ..core.apps import AppService, require_app_access, require_operator
+from ..core.apps import AppService
 from ..core.credentials import apns_credentials, fcm_credentials
+from ..core.key_rights import require_app_access, require_operator
 from ..core.limits import Limits
 from ..core.models import App
 from ..core.pagination import clamp_page_size, decode_cursor, encode_cursor

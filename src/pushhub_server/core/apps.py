@@ -30,7 +30,6 @@ from .errors import (
     api_key_invalid,
     invalid_field,
     not_found,
-    permission_denied,
     required,
 )
 from .ids import new_id
@@ -381,24 +380,6 @@ def _seconds(value: object) -> float | None:
     except OverflowError:
         return None
     return seconds if math.isfinite(seconds) else None
-
-
-def require_app_access(principal: Principal | None, is_admin: bool, app_id: str) -> None:
-    """The operator may administer every app; a server key only its own."""
-    if is_admin:
-        return
-    if principal is None or not principal.is_server or principal.app_id != app_id:
-        raise permission_denied(
-            "ADMIN_NOT_ALLOWED", "this key may not administer that app", app_id=app_id
-        )
-
-
-def require_operator(is_admin: bool, action: str) -> None:
-    """Some actions span every app, so only the operator's admin token may take them."""
-    if not is_admin:
-        raise permission_denied(
-            "ADMIN_TOKEN_REQUIRED", f"only the operator's admin token may {action}", action=action
-        )
 
 
 def _app_not_found(app: str) -> PushHubError:

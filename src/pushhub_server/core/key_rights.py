@@ -1,8 +1,9 @@
-"""What each kind of API key may do, beyond being a valid key of its app.
+"""What each caller may do, beyond holding a valid key.
 
 A server key may do anything within its app. A device key ships inside the
 app, so it may only touch registrations its device could own: anonymous ones,
-or those of the user its user token proves.
+or those of the user its user token proves. The operator's admin token
+administers every app; only it may act across apps.
 """
 
 from __future__ import annotations
@@ -10,6 +11,14 @@ from __future__ import annotations
 from .errors import permission_denied
 from .models import DeviceClaim, Principal, RegistrationInput
 from .validation import is_reserved_tag
+
+
+def require_publisher(principal: Principal) -> None:
+    """Only server keys publish or cancel (Backendless error 5007 otherwise)."""
+    if not principal.is_server:
+        raise permission_denied(
+            "PUBLISH_NOT_ALLOWED", "a device key may not publish", legacy_code="5007"
+        )
 
 
 def require_server(principal: Principal, action: str) -> None:
@@ -48,3 +57,21 @@ def authorize_fields(principal: Principal, item: RegistrationInput) -> None:
             raise permission_denied(
                 "RESERVED_TAG", f"tag {tag!r} is reserved for user {tag[5:]!r}", field="tags"
             )
+
+
+def require_app_access(principal: Principal | None, is_admin: bool, app_id: str) -> None:
+    """The operator may administer every app; a server key only its own."""
+    if is_admin:
+        return
+    if principal is None or not principal.is_server or principal.app_id != app_id:
+        raise permission_denied(
+            "ADMIN_NOT_ALLOWED", "this key may not administer that app", app_id=app_id
+        )
+
+
+def require_operator(is_admin: bool, action: str) -> None:
+    """Some actions span every app, so only the operator's admin token may take them."""
+    if not is_admin:
+        raise permission_denied(
+            "ADMIN_TOKEN_REQUIRED", f"only the operator's admin token may {action}", action=action
+        )

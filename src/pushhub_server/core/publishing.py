@@ -7,9 +7,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .clock import Clock
-from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
+from .errors import ErrorCode, PushHubError, invalid_field, not_found
 from .ids import new_id
-from .key_rights import require_server
+from .key_rights import require_publisher, require_server
 from .limits import Limits
 from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
@@ -21,14 +21,6 @@ from .validation import check_count, check_map, check_name, check_text
 
 # Notification fields of free text (badge is a number, data a map).
 _NOTIFICATION_TEXTS = ("title", "body", "subtitle", "sound", "image_url", "category", "thread_id")
-
-
-def require_publisher(principal: Principal) -> None:
-    """Only server keys publish or cancel (Backendless error 5007 otherwise)."""
-    if not principal.is_server:
-        raise permission_denied(
-            "PUBLISH_NOT_ALLOWED", "a device key may not publish", legacy_code="5007"
-        )
 
 
 @dataclass(frozen=True)
