@@ -16,8 +16,9 @@ from ..core.key_rights import require_app_access, require_operator
 from ..core.limits import Limits
 from ..core.models import App
 from ..core.pagination import clamp_page_size, decode_cursor, encode_cursor
-from . import convert
 from .auth import Authenticator, Caller
+from .convert import admin as convert
+from .convert.proto_time import optional_timedelta, timestamp
 from .errors import map_errors
 
 Context = grpc.aio.ServicerContext
@@ -138,6 +139,6 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.IssueUserTokenRequest, context: Context
     ) -> admin_pb2.IssueUserTokenResponse:
         self._authorize(request.app_id)
-        ttl = convert.optional_timedelta(request, "ttl")
+        ttl = optional_timedelta(request, "ttl")
         token, expires = await self._apps.issue_user_token(request.app_id, request.user_id, ttl)
-        return admin_pb2.IssueUserTokenResponse(token=token, expire_time=convert.timestamp(expires))
+        return admin_pb2.IssueUserTokenResponse(token=token, expire_time=timestamp(expires))

@@ -1,7 +1,7 @@
 """DeviceRegistrationService: devices, channels, tags, users and expiry.
 
-Every rule lives in core.registrations.RegistrationService; this file only
-authenticates, converts and lets map_errors turn failures into statuses.
+Every rule lives in core (RegistrationService and the rules it applies); this
+file only authenticates, converts and lets map_errors turn failures into statuses.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from ..core.pipeline import KeyedOrder, ordered_pipeline
 from ..core.registration_rules import RegistrationDraft
 from ..core.registration_tracking import RegisterOutcome
 from ..core.registrations import RegistrationService
-from . import convert
 from .answer_sizes import MAX_ANSWER_BYTES, answer_bound, check_answer_fits
 from .auth import Authenticator
+from .convert import registration as convert
 from .errors import map_errors, status_proto
 
 Context = grpc.aio.ServicerContext

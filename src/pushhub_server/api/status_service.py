@@ -13,8 +13,8 @@ from ..core.errors import server_stopping
 from ..core.messages import MessageStatus
 from ..core.publishing import PublishingService
 from ..core.registrations import RegistrationService
-from . import convert, convert_messages
 from .auth import Authenticator
+from .convert import status as convert
 from .errors import map_errors
 
 Context = grpc.aio.ServicerContext
@@ -54,7 +54,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     ) -> status_pb2.GetMessageStatusResponse:
         principal = self._auth.principal()
         status = await self._publishing.status(principal, request.message_id)
-        return status_pb2.GetMessageStatusResponse(status=convert_messages.message_status(status))
+        return status_pb2.GetMessageStatusResponse(status=convert.message_status(status))
 
     @map_errors
     async def WatchMessageStatus(
@@ -63,9 +63,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
         principal = self._auth.principal()
         statuses = self._publishing.watch(principal, request.message_id)
         async for status in self._guarded(statuses):
-            yield status_pb2.WatchMessageStatusResponse(
-                status=convert_messages.message_status(status)
-            )
+            yield status_pb2.WatchMessageStatusResponse(status=convert.message_status(status))
 
     async def _guarded(
         self, statuses: AsyncGenerator[MessageStatus, None]
