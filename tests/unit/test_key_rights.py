@@ -9,7 +9,7 @@ import pytest
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.key_rights import authorize_fields, claim_of, require_server
 from pushhub_server.core.limits import Limits
-from pushhub_server.core.models import DeviceClaim, KeyKind, Principal, RegistrationInput
+from pushhub_server.core.models import DeviceClaim, KeyKind, Platform, Principal, RegistrationInput
 from pushhub_server.core.registration_rules import RegistrationDraft, validate_draft
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
@@ -21,7 +21,7 @@ BAD_TOKEN = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_token_erro
 
 
 def draft(**fields) -> RegistrationDraft:
-    fields.setdefault("platform", 1)
+    fields.setdefault("platform", Platform.APNS)
     fields.setdefault("device_token", "a" * 64)
     return RegistrationDraft(**fields)
 

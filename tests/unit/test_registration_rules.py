@@ -14,10 +14,11 @@ from pushhub_server.core.registration_rules import RegistrationDraft, validate_d
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits()
+FCM = Platform.FCM
 
 
 def draft(**fields) -> RegistrationDraft:
-    fields.setdefault("platform", 1)
+    fields.setdefault("platform", Platform.APNS)
     fields.setdefault("device_token", "a" * 64)
     return RegistrationDraft(**fields)
 
@@ -34,7 +35,7 @@ def refused(**fields) -> PushHubError:
 def test_valid_draft_is_normalised() -> None:
     item = validate_draft(
         draft(
-            platform=2,
+            platform=Platform.FCM,
             channels=["b", "a", "b"],
             tags=["x", "x", "y"],
             user_id="",
@@ -58,10 +59,13 @@ def test_empty_channels_mean_default() -> None:
     assert validate_draft(draft(), LIMITS, NOW).channels == ("default",)
 
 
-@pytest.mark.parametrize("platform", [0, 3, -1, 99])
-def test_platform(platform: int) -> None:
-    error = refused(platform=platform)
-    assert (error.reason, error.metadata["field"]) == ("INVALID_PLATFORM", "platform")
+def test_the_edges_refusal_of_the_platform_fails_the_item_in_its_turn() -> None:
+    """The api layer converts the platform; a number it refused is refused here,
+    after a conversion error (expires_at) and before every other field."""
+    edge = invalid_field("platform", "INVALID_PLATFORM", "platform must be PLATFORM_APNS")
+    expiry = invalid_field("expires_at", "VALUE_OUT_OF_RANGE", "too far")
+    assert refused(platform=edge, device_token="") is edge
+    assert refused(platform=edge, conversion_error=expiry) is expiry
 
 
 @pytest.mark.parametrize(
@@ -115,7 +119,7 @@ def test_platform(platform: int) -> None:
         ({"device_token": "a" * 63}, "INVALID_DEVICE_TOKEN", "device_token", None),
         ({"device_token": "a" * 201}, "VALUE_TOO_LONG", "device_token", "8000"),
         ({"device_token": "g" * 64}, "INVALID_DEVICE_TOKEN", "device_token", None),
-        ({"platform": 2, "device_token": "a b"}, "INVALID_DEVICE_TOKEN", "device_token", None),
+        ({"platform": FCM, "device_token": "a b"}, "INVALID_DEVICE_TOKEN", "device_token", None),
         (
             {"callback_headers": {"X-A": "v\r\nX-B: 1"}},
             "INVALID_HEADER",
@@ -163,7 +167,7 @@ def test_callback_urls_follow_the_policy_given() -> None:
 def test_limits_are_inclusive() -> None:
     item = validate_draft(
         draft(
-            platform=2,
+            platform=Platform.FCM,
             device_token="t" * 4096,
             channels=["c" * 255],
             tags=[f"{i:0>120}" for i in range(60)],
@@ -178,5 +182,5 @@ def test_limits_are_inclusive() -> None:
 
 def test_limits_are_configurable() -> None:
     with pytest.raises(PushHubError) as caught:
-        validate_draft(draft(platform=2, device_token="t" * 11), Limits(device_token=10), NOW)
+        validate_draft(draft(platform=FCM, device_token="t" * 11), Limits(device_token=10), NOW)
     assert caught.value.metadata["limit"] == "10"

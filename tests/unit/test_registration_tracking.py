@@ -9,7 +9,13 @@ import pytest
 from pushhub_server.core.errors import PushHubError, invalid_field, value_too_long
 from pushhub_server.core.key_rights import authorize_fields
 from pushhub_server.core.limits import Limits
-from pushhub_server.core.models import FailureReason, KeyKind, Principal, RegistrationInput
+from pushhub_server.core.models import (
+    FailureReason,
+    KeyKind,
+    Platform,
+    Principal,
+    RegistrationInput,
+)
 from pushhub_server.core.registration_rules import RegistrationDraft, validate_draft
 from pushhub_server.core.registration_tracking import failure_reason_for
 
@@ -20,7 +26,7 @@ BAD_TOKEN = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_token_erro
 
 
 def item(**fields) -> RegistrationInput:
-    draft = RegistrationDraft(platform=1, device_token="a" * 64, **fields)
+    draft = RegistrationDraft(platform=Platform.APNS, device_token="a" * 64, **fields)
     return validate_draft(draft, Limits(), NOW)
 
 

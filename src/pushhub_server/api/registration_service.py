@@ -23,6 +23,7 @@ from ..core.registrations import RegistrationService
 from .answer_sizes import MAX_ANSWER_BYTES, answer_bound, check_answer_fits
 from .auth import Authenticator
 from .convert import registration as convert
+from .convert.common import optional_platform
 from .errors import map_errors, status_proto
 
 Context = grpc.aio.ServicerContext
@@ -172,7 +173,10 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     ) -> registration_pb2.UnregisterDeviceResponse:
         principal = self._auth.principal()
         removed = await self._registrations.unregister(
-            principal, request.registration_id, request.platform, request.device_token
+            principal,
+            request.registration_id,
+            optional_platform(request.platform),
+            request.device_token,
         )
         return registration_pb2.UnregisterDeviceResponse(removed_count=removed)
 

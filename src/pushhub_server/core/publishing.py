@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .clock import Clock
-from .errors import ErrorCode, PushHubError, invalid_field, not_found
+from .errors import ErrorCode, PushHubError, accepted, invalid_field, not_found
 from .ids import new_id
 from .key_rights import require_publisher, require_server
 from .limits import Limits
@@ -15,7 +15,7 @@ from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
 from .ports import MessageRepository, StatusSignal
-from .registration_rules import DEFAULT_CHANNEL, parse_platform
+from .registration_rules import DEFAULT_CHANNEL
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
 
@@ -35,7 +35,8 @@ class PublishDraft:
     tag_expression: str = ""
     user_ids: Sequence[str] = ()
     registration_ids: Sequence[str] = ()
-    platforms: Sequence[int] = ()
+    # Each entry, or the api layer's refusal of the number the client sent.
+    platforms: Sequence[Platform | PushHubError] = ()
     publish_at: datetime | None = None
     repeat_every: timedelta | None = None
     repeat_expires_at: datetime | None = None
@@ -190,14 +191,9 @@ class PublishingService:
         registration_ids = _unique_texts(
             "registration_ids", draft.registration_ids, limits.registration_id, limits
         )
-        # Counted before anything is parsed: each entry costs, and two are all there are.
+        # Counted before any entry is refused: a list over the limit is refused as a whole.
         check_count("platforms", draft.platforms, limits.platforms)
-        platforms = tuple(
-            dict.fromkeys(
-                parse_platform(value, f"platforms[{index}]")
-                for index, value in enumerate(draft.platforms)
-            )
-        )
+        platforms = tuple(dict.fromkeys(accepted(entry) for entry in draft.platforms))
         narrowed = draft.broadcast or draft.tag_expression or user_ids or registration_ids
         channel = draft.channel or (None if narrowed else DEFAULT_CHANNEL)
         return Audience(
@@ -206,7 +202,7 @@ class PublishingService:
             tag_expression=draft.tag_expression or None,
             user_ids=user_ids,
             registration_ids=registration_ids,
-            platforms=tuple(Platform(p) for p in platforms),
+            platforms=platforms,
         )
 
     def _schedule(self, draft: PublishDraft, now: datetime) -> Schedule:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from .device_tokens import check_device_token
-from .errors import PushHubError, invalid_field, required
+from .errors import PushHubError, accepted, invalid_field, required
 from .json_documents import parse_json
 from .limits import Limits
 from .models import DeviceClaim, Platform, RegistrationInput, Template
@@ -34,7 +34,8 @@ STRICT_CALLBACKS = OutboundPolicy()
 class RegistrationDraft:
     """A RegisterDevice item as the client sent it, before validation."""
 
-    platform: int
+    # Or the api layer's refusal of the number the client sent.
+    platform: Platform | PushHubError
     device_token: str
     registration_id: str = ""
     channels: Sequence[str] = ()
@@ -61,7 +62,7 @@ def validate_draft(
 ) -> RegistrationInput:
     if draft.conversion_error is not None:
         raise draft.conversion_error
-    platform = parse_platform(draft.platform)
+    platform = accepted(draft.platform)
     if not draft.device_token:
         raise required("device_token")
     device_token = check_device_token(
@@ -102,15 +103,6 @@ def validate_draft(
         registration_id=draft.registration_id or None,
         device_claim=device_claim,
     )
-
-
-def parse_platform(value: int, field: str = "platform") -> Platform:
-    try:
-        return Platform(value)
-    except ValueError:
-        raise invalid_field(
-            field, "INVALID_PLATFORM", f"{field} must be PLATFORM_APNS or PLATFORM_FCM"
-        ) from None
 
 
 def _check_templates(templates: dict[str, Template], limits: Limits) -> None:

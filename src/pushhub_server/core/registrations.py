@@ -18,6 +18,7 @@ from .device_tokens import check_device_token, token_forms
 from .errors import (
     ErrorCode,
     PushHubError,
+    accepted,
     invalid_field,
     registration_gone,
     required,
@@ -29,6 +30,7 @@ from .limits import Limits
 from .models import (
     CleanupTarget,
     Page,
+    Platform,
     Principal,
     Registration,
     RegistrationFilter,
@@ -50,7 +52,6 @@ from .registration_rules import (
     STRICT_CALLBACKS,
     RegistrationDraft,
     check_lookup,
-    parse_platform,
     validate_draft,
 )
 from .registration_tracking import RegisterOutcome, RegistrationTracker
@@ -245,7 +246,11 @@ class RegistrationService:
         return updated
 
     async def unregister(
-        self, principal: Principal, registration_id: str, platform: int, device_token: str
+        self,
+        principal: Principal,
+        registration_id: str,
+        platform: Platform | PushHubError | None,
+        device_token: str,
     ) -> int:
         """Removes the registration named by id or token, counting it only if live.
 
@@ -255,7 +260,7 @@ class RegistrationService:
         """
         check_lookup(self._limits, registration_id=registration_id)
         # Refused even when unused (by id): proto3 enums carry any number.
-        chosen = parse_platform(platform) if platform else None
+        chosen = accepted(platform)
         app_id, claim, now = principal.app_id, claim_of(principal), self._clock.now()
         if registration_id:
             removed = await self._registrations.delete(app_id, registration_id, claim, now)
@@ -265,7 +270,9 @@ class RegistrationService:
         if not device_token:
             raise required("registration_id")
         if chosen is None:
-            chosen = parse_platform(platform)  # refuses PLATFORM_UNSPECIFIED
+            raise invalid_field(
+                "platform", "INVALID_PLATFORM", "platform must be given with device_token"
+            )
         token = check_device_token("device_token", chosen, device_token, self._limits.device_token)
         return await self._registrations.delete_by_token(app_id, chosen, token, claim, now)
 
@@ -305,7 +312,7 @@ class RegistrationService:
 
 
 def _filter_key(where: RegistrationFilter) -> str:
-    platform = int(where.platform) if where.platform else 0
+    platform = where.platform.value if where.platform else 0
     return json.dumps([where.user_id, where.channel, where.tag, platform])
 
 

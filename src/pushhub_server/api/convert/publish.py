@@ -6,6 +6,7 @@ from pushhub.v1 import publish_pb2
 
 from ...core.notifications import NotificationContent, Priority, invalid_priority
 from ...core.publishing import PublishDraft
+from .common import platforms_or_refusals
 from .proto_time import optional_datetime, optional_timedelta
 
 _PRIORITIES: dict[int, Priority | None] = {
@@ -25,7 +26,7 @@ def publish_draft(request: publish_pb2.PublishRequest) -> PublishDraft:
         tag_expression=request.tag_expression,
         user_ids=request.user_ids,
         registration_ids=request.registration_ids,
-        platforms=request.platforms,
+        platforms=platforms_or_refusals(request.platforms, "platforms"),
         publish_at=optional_datetime(request, "publish_at"),
         repeat_every=optional_timedelta(request, "repeat_every"),
         repeat_expires_at=optional_datetime(request, "repeat_expires_at"),

@@ -12,9 +12,10 @@ from datetime import datetime
 from pushhub.v1 import registration_pb2
 
 from ...core.errors import PushHubError
-from ...core.models import CleanupTarget, Platform, Registration, RegistrationFilter, Template
-from ...core.registration_rules import RegistrationDraft, parse_platform
+from ...core.models import CleanupTarget, Registration, RegistrationFilter, Template
+from ...core.registration_rules import RegistrationDraft
 from ...core.registration_tracking import RegisterOutcome
+from .common import optional_platform, platform_number, platform_or_refusal
 from .proto_time import optional_datetime, set_time
 
 
@@ -23,7 +24,7 @@ def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:
     # empty maps skip their copy: most bulk items carry none, and each copy costs.
     expires_at, conversion_error = _expiry(request)
     return RegistrationDraft(
-        platform=request.platform,
+        platform=platform_or_refusal(request.platform),
         device_token=request.device_token,
         registration_id=request.registration_id,
         channels=request.channels,
@@ -60,7 +61,7 @@ def _templates(templates: Mapping[str, registration_pb2.Template]) -> dict[str, 
 
 def fill_registration(target: registration_pb2.Registration, value: Registration) -> None:
     target.registration_id = value.registration_id
-    target.platform = value.platform
+    target.platform = platform_number(value.platform)
     target.device_token = value.device_token
     target.channels.extend(value.channels)
     target.tags.extend(value.tags)
@@ -90,17 +91,15 @@ def fill_register_response(
         target.request_id = outcome.request_id
 
 
-def platform_filter(value: int) -> Platform | None:
-    """PLATFORM_UNSPECIFIED means any platform."""
-    return parse_platform(value) if value else None
-
-
 def registration_filter(request: registration_pb2.ListRegistrationsRequest) -> RegistrationFilter:
+    platform = optional_platform(request.platform)  # unspecified: any platform
+    if isinstance(platform, PushHubError):
+        raise platform
     return RegistrationFilter(
         user_id=request.user_id or None,
         channel=request.channel or None,
         tag=request.tag or None,
-        platform=platform_filter(request.platform),
+        platform=platform,
     )
 
 

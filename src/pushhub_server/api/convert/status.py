@@ -6,7 +6,7 @@ from pushhub.v1 import status_pb2
 
 from ...core.messages import MessageStatus
 from ...core.models import FailureReason, RequestState, TrackedRequest
-from .common import message_state
+from .common import message_state, platform_number
 from .proto_time import set_time
 
 # Core and proto enums are mapped by name, so a rename on either side fails at import.
@@ -40,9 +40,10 @@ def message_status(status: MessageStatus) -> status_pb2.MessageStatus:
         run_count=status.run_count,
         error_message=status.error_message or "",
     )
-    for platform, counts in sorted(status.per_platform.items()):
+    counts_by_number = {platform_number(p): counts for p, counts in status.per_platform.items()}
+    for number, counts in sorted(counts_by_number.items()):
         out.platform_counts.add(
-            platform=int(platform),
+            platform=number,
             targeted_count=counts.targeted,
             sent_count=counts.sent,
             failed_count=counts.failed,
