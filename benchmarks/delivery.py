@@ -79,6 +79,7 @@ from benchmarks.common import (
 from benchmarks.fanout import load_postgres, load_sqlite, memory_kb, one_broadcast
 from benchmarks.http2_clients import nginx_sink
 from pushhub_server.core.models import Platform
+from pushhub_server.store.platforms import PLATFORM_CODES
 from tests.fakes.tls import TlsFiles, issue_tls_files
 
 TARGET_RATE = 20_000
@@ -145,7 +146,7 @@ def load_registrations(database: str, url: str, app_id: str, count: int, platfor
             conn.execute("PRAGMA synchronous=OFF")
             conn.execute(
                 "UPDATE registrations SET platform = ? WHERE platform = ?",
-                (int(platform), int(other)),
+                (PLATFORM_CODES[platform], PLATFORM_CODES[other]),
             )
             conn.execute("ANALYZE")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -166,7 +167,9 @@ async def _load_postgres(
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
         await conn.execute(
-            "UPDATE registrations SET platform = $1 WHERE platform = $2", int(platform), int(other)
+            "UPDATE registrations SET platform = $1 WHERE platform = $2",
+            PLATFORM_CODES[platform],
+            PLATFORM_CODES[other],
         )
         await conn.execute("VACUUM ANALYZE registrations")
     finally:

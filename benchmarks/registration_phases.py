@@ -1,8 +1,8 @@
 """Where a bulk-imported registration's CPU goes: figures, not assertions.
 
 RegisterDevices handles each message of 1,000 registrations in phases, all in
-one Python process: parse the message, convert it (api.convert.draft),
-validate it (core.registrations.validate_draft, which also computes the token
+one Python process: parse the message, convert it (api.convert.registration.draft),
+validate it (core.registration_rules.validate_draft, which also computes the token
 digest and the content fingerprint), store it (the store's upsert_many: plan,
 SQL in the database driver's thread, results), build the response
 (api.registration_service's per-item fill) and serialize it. This runs each
@@ -32,11 +32,12 @@ from typing import TypeVar
 from benchmarks.common import create_app, sqlite_url
 from benchmarks.registration import CHUNK, registration
 from pushhub.v1 import registration_pb2
-from pushhub_server.api import convert
+from pushhub_server.api.convert import registration as convert
 from pushhub_server.api.registration_service import _results
 from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import RegistrationInput, UpsertResult
-from pushhub_server.core.registrations import RegisterOutcome, RegistrationDraft, validate_draft
+from pushhub_server.core.registration_rules import RegistrationDraft, validate_draft
+from pushhub_server.core.registration_tracking import RegisterOutcome
 from pushhub_server.store.database import Database
 from pushhub_server.store.registrations import SqlRegistrationRepository
 

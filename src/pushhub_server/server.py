@@ -28,7 +28,7 @@ from pushhub.v1 import (
 
 from .api.admin_service import AdminServicer
 from .api.answer_sizes import MAX_ANSWER_BYTES
-from .api.auth import Authenticator, KeyCachingAppRepository
+from .api.auth import Authenticator
 from .api.authentication_interceptor import AuthenticationInterceptor
 from .api.client_address_interceptor import ClientAddressInterceptor
 from .api.concurrency_interceptor import ConcurrencyInterceptor
@@ -46,6 +46,7 @@ from .core.admission import Credits
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
+from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService

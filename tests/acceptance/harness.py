@@ -32,11 +32,12 @@ from pushhub.v1 import (
     status_pb2_grpc,
 )
 from pushhub.v1 import status_pb2 as pushhub_status_pb2
+from pushhub_server.api.convert.common import platform_or_refusal
 from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.credentials import SecretBox
+from pushhub_server.core.errors import accepted
 from pushhub_server.core.messages import InboxEntry
-from pushhub_server.core.models import Platform
 from pushhub_server.delivery.providers.simulator import Injection
 from pushhub_server.store import Database, SqlInbox
 from pushhub_server.store.schema import apps as apps_table
@@ -302,7 +303,7 @@ def new_token(length: int = 64) -> str:
 
 def injected_token(kind: Injection, platform: int) -> str:
     """A valid token on which the simulator fails as kind says (its prefix table)."""
-    return kind.token(Platform(platform), new_token(56))
+    return kind.token(accepted(platform_or_refusal(platform)), new_token(56))
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:

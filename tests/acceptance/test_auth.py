@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import grpc
@@ -286,6 +287,45 @@ async def test_another_apps_key_cannot_see_or_change(app: AppHandle, other_app: 
     )
     assert got.registration == mine.registration, "nothing changed in the first app"
     assert len(await app.list_all()) == 1
+
+
+async def test_concurrent_callers_are_each_answered_as_themselves(
+    app: AppHandle, other_app: AppHandle
+) -> None:
+    """The key checked before a call's body is read is the key its handler acts
+    for, however the calls of different keys interleave: each app's server key
+    fills ids reserved in its own app (another app's would answer GONE), and
+    its device key is refused a listing, with bodies large enough to take
+    several reads."""
+    rounds = 12
+    handles = [app, other_app] * rounds
+    reserved = [
+        (
+            await handle.stubs.registrations.CreateRegistrationId(
+                reg.CreateRegistrationIdRequest(), metadata=handle.server()
+            )
+        ).registration_id
+        for handle in handles
+    ]
+    bulky = {f"k{index}": "v" * 4000 for index in range(3)}
+
+    async def fill(handle: AppHandle, registration_id: str) -> grpc.StatusCode:
+        call = handle.register(registration_id=registration_id, metadata=bulky)
+        return (await _code(call))[0]
+
+    async def device_lists(handle: AppHandle) -> grpc.StatusCode:
+        request = reg.ListRegistrationsRequest(channel="c" * 255)
+        call = handle.stubs.registrations.ListRegistrations(request, metadata=handle.device())
+        return (await _code(call))[0]
+
+    answers = await asyncio.gather(
+        *(
+            call
+            for handle, registration_id in zip(handles, reserved, strict=True)
+            for call in (fill(handle, registration_id), device_lists(handle))
+        )
+    )
+    assert answers == [grpc.StatusCode.OK, DENIED] * len(handles)
 
 
 async def test_reserved_id_of_another_app_is_gone(app: AppHandle, other_app: AppHandle) -> None:

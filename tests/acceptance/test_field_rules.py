@@ -165,6 +165,14 @@ async def test_every_enum_field_refuses_numbers_outside_the_contract(app: AppHan
             "platform",
         ),
         (
+            # By token the platform is needed: the token's syntax depends on it.
+            stubs.registrations.UnregisterDevice(
+                reg.UnregisterDeviceRequest(device_token="a" * 64), metadata=server
+            ),
+            "INVALID_PLATFORM",
+            "platform",
+        ),
+        (
             stubs.admin.CreateApiKey(
                 admin_pb2.CreateApiKeyRequest(app_id=app.app_id, kind=5), metadata=server
             ),

@@ -7,11 +7,11 @@ import secrets
 import pytest
 import sqlalchemy as sa
 
-from pushhub_server.api.auth import KeyCachingAppRepository
 from pushhub_server.core.apps import AppService, CreatedApp
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.credentials import SecretBox
 from pushhub_server.core.errors import ErrorCode, PushHubError
+from pushhub_server.core.key_cache import KeyCachingAppRepository
 from pushhub_server.store import Database, SqlAppRepository
 from pushhub_server.store.schema import apps as apps_table
 

@@ -699,7 +699,7 @@ async def test_unregister_never_deletes_a_registration_another_user_just_took(
     device_key = Principal(app_id, "k", KeyKind.DEVICE, "key")
     for by_id, by_token in ((anonymous.registration_id, ""), ("", "race-t")):
         with pytest.raises(PushHubError) as caught:
-            await service.unregister(device_key, by_id, int(Platform.FCM), by_token)
+            await service.unregister(device_key, by_id, Platform.FCM, by_token)
         assert caught.value.reason == "NOT_DEVICE_OWNER"
         alices = await registrations.get(app_id, anonymous.registration_id, NOW)
         assert alices is not None and alices.user_id == "alice"
@@ -727,9 +727,9 @@ async def test_unregister_removes_invalidated_registrations_without_counting_the
     for dead in (by_token, by_id):
         await _invalidate(db, dead.registration_id)
     # Dead rows are nobody's: even a device key without al's user token removes them.
-    assert await service.unregister(device_key, "", int(Platform.FCM), "ui-t") == 0
+    assert await service.unregister(device_key, "", Platform.FCM, "ui-t") == 0
     with pytest.raises(PushHubError) as gone:
-        await service.unregister(device_key, by_id.registration_id, 0, "")
+        await service.unregister(device_key, by_id.registration_id, None, "")
     assert gone.value.reason == "REGISTRATION_GONE"
     for dead in (by_token, by_id):
         assert await count_rows(db, "registrations", dead.registration_id) == 0

@@ -7,24 +7,23 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushhub_server.core import registrations
+from pushhub_server.core import registration_rules
 from pushhub_server.core.clock import ManualClock
-from pushhub_server.core.errors import ErrorCode, PushHubError
+from pushhub_server.core.errors import ErrorCode, PushHubError, invalid_field
 from pushhub_server.core.limits import Limits
 from pushhub_server.core.models import (
     CleanupTarget,
     FailureReason,
     KeyKind,
+    Platform,
     Principal,
     RegistrationFilter,
     RequestState,
 )
 from pushhub_server.core.pipeline import KeyedOrder
-from pushhub_server.core.registrations import (
-    RegistrationDraft,
-    RegistrationService,
-    webhook_signature,
-)
+from pushhub_server.core.registration_rules import RegistrationDraft
+from pushhub_server.core.registration_webhooks import webhook_signature
+from pushhub_server.core.registrations import RegistrationService
 
 from .fakes import (
     InMemoryRegistrationRepository,
@@ -36,6 +35,7 @@ SERVER = Principal("app", "k1", KeyKind.SERVER, "phs_server")
 OTHER = Principal("other", "k9", KeyKind.SERVER, "phs_other")
 DEVICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device")
 ALICE = Principal("app", "k2", KeyKind.DEVICE, "phd_device", user_id="alice")
+FCM = Platform.FCM
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def service(clock: ManualClock, webhooks: RecordingWebhookSender) -> Registratio
 
 def draft(token: str = "tok", **fields) -> RegistrationDraft:
     """FCM by default: its tokens may be short words, which keeps these tests readable."""
-    return RegistrationDraft(platform=fields.pop("platform", 2), device_token=token, **fields)
+    return RegistrationDraft(platform=fields.pop("platform", FCM), device_token=token, **fields)
 
 
 async def test_register_upserts_and_tracks_duplicates(service: RegistrationService) -> None:
@@ -118,7 +118,7 @@ async def test_register_many_keeps_order_and_isolates_bad_items(
         draft("ok-0"),
         draft("x" * 5000),
         draft("ok-2", tags=["bad tag"]),
-        draft("ok-3", platform=9),
+        draft("ok-3", platform=invalid_field("platform", "INVALID_PLATFORM", "no such platform")),
         draft("ok-4", track=True),
         draft("ok-0"),
     ]
@@ -196,7 +196,7 @@ async def test_an_unexpected_failure_fails_its_item_only(
     def broken(text: str, field: str, limit: int) -> None:
         raise RuntimeError("a bug in a rule")
 
-    monkeypatch.setattr(registrations, "check_selector", broken)
+    monkeypatch.setattr(registration_rules, "check_selector", broken)
     outcomes = await service.register_many(
         SERVER, [draft("ok-0"), draft("bug", selector="a = 1", track=True), draft("ok-2")]
     )
@@ -212,13 +212,13 @@ async def test_device_key_ownership(service: RegistrationService) -> None:
     registration_id = owned.result.registration.registration_id
     for action in (
         service.register(DEVICE, draft(tags=["x"])),
-        service.unregister(DEVICE, registration_id, 0, ""),
-        service.unregister(DEVICE, "", 2, "tok"),
+        service.unregister(DEVICE, registration_id, None, ""),
+        service.unregister(DEVICE, "", FCM, "tok"),
     ):
         with pytest.raises(PushHubError) as caught:
             await action
         assert caught.value.reason == "NOT_DEVICE_OWNER"
-    assert await service.unregister(ALICE, "", 2, "tok") == 1
+    assert await service.unregister(ALICE, "", FCM, "tok") == 1
 
 
 async def test_a_device_key_may_not_take_a_users_token_by_registration_id(

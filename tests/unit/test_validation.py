@@ -11,10 +11,7 @@ from hypothesis import strategies as st
 
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.validation import (
-    DURATION_SECONDS,
-    TIMESTAMP_SECONDS,
     check_count,
-    check_duration,
     check_future,
     check_http_headers,
     check_map,
@@ -23,7 +20,6 @@ from pushhub_server.core.validation import (
     check_tag,
     check_tags,
     check_text,
-    check_timestamp,
     is_reserved_tag,
 )
 
@@ -160,55 +156,6 @@ def test_check_http_headers_limits() -> None:
     assert _error(check_http_headers, "callback_headers", long_value, 32, 1024).reason == (
         "VALUE_TOO_LONG"
     )
-
-
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [(TIMESTAMP_SECONDS[0], 0), (TIMESTAMP_SECONDS[1], 999_999_999), (0, 0), (1, 500)],
-)
-def test_timestamps_within_the_proto_range(seconds: int, nanos: int) -> None:
-    check_timestamp("publish_at", seconds, nanos)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [
-        (0, -1),
-        (0, 1_000_000_000),
-        (0, 2_000_000_000),
-        (TIMESTAMP_SECONDS[0] - 1, 0),
-        (TIMESTAMP_SECONDS[1] + 1, 0),
-        (2**63 - 1, 0),
-    ],
-)
-def test_timestamps_outside_the_proto_range(seconds: int, nanos: int) -> None:
-    error = _error(check_timestamp, "publish_at", seconds, nanos)
-    assert (error.reason, error.metadata["field"]) == ("VALUE_OUT_OF_RANGE", "publish_at")
-
-
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [(DURATION_SECONDS, 999_999_999), (-DURATION_SECONDS, -999_999_999), (0, -5), (0, 5), (3, 0)],
-)
-def test_durations_within_the_proto_range(seconds: int, nanos: int) -> None:
-    check_duration("ttl", seconds, nanos)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "nanos"),
-    [
-        (DURATION_SECONDS + 1, 0),
-        (-DURATION_SECONDS - 1, 0),
-        (0, 1_000_000_000),
-        (0, -1_000_000_000),
-        (5, -1),
-        (-5, 1),
-        (2**63 - 1, 0),
-    ],
-)
-def test_durations_outside_the_proto_range(seconds: int, nanos: int) -> None:
-    error = _error(check_duration, "ttl", seconds, nanos)
-    assert (error.reason, error.metadata["field"]) == ("VALUE_OUT_OF_RANGE", "ttl")
 
 
 def test_check_printable() -> None:

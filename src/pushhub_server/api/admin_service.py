@@ -1,7 +1,7 @@
 """AdminService: apps, API keys, provider credentials and user tokens.
 
 The operator's admin token may administer every app; a server key only its own
-(core.apps.require_app_access). Secrets are shown once, when they are created.
+(core.key_rights.require_app_access). Secrets are shown once, when they are created.
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import grpc
 
 from pushhub.v1 import admin_pb2, admin_pb2_grpc
 
-from ..core.apps import AppService, require_app_access, require_operator
+from ..core.apps import AppService
 from ..core.credentials import apns_credentials, fcm_credentials
+from ..core.key_rights import require_app_access, require_operator
 from ..core.limits import Limits
 from ..core.models import App
 from ..core.pagination import clamp_page_size, decode_cursor, encode_cursor
-from . import convert
 from .auth import Authenticator, Caller
+from .convert import admin as convert
+from .convert.proto_time import optional_timedelta, timestamp
 from .errors import map_errors
 
 Context = grpc.aio.ServicerContext
@@ -31,8 +33,8 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self._auth = auth
         self._limits = limits
 
-    async def _authorize(self, context: Context, app_id: str) -> Caller:
-        caller = await self._auth.caller(context)
+    def _authorize(self, app_id: str) -> Caller:
+        caller = self._auth.caller()
         require_app_access(caller.principal, caller.is_operator, app_id)
         return caller
 
@@ -40,7 +42,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def CreateApp(
         self, request: admin_pb2.CreateAppRequest, context: Context
     ) -> admin_pb2.CreateAppResponse:
-        caller = await self._auth.caller(context)
+        caller = self._auth.caller()
         require_operator(caller.is_operator, "create apps")
         created = await self._apps.create_app(request.name)
         return admin_pb2.CreateAppResponse(
@@ -53,7 +55,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def ListApps(
         self, request: admin_pb2.ListAppsRequest, context: Context
     ) -> admin_pb2.ListAppsResponse:
-        caller = await self._auth.caller(context)
+        caller = self._auth.caller()
         principal = caller.principal
         if principal is None:  # the operator sees every app
             apps, next_page_token = await self._page_of_apps(request.page_size, request.page_token)
@@ -78,7 +80,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def DeleteApp(
         self, request: admin_pb2.DeleteAppRequest, context: Context
     ) -> admin_pb2.DeleteAppResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         await self._apps.delete_app(request.app_id)
         return admin_pb2.DeleteAppResponse()
 
@@ -86,7 +88,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def CreateApiKey(
         self, request: admin_pb2.CreateApiKeyRequest, context: Context
     ) -> admin_pb2.CreateApiKeyResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         created = await self._apps.create_key(request.app_id, convert.key_kind(request.kind))
         return admin_pb2.CreateApiKeyResponse(
             api_key=convert.api_key(created.key), key=created.secret
@@ -96,7 +98,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def ListApiKeys(
         self, request: admin_pb2.ListApiKeysRequest, context: Context
     ) -> admin_pb2.ListApiKeysResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         keys = await self._apps.list_keys(request.app_id)
         return admin_pb2.ListApiKeysResponse(api_keys=[convert.api_key(key) for key in keys])
 
@@ -104,7 +106,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def RevokeApiKey(
         self, request: admin_pb2.RevokeApiKeyRequest, context: Context
     ) -> admin_pb2.RevokeApiKeyResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         revoked = await self._apps.revoke_key(request.app_id, request.key_id)
         return admin_pb2.RevokeApiKeyResponse(api_key=convert.api_key(revoked))
 
@@ -112,7 +114,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def SetApnsCredentials(
         self, request: admin_pb2.SetApnsCredentialsRequest, context: Context
     ) -> admin_pb2.SetApnsCredentialsResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         credentials = apns_credentials(
             request.key_id,
             request.team_id,
@@ -127,7 +129,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def SetFcmCredentials(
         self, request: admin_pb2.SetFcmCredentialsRequest, context: Context
     ) -> admin_pb2.SetFcmCredentialsResponse:
-        await self._authorize(context, request.app_id)
+        self._authorize(request.app_id)
         credentials = fcm_credentials(request.service_account_json)
         app = await self._apps.set_fcm_credentials(request.app_id, credentials)
         return admin_pb2.SetFcmCredentialsResponse(app=convert.app(app))
@@ -136,7 +138,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def IssueUserToken(
         self, request: admin_pb2.IssueUserTokenRequest, context: Context
     ) -> admin_pb2.IssueUserTokenResponse:
-        await self._authorize(context, request.app_id)
-        ttl = convert.optional_timedelta(request, "ttl")
+        self._authorize(request.app_id)
+        ttl = optional_timedelta(request, "ttl")
         token, expires = await self._apps.issue_user_token(request.app_id, request.user_id, ttl)
-        return admin_pb2.IssueUserTokenResponse(token=token, expire_time=convert.timestamp(expires))
+        return admin_pb2.IssueUserTokenResponse(token=token, expire_time=timestamp(expires))

@@ -1,26 +1,50 @@
 """Who is calling: an app's API key (with an optional user token), or the operator.
 
-Handlers call the Authenticator first thing: grpc.aio interceptors cannot hand
-a principal to a handler, and an explicit call keeps each RPC's rule visible.
+The authentication interceptor looks the key up once per call, before the
+request is read, and hands what it found to the handler in a context variable:
+grpc.aio runs a call's interceptors and its handler in the call's own task, so
+the value one sets is the value the other reads, and no other call's. Handlers
+ask the Authenticator first thing for the principal they need, which keeps each
+RPC's rule visible; the user token is verified then, once the call is admitted.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
-import grpc
-
-from ..core.apps import AppService
-from ..core.models import ApiKey, App, Platform, Principal
-from ..core.ports import AppRepository
+from ..core.apps import AppService, AuthenticatedKey
+from ..core.errors import api_key_invalid
+from ..core.models import Principal
 
 _BEARER = "bearer "
-# Key lookups that reach the database at once.
-_DATABASE_LOOKUPS = 8
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the authentication interceptor found: an app's key, or (key None)
+    the operator's admin token; and the user token sent with it, unverified."""
+
+    key: AuthenticatedKey | None
+    user_token: str | None = field(default=None, repr=False)
+
+    @property
+    def is_trusted(self) -> bool:
+        """A server key or the admin token: secrets of the operator's backend."""
+        return self.key is None or self.key.is_server
+
+
+# Set by the interceptor for every call, None where no key is needed (health, reflection).
+_IDENTITY: ContextVar[Identity | None] = ContextVar("pushhub_identity", default=None)
+
+
+def set_identity(identity: Identity | None) -> None:
+    _IDENTITY.set(identity)
+
+
+def current_identity() -> Identity | None:
+    return _IDENTITY.get()
 
 
 @dataclass(frozen=True)
@@ -35,15 +59,33 @@ class Authenticator:
     def __init__(self, apps: AppService) -> None:
         self._apps = apps
 
-    async def principal(self, context: grpc.aio.ServicerContext) -> Principal:
-        api_key, user_token = credentials(context.invocation_metadata())
-        return await self._apps.authenticate(api_key, user_token)
+    def principal(self) -> Principal:
+        """The current call's app key as a principal; the admin token is no app's key."""
+        return self._principal(self._identity())
 
-    async def caller(self, context: grpc.aio.ServicerContext) -> Caller:
-        api_key, user_token = credentials(context.invocation_metadata())
-        if self._apps.is_admin(api_key):
+    def caller(self) -> Caller:
+        identity = self._identity()
+        if identity.key is None:
             return Caller(is_operator=True, principal=None)
-        return Caller(False, await self._apps.authenticate(api_key, user_token))
+        return Caller(False, self._principal(identity))
+
+    async def recheck(self) -> None:
+        """Looks the current call's key up again: a long watch may outlive it."""
+        key = self._identity().key
+        await self._apps.authenticate_key(key.api_key if key is not None else None)
+
+    def _principal(self, identity: Identity) -> Principal:
+        if identity.key is None:
+            # As an API key, the admin token is unknown (it is no key's hash).
+            raise api_key_invalid("unknown or revoked API key")
+        return self._apps.principal(identity.key, identity.user_token)
+
+    @staticmethod
+    def _identity() -> Identity:
+        identity = _IDENTITY.get()
+        if identity is None:  # refuse, never guess: nothing checked a key for this call
+            raise api_key_invalid("no API key was checked for this call")
+        return identity
 
 
 def credentials(
@@ -59,104 +101,3 @@ def credentials(
         elif name == "user-token":
             user_token = value
     return api_key, user_token
-
-
-@dataclass(frozen=True)
-class _CachedKey:
-    expires: float
-    key: ApiKey
-    app: App
-
-
-class KeyCachingAppRepository:
-    """An AppRepository that remembers successful key lookups for a few seconds.
-
-    Authentication would otherwise cost a database round trip on every RPC.
-    Revoking a key, deleting an app or changing its signing secret through this
-    repository (so through any AppService of this process) forgets the affected
-    entries at once; a key revoked, or a secret rotated, by another process stays
-    usable here for at most `seconds`.
-    """
-
-    def __init__(self, inner: AppRepository, seconds: float) -> None:
-        self._inner = inner
-        self._seconds = seconds
-        self._cache: dict[str, _CachedKey] = {}
-        # Bumped on each invalidation, so a lookup that raced with one is not cached.
-        self._generation = 0
-        # Unknown keys are never cached: a flood of made-up keys waits here
-        # instead of taking every database connection.
-        self._lookups = asyncio.Semaphore(_DATABASE_LOOKUPS)
-
-    async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
-        now = time.monotonic()
-        cached = self._cache.get(key_hash)
-        if cached is not None and cached.expires > now:
-            return cached.key, cached.app
-        generation = self._generation
-        async with self._lookups:
-            found = await self._inner.active_key(key_hash)
-        if found is not None and generation == self._generation:
-            self._cache[key_hash] = _CachedKey(now + self._seconds, *found)
-        return found
-
-    async def revoke_key(self, app_id: str, key_id: str, at: datetime) -> ApiKey | None:
-        revoked = await self._inner.revoke_key(app_id, key_id, at)
-        self._forget(lambda entry: entry.key.key_id == key_id)
-        return revoked
-
-    async def delete_app(self, app_id: str) -> bool:
-        deleted = await self._inner.delete_app(app_id)
-        self._forget(lambda entry: entry.app.app_id == app_id)
-        return deleted
-
-    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
-        stored = await self._inner.set_credentials(app_id, platform, sealed)
-        # Cached apps carry apns_configured / fcm_configured.
-        self._forget(lambda entry: entry.app.app_id == app_id)
-        return stored
-
-    async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
-        stored = await self._inner.set_signing_secret(app_id, sealed)
-        # Cached apps carry the signing secret: a token signed with the old one
-        # must be refused from now on.
-        self._forget(lambda entry: entry.app.app_id == app_id)
-        return stored
-
-    async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
-        replaced = await self._inner.replace_signing_secret(app_id, expected, sealed)
-        self._forget(lambda entry: entry.app.app_id == app_id)
-        return replaced
-
-    def _forget(self, matches: Callable[[_CachedKey], bool]) -> None:
-        self._generation += 1
-        for key_hash in [h for h, entry in self._cache.items() if matches(entry)]:
-            del self._cache[key_hash]
-
-    # The rest passes straight through.
-
-    async def create_app(self, app: App, keys: Sequence[tuple[ApiKey, str]]) -> None:
-        await self._inner.create_app(app, keys)
-
-    async def get_app(self, app_id: str) -> App | None:
-        return await self._inner.get_app(app_id)
-
-    async def find_app(self, id_or_name: str) -> App | None:
-        return await self._inner.find_app(id_or_name)
-
-    async def list_apps(self, limit: int, after_id: str | None) -> list[App]:
-        return await self._inner.list_apps(limit, after_id)
-
-    async def add_key(self, key: ApiKey, key_hash: str) -> None:
-        await self._inner.add_key(key, key_hash)
-
-    async def list_keys(self, app_id: str) -> list[ApiKey]:
-        return await self._inner.list_keys(app_id)
-
-    async def credentials(self, app_id: str) -> dict[Platform, str]:
-        return await self._inner.credentials(app_id)
-
-    async def replace_credentials(
-        self, app_id: str, platform: Platform, expected: str, sealed: str
-    ) -> bool:
-        return await self._inner.replace_credentials(app_id, platform, expected, sealed)

@@ -1,26 +1,25 @@
 """Refuses a call to PushHub's services without a valid key before its request is read.
 
 The request of a unary call is read before its handler runs, so a handler that
-checks the key has already buffered the body: 40 anonymous 15 MB calls took the
-server from 94 MB to 1.5 GB. This interceptor sees the method and metadata
-first, checks the key (cached: see KeyCachingAppRepository) and refuses without
-reading anything. Handlers still authenticate every call themselves, with the
-user token, and decide what the key may do; this only tells who is calling:
-a trusted caller (a server key, the admin token) or a public one (a device key,
-which ships in every copy of an app, or anyone at all on health and reflection).
+checked the key would have buffered the body first: 40 anonymous 15 MB calls
+took the server from 94 MB to 1.5 GB. This interceptor sees the method and
+metadata first, looks the key up (cached: see core.key_cache) and refuses
+without reading anything. What it found goes to the handler (api.auth.Identity),
+which so looks nothing up again; the handler verifies the user token and decides
+what the key may do. The later interceptors learn who is calling: a trusted
+caller (a server key, the admin token) or a public one (a device key, which
+ships in every copy of an app, or anyone at all on health and reflection).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Collection
-from contextvars import ContextVar
 
 import grpc
 
 from ..core.apps import AppService
-from ..core.errors import api_key_invalid
-from .auth import credentials
+from .auth import Identity, credentials, current_identity, set_identity
 from .refusals import refusal
 
 
@@ -31,13 +30,10 @@ class CallerClass(enum.Enum):
     PUBLIC = "public"
 
 
-# Set for each call before the later interceptors and the handler run (one task per call).
-_CALLER: ContextVar[CallerClass] = ContextVar("pushhub_caller", default=CallerClass.PUBLIC)
-
-
 def caller_class() -> CallerClass:
     """Who is making the current call, as the authentication interceptor found."""
-    return _CALLER.get()
+    identity = current_identity()
+    return CallerClass.TRUSTED if identity and identity.is_trusted else CallerClass.PUBLIC
 
 
 Continuation = Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]]
@@ -52,18 +48,18 @@ class AuthenticationInterceptor(grpc.aio.ServerInterceptor):
     async def intercept_service(
         self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
     ) -> grpc.RpcMethodHandler | None:
+        # Set for each call before the later interceptors and the handler run: the
+        # call's own task runs them all (api.auth), so no other call sees it.
         if not handler_call_details.method.startswith(self._prefixes):
-            _CALLER.set(CallerClass.PUBLIC)
+            set_identity(None)
             return await continuation(handler_call_details)
-        api_key, _ = credentials(handler_call_details.invocation_metadata)
-        if not api_key:
-            return refusal(api_key_invalid("missing API key: send 'authorization: Bearer <key>'"))
+        api_key, user_token = credentials(handler_call_details.invocation_metadata)
         if self._apps.is_admin(api_key):
-            _CALLER.set(CallerClass.TRUSTED)
+            set_identity(Identity(None, user_token))
             return await continuation(handler_call_details)
         try:
-            principal = await self._apps.authenticate(api_key, None)
-        except Exception as error:  # an unknown key, or the database failing
+            found = await self._apps.authenticate_key(api_key)
+        except Exception as error:  # no key, an unknown one, or the database failing
             return refusal(error)
-        _CALLER.set(CallerClass.TRUSTED if principal.is_server else CallerClass.PUBLIC)
+        set_identity(Identity(found, user_token))
         return await continuation(handler_call_details)

@@ -21,14 +21,15 @@ from pushhub.v1 import admin_pb2, publish_pb2, registration_pb2, status_pb2
 from ..core.limits import Limits
 from ..core.notifications import COLLAPSE_KEY_BYTES
 from ..core.pagination import encode_cursor
+from .convert.proto_time import DURATION_SECONDS, MAX_NANOS, TIMESTAMP_SECONDS
 
 MIN_REQUEST_BYTES = 4 * 1024
 # A Firebase service account with a 16384-bit RSA key is about 15 KB.
 CREDENTIALS_BYTES = 64 * 1024
 # Any varint field at its widest (a negative enum or int32 takes ten bytes).
 _WIDEST = -1
-_LATEST = timestamp_pb2.Timestamp(seconds=253402300799, nanos=999_999_999)
-_LONGEST = duration_pb2.Duration(seconds=315_576_000_000, nanos=999_999_999)
+_LATEST = timestamp_pb2.Timestamp(seconds=TIMESTAMP_SECONDS[1], nanos=MAX_NANOS)
+_LONGEST = duration_pb2.Duration(seconds=DURATION_SECONDS, nanos=MAX_NANOS)
 
 
 def request_limits(limits: Limits) -> dict[str, int]:

@@ -7,8 +7,8 @@ import grpc
 from pushhub.v1 import publish_pb2, publish_pb2_grpc
 
 from ..core.publishing import PublishingService
-from . import convert_messages
 from .auth import Authenticator
+from .convert import common, publish
 from .errors import map_errors
 
 Context = grpc.aio.ServicerContext
@@ -23,10 +23,8 @@ class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
     async def Publish(
         self, request: publish_pb2.PublishRequest, context: Context
     ) -> publish_pb2.PublishResponse:
-        principal = await self._auth.principal(context)
-        message_id = await self._publishing.publish(
-            principal, convert_messages.publish_draft(request)
-        )
+        principal = self._auth.principal()
+        message_id = await self._publishing.publish(principal, publish.publish_draft(request))
         # A refused publish is a gRPC error and stores nothing, so an answer always
         # says SCHEDULED; PUBLISH_STATUS_FAILED stays in the contract (Backendless).
         return publish_pb2.PublishResponse(
@@ -37,8 +35,8 @@ class PublishServicer(publish_pb2_grpc.PublishServiceServicer):
     async def CancelMessage(
         self, request: publish_pb2.CancelMessageRequest, context: Context
     ) -> publish_pb2.CancelMessageResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         status = await self._publishing.cancel(principal, request.message_id)
         return publish_pb2.CancelMessageResponse(
-            message_id=status.message_id, state=convert_messages.message_state(status.state)
+            message_id=status.message_id, state=common.message_state(status.state)
         )

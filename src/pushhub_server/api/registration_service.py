@@ -1,7 +1,7 @@
 """DeviceRegistrationService: devices, channels, tags, users and expiry.
 
-Every rule lives in core.registrations.RegistrationService; this file only
-authenticates, converts and lets map_errors turn failures into statuses.
+Every rule lives in core (RegistrationService and the rules it applies); this
+file only authenticates, converts and lets map_errors turn failures into statuses.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from pushhub.v1 import registration_pb2, registration_pb2_grpc
 
 from ..core.admission import Credits, Holding
 from ..core.errors import ErrorCode, PushHubError
+from ..core.key_rights import require_server
 from ..core.pipeline import KeyedOrder, ordered_pipeline
-from ..core.registrations import (
-    RegisterOutcome,
-    RegistrationDraft,
-    RegistrationService,
-    require_server,
-)
-from . import convert
+from ..core.registration_rules import RegistrationDraft
+from ..core.registration_tracking import RegisterOutcome
+from ..core.registrations import RegistrationService
 from .answer_sizes import MAX_ANSWER_BYTES, answer_bound, check_answer_fits
 from .auth import Authenticator
+from .convert import registration as convert
+from .convert.common import optional_platform
 from .errors import map_errors, status_proto
 
 Context = grpc.aio.ServicerContext
@@ -59,7 +58,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def CreateRegistrationId(
         self, request: registration_pb2.CreateRegistrationIdRequest, context: Context
     ) -> registration_pb2.CreateRegistrationIdResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         registration_id = await self._registrations.create_registration_id(principal)
         return registration_pb2.CreateRegistrationIdResponse(registration_id=registration_id)
 
@@ -67,7 +66,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def RegisterDevice(
         self, request: registration_pb2.RegisterDeviceRequest, context: Context
     ) -> registration_pb2.RegisterDeviceResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         outcome = await self._registrations.register(principal, convert.draft(request))
         response = registration_pb2.RegisterDeviceResponse()
         convert.fill_register_response(response, outcome)
@@ -77,7 +76,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def RegisterDevices(
         self, requests: AsyncIterator[registration_pb2.RegisterDevicesRequest], context: Context
     ) -> AsyncIterator[registration_pb2.RegisterDevicesResponse]:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         # Refuse a device key before it streams anything; register_many checks again.
         require_server(principal, "import registrations in batches")
         order = KeyedOrder()
@@ -126,7 +125,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def GetRegistration(
         self, request: registration_pb2.GetRegistrationRequest, context: Context
     ) -> registration_pb2.GetRegistrationResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         found = await self._registrations.get(principal, request.registration_id)
         response = registration_pb2.GetRegistrationResponse()
         convert.fill_registration(response.registration, found)
@@ -136,7 +135,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def ListRegistrations(
         self, request: registration_pb2.ListRegistrationsRequest, context: Context
     ) -> registration_pb2.ListRegistrationsResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         where = convert.registration_filter(request)
         items, next_page_token = await self._registrations.list(
             principal, where, request.page_size, request.page_token
@@ -158,7 +157,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def UpdateTags(
         self, request: registration_pb2.UpdateTagsRequest, context: Context
     ) -> registration_pb2.UpdateTagsResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         updated = await self._registrations.update_tags(
             principal,
             request.registration_id,
@@ -172,9 +171,12 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def UnregisterDevice(
         self, request: registration_pb2.UnregisterDeviceRequest, context: Context
     ) -> registration_pb2.UnregisterDeviceResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         removed = await self._registrations.unregister(
-            principal, request.registration_id, request.platform, request.device_token
+            principal,
+            request.registration_id,
+            optional_platform(request.platform),
+            request.device_token,
         )
         return registration_pb2.UnregisterDeviceResponse(removed_count=removed)
 
@@ -182,7 +184,7 @@ class DeviceRegistrationServicer(registration_pb2_grpc.DeviceRegistrationService
     async def CleanupDevices(
         self, request: registration_pb2.CleanupDevicesRequest, context: Context
     ) -> registration_pb2.CleanupDevicesResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         removed = await self._registrations.cleanup(principal, convert.cleanup_targets(request))
         return registration_pb2.CleanupDevicesResponse(removed_count=removed)
 

@@ -13,8 +13,8 @@ from ..core.errors import server_stopping
 from ..core.messages import MessageStatus
 from ..core.publishing import PublishingService
 from ..core.registrations import RegistrationService
-from . import convert, convert_messages
 from .auth import Authenticator
+from .convert import status as convert
 from .errors import map_errors
 
 Context = grpc.aio.ServicerContext
@@ -42,7 +42,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetRegistrationStatus(
         self, request: status_pb2.GetRegistrationStatusRequest, context: Context
     ) -> status_pb2.GetRegistrationStatusResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         statuses = await self._registrations.registration_statuses(principal, request.request_ids)
         return status_pb2.GetRegistrationStatusResponse(
             statuses=[convert.registration_status(status) for status in statuses]
@@ -52,23 +52,21 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
     async def GetMessageStatus(
         self, request: status_pb2.GetMessageStatusRequest, context: Context
     ) -> status_pb2.GetMessageStatusResponse:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         status = await self._publishing.status(principal, request.message_id)
-        return status_pb2.GetMessageStatusResponse(status=convert_messages.message_status(status))
+        return status_pb2.GetMessageStatusResponse(status=convert.message_status(status))
 
     @map_errors
     async def WatchMessageStatus(
         self, request: status_pb2.WatchMessageStatusRequest, context: Context
     ) -> AsyncIterator[status_pb2.WatchMessageStatusResponse]:
-        principal = await self._auth.principal(context)
+        principal = self._auth.principal()
         statuses = self._publishing.watch(principal, request.message_id)
-        async for status in self._guarded(statuses, context):
-            yield status_pb2.WatchMessageStatusResponse(
-                status=convert_messages.message_status(status)
-            )
+        async for status in self._guarded(statuses):
+            yield status_pb2.WatchMessageStatusResponse(status=convert.message_status(status))
 
     async def _guarded(
-        self, statuses: AsyncGenerator[MessageStatus, None], context: Context
+        self, statuses: AsyncGenerator[MessageStatus, None]
     ) -> AsyncIterator[MessageStatus]:
         """statuses, for as long as the caller's key stays valid and the server runs.
 
@@ -90,7 +88,7 @@ class StatusServicer(status_pb2_grpc.StatusServiceServicer):
                 )
                 if stopping.done():
                     raise server_stopping()
-                await self._auth.principal(context)
+                await self._auth.recheck()
                 if pending.done():
                     try:
                         status = pending.result()

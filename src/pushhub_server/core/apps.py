@@ -7,7 +7,7 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -30,7 +30,6 @@ from .errors import (
     api_key_invalid,
     invalid_field,
     not_found,
-    permission_denied,
     required,
 )
 from .ids import new_id
@@ -64,6 +63,19 @@ class CreatedApp:
     app: App
     server_key: str
     device_key: str
+
+
+@dataclass(frozen=True)
+class AuthenticatedKey:
+    """An active API key a caller presented, with its app."""
+
+    api_key: str = field(repr=False)
+    key: ApiKey
+    app: App
+
+    @property
+    def is_server(self) -> bool:
+        return self.key.kind is KeyKind.SERVER
 
 
 @dataclass(frozen=True)
@@ -257,16 +269,25 @@ class AppService:
         return opened
 
     async def authenticate(self, api_key: str | None, user_token: str | None) -> Principal:
+        return self.principal(await self.authenticate_key(api_key), user_token)
+
+    async def authenticate_key(self, api_key: str | None) -> AuthenticatedKey:
+        """The active key presented, and its app: the one lookup a call needs."""
         if not api_key:
             raise api_key_invalid("missing API key: send 'authorization: Bearer <key>'")
         found = await self._apps.active_key(hash_key(api_key))
         if found is None:
             raise api_key_invalid("unknown or revoked API key")
         key, app = found
+        return AuthenticatedKey(api_key, key, app)
+
+    def principal(self, found: AuthenticatedKey, user_token: str | None) -> Principal:
+        """The caller, with the user a valid user token names (no lookup: the app is known)."""
         user_id, error = (None, None)
         if user_token:
-            user_id, error = self._verify_user_token(app, user_token)
-        return Principal(app.app_id, key.key_id, key.kind, api_key, user_id, error)
+            user_id, error = self._verify_user_token(found.app, user_token)
+        app_id, key = found.app.app_id, found.key
+        return Principal(app_id, key.key_id, key.kind, found.api_key, user_id, error)
 
     def is_admin(self, token: str | None) -> bool:
         if not self._admin_token or not token:
@@ -359,24 +380,6 @@ def _seconds(value: object) -> float | None:
     except OverflowError:
         return None
     return seconds if math.isfinite(seconds) else None
-
-
-def require_app_access(principal: Principal | None, is_admin: bool, app_id: str) -> None:
-    """The operator may administer every app; a server key only its own."""
-    if is_admin:
-        return
-    if principal is None or not principal.is_server or principal.app_id != app_id:
-        raise permission_denied(
-            "ADMIN_NOT_ALLOWED", "this key may not administer that app", app_id=app_id
-        )
-
-
-def require_operator(is_admin: bool, action: str) -> None:
-    """Some actions span every app, so only the operator's admin token may take them."""
-    if not is_admin:
-        raise permission_denied(
-            "ADMIN_TOKEN_REQUIRED", f"only the operator's admin token may {action}", action=action
-        )
 
 
 def _app_not_found(app: str) -> PushHubError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 
 class ErrorCode(enum.Enum):
@@ -136,6 +137,17 @@ def not_device_owner(registration_id: str) -> PushHubError:
 
 def not_found(reason: str, message: str, **metadata: str) -> PushHubError:
     return PushHubError(ErrorCode.NOT_FOUND, reason, message, dict(metadata))
+
+
+_T = TypeVar("_T")
+
+
+def accepted(value: _T | PushHubError) -> _T:
+    """A value the api layer converted, or the refusal it made of the client's
+    value instead, raised here: where the rules reach that field, in their order."""
+    if isinstance(value, PushHubError):
+        raise value
+    return value
 
 
 DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 
-class Platform(enum.IntEnum):
-    APNS = 1
-    FCM = 2
+class Platform(enum.Enum):
+    """Where a device receives notifications. The api layer maps the proto enum
+    to these, the store its stored codes: each keeps its own numbering."""
+
+    APNS = "apns"
+    FCM = "fcm"
 
 
 class KeyKind(enum.IntEnum):
@@ -91,7 +94,7 @@ class DeviceActor:
 
 
 # (platform, token digest): what names a registration within an app, besides its id.
-TokenKey = tuple[int, str]
+TokenKey = tuple[Platform, str]
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class RegistrationInput:
 
     @property
     def token_key(self) -> TokenKey:
-        return (int(self.platform), self.token_hash)
+        return (self.platform, self.token_hash)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "token_hash", token_digest(self.device_token))
@@ -127,7 +130,7 @@ class RegistrationInput:
 
     def _content_digest(self) -> str:
         content = [
-            int(self.platform),
+            self.platform.value,
             self.device_token,
             sorted(self.channels),
             sorted(self.tags),

@@ -297,3 +297,27 @@ class Inbox(Protocol):
         message_id: str | None,
         limit: int,
     ) -> list[InboxEntry]: ...
+
+
+class StatusListener(Protocol):
+    """One watcher's subscription to a message's changes."""
+
+    async def wait(self, timeout: float) -> None:
+        """Returns at once if notified since the last wait (or since listen), else on
+        the next notify, or after timeout seconds."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class StatusSignal(Protocol):
+    """Wakes watchers when a message's status may have changed."""
+
+    def notify(self, message_id: str) -> None: ...
+
+    async def wait(self, message_id: str, timeout: float) -> None: ...
+
+    def listen(self, message_id: str) -> StatusListener:
+        """Starts listening now, so a change made while the watcher reads the status
+        is not lost before its next wait."""
+        ...

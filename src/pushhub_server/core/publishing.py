@@ -5,30 +5,22 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from .clock import Clock
-from .errors import ErrorCode, PushHubError, invalid_field, not_found, permission_denied
+from .errors import ErrorCode, PushHubError, accepted, invalid_field, not_found
 from .ids import new_id
+from .key_rights import require_publisher, require_server
 from .limits import Limits
 from .messages import Audience, Message, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
-from .ports import MessageRepository
-from .registrations import DEFAULT_CHANNEL, parse_platform, require_server
+from .ports import MessageRepository, StatusSignal
+from .registration_rules import DEFAULT_CHANNEL
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
 
 # Notification fields of free text (badge is a number, data a map).
 _NOTIFICATION_TEXTS = ("title", "body", "subtitle", "sound", "image_url", "category", "thread_id")
-
-
-def require_publisher(principal: Principal) -> None:
-    """Only server keys publish or cancel (Backendless error 5007 otherwise)."""
-    if not principal.is_server:
-        raise permission_denied(
-            "PUBLISH_NOT_ALLOWED", "a device key may not publish", legacy_code="5007"
-        )
 
 
 @dataclass(frozen=True)
@@ -43,35 +35,12 @@ class PublishDraft:
     tag_expression: str = ""
     user_ids: Sequence[str] = ()
     registration_ids: Sequence[str] = ()
-    platforms: Sequence[int] = ()
+    # Each entry, or the api layer's refusal of the number the client sent.
+    platforms: Sequence[Platform | PushHubError] = ()
     publish_at: datetime | None = None
     repeat_every: timedelta | None = None
     repeat_expires_at: datetime | None = None
     request_id: str = ""
-
-
-class StatusListener(Protocol):
-    """One watcher's subscription to a message's changes."""
-
-    async def wait(self, timeout: float) -> None:
-        """Returns at once if notified since the last wait (or since listen), else on
-        the next notify, or after timeout seconds."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class StatusSignal(Protocol):
-    """Wakes watchers when a message's status may have changed."""
-
-    def notify(self, message_id: str) -> None: ...
-
-    async def wait(self, message_id: str, timeout: float) -> None: ...
-
-    def listen(self, message_id: str) -> StatusListener:
-        """Starts listening now, so a change made while the watcher reads the status
-        is not lost before its next wait."""
-        ...
 
 
 @dataclass
@@ -222,14 +191,9 @@ class PublishingService:
         registration_ids = _unique_texts(
             "registration_ids", draft.registration_ids, limits.registration_id, limits
         )
-        # Counted before anything is parsed: each entry costs, and two are all there are.
+        # Counted before any entry is refused: a list over the limit is refused as a whole.
         check_count("platforms", draft.platforms, limits.platforms)
-        platforms = tuple(
-            dict.fromkeys(
-                parse_platform(value, f"platforms[{index}]")
-                for index, value in enumerate(draft.platforms)
-            )
-        )
+        platforms = tuple(dict.fromkeys(accepted(entry) for entry in draft.platforms))
         narrowed = draft.broadcast or draft.tag_expression or user_ids or registration_ids
         channel = draft.channel or (None if narrowed else DEFAULT_CHANNEL)
         return Audience(
@@ -238,7 +202,7 @@ class PublishingService:
             tag_expression=draft.tag_expression or None,
             user_ids=user_ids,
             registration_ids=registration_ids,
-            platforms=tuple(Platform(p) for p in platforms),
+            platforms=platforms,
         )
 
     def _schedule(self, draft: PublishDraft, now: datetime) -> Schedule:

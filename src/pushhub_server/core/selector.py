@@ -38,9 +38,10 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeAlias
+from typing import TypeAlias
 
-from .errors import PushHubError, invalid_field, value_too_long
+from .errors import PushHubError, value_too_long
+from .token_cursor import Token, TokenCursor, tokenize
 
 MAX_LENGTH = 1024
 MAX_DEPTH = 64
@@ -420,39 +421,15 @@ _KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ESCAPE", "IS", "NULL"}
 _COMPARISONS = {"=": "=", "<>": "<>", "!=": "<>", "<": "<", ">": ">", "<=": "<=", ">=": ">="}
 
 
-class _Token(NamedTuple):  # a tuple: a 1,024-character selector has hundreds
-    kind: str  # "string", "number", "name", "keyword", "op", "bad" or "end"
-    text: str  # source text; keywords upper-cased
-    position: int  # 1-based
-    value: Value = ""
-
-
-def _token(kind: str, text: str, position: int) -> _Token:
+def _token(kind: str, text: str, position: int) -> Token:
+    """Strings and numbers carry their value; a keyword is its upper-cased text."""
     if kind == "string":
-        return _Token(kind, text, position, text[1:-1].replace("''", "'"))
+        return Token(kind, text, position, text[1:-1].replace("''", "'"))
     if kind == "number":
-        return _Token(kind, text, position, _parse_number(text))
+        return Token(kind, text, position, _parse_number(text))
     if kind == "name" and text.upper() in _KEYWORDS:
-        return _Token("keyword", text.upper(), position)
-    return _Token(kind, text, position)
-
-
-def _tokenize(text: str) -> list[_Token]:
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        kind = str(match.lastgroup)
-        if kind != "space":
-            tokens.append(_token(kind, match.group(), match.start() + 1))
-        if kind == "bad":  # reported when the parser reaches it, so errors come in order
-            return tokens
-    tokens.append(_Token("end", "", len(text) + 1))
-    return tokens
-
-
-def _syntax_error(field: str, message: str, position: int) -> PushHubError:
-    error = invalid_field(field, INVALID_SELECTOR, f"{field}: {message}")
-    error.metadata["position"] = str(position)
-    return error
+        return Token("keyword", text.upper(), position)
+    return Token(kind, text, position)
 
 
 def _join(kind: type[And] | type[Or], parts: list[Condition]) -> Condition:
@@ -464,167 +441,130 @@ def _join(kind: type[And] | type[Or], parts: list[Condition]) -> Condition:
     return kind(tuple(flat))
 
 
-class _Parser:
+class _Parser(TokenCursor):
+    reason = INVALID_SELECTOR
+    end_name = "end of selector"
+    max_depth = MAX_DEPTH
+
     def __init__(self, text: str, field: str) -> None:
-        self.field = field
-        self.tokens = _tokenize(text)
-        self.index = 0
-        self.depth = 0
+        super().__init__(tokenize(_TOKEN, text, _token), field)
 
     def parse(self) -> Condition:
         condition = self._or()
-        self._expect("end", "", "AND, OR or end of selector")
+        self.expect("end", "", "AND, OR or end of selector")
         return condition
 
     def _or(self) -> Condition:
         parts = [self._and()]
-        while self._accept("keyword", "OR"):
+        while self.accept("keyword", "OR"):
             parts.append(self._and())
         return _join(Or, parts)
 
     def _and(self) -> Condition:
         parts = [self._negation()]
-        while self._accept("keyword", "AND"):
+        while self.accept("keyword", "AND"):
             parts.append(self._negation())
         return _join(And, parts)
 
     def _negation(self) -> Condition:
-        token = self._peek()
-        if self._accept("keyword", "NOT"):
-            return self._nested(token, lambda: Not(self._negation()))
-        if self._accept("op", "("):
-            return self._nested(token, self._group)
+        token = self.peek()
+        if self.accept("keyword", "NOT"):
+            return self.nested(token, lambda: Not(self._negation()))
+        if self.accept("op", "("):
+            return self.nested(token, self._group)
         return self._predicate()
 
     def _group(self) -> Condition:
         condition = self._or()
-        self._expect("op", ")", "AND, OR or ')'")
-        return condition
-
-    def _nested(self, token: _Token, parse_inner: Callable[[], Condition]) -> Condition:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            message = f"nesting deeper than {MAX_DEPTH} levels at position {token.position}"
-            raise _syntax_error(self.field, message, token.position)
-        condition = parse_inner()
-        self.depth -= 1
+        self.expect("op", ")", "AND, OR or ')'")
         return condition
 
     def _predicate(self) -> Condition:
-        start = self._peek()
+        start = self.peek()
         left = self._operand("a header name, string, number, NOT or '('")
-        token = self._next()
+        token = self.next()
         if token.kind == "op" and token.text in _COMPARISONS:
             right = self._operand("a header name, string or number")
             return Comparison(_COMPARISONS[token.text], left, right)
         if token.kind == "keyword" and token.text in ("IS", "NOT", "IN", "LIKE"):
             return self._header_predicate(self._header(left, start, token), token)
-        raise self._fail(token, "a comparison operator, IN, LIKE or IS")
+        raise self.fail(token, "a comparison operator, IN, LIKE or IS")
 
-    def _header_predicate(self, header: Header, token: _Token) -> Condition:
+    def _header_predicate(self, header: Header, token: Token) -> Condition:
         if token.text == "IS":
-            negated = self._accept("keyword", "NOT")
-            self._expect("keyword", "NULL", "NULL or NOT NULL")
+            negated = self.accept("keyword", "NOT")
+            self.expect("keyword", "NULL", "NULL or NOT NULL")
             return IsNull(header, negated)
         negated = token.text == "NOT"
         if negated:
-            token = self._next()
+            token = self.next()
         if token.kind == "keyword" and token.text == "IN":
             return self._in(header, negated)
         if token.kind == "keyword" and token.text == "LIKE":
             return self._like(header, negated)
-        raise self._fail(token, "IN or LIKE")
+        raise self.fail(token, "IN or LIKE")
 
     def _in(self, header: Header, negated: bool) -> In:
-        self._expect("op", "(", "'('")
+        self.expect("op", "(", "'('")
         values = [self._literal()]
-        while self._accept("op", ","):
+        while self.accept("op", ","):
             values.append(self._literal())
-        self._expect("op", ")", "',' or ')'")
+        self.expect("op", ")", "',' or ')'")
         return In(header, tuple(values), negated)
 
     def _like(self, header: Header, negated: bool) -> Like:
         pattern = self._string("a quoted LIKE pattern")
         escape = None
-        if self._accept("keyword", "ESCAPE"):
+        if self.accept("keyword", "ESCAPE"):
             escape = self._escape()
         try:
             LikePattern(str(pattern.value), escape)
         except ValueError as error:
             message = f"{error} in the LIKE pattern at position {pattern.position}"
-            raise _syntax_error(self.field, message, pattern.position) from None
+            raise self.error(message, pattern.position) from None
         return Like(header, str(pattern.value), escape, negated)
 
     def _escape(self) -> str:
         token = self._string("a quoted escape character")
         if len(str(token.value)) != 1:
             message = f"the ESCAPE at position {token.position} must be one character"
-            raise _syntax_error(self.field, message, token.position)
+            raise self.error(message, token.position)
         return str(token.value)
 
     def _operand(self, expected: str) -> Operand:
-        token = self._next()
+        token = self.next()
         if token.kind == "name":
             return Header(token.text)
         if token.kind in ("string", "number"):
             return Literal(token.value)
-        raise self._fail(token, expected)
+        raise self.fail(token, expected)
 
     def _literal(self) -> Value:
-        token = self._next()
+        token = self.next()
         if token.kind not in ("string", "number"):
-            raise self._fail(token, "a string or number")
+            raise self.fail(token, "a string or number")
         return token.value
 
-    def _string(self, expected: str) -> _Token:
-        token = self._next()
+    def _string(self, expected: str) -> Token:
+        token = self.next()
         if token.kind != "string":
-            raise self._fail(token, expected)
+            raise self.fail(token, expected)
         return token
 
-    def _header(self, operand: Operand, start: _Token, keyword: _Token) -> Header:
+    def _header(self, operand: Operand, start: Token, keyword: Token) -> Header:
         if isinstance(operand, Header):
             return operand
         message = f"expected a header name before {keyword.text} at position {start.position}"
-        raise _syntax_error(self.field, message, start.position)
+        raise self.error(message, start.position)
 
-    def _peek(self) -> _Token:
-        token = self.tokens[self.index]
-        if token.kind == "bad":
-            raise self._bad_character(token)
-        return token
-
-    def _next(self) -> _Token:
-        token = self._peek()
-        if token.kind != "end":
-            self.index += 1
-        return token
-
-    def _accept(self, kind: str, text: str) -> bool:
-        token = self._peek()
-        if token.kind == kind and token.text == text:
-            self.index += 1
-            return True
-        return False
-
-    def _expect(self, kind: str, text: str, expected: str) -> None:
-        if not self._accept(kind, text):
-            raise self._fail(self._peek(), expected)
-
-    def _fail(self, token: _Token, expected: str) -> PushHubError:
-        found = "end of selector" if token.kind == "end" else _quoted(token)
-        message = f"expected {expected} at position {token.position}, found {found}"
+    def describe(self, token: Token) -> str:
+        quoted = token.text if token.kind == "string" else f"'{token.text}'"
         if token.kind == "keyword" and token.text == "NULL":
-            message += " (test for NULL with IS NULL)"
-        return _syntax_error(self.field, message, token.position)
+            return f"{quoted} (test for NULL with IS NULL)"
+        return quoted
 
-    def _bad_character(self, token: _Token) -> PushHubError:
-        if token.text == "'":
-            message = f"unterminated string starting at position {token.position}"
-        else:
-            message = f"unexpected character {token.text!r} at position {token.position}"
-        return _syntax_error(self.field, message, token.position)
-
-
-def _quoted(token: _Token) -> str:
-    return token.text if token.kind == "string" else f"'{token.text}'"
+    def bad_character(self, token: Token) -> PushHubError:
+        if token.text != "'":
+            return super().bad_character(token)
+        message = f"unterminated string starting at position {token.position}"
+        return self.error(message, token.position)

@@ -21,11 +21,12 @@ compiles it into one parameterised SQL condition (one EXISTS per tag over the
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, TypeVar
 
 from .errors import PushHubError, invalid_field
+from .token_cursor import Token, TokenCursor, tokenize
 from .validation import check_tag
 
 MAX_TAGS = 64
@@ -183,38 +184,6 @@ _TOKEN = re.compile(
 _HALF_OPERATORS = {"&": "&&", "|": "||"}
 
 
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "tag", "op", "bad" or "end"
-    text: str
-    position: int  # 1-based
-
-
-def _syntax_error(field: str, message: str, position: int) -> PushHubError:
-    error = invalid_field(field, INVALID_TAG_EXPRESSION, f"{field}: {message}")
-    error.metadata["position"] = str(position)
-    return error
-
-
-def _tokenize(text: str, field: str) -> list[_Token]:
-    tokens = []
-    for match in _TOKEN.finditer(text):
-        kind, token, position = match.lastgroup, match.group(), match.start() + 1
-        if kind != "space":
-            tokens.append(_Token(str(kind), token, position))
-        if kind == "bad":  # reported when the parser reaches it, so errors come in order
-            return tokens
-    tokens.append(_Token("end", "", len(text) + 1))
-    return tokens
-
-
-def _bad_character(field: str, char: str, position: int) -> PushHubError:
-    if char in _HALF_OPERATORS:
-        expected = _HALF_OPERATORS[char]
-        return _syntax_error(field, f"expected '{expected}' at position {position}", position)
-    return _syntax_error(field, f"unexpected character {char!r} at position {position}", position)
-
-
 def _join(kind: type[And] | type[Or], parts: list[TagExpr]) -> TagExpr:
     if len(parts) == 1:
         return parts[0]
@@ -224,58 +193,50 @@ def _join(kind: type[And] | type[Or], parts: list[TagExpr]) -> TagExpr:
     return kind(tuple(flat))
 
 
-class _Parser:
+class _Parser(TokenCursor):
+    reason = INVALID_TAG_EXPRESSION
+    end_name = "end of expression"
+    max_depth = MAX_DEPTH
+
     def __init__(self, text: str, field: str, max_tags: int, max_tag_length: int) -> None:
-        self.field = field
+        super().__init__(tokenize(_TOKEN, text), field)
         self.max_tags = max_tags
         self.max_tag_length = max_tag_length
-        self.tokens = _tokenize(text, field)
-        self.index = 0
-        self.depth = 0
         self.tag_count = 0
 
     def parse(self) -> TagExpr:
         expr = self._or()
-        self._expect("end", "'&&', '||' or end of expression")
+        self.expect("end", "", "'&&', '||' or end of expression")
         return expr
 
     def _or(self) -> TagExpr:
         parts = [self._and()]
-        while self._accept("||"):
+        while self.accept("op", "||"):
             parts.append(self._and())
         return _join(Or, parts)
 
     def _and(self) -> TagExpr:
         parts = [self._unary()]
-        while self._accept("&&"):
+        while self.accept("op", "&&"):
             parts.append(self._unary())
         return _join(And, parts)
 
     def _unary(self) -> TagExpr:
-        token = self._next()
+        token = self.next()
         if token.kind == "tag":
             return self._tag(token)
         if token.text == "!":
-            return self._nested(token, lambda: Not(self._unary()))
+            return self.nested(token, lambda: Not(self._unary()))
         if token.text == "(":
-            return self._nested(token, self._group)
-        raise self._fail(token, "a tag, '!' or '('")
+            return self.nested(token, self._group)
+        raise self.fail(token, "a tag, '!' or '('")
 
     def _group(self) -> TagExpr:
         expr = self._or()
-        self._expect(")", "'&&', '||' or ')'")
+        self.expect("op", ")", "'&&', '||' or ')'")
         return expr
 
-    def _nested(self, token: _Token, parse_inner: Callable[[], TagExpr]) -> TagExpr:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            message = f"nesting deeper than {MAX_DEPTH} levels at position {token.position}"
-            raise _syntax_error(self.field, message, token.position)
-        expr = parse_inner()
-        self.depth -= 1
-        return expr
-
-    def _tag(self, token: _Token) -> Tag:
+    def _tag(self, token: Token) -> Tag:
         self.tag_count += 1
         if self.tag_count > self.max_tags:
             raise self._too_many_tags(token)
@@ -286,7 +247,7 @@ class _Parser:
             raise
         return Tag(token.text)
 
-    def _too_many_tags(self, token: _Token) -> PushHubError:
+    def _too_many_tags(self, token: Token) -> PushHubError:
         message = (
             f"{self.field}: more than {self.max_tags} tags; the limit is {self.max_tags}"
             f" (exceeded at position {token.position})"
@@ -295,33 +256,8 @@ class _Parser:
         error.metadata["position"] = str(token.position)
         return error
 
-    def _peek(self) -> _Token:
-        token = self.tokens[self.index]
-        if token.kind == "bad":
-            raise _bad_character(self.field, token.text, token.position)
-        return token
-
-    def _next(self) -> _Token:
-        token = self._peek()
-        if token.kind != "end":
-            self.index += 1
-        return token
-
-    def _accept(self, operator: str) -> bool:
-        token = self._peek()
-        if token.kind == "op" and token.text == operator:
-            self.index += 1
-            return True
-        return False
-
-    def _expect(self, text_or_end: str, expected: str) -> None:
-        token = self._next()
-        if text_or_end == "end" and token.kind == "end":
-            return
-        if token.kind != "op" or token.text != text_or_end:
-            raise self._fail(token, expected)
-
-    def _fail(self, token: _Token, expected: str) -> PushHubError:
-        found = "end of expression" if token.kind == "end" else repr(token.text)
-        message = f"expected {expected} at position {token.position}, found {found}"
-        return _syntax_error(self.field, message, token.position)
+    def bad_character(self, token: Token) -> PushHubError:
+        expected = _HALF_OPERATORS.get(token.text)
+        if expected is None:
+            return super().bad_character(token)
+        return self.error(f"expected '{expected}' at position {token.position}", token.position)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable, Mapping, Sized
 from datetime import datetime
 
-from .errors import PushHubError, invalid_field, too_many, value_too_long
+from .errors import invalid_field, too_many, value_too_long
 
 _TAG = re.compile(r"[A-Za-z0-9_@#.:\-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -33,13 +33,6 @@ _RESERVED_HEADERS = frozenset(
         "proxy-connection",
     }
 )
-
-# The ranges google.protobuf.Timestamp and Duration document: a Timestamp from
-# 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z, nanos 0..999,999,999;
-# a Duration within +-315,576,000,000 s (10,000 years), nanos of the seconds' sign.
-TIMESTAMP_SECONDS = (-62_135_596_800, 253_402_300_799)
-DURATION_SECONDS = 315_576_000_000
-MAX_NANOS = 999_999_999
 
 
 def check_text(field_name: str, value: str, limit: int) -> str:
@@ -114,32 +107,6 @@ def check_future(
             f"{field_name} must be after the current time",
             legacy_code=legacy_code,
         )
-
-
-def check_timestamp(field_name: str, seconds: int, nanos: int) -> None:
-    """A google.protobuf.Timestamp within its documented range."""
-    first, last = TIMESTAMP_SECONDS
-    if not (first <= seconds <= last and 0 <= nanos <= MAX_NANOS):
-        raise _out_of_range(
-            field_name,
-            f"{field_name} must be a Timestamp from 0001-01-01 to 9999-12-31"
-            " with nanos from 0 to 999999999",
-        )
-
-
-def check_duration(field_name: str, seconds: int, nanos: int) -> None:
-    """A google.protobuf.Duration within its documented range, nanos of the seconds' sign."""
-    in_range = -DURATION_SECONDS <= seconds <= DURATION_SECONDS and -MAX_NANOS <= nanos <= MAX_NANOS
-    if not in_range or (seconds > 0 > nanos) or (seconds < 0 < nanos):
-        raise _out_of_range(
-            field_name,
-            f"{field_name} must be a Duration within 315576000000 seconds, with nanos"
-            " from -999999999 to 999999999 and of the same sign as seconds",
-        )
-
-
-def _out_of_range(field_name: str, message: str) -> PushHubError:
-    return invalid_field(field_name, "VALUE_OUT_OF_RANGE", message)
 
 
 def check_map(

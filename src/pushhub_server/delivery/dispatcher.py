@@ -65,8 +65,12 @@ from pushhub_server.core.messages import (
     Run,
     new_delivery,
 )
-from pushhub_server.core.ports import AudienceReader, DeliveryProvider, MessageRepository
-from pushhub_server.core.publishing import StatusSignal
+from pushhub_server.core.ports import (
+    AudienceReader,
+    DeliveryProvider,
+    MessageRepository,
+    StatusSignal,
+)
 from pushhub_server.core.selector import matches, parse_selector
 
 from .payloads import PayloadRenderer

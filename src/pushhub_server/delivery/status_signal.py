@@ -7,7 +7,7 @@ import contextlib
 
 
 class InProcessStatusSignal:
-    """Implements core.publishing.StatusSignal for one server process.
+    """Implements core.ports.StatusSignal for one server process.
 
     Another process's changes are not seen here; watchers fall back to their
     poll timeout for those. Per-id state lives only while someone listens.

@@ -23,6 +23,7 @@ from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.tag_expression import fold, parse_tag_expression
 
 from .database import Database
+from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import live_registration, load_map, load_templates
 from .schema import channels, registration_tags, registrations, subscriptions
 from .sql import one_of
@@ -80,7 +81,7 @@ class SqlAudienceReader:
             rows = await conn.execute(query, parameters)
         # Tuple unpacking: a Row's attribute lookup costs more than the rest of a recipient.
         return [
-            _StoredRecipient(id_, _PLATFORMS[platform], token, metadata, templates, selector)
+            _StoredRecipient(id_, PLATFORMS_BY_CODE[platform], token, metadata, templates, selector)
             for id_, platform, token, metadata, templates, selector in rows
         ]
 
@@ -158,7 +159,7 @@ def _filters(audience: Audience, dialect: str) -> list[sa.ColumnElement[bool]]:
     if audience.registration_ids:
         conditions.append(one_of(_reg.id, audience.registration_ids, dialect))
     if audience.platforms:
-        conditions.append(_reg.platform.in_([int(platform) for platform in audience.platforms]))
+        conditions.append(_reg.platform.in_([PLATFORM_CODES[p] for p in audience.platforms]))
     return conditions
 
 
@@ -191,9 +192,6 @@ def _tag_condition(text: str, dialect: str) -> sa.ColumnElement[bool]:
     # rebuilds its AST, so bounds of len(text) (never reached) refuse nothing.
     expr = parse_tag_expression(text, max_tags=len(text), max_tag_length=len(text))
     return fold(expr, _TagCondition(dialect))
-
-
-_PLATFORMS = {int(platform): platform for platform in Platform}
 
 
 class _StoredRecipient(Recipient):

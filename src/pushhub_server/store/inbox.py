@@ -10,9 +10,9 @@ import sqlalchemy as sa
 
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.messages import Delivery, InboxEntry
-from pushhub_server.core.models import Platform
 
 from .database import Database
+from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .schema import inbox
 from .sql import BulkInsert
 
@@ -32,7 +32,7 @@ class SqlInbox:
                 d.app_id,
                 d.message_id,
                 d.registration_id,
-                int(d.platform),
+                PLATFORM_CODES[d.platform],
                 d.payload.decode(),
                 delivered_at,
             )
@@ -64,7 +64,7 @@ def _entry(row: Any) -> InboxEntry:
         message_id=row.message_id,
         app_id=row.app_id,
         registration_id=row.registration_id,
-        platform=Platform(row.platform),
+        platform=PLATFORMS_BY_CODE[row.platform],
         payload=row.payload,
         delivered_at=from_micros(row.delivered_at),
     )

@@ -39,6 +39,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 
 from .database import Database
+from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import micros_or_none, moment_or_none
 from .schema import message_failures, message_platform_counts, messages, registrations
 from .sql import chunked, one_of
@@ -215,7 +216,7 @@ class SqlMessageRepository:
         rows = [
             {
                 "message_id": message_id,
-                "platform": int(platform),
+                "platform": PLATFORM_CODES[platform],
                 **{name: getattr(outcome, name).get(platform, 0) for name in _COUNTERS},
             }
             for platform in platforms
@@ -308,7 +309,7 @@ def _dump_audience(audience: Audience) -> str:
         "tag_expression": audience.tag_expression,
         "user_ids": list(audience.user_ids),
         "registration_ids": list(audience.registration_ids),
-        "platforms": [int(platform) for platform in audience.platforms],
+        "platforms": [PLATFORM_CODES[platform] for platform in audience.platforms],
     }
     return json.dumps(values, separators=(",", ":"), ensure_ascii=False)
 
@@ -321,7 +322,7 @@ def _load_audience(text: str) -> Audience:
         tag_expression=values["tag_expression"],
         user_ids=tuple(values["user_ids"]),
         registration_ids=tuple(values["registration_ids"]),
-        platforms=tuple(Platform(platform) for platform in values["platforms"]),
+        platforms=tuple(PLATFORMS_BY_CODE[code] for code in values["platforms"]),
     )
 
 
@@ -477,7 +478,7 @@ async def _platform_counts(
     conn: AsyncConnection, message_id: str
 ) -> dict[Platform, PlatformCounts]:
     return {
-        Platform(row.platform): PlatformCounts(row.targeted, row.sent, row.failed)
+        PLATFORMS_BY_CODE[row.platform]: PlatformCounts(row.targeted, row.sent, row.failed)
         for row in await conn.execute(_PLATFORM_COUNTS, {"s_id": message_id})
     }
 

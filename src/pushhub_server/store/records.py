@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from pushhub_server.core.clock import from_micros, to_micros
-from pushhub_server.core.models import Platform, Registration, RegistrationInput, Template
+from pushhub_server.core.models import Registration, RegistrationInput, Template
 
+from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .schema import registrations
 
 _COMPACT = {"separators": (",", ":"), "ensure_ascii": False}
@@ -56,7 +57,7 @@ CONTENT_COLUMNS = (
 
 def content_values(item: RegistrationInput) -> tuple[Any, ...]:
     return (
-        int(item.platform),
+        PLATFORM_CODES[item.platform],
         item.device_token,
         item.user_id,
         micros_or_none(item.expires_at),
@@ -75,7 +76,7 @@ def registration_from_row(
     return Registration(
         registration_id=row.id,
         app_id=row.app_id,
-        platform=Platform(row.platform),
+        platform=PLATFORMS_BY_CODE[row.platform],
         device_token=row.device_token,
         channels=tuple(channels),
         tags=tags,

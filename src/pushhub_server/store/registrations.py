@@ -25,6 +25,7 @@ from pushhub_server.core.models import (
 
 from .children import delete_registrations
 from .database import Database
+from .platforms import PLATFORM_CODES
 from .records import live_registration, registration_from_row
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import DATABASE_ERRORS, chunked, is_write_conflict, one_of
@@ -75,7 +76,7 @@ class SqlRegistrationRepository:
         self, app_id: str, platform: Platform, device_token: str, now: datetime
     ) -> Registration | None:
         condition = sa.and_(
-            _reg.platform == int(platform), _reg.token_hash == token_digest(device_token)
+            _reg.platform == PLATFORM_CODES[platform], _reg.token_hash == token_digest(device_token)
         )
         found = await self._select(app_id, now, None, condition)
         return found[0] if found else None
@@ -145,7 +146,10 @@ class SqlRegistrationRepository:
         actor: DeviceActor | None,
         now: datetime,
     ) -> int:
-        token = (_reg.platform == int(platform), _reg.token_hash == token_digest(device_token))
+        token = (
+            _reg.platform == PLATFORM_CODES[platform],
+            _reg.token_hash == token_digest(device_token),
+        )
         async with self._db.write() as conn:
             return await _delete_counting_live(
                 conn, now, _reg.app_id == app_id, *token, actor=actor
@@ -208,7 +212,7 @@ def _filter_conditions(app_id: str, where: RegistrationFilter) -> list[sa.Column
     if where.user_id is not None:
         conditions.append(_reg.user_id == where.user_id)
     if where.platform is not None:
-        conditions.append(_reg.platform == int(where.platform))
+        conditions.append(_reg.platform == PLATFORM_CODES[where.platform])
     if where.channel is not None:
         channel = sa.select(channels.c.id).where(
             channels.c.app_id == app_id, channels.c.name == where.channel

@@ -19,6 +19,7 @@ from pushhub_server.core.ids import new_ids
 from pushhub_server.core.models import Registration, RegistrationInput, TokenKey, UpsertResult
 
 from .children import DELETE_TAGS_OF, delete_children
+from .platforms import PLATFORMS_BY_CODE
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
@@ -166,7 +167,7 @@ class BulkUpsert:
         for query, values in ((ROWS_BY_TOKEN, hashes), (_ROWS_BY_ID, ids)):
             for chunk in chunked(values):
                 for row in await query.rows(self._conn, app_id=self._app_id, values=list(chunk)):
-                    found[row[0]] = StoredRow(*row)
+                    found[row[0]] = StoredRow(row[0], PLATFORMS_BY_CODE[row[1]], *row[2:])
         return list(found.values())
 
     async def _reserved(self, items: Sequence[RegistrationInput]) -> set[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pushhub_server.core.errors import PushHubError, not_device_owner, registration_gone
 from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import RegistrationInput, TokenKey
+from pushhub_server.core.models import Platform, RegistrationInput, TokenKey
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class StoredRow:
     """The columns of an existing registration that planning needs."""
 
     id: str
-    platform: int
+    platform: Platform
     token_hash: str
     fingerprint: str
     expires_at: int | None
