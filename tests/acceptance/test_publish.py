@@ -23,6 +23,7 @@ from .harness import (
     SCHEDULED,
     AppHandle,
     StoreProbe,
+    check_error,
     expect_error,
     new_token,
     settle,
@@ -353,6 +354,20 @@ async def test_more_than_64_tags_in_an_expression_is_refused(app: AppHandle) -> 
         field="tag_expression",
         metadata={"limit": "64"},
     )
+
+
+@pytest.mark.parametrize(
+    ("document", "kind"),
+    [("null", "null"), ("[1]", "an array"), ('"x"', "a string"), ("1", "a number")],
+)
+async def test_a_json_override_that_is_no_object_says_what_it_is(
+    app: AppHandle, document: str, kind: str
+) -> None:
+    """In JSON's words: a client sending `null` knows nothing of Python's NoneType."""
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await app.publish(message="m", fcm_json=document)
+    check_error(caught.value, INVALID, "INVALID_JSON", field="fcm_json")
+    assert caught.value.details() == f"fcm_json must be a JSON object, not {kind}"
 
 
 @pytest.mark.parametrize(

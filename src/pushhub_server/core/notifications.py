@@ -160,9 +160,22 @@ def parse_json_object(field_name: str, text: str | None) -> dict[str, Any] | Non
         raise invalid_field(
             field_name,
             "INVALID_JSON",
-            f"{field_name} must be a JSON object, not {type(value).__name__}",
+            f"{field_name} must be a JSON object, not {_json_kind(value)}",
         )
     return value
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (a client knows no Python types)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array"
 
 
 def check_priority(value: str | None) -> Priority | None:

@@ -169,7 +169,8 @@ class Dispatcher:
         if stops < _STOPS_BEFORE_FAILING:
             return
         del self._stops[message_id]
-        reason = f"delivery stopped {stops} times in a row ({type(error).__name__}); see the log"
+        # The error's own text stays in the log: error_message is for clients.
+        reason = f"delivery stopped {stops} times in a row without progress; see the server log"
         try:
             await self._messages.fail(message_id, run.claim, reason, self._clock.now())
         except Exception:
