@@ -37,6 +37,7 @@ from .api.logging_interceptor import LoggingInterceptor
 from .api.message_size_interceptor import MessageSizeInterceptor
 from .api.message_sizes import MIN_REQUEST_BYTES
 from .api.message_sizes import request_limits as request_limits_of
+from .api.metrics_interceptor import MetricsInterceptor
 from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
 from .api.request_decoding import DecodingInterceptor
@@ -46,8 +47,10 @@ from .core.admission import Credits
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
+from .core.delivery_metrics import NO_DELIVERY_METRICS
 from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
+from .core.ports import DeliveryMetrics
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .delivery.dispatcher import Dispatcher
@@ -60,6 +63,7 @@ from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
 from .listener import SERVER_OPTIONS, Listener
+from .observability_setup import Observability, start_observability
 from .store import (
     Database,
     SqlAppRepository,
@@ -103,6 +107,12 @@ class RunningServer:
     _webhooks: HttpWebhookSender = field(repr=False)
     _providers: ProviderRegistry = field(repr=False)
     _db: Database = field(repr=False)
+    _observability: Observability = field(repr=False)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port serving /metrics; None when this process serves none."""
+        return self._observability.metrics_port
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, so balancers move away, then let in-flight RPCs finish."""
@@ -117,30 +127,46 @@ class RunningServer:
         await self._providers.close()
         await self._webhooks.drain(_WEBHOOK_DRAIN_SECONDS)
         await self._db.dispose()
+        self._observability.close()
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
 
 
-async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
-    """Raises StartupError (the listener) or PushHubError (the database) in one line."""
+async def start_server(
+    config: Config, clock: Clock | None = None, *, serve_metrics_endpoint: bool = True
+) -> RunningServer:
+    """Raises StartupError (the listener) or PushHubError (the database) in one line.
+
+    With config.metrics_listen, metrics are recorded, and served there unless
+    serve_metrics_endpoint is False (a `--workers` parent serves its workers' sum)."""
     listener = Listener.from_config(config)  # before the database is touched
-    await migrate(config.database_url)
-    db = Database.from_url(config.database_url)
+    observability = start_observability(config, serve_metrics_endpoint)
     try:
-        return await _start(config, clock or SystemClock(), db, listener)
+        await migrate(config.database_url)
+        db = Database.from_url(config.database_url)
+    except BaseException:
+        observability.close()
+        raise
+    try:
+        return await _start(config, clock or SystemClock(), db, listener, observability)
     except BaseException:
         await db.dispose()
+        observability.close()
         raise
 
 
-async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
+async def _start(
+    config: Config, clock: Clock, db: Database, listener: Listener, observability: Observability
+) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
     webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
-    scheduler, publishing, providers = _delivery(config, clock, db, apps)
+    scheduler, publishing, providers = _delivery(
+        config, clock, db, apps, observability.delivery_metrics
+    )
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
         SqlTrackingRepository(db),
@@ -152,7 +178,7 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
     )
     request_limits = request_limits_of(config.limits)
     server = grpc.aio.server(
-        interceptors=_interceptors(config, apps, request_limits),
+        interceptors=_interceptors(config, apps, request_limits, observability),
         options=[*SERVER_OPTIONS, *_channel_options(request_limits)],
     )
     auth = Authenticator(apps)
@@ -190,16 +216,21 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         _webhooks=webhooks,
         _providers=providers,
         _db=db,
+        _observability=observability,
     )
 
 
 def _interceptors(
-    config: Config, apps: AppService, request_limits: dict[str, int]
+    config: Config, apps: AppService, request_limits: dict[str, int], observability: Observability
 ) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first. Each refuses what it must before the request is read
-    (docs/admission.md); logging comes first so that refusals are logged too."""
+    (docs/admission.md); logging and metrics come first so that refusals are
+    logged and counted too."""
+    rpc_metrics = observability.rpc_metrics
+    observing = [] if rpc_metrics is None else [MetricsInterceptor(rpc_metrics)]
     return [
         LoggingInterceptor(),
+        *observing,
         AuthenticationInterceptor(apps, SERVICE_NAMES),
         ConcurrencyInterceptor(
             max_rpcs=config.max_concurrent_rpcs,
@@ -242,7 +273,11 @@ async def _seal_signing_secrets(apps: AppService) -> None:
 
 
 def _delivery(
-    config: Config, clock: Clock, db: Database, apps: AppService
+    config: Config,
+    clock: Clock,
+    db: Database,
+    apps: AppService,
+    metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
 ) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
     signal = InProcessStatusSignal()

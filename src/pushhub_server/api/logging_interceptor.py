@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import grpc
 
+from .observed_behavior import code_name, observed, rewrapped
 from .wrapped_handlers import WrappedHandlers
 
 _log = logging.getLogger("pushhub.rpc")
-
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
@@ -39,62 +35,8 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
 
 
 def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            _logged(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            _logged(method, handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            _logged(method, handler.stream_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        _logged(method, handler.stream_stream),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
-
-def _logged(method: str, behavior: Behavior) -> Behavior:
-    """Wraps a behavior, keeping its shape: grpc.aio treats async generators and
-    coroutines differently for streamed responses."""
-    if inspect.isasyncgenfunction(behavior):
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                async for response in behavior(request, context):
-                    yield response
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                _log_rpc(method, context, error, started)
-
-        return stream
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            return await behavior(request, context)
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            _log_rpc(method, context, error, started)
-
-    return unary
+    log_rpc = functools.partial(_log_rpc, method)
+    return rewrapped(handler, lambda behavior: observed(behavior, log_rpc))
 
 
 def _log_rpc(
@@ -106,7 +48,7 @@ def _log_rpc(
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     # The same JSON object json.dumps wrote, formatted only when a handler emits
     # it: the method is JSON-quoted once per method, and code names are plain.
-    _log.info(_LINE, _quoted(method), _code_name(context, error), duration_ms)
+    _log.info(_LINE, _quoted(method), code_name(context, error), duration_ms)
 
 
 _LINE = '{"method": %s, "code": "%s", "duration_ms": %s}'
@@ -115,13 +57,3 @@ _LINE = '{"method": %s, "code": "%s", "duration_ms": %s}'
 @functools.cache
 def _quoted(method: str) -> str:
     return json.dumps(method)
-
-
-def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
-    if isinstance(error, asyncio.CancelledError):
-        return "CANCELLED"
-    # abort() records its code on the context before raising AbortError.
-    code = context.code()
-    if code is not None:
-        return code.name
-    return "OK" if error is None else "UNKNOWN"
