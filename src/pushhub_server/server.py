@@ -290,7 +290,7 @@ def _delivery(
         fcm_ca_file=config.fcm_ca_file,
         apns_connections=config.apns_connections,
     )
-    providers = ProviderRegistry(apps, simulator, clock, endpoints)
+    providers = ProviderRegistry(apps, simulator, clock, endpoints, metrics)
     apps.on_deleted.append(providers.forget)
     dispatcher = Dispatcher(
         messages,
@@ -300,10 +300,23 @@ def _delivery(
         signal,
         chunk_size=config.chunk_size,
         lease=timedelta(seconds=config.lease_seconds),
+        metrics=metrics,
     )
-    scheduler = Scheduler(messages, dispatcher, clock, poll_interval=config.scheduler_poll_interval)
+    scheduler = Scheduler(
+        messages,
+        dispatcher,
+        clock,
+        poll_interval=config.scheduler_poll_interval,
+        metrics=metrics,
+    )
     publishing = PublishingService(
-        messages, clock, config.limits, check_publish_size, signal, on_published=scheduler.wake
+        messages,
+        clock,
+        config.limits,
+        check_publish_size,
+        signal,
+        on_published=scheduler.wake,
+        metrics=metrics,
     )
     return scheduler, publishing, providers
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -11,20 +12,45 @@ import pytest_asyncio
 
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 from tests.own_database import own_database
 
-from .harness import APNS, AppHandle, Stubs, bearer, create_app, start_test_server
+from .harness import (
+    APNS,
+    FCM,
+    PUBLISHED,
+    AppHandle,
+    Stubs,
+    bearer,
+    create_app,
+    injected_token,
+    settle,
+    start_test_server,
+    timestamp,
+)
 from .metrics_scrape import labels, scrape
 
 SERVICE = "pushhub.v1.DeviceRegistrationService"
 
 
+@pytest.fixture(scope="module")
+def metered_clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clock_ahead(metered_clock: ManualClock) -> datetime:
+    return metered_clock.now() + timedelta(hours=1)
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def metered(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[object]:
+async def metered(
+    tmp_path_factory: pytest.TempPathFactory, metered_clock: ManualClock
+) -> AsyncIterator[object]:
     """A server of its own (its own database, so no other server's scheduler
     delivers its messages) with metrics on, on a free port."""
     async with own_database(tmp_path_factory.mktemp("metrics"), "test_metrics") as url:
-        running = await start_test_server(url, ManualClock(), metrics_listen="127.0.0.1:0")
+        running = await start_test_server(url, metered_clock, metrics_listen="127.0.0.1:0")
         try:
             yield running
         finally:
@@ -32,9 +58,9 @@ async def metered(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[obj
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def metered_app(metered) -> AsyncIterator[AppHandle]:
+async def metered_app(metered, metered_clock: ManualClock) -> AsyncIterator[AppHandle]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{metered.port}") as channel:
-        yield await create_app(Stubs.on(channel), ManualClock())
+        yield await create_app(Stubs.on(channel), metered_clock)
 
 
 async def test_rpcs_are_counted_by_service_method_and_code(metered, metered_app) -> None:
@@ -89,3 +115,50 @@ def test_the_endpoint_refuses_a_listen_address_without_port(tmp_path: Path) -> N
 
     with pytest.raises(StartupError, match="not HOST:PORT"):
         serve_metrics("localhost", served_registry())
+
+
+async def test_a_publish_counts_its_notifications_and_its_end(metered, metered_app) -> None:
+    """Sent, failed by kind and retried per platform; the message's terminal state;
+    one provider request per platform and send; the run's lag."""
+    app = metered_app
+    for _ in range(3):
+        await app.register(platform=APNS)
+    await app.register(platform=FCM)
+    await app.register(platform=APNS, device_token=injected_token(INVALID, APNS))
+    await app.register(platform=FCM, device_token=injected_token(REJECTED, FCM))
+    await app.register(platform=APNS, device_token=injected_token(FLAKY, APNS))
+    before = await scrape(metered.metrics_port)
+
+    published = await app.publish(message="counted", broadcast=True)
+    status = await settle(metered, app, published.message_id)
+    assert status.state == PUBLISHED
+    after = await scrape(metered.metrics_port)
+
+    def delta(name: str, **pairs: str) -> float:
+        key = labels(**pairs)
+        return after.get(name, {}).get(key, 0.0) - before.get(name, {}).get(key, 0.0)
+
+    notifications = "pushhub_notifications_total"
+    assert delta(notifications, platform="apns", outcome="sent", reason="") == 4
+    assert delta(notifications, platform="fcm", outcome="sent", reason="") == 1
+    assert delta(notifications, platform="apns", outcome="retried", reason="") == 1
+    assert delta(notifications, platform="apns", outcome="failed", reason="invalid_token") == 1
+    assert delta(notifications, platform="fcm", outcome="failed", reason="rejected") == 1
+    assert delta("pushhub_messages_total", state="published") == 1
+    # Both platforms once, then the retry of the flaky APNs token.
+    assert delta("pushhub_provider_request_seconds_count", platform="apns") == 2
+    assert delta("pushhub_provider_request_seconds_count", platform="fcm") == 1
+    assert delta("pushhub_scheduler_lag_seconds_count") == 1
+    assert after["pushhub_runs_in_flight"][labels()] == 0
+
+
+async def test_a_cancel_counts_the_message_cancelled(metered, metered_app, clock_ahead) -> None:
+    before = await scrape(metered.metrics_port)
+    published = await metered_app.publish(
+        message="later", broadcast=True, publish_at=timestamp(clock_ahead)
+    )
+    await metered_app.cancel(published.message_id)
+    after = await scrape(metered.metrics_port)
+    key = labels(state="cancelled")
+    cancelled = after["pushhub_messages_total"][key]
+    assert cancelled - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1

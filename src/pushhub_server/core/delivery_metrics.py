@@ -9,9 +9,10 @@ core.ports.DeliveryMetrics; observability/prometheus_metrics.py implements it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .messages import MessageState
+from .messages import Delivery, MessageState
 from .models import Platform
 
 
@@ -40,8 +41,11 @@ class NotificationCounts:
         key = (platform, kind)
         self.failed[key] = self.failed.get(key, 0) + count
 
-    def count_retried(self, platform: Platform, count: int = 1) -> None:
-        self.retried[platform] = self.retried.get(platform, 0) + count
+    def count_resent(self, deliveries: Sequence[Delivery]) -> None:
+        """A retry sends these again."""
+        retried = self.retried
+        for delivery in deliveries:
+            retried[delivery.platform] = retried.get(delivery.platform, 0) + 1
 
 
 class NoDeliveryMetrics:
