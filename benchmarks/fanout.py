@@ -29,9 +29,17 @@ load and send on both databases):
     .venv/bin/python -m benchmarks.fanout --profile /tmp/fanout.raw   # py-spy, raw format
 
 --repeat publishes further broadcasts to the same server and registrations,
-one after the other, and prints the median too. PostgreSQL is reached at
-postgres@127.0.0.1:5432; the benchmark drops and recreates its own database
-(--pg-database, default pushhub_fanout).
+one after the other, and prints the median too.
+
+--metrics compare measures what metrics cost (docs/observability.md): the same
+broadcast with metrics off and on (PUSHHUB_METRICS_LISTEN), alternating, --repeat
+times each, one server process per broadcast (never two at once on the
+database), and prints both medians and their ratio:
+
+    .venv/bin/python -m benchmarks.fanout --count 200000 --repeat 5 --metrics compare
+
+PostgreSQL is reached at postgres@127.0.0.1:5432; the benchmark drops and
+recreates its own database (--pg-database, default pushhub_fanout).
 """
 
 from __future__ import annotations
@@ -300,6 +308,12 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, help="PUSHHUB_CHUNK_SIZE for the server")
     parser.add_argument("--pg-database", default="pushhub_fanout")
     parser.add_argument("--profile", help="py-spy raw output file (the first broadcast)")
+    parser.add_argument(
+        "--metrics",
+        choices=("off", "on", "compare"),
+        default="off",
+        help="PUSHHUB_METRICS_LISTEN for the server; compare: off and on side by side",
+    )
     args = parser.parse_args()
 
     if args.database == "sqlite":
@@ -309,15 +323,12 @@ def main() -> None:
     keys = create_app(url)  # migrates the new database too
     print(load(args, url, keys["app_id"]), flush=True)
 
+    if args.metrics == "compare":
+        compare_metrics(args, url, keys)
+        return
     port = free_port()
     command = [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"]
-    env = {
-        "PUSHHUB_DATABASE_URL": url,
-        "PUSHHUB_LOG_LEVEL": "WARNING",
-        "PUSHHUB_SIMULATOR_RECORDS": "0",
-    }
-    if args.chunk_size:
-        env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
+    env = server_env(args, url, metrics=args.metrics == "on")
     results = []
     with server_process(command, port, env) as process:
         idle_rss = memory_kb(process.pid)["VmRSS"] / 1024
@@ -371,6 +382,55 @@ def main() -> None:
         "p99_ms": [round(p, 2) for p in p99s],
     }
     print(json.dumps(figures))
+
+
+def server_env(args: argparse.Namespace, url: str, *, metrics: bool) -> dict[str, str]:
+    env = {
+        "PUSHHUB_DATABASE_URL": url,
+        "PUSHHUB_LOG_LEVEL": "WARNING",
+        "PUSHHUB_SIMULATOR_RECORDS": "0",
+    }
+    if args.chunk_size:
+        env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
+    if metrics:
+        env["PUSHHUB_METRICS_LISTEN"] = f"127.0.0.1:{free_port()}"
+    return env
+
+
+def compare_metrics(args: argparse.Namespace, url: str, keys: dict[str, str]) -> None:
+    """The same broadcast with metrics off and on, alternating, one server at a time."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    for number in range(args.repeat):
+        # Alternating which goes first, so a drifting machine favours neither.
+        for metrics in (False, True) if number % 2 == 0 else (True, False):
+            port = free_port()
+            command = [
+                sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"
+            ]  # fmt: skip
+            env = server_env(args, url, metrics=metrics)
+            with server_process(command, port, env) as process:
+                result = asyncio.run(
+                    one_broadcast(
+                        f"127.0.0.1:{port}",
+                        keys["server_key"],
+                        process.pid,
+                        args.register_rate,
+                        (2 * number + metrics) * 1_000_000,
+                    )
+                )
+                result["peak_rss_mb"] = memory_kb(process.pid)["VmHWM"] / 1024
+            rates[metrics].append(float(result["rate"]))
+            print(f"metrics {'on ' if metrics else 'off'}: ", end="")
+            report(number + 1, result)
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    print()
+    print(f"fan-out to {args.count} registrations, {args.repeat} broadcast(s) each way:")
+    print(f"  recipients/s, metrics off : {off:9.0f} (median)")
+    print(f"  recipients/s, metrics on  : {on:9.0f} (median)")
+    print(f"  on / off                  : {on / off:9.3f} (target >= 0.97)")
+    print(
+        json.dumps({"off": [round(r) for r in rates[False]], "on": [round(r) for r in rates[True]]})
+    )
 
 
 def report(number: int, result: dict[str, Any]) -> None:
