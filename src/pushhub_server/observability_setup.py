@@ -1,23 +1,33 @@
 """What a server process observes: metrics when PUSHHUB_METRICS_LISTEN is set,
-and nothing at all (no import, no call) when it is not."""
+traces when OTEL_EXPORTER_OTLP_ENDPOINT is (docs/observability.md). Each is
+nothing at all when off: not imported, no interceptor, no-op ports."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import grpc
+
 from .config import Config
 from .core.delivery_metrics import NO_DELIVERY_METRICS
-from .core.ports import DeliveryMetrics
+from .core.delivery_tracing import NO_DELIVERY_TRACING
+from .core.ports import DeliveryMetrics, DeliveryTracing
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from .api.metrics_interceptor import RpcMetrics
     from .observability.metrics_endpoint import ProcessMetrics
+    from .observability.tracing import Tracing
 
 
 @dataclass
 class Observability:
     process_metrics: ProcessMetrics | None = None
+    tracing: Tracing | None = None
 
     @property
     def rpc_metrics(self) -> RpcMetrics | None:
@@ -30,19 +40,58 @@ class Observability:
         return self.process_metrics.metrics
 
     @property
+    def delivery_tracing(self) -> DeliveryTracing:
+        return NO_DELIVERY_TRACING if self.tracing is None else self.tracing.delivery
+
+    @property
     def metrics_port(self) -> int | None:
         metrics = self.process_metrics
         return None if metrics is None or metrics.endpoint is None else metrics.endpoint.port
 
+    def tracing_interceptors(self) -> list[grpc.aio.ServerInterceptor]:
+        return [] if self.tracing is None else [self.tracing.interceptor()]
+
+    def trace_context(self) -> Callable[[], str | None]:
+        """The current trace context to store on a published message."""
+        return (lambda: None) if self.tracing is None else self.tracing.current_trace_context
+
+    def trace_id(self) -> Callable[[], str | None] | None:
+        """For the per-RPC log line; None with tracing off (the line has no trace_id)."""
+        return None if self.tracing is None else self.tracing.current_trace_id
+
     def close(self) -> None:
         if self.process_metrics is not None:
             self.process_metrics.close()
+        if self.tracing is not None:
+            self.tracing.close()
 
 
-def start_observability(config: Config, serve_metrics_endpoint: bool = True) -> Observability:
-    if not config.metrics_listen:
-        return Observability()
-    # Imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported.
-    from .observability.metrics_endpoint import start_process_metrics
+def start_observability(
+    config: Config,
+    serve_metrics_endpoint: bool = True,
+    tracer_provider: TracerProvider | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Observability:
+    """tracer_provider, when given, traces whatever the environment says (tests
+    read spans from an in-memory exporter)."""
+    observability = Observability(tracing=_tracing(tracer_provider, environ or os.environ))
+    if config.metrics_listen:
+        # Imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported.
+        from .observability.metrics_endpoint import start_process_metrics
 
-    return Observability(start_process_metrics(config.metrics_listen, serve_metrics_endpoint))
+        try:
+            observability.process_metrics = start_process_metrics(
+                config.metrics_listen, serve_metrics_endpoint
+            )
+        except BaseException:
+            observability.close()
+            raise
+    return observability
+
+
+def _tracing(provider: TracerProvider | None, environ: Mapping[str, str]) -> Tracing | None:
+    if provider is None and not environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return None
+    from .observability.tracing import Tracing, tracing_from_env
+
+    return Tracing(provider) if provider is not None else tracing_from_env(environ)

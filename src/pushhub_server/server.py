@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -47,10 +48,8 @@ from .core.admission import Credits
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
-from .core.delivery_metrics import NO_DELIVERY_METRICS
 from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
-from .core.ports import DeliveryMetrics
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .delivery.dispatcher import Dispatcher
@@ -74,6 +73,9 @@ from .store import (
     SqlTrackingRepository,
     migrate,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 _log = logging.getLogger(__name__)
 
@@ -134,14 +136,20 @@ class RunningServer:
 
 
 async def start_server(
-    config: Config, clock: Clock | None = None, *, serve_metrics_endpoint: bool = True
+    config: Config,
+    clock: Clock | None = None,
+    *,
+    serve_metrics_endpoint: bool = True,
+    tracer_provider: TracerProvider | None = None,
 ) -> RunningServer:
     """Raises StartupError (the listener) or PushHubError (the database) in one line.
 
     With config.metrics_listen, metrics are recorded, and served there unless
-    serve_metrics_endpoint is False (a `--workers` parent serves its workers' sum)."""
+    serve_metrics_endpoint is False (a `--workers` parent serves its workers' sum).
+    Traces go to tracer_provider when given, else by OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md)."""
     listener = Listener.from_config(config)  # before the database is touched
-    observability = start_observability(config, serve_metrics_endpoint)
+    observability = start_observability(config, serve_metrics_endpoint, tracer_provider)
     try:
         await migrate(config.database_url)
         db = Database.from_url(config.database_url)
@@ -164,9 +172,7 @@ async def _start(
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
-    scheduler, publishing, providers = _delivery(
-        config, clock, db, apps, observability.delivery_metrics
-    )
+    scheduler, publishing, providers = _delivery(config, clock, db, apps, observability)
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
         SqlTrackingRepository(db),
@@ -227,10 +233,12 @@ def _interceptors(
     (docs/admission.md); logging and metrics come first so that refusals are
     logged and counted too."""
     rpc_metrics = observability.rpc_metrics
-    observing = [] if rpc_metrics is None else [MetricsInterceptor(rpc_metrics)]
+    counting = [] if rpc_metrics is None else [MetricsInterceptor(rpc_metrics)]
     return [
-        LoggingInterceptor(),
-        *observing,
+        # Outside logging: the RPC's span is current when its line is logged.
+        *observability.tracing_interceptors(),
+        LoggingInterceptor(observability.trace_id()),
+        *counting,
         AuthenticationInterceptor(apps, SERVICE_NAMES),
         ConcurrencyInterceptor(
             max_rpcs=config.max_concurrent_rpcs,
@@ -277,9 +285,11 @@ def _delivery(
     clock: Clock,
     db: Database,
     apps: AppService,
-    metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+    observability: Observability,
 ) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
+    metrics = observability.delivery_metrics
+    tracing = observability.delivery_tracing
     signal = InProcessStatusSignal()
     messages = SqlMessageRepository(db)
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
@@ -290,7 +300,7 @@ def _delivery(
         fcm_ca_file=config.fcm_ca_file,
         apns_connections=config.apns_connections,
     )
-    providers = ProviderRegistry(apps, simulator, clock, endpoints, metrics)
+    providers = ProviderRegistry(apps, simulator, clock, endpoints, metrics, tracing)
     apps.on_deleted.append(providers.forget)
     dispatcher = Dispatcher(
         messages,
@@ -301,6 +311,7 @@ def _delivery(
         chunk_size=config.chunk_size,
         lease=timedelta(seconds=config.lease_seconds),
         metrics=metrics,
+        tracing=tracing,
     )
     scheduler = Scheduler(
         messages,
@@ -317,6 +328,7 @@ def _delivery(
         signal,
         on_published=scheduler.wake,
         metrics=metrics,
+        trace_context=observability.trace_context(),
     )
     return scheduler, publishing, providers
 

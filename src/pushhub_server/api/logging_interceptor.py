@@ -17,10 +17,12 @@ _log = logging.getLogger("pushhub.rpc")
 
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    """The outermost interceptor: calls refused by the others are logged too."""
+    """Outside the others: calls they refuse are logged too. With `trace_id`
+    (tracing on), each line carries the id of the RPC's trace."""
 
-    def __init__(self) -> None:
-        self._wrapped = WrappedHandlers(_wrap)
+    def __init__(self, trace_id: Callable[[], str | None] | None = None) -> None:
+        log_rpc = _log_rpc if trace_id is None else functools.partial(_log_traced_rpc, trace_id)
+        self._wrapped = WrappedHandlers(functools.partial(_wrap, log_rpc))
 
     async def intercept_service(
         self,
@@ -34,8 +36,10 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         return self._wrapped.of(method, handler)
 
 
-def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    log_rpc = functools.partial(_log_rpc, method)
+def _wrap(
+    log: Callable[..., None], method: str, handler: grpc.RpcMethodHandler
+) -> grpc.RpcMethodHandler:
+    log_rpc = functools.partial(log, method)
     return rewrapped(handler, lambda behavior: observed(behavior, log_rpc))
 
 
@@ -51,7 +55,25 @@ def _log_rpc(
     _log.info(_LINE, _quoted(method), code_name(context, error), duration_ms)
 
 
+def _log_traced_rpc(
+    trace_id: Callable[[], str | None],
+    method: str,
+    context: grpc.aio.ServicerContext,
+    error: BaseException | None,
+    started: float,
+) -> None:
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    code = code_name(context, error)
+    # 32 hex digits or null: no quoting needed beyond the literal quotes.
+    traced = trace_id()
+    trace = "null" if traced is None else f'"{traced}"'
+    _log.info(_TRACED_LINE, _quoted(method), code, duration_ms, trace)
+
+
 _LINE = '{"method": %s, "code": "%s", "duration_ms": %s}'
+_TRACED_LINE = '{"method": %s, "code": "%s", "duration_ms": %s, "trace_id": %s}'
 
 
 @functools.cache

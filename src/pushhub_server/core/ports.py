@@ -7,6 +7,7 @@ can read or change another app's rows.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -344,3 +345,16 @@ class DeliveryMetrics(Protocol):
     def run_started(self) -> None: ...
 
     def run_ended(self) -> None: ...
+
+
+class DeliveryTracing(Protocol):
+    """Spans around a run, each of its chunks and each provider send, linked to
+    the Publish that stored the message (core.delivery_tracing: the no-op one)."""
+
+    def run(self, message: Message, claim: int) -> AbstractContextManager[object]: ...
+
+    def chunk(self, message: Message, recipients: int) -> AbstractContextManager[object]: ...
+
+    def provider_send(
+        self, platform: Platform, deliveries: int
+    ) -> AbstractContextManager[object]: ...

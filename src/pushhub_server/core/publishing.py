@@ -59,6 +59,8 @@ class PublishingService:
     watch_poll_seconds: float = 2.0
     # Told when a cancel ends a message (the dispatcher reports the other ends).
     metrics: DeliveryMetrics = NO_DELIVERY_METRICS
+    # The calling Publish's trace context (a W3C traceparent), None with tracing off.
+    trace_context: Callable[[], str | None] = field(default=lambda: None)
 
     async def publish(self, principal: Principal, draft: PublishDraft) -> str:
         """Stores the message SCHEDULED; returns its id. A refusal raises and stores
@@ -82,6 +84,7 @@ class PublishingService:
             schedule=self._schedule(draft, now),
             created_at=now,
             request_id=request_id,
+            trace_context=self.trace_context(),
         )
         # A concurrent twin with the same request_id may have been stored since
         # the lookup: create then answers its id, and the answer is the same.

@@ -59,6 +59,7 @@ from pushhub_server.core.delivery_metrics import (
     FailureKind,
     NotificationCounts,
 )
+from pushhub_server.core.delivery_tracing import NO_DELIVERY_TRACING
 from pushhub_server.core.errors import PushHubError, is_database_unavailable
 from pushhub_server.core.messages import (
     ChunkOutcome,
@@ -75,6 +76,7 @@ from pushhub_server.core.ports import (
     AudienceReader,
     DeliveryMetrics,
     DeliveryProvider,
+    DeliveryTracing,
     MessageRepository,
     StatusSignal,
 )
@@ -125,6 +127,7 @@ class Dispatcher:
         heartbeat: timedelta | None = None,
         retry: RetryPolicy | None = None,
         metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+        tracing: DeliveryTracing = NO_DELIVERY_TRACING,
     ) -> None:
         self._messages = messages
         self._audience = audience
@@ -139,6 +142,7 @@ class Dispatcher:
         self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
         self._metrics = metrics
+        self._tracing = tracing
         # Per message, where its stopped run started and how many stops in a row
         # started there (see the module docstring); oldest first.
         self._stops: dict[str, tuple[_Start, int]] = {}
@@ -153,7 +157,8 @@ class Dispatcher:
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
         self._metrics.run_started()
         try:
-            await self._deliver_or_fail(run, lost)
+            with self._tracing.run(run.message, run.claim):
+                await self._deliver_or_fail(run, lost)
             self._stops.pop(message_id, None)
         except Exception as error:
             _log.error(
@@ -302,8 +307,21 @@ class Dispatcher:
 
     async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
+        with self._tracing.chunk(run.message, len(chunk.deliveries)):
+            outcome = chunk.outcome
+            self._metrics.chunk_counted(await self._send(fanout, chunk))
+            message_id = run.message.message_id
+            recorded = await self._messages.record_chunk(
+                message_id, run.claim, outcome, self._clock.now(), self.lease
+            )
+        self._signal.notify(message_id)
+        return recorded
+
+    async def _send(self, fanout: _Fanout, chunk: _Chunk) -> NotificationCounts:
+        """Sends the chunk's deliveries, retries included, and counts their results
+        in its outcome; returns them counted for metrics, once per chunk."""
         outcome = chunk.outcome
-        # Counted once per chunk (core.delivery_metrics); what failed so far failed to render.
+        # What failed before sending failed to render (core.delivery_metrics).
         counts = NotificationCounts(sent=outcome.sent)
         for platform, unrendered in outcome.failed.items():
             counts.count_failed(platform, FailureKind.UNRENDERABLE, unrendered)
@@ -312,13 +330,7 @@ class Dispatcher:
                 fanout.provider, chunk.deliveries, fanout.lost, on_retry=counts.count_resent
             )
             _classify(chunk.deliveries, results, outcome, counts)
-        self._metrics.chunk_counted(counts)
-        message_id = run.message.message_id
-        recorded = await self._messages.record_chunk(
-            message_id, run.claim, outcome, self._clock.now(), self.lease
-        )
-        self._signal.notify(message_id)
-        return recorded
+        return counts
 
 
 @dataclass

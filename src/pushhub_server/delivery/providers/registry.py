@@ -41,10 +41,11 @@ from pushhub_server.core.credentials import (
     UnreadableCredentials,
 )
 from pushhub_server.core.delivery_metrics import NO_DELIVERY_METRICS
+from pushhub_server.core.delivery_tracing import NO_DELIVERY_TRACING
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
-from pushhub_server.core.ports import DeliveryMetrics, DeliveryProvider
+from pushhub_server.core.ports import DeliveryMetrics, DeliveryProvider, DeliveryTracing
 
 from .apns import ApnsProvider, ProviderToken
 from .fcm import FcmProvider
@@ -126,11 +127,12 @@ class _AppRouter:
     ) -> list[DeliveryResult]:
         registry = self._registry
         async with registry._hold(self._app_id, platform) as slot:
-            started = time.perf_counter()
-            try:
-                return await slot.provider.send(deliveries, validate_only=validate_only)
-            finally:
-                registry.metrics.provider_request(platform, time.perf_counter() - started)
+            with registry.tracing.provider_send(platform, len(deliveries)):
+                started = time.perf_counter()
+                try:
+                    return await slot.provider.send(deliveries, validate_only=validate_only)
+                finally:
+                    registry.metrics.provider_request(platform, time.perf_counter() - started)
 
 
 class ProviderRegistry:
@@ -141,10 +143,13 @@ class ProviderRegistry:
         clock: Clock,
         endpoints: Endpoints,
         metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+        tracing: DeliveryTracing = NO_DELIVERY_TRACING,
     ) -> None:
         self._apps = apps
-        # Every provider send is timed here, per platform, whichever provider it is.
+        # Every provider send is timed and traced here, per platform, whichever
+        # provider it is.
         self.metrics = metrics
+        self.tracing = tracing
         self._simulator = simulator
         self._clock = clock
         self._endpoints = endpoints
