@@ -13,6 +13,7 @@ import pytest_asyncio
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
+from tests import dashboard
 from tests.own_database import own_database
 
 from .harness import (
@@ -162,3 +163,28 @@ async def test_a_cancel_counts_the_message_cancelled(metered, metered_app, clock
     key = labels(state="cancelled")
     cancelled = after["pushhub_messages_total"][key]
     assert cancelled - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1
+
+
+async def test_the_dashboard_queries_only_metrics_and_labels_that_exist(
+    metered, metered_app
+) -> None:
+    """deploy/grafana/pushhub.json: every panel's query names exposed metrics, and
+    groups by labels they have (after traffic, so every labelled series exists)."""
+    await metered_app.register(platform=APNS)
+    await metered_app.register(platform=FCM, device_token=injected_token(REJECTED, FCM))
+    published = await metered_app.publish(message="for the dashboard", broadcast=True)
+    await settle(metered, metered_app, published.message_id)
+    exposed = await scrape(metered.metrics_port)
+
+    board = dashboard.load()
+    assert board["panels"] and board["uid"] == "pushhub"
+    queries = dashboard.expressions(board)
+    assert queries
+    for query in queries:
+        names = dashboard.metric_names(query)
+        assert names, query
+        for name in names:
+            assert name in exposed, f"{name} in {query!r} is not a metric PushHub exposes"
+            labelled = {label for series in exposed[name] for label, _ in series}
+            missing = dashboard.grouping_labels(query) - labelled
+            assert not missing, f"{query!r} groups by {missing}, which {name} lacks"

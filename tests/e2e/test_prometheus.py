@@ -9,6 +9,7 @@ import json
 import shutil
 import subprocess
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from pushhub_server.core.clock import ManualClock
+from tests import dashboard
 from tests.acceptance.harness import (
     APNS,
     FCM,
@@ -141,6 +143,13 @@ async def test_prometheus_counts_what_the_publish_sent(
     assert published_total == {"": 1}
 
 
+async def test_prometheus_evaluates_every_dashboard_query(prometheus: str) -> None:
+    """deploy/grafana/pushhub.json's PromQL is valid for a real Prometheus."""
+    for query in dashboard.expressions(dashboard.load()):
+        concrete = query.replace(dashboard.RATE_INTERVAL, "1m")
+        await asyncio.to_thread(_query, prometheus, concrete)  # raises unless "success"
+
+
 async def _settled_value(base_url: str, query: str) -> dict[str, float]:
     """The query's value by platform label, once two scrapes agree (or the wait ends)."""
     loop = asyncio.get_running_loop()
@@ -161,8 +170,11 @@ async def _settled_value(base_url: str, query: str) -> dict[str, float]:
 
 def _query(base_url: str, query: str) -> dict[str, float]:
     url = f"{base_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        answer = json.load(response)
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as error:  # 400: the query does not parse
+        raise AssertionError(f"{query!r}: {error.read().decode()}") from None
     assert answer["status"] == "success", answer
     return {
         item["metric"].get("platform", ""): float(item["value"][1])
