@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -13,6 +13,8 @@ import pytest_asyncio
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
+from pushhub_server.listener import StartupError
+from pushhub_server.observability.metrics_endpoint import serve_metrics, served_registry
 from tests import dashboard
 from tests.own_database import own_database
 
@@ -110,12 +112,18 @@ async def test_metrics_are_off_by_default(server) -> None:
     assert server.metrics_port is None
 
 
-def test_the_endpoint_refuses_a_listen_address_without_port(tmp_path: Path) -> None:
-    from pushhub_server.listener import StartupError
-    from pushhub_server.observability.metrics_endpoint import serve_metrics, served_registry
-
+def test_the_endpoint_refuses_a_listen_address_without_port() -> None:
     with pytest.raises(StartupError, match="not HOST:PORT"):
         serve_metrics("localhost", served_registry())
+
+
+def test_a_taken_metrics_port_stops_the_start_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(StartupError, match=f"cannot serve metrics on {address}"):
+            serve_metrics(address, served_registry())
 
 
 async def test_a_publish_counts_its_notifications_and_its_end(metered, metered_app) -> None:

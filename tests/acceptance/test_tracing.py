@@ -14,10 +14,23 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from pushhub.v1 import registration_pb2 as reg
+from pushhub.v1 import status_pb2
 from pushhub_server.core.clock import ManualClock
 from tests.own_database import own_database
 
-from .harness import APNS, FCM, PUBLISHED, AppHandle, Stubs, create_app, settle, start_test_server
+from .harness import (
+    APNS,
+    FCM,
+    PUBLISHED,
+    AppHandle,
+    Stubs,
+    create_app,
+    new_token,
+    settle,
+    start_test_server,
+    stream_requests,
+)
 
 PUBLISH = "/pushhub.v1.PublishService/Publish"
 
@@ -112,3 +125,31 @@ async def test_without_tracing_the_log_line_has_no_trace_id(
 
 def _named(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
     return [span for span in spans if span.name == name]
+
+
+async def test_streaming_calls_are_traced(
+    traced, traced_app: AppHandle, spans: InMemorySpanExporter
+) -> None:
+    """A bidi import and a server-streamed watch answer as without tracing."""
+    spans.clear()
+    batch = reg.RegisterDevicesRequest(
+        registrations=[reg.RegisterDeviceRequest(platform=APNS, device_token=new_token())]
+    )
+    call = traced_app.stubs.registrations.RegisterDevices(
+        stream_requests([batch]), metadata=traced_app.server()
+    )
+    answers = [answer async for answer in call]
+    assert answers[0].results[0].WhichOneof("outcome") == "response"
+
+    published = await traced_app.publish(message="watched", broadcast=True)
+    await settle(traced, traced_app, published.message_id)
+    watch = traced_app.stubs.status.WatchMessageStatus(
+        status_pb2.WatchMessageStatusRequest(message_id=published.message_id),
+        metadata=traced_app.server(),
+    )
+    states = [answer.status.state async for answer in watch]
+    assert states[-1] == PUBLISHED
+
+    names = {span.name for span in spans.get_finished_spans()}
+    assert "/pushhub.v1.DeviceRegistrationService/RegisterDevices" in names
+    assert "/pushhub.v1.StatusService/WatchMessageStatus" in names
