@@ -103,6 +103,9 @@ class PushHubMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        # Labelled children by their labels: a bounded set (platforms x outcomes x kinds).
+        self._notification_children: dict[tuple[Platform, str, str], Counter] = {}
+        self._provider_by_platform: dict[Platform, Histogram] = {}
 
     def method(self, grpc_type: str, full_method: str) -> MethodMetrics:
         return MethodMetrics(self, grpc_type, full_method)
@@ -110,16 +113,30 @@ class PushHubMetrics:
     # core.ports.DeliveryMetrics
 
     def chunk_counted(self, counts: NotificationCounts) -> None:
-        notifications = self._notifications
         for platform, sent in counts.sent.items():
-            notifications.labels(_name(platform), "sent", "").inc(sent)
+            if sent:
+                self._notification(platform, "sent", "").inc(sent)
         for (platform, kind), failed in counts.failed.items():
-            notifications.labels(_name(platform), "failed", kind.value).inc(failed)
+            if failed:
+                self._notification(platform, "failed", kind.value).inc(failed)
         for platform, retried in counts.retried.items():
-            notifications.labels(_name(platform), "retried", "").inc(retried)
+            self._notification(platform, "retried", "").inc(retried)
 
     def provider_request(self, platform: Platform, seconds: float) -> None:
-        self._provider_seconds.labels(_name(platform)).observe(seconds)
+        histogram = self._provider_by_platform.get(platform)
+        if histogram is None:
+            histogram = self._provider_seconds.labels(_name(platform))
+            self._provider_by_platform[platform] = histogram
+        histogram.observe(seconds)
+
+    def _notification(self, platform: Platform, outcome: str, reason: str) -> Counter:
+        """The labelled child, looked up once: labels() takes a lock and joins strings."""
+        key = (platform, outcome, reason)
+        child = self._notification_children.get(key)
+        if child is None:
+            child = self._notifications.labels(_name(platform), outcome, reason)
+            self._notification_children[key] = child
+        return child
 
     def message_ended(self, state: MessageState) -> None:
         self._messages.labels(state.name.lower()).inc()
