@@ -76,9 +76,12 @@ def server_process(
 
 
 @contextmanager
-def pushhub_server(database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def pushhub_server(
+    database_url: str, port: int, settings: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`pushhub serve` on port; settings add PUSHHUB_* variables."""
     command = [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"]
-    env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
+    env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING", **(settings or {})}
     with server_process(command, port, env) as process:
         yield process
 
