@@ -118,3 +118,11 @@ def describe_latencies(samples_s: list[float]) -> str:
     return (
         f"p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms ({len(ms)} calls)"
     )
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process (or one of its threads) from /proc, in seconds."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = Path(path).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
