@@ -26,6 +26,7 @@ from collections.abc import Callable
 import grpc
 
 from benchmarks.common import (
+    cpu_seconds,
     create_app,
     describe_latencies,
     free_port,
@@ -100,21 +101,31 @@ def unary_metrics_comparison(seconds: float, repeat: int) -> None:
     keys = create_app(url)
     auth = (("authorization", f"Bearer {keys['server_key']}"),)
     rates: dict[bool, list[float]] = {False: [], True: []}
+    # Server CPU time per call: steadier than the rate on a machine shared with other work.
+    cpu_us: dict[bool, list[float]] = {False: [], True: []}
     for number in range(repeat):
         for metrics in (False, True) if number % 2 == 0 else (True, False):
             port = free_port()
             settings = {"PUSHHUB_METRICS_LISTEN": f"127.0.0.1:{free_port()}"} if metrics else {}
-            with pushhub_server(url, port, settings):
+            with pushhub_server(url, port, settings) as process:
+                before = cpu_seconds(process.pid)
                 rate, lat = asyncio.run(
                     unary_run(f"127.0.0.1:{port}", REGISTER, payload, auth, seconds)
                 )
+                cpu_us[metrics].append((cpu_seconds(process.pid) - before) * 1e6 / len(lat))
             rates[metrics].append(rate)
             label = "on " if metrics else "off"
-            print(f"metrics {label}: {rate:8.0f} RPC/s, {describe_latencies(lat)}", flush=True)
+            print(
+                f"metrics {label}: {rate:8.0f} RPC/s, {describe_latencies(lat)}, "
+                f"{cpu_us[metrics][-1]:.0f} us server CPU per call",
+                flush=True,
+            )
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
-    print(f"unary RegisterDevice, metrics off: {off:8.0f} RPC/s (median of {repeat})")
-    print(f"unary RegisterDevice, metrics on : {on:8.0f} RPC/s (median of {repeat})")
-    print(f"on / off                         : {on / off:8.3f}")
+    cpu_off, cpu_on = statistics.median(cpu_us[False]), statistics.median(cpu_us[True])
+    print(f"unary RegisterDevice, metrics off: {off:8.0f} RPC/s, {cpu_off:.0f} us CPU/call")
+    print(f"unary RegisterDevice, metrics on : {on:8.0f} RPC/s, {cpu_on:.0f} us CPU/call")
+    ratios = f"{on / off:8.3f} rate, {cpu_on / cpu_off:.3f} CPU"
+    print(f"on / off (medians of {repeat})       : {ratios}")
 
 
 async def stream_run(target: str, server_key: str, count: int) -> tuple[float, int]:
