@@ -89,9 +89,18 @@ def start_observability(
     return observability
 
 
-def _tracing(provider: TracerProvider | None, environ: Mapping[str, str]) -> Tracing | None:
-    if provider is None and not environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return None
-    from .observability.tracing import Tracing, tracing_from_env
+def otlp_wanted(environ: Mapping[str, str]) -> bool:
+    """An OTLP endpoint is set (for all signals, or for traces), and the standard
+    OTEL_SDK_DISABLED does not turn the SDK off."""
+    endpoint = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or environ.get(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+    )
+    return bool(endpoint) and environ.get("OTEL_SDK_DISABLED", "").lower() != "true"
 
-    return Tracing(provider) if provider is not None else tracing_from_env(environ)
+
+def _tracing(provider: TracerProvider | None, environ: Mapping[str, str]) -> Tracing | None:
+    if provider is None and not otlp_wanted(environ):
+        return None
+    from .observability.tracing import Tracing, otlp_tracing
+
+    return Tracing(provider) if provider is not None else otlp_tracing(environ)

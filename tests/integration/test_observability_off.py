@@ -48,3 +48,13 @@ def test_off_imports_neither(tmp_path: Path) -> None:
 def test_the_otlp_endpoint_turns_tracing_on(tmp_path: Path) -> None:
     # Nothing listens there: spans are batched and dropped, the server still starts.
     assert _loaded(tmp_path, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9") == ["opentelemetry"]
+
+
+def test_otel_sdk_disabled_keeps_tracing_off(tmp_path: Path) -> None:
+    settings = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_SDK_DISABLED": "true"}
+    assert _loaded(tmp_path, **settings) == []
+
+
+def test_a_traces_only_endpoint_turns_tracing_on(tmp_path: Path) -> None:
+    settings = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:9/v1/traces"}
+    assert _loaded(tmp_path, **settings) == ["opentelemetry"]

@@ -8,9 +8,10 @@ call, which answered long before) with a link to the Publish's span; its chunks
 are its children, provider sends theirs, and each carries the link too, so a
 backend shows the Publish from any of them.
 
-On only when OTEL_EXPORTER_OTLP_ENDPOINT is set (then every standard OTEL_*
-variable applies: headers, sampler, service name, resource attributes): spans
-go out by OTLP/gRPC in batches. Unset, none of this is imported.
+On only when OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+is set (observability_setup decides; then every standard OTEL_* variable
+applies: headers, sampler, service name, resource attributes): spans go out by
+OTLP/gRPC in batches. Unset, none of this is imported.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from pushhub_server.core.messages import Message
 from pushhub_server.core.models import Platform
 
-ENDPOINT_VARIABLE = "OTEL_EXPORTER_OTLP_ENDPOINT"
 _TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 # The link to the Publish of the run in progress, for its provider sends.
@@ -121,10 +121,8 @@ def publish_links(trace_context: str | None) -> tuple[Link, ...]:
     return (Link(span_context),) if span_context.is_valid else ()
 
 
-def tracing_from_env(environ: Mapping[str, str]) -> Tracing | None:
-    """OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set; else None (tracing off)."""
-    if not environ.get(ENDPOINT_VARIABLE):
-        return None
+def otlp_tracing(environ: Mapping[str, str]) -> Tracing:
+    """Spans exported by OTLP/gRPC, configured by the standard OTEL_* variables."""
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
