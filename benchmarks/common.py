@@ -76,9 +76,12 @@ def server_process(
 
 
 @contextmanager
-def pushhub_server(database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def pushhub_server(
+    database_url: str, port: int, settings: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`pushhub serve` on port; settings add PUSHHUB_* variables."""
     command = [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"]
-    env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
+    env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING", **(settings or {})}
     with server_process(command, port, env) as process:
         yield process
 
@@ -115,3 +118,11 @@ def describe_latencies(samples_s: list[float]) -> str:
     return (
         f"p50 {statistics.median(ms):.2f} ms, p99 {percentile(ms, 0.99):.2f} ms ({len(ms)} calls)"
     )
+
+
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """utime + stime of a process (or one of its threads) from /proc, in seconds."""
+    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
+    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    fields = Path(path).read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

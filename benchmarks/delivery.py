@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import (
+    cpu_seconds,
     create_app,
     describe_latencies,
     free_port,
@@ -322,17 +323,6 @@ def _short(frame: str) -> str:
     """'func (path/to/file.py:123)' -> 'func (file.py:123)'."""
     name, _, where = frame.partition(" (")
     return f"{name} ({where.rsplit('/', 1)[-1]}" if where else name
-
-
-# ------------------------------------------------------------------ CPU time
-
-
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    """utime + stime of a process (or one of its threads) from /proc, in seconds."""
-    path = f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat"
-    # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    fields = Path(path).read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------ one platform

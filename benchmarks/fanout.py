@@ -29,9 +29,17 @@ load and send on both databases):
     .venv/bin/python -m benchmarks.fanout --profile /tmp/fanout.raw   # py-spy, raw format
 
 --repeat publishes further broadcasts to the same server and registrations,
-one after the other, and prints the median too. PostgreSQL is reached at
-postgres@127.0.0.1:5432; the benchmark drops and recreates its own database
-(--pg-database, default pushhub_fanout).
+one after the other, and prints the median too.
+
+--metrics compare measures what metrics cost (docs/observability.md): the same
+broadcast with metrics off and on (PUSHHUB_METRICS_LISTEN), alternating, --repeat
+times each, one server process per broadcast (never two at once on the
+database), and prints both medians and their ratio:
+
+    .venv/bin/python -m benchmarks.fanout --count 200000 --repeat 5 --metrics compare
+
+PostgreSQL is reached at postgres@127.0.0.1:5432; the benchmark drops and
+recreates its own database (--pg-database, default pushhub_fanout).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from typing import Any
 import grpc
 
 from benchmarks.common import (
+    cpu_seconds,
     create_app,
     describe_latencies,
     free_port,
@@ -300,6 +309,12 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, help="PUSHHUB_CHUNK_SIZE for the server")
     parser.add_argument("--pg-database", default="pushhub_fanout")
     parser.add_argument("--profile", help="py-spy raw output file (the first broadcast)")
+    parser.add_argument(
+        "--metrics",
+        choices=("off", "on", "compare"),
+        default="off",
+        help="PUSHHUB_METRICS_LISTEN for the server; compare: off and on side by side",
+    )
     args = parser.parse_args()
 
     if args.database == "sqlite":
@@ -309,15 +324,12 @@ def main() -> None:
     keys = create_app(url)  # migrates the new database too
     print(load(args, url, keys["app_id"]), flush=True)
 
+    if args.metrics == "compare":
+        compare_metrics(args, url, keys)
+        return
     port = free_port()
     command = [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"]
-    env = {
-        "PUSHHUB_DATABASE_URL": url,
-        "PUSHHUB_LOG_LEVEL": "WARNING",
-        "PUSHHUB_SIMULATOR_RECORDS": "0",
-    }
-    if args.chunk_size:
-        env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
+    env = server_env(args, url, metrics=args.metrics == "on")
     results = []
     with server_process(command, port, env) as process:
         idle_rss = memory_kb(process.pid)["VmRSS"] / 1024
@@ -371,6 +383,97 @@ def main() -> None:
         "p99_ms": [round(p, 2) for p in p99s],
     }
     print(json.dumps(figures))
+
+
+def server_env(args: argparse.Namespace, url: str, *, metrics: bool) -> dict[str, str]:
+    env = {
+        "PUSHHUB_DATABASE_URL": url,
+        "PUSHHUB_LOG_LEVEL": "WARNING",
+        "PUSHHUB_SIMULATOR_RECORDS": "0",
+    }
+    if args.chunk_size:
+        env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
+    if metrics:
+        env["PUSHHUB_METRICS_LISTEN"] = f"127.0.0.1:{free_port()}"
+    return env
+
+
+def compare_metrics(args: argparse.Namespace, url: str, keys: dict[str, str]) -> None:
+    """The same broadcast with metrics off and on, alternating, one server at a time."""
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    # Server CPU time per notification: a machine shared with other work slows
+    # both the same, and moves this far less than it moves the rate.
+    cpu_us: dict[bool, list[float]] = {False: [], True: []}
+    for number in range(args.repeat):
+        # Alternating which goes first, so a drifting machine favours neither.
+        for metrics in (False, True) if number % 2 == 0 else (True, False):
+            port = free_port()
+            command = [
+                sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"
+            ]  # fmt: skip
+            env = server_env(args, url, metrics=metrics)
+            with server_process(command, port, env) as process:
+                cpu_before = cpu_seconds(process.pid)
+                result = asyncio.run(
+                    one_broadcast(
+                        f"127.0.0.1:{port}",
+                        keys["server_key"],
+                        process.pid,
+                        args.register_rate,
+                        (2 * number + metrics) * 1_000_000,
+                    )
+                )
+                used = cpu_seconds(process.pid) - cpu_before
+                result["peak_rss_mb"] = memory_kb(process.pid)["VmHWM"] / 1024
+            rates[metrics].append(float(result["rate"]))
+            cpu_us[metrics].append(used * 1e6 / int(result["targeted"]))
+            print(f"metrics {'on ' if metrics else 'off'}: ", end="")
+            report(number + 1, result)
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    chunk_size = args.chunk_size or 1000
+    per_chunk_us = metrics_cost_per_chunk_us()
+    chunk_us = chunk_size / off * 1e6
+    print()
+    print(f"fan-out to {args.count} registrations, {args.repeat} broadcast(s) each way:")
+    print(f"  recipients/s, metrics off : {off:9.0f} (median)")
+    print(f"  recipients/s, metrics on  : {on:9.0f} (median)")
+    print(f"  on / off                  : {on / off:9.3f} (target >= 0.97)")
+    cpu_off, cpu_on = statistics.median(cpu_us[False]), statistics.median(cpu_us[True])
+    print(f"  server CPU/notification   : {cpu_off:9.2f} us off, {cpu_on:.2f} us on (medians)")
+    print(f"  CPU on / off              : {cpu_on / cpu_off:9.3f} (target <= 1.03)")
+    print(
+        f"  metrics calls per chunk   : {per_chunk_us:9.1f} us in-process, "
+        f"{per_chunk_us / chunk_us:.3%} of a {chunk_size}-recipient chunk at the off rate"
+    )
+    print(
+        json.dumps({"off": [round(r) for r in rates[False]], "on": [round(r) for r in rates[True]]})
+    )
+
+
+def metrics_cost_per_chunk_us() -> float:
+    """What the dispatcher's metrics calls cost per chunk, measured in-process and
+    free of the noise between two server runs: a two-platform chunk's counts,
+    two provider requests, and a run's start and end spread over it."""
+    import timeit
+
+    from prometheus_client import CollectorRegistry
+
+    from pushhub_server.core.delivery_metrics import NotificationCounts
+    from pushhub_server.observability.prometheus_metrics import PushHubMetrics
+
+    metrics = PushHubMetrics(CollectorRegistry())
+    counts = NotificationCounts(sent={Platform.APNS: 500, Platform.FCM: 500})
+
+    def one_chunk() -> None:
+        metrics.chunk_counted(counts)
+        metrics.provider_request(Platform.APNS, 0.004)
+        metrics.provider_request(Platform.FCM, 0.004)
+        metrics.run_started()
+        metrics.run_ended()
+
+    rounds = 20_000
+    best = min(timeit.repeat(one_chunk, number=rounds, repeat=5))
+    return best / rounds * 1e6
 
 
 def report(number: int, result: dict[str, Any]) -> None:

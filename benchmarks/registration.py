@@ -6,12 +6,19 @@
    SQLite and on PostgreSQL.
 
     .venv/bin/python benchmarks/registration.py [--unary-seconds 10] [--stream-count 200000]
+
+--metrics compare runs only unary RegisterDevice, with metrics off and on
+(PUSHHUB_METRICS_LISTEN), alternating, --repeat times each, and prints both
+medians and their ratio (docs/observability.md):
+
+    .venv/bin/python -m benchmarks.registration --metrics compare --repeat 5
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -19,6 +26,7 @@ from collections.abc import Callable
 import grpc
 
 from benchmarks.common import (
+    cpu_seconds,
     create_app,
     describe_latencies,
     free_port,
@@ -86,6 +94,40 @@ def unary_benchmark(seconds: float) -> None:
     print(f"unary ratio         : {rate / echo_rate:8.0%} of the echo baseline (target >= 50%)")
 
 
+def unary_metrics_comparison(seconds: float, repeat: int) -> None:
+    """Unary RegisterDevice with metrics off and on, alternating, one server at a time."""
+    payload = lambda index: registration(index).SerializeToString()  # noqa: E731
+    url = sqlite_url()
+    keys = create_app(url)
+    auth = (("authorization", f"Bearer {keys['server_key']}"),)
+    rates: dict[bool, list[float]] = {False: [], True: []}
+    # Server CPU time per call: steadier than the rate on a machine shared with other work.
+    cpu_us: dict[bool, list[float]] = {False: [], True: []}
+    for number in range(repeat):
+        for metrics in (False, True) if number % 2 == 0 else (True, False):
+            port = free_port()
+            settings = {"PUSHHUB_METRICS_LISTEN": f"127.0.0.1:{free_port()}"} if metrics else {}
+            with pushhub_server(url, port, settings) as process:
+                before = cpu_seconds(process.pid)
+                rate, lat = asyncio.run(
+                    unary_run(f"127.0.0.1:{port}", REGISTER, payload, auth, seconds)
+                )
+                cpu_us[metrics].append((cpu_seconds(process.pid) - before) * 1e6 / len(lat))
+            rates[metrics].append(rate)
+            label = "on " if metrics else "off"
+            print(
+                f"metrics {label}: {rate:8.0f} RPC/s, {describe_latencies(lat)}, "
+                f"{cpu_us[metrics][-1]:.0f} us server CPU per call",
+                flush=True,
+            )
+    off, on = statistics.median(rates[False]), statistics.median(rates[True])
+    cpu_off, cpu_on = statistics.median(cpu_us[False]), statistics.median(cpu_us[True])
+    print(f"unary RegisterDevice, metrics off: {off:8.0f} RPC/s, {cpu_off:.0f} us CPU/call")
+    print(f"unary RegisterDevice, metrics on : {on:8.0f} RPC/s, {cpu_on:.0f} us CPU/call")
+    ratios = f"{on / off:8.3f} rate, {cpu_on / cpu_off:.3f} CPU"
+    print(f"on / off (medians of {repeat})       : {ratios}")
+
+
 async def stream_run(target: str, server_key: str, count: int) -> tuple[float, int]:
     requests = [
         registration_pb2.RegisterDevicesRequest(
@@ -121,7 +163,12 @@ def main() -> None:
     parser.add_argument("--unary-seconds", type=float, default=10.0)
     parser.add_argument("--stream-count", type=int, default=200_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--metrics", choices=("off", "compare"), default="off")
+    parser.add_argument("--repeat", type=int, default=5, help="runs each way with --metrics")
     args = parser.parse_args()
+    if args.metrics == "compare":
+        unary_metrics_comparison(args.unary_seconds, args.repeat)
+        return
     unary_benchmark(args.unary_seconds)
     stream_benchmark("SQLite", sqlite_url(), args.stream_count)
     if not args.skip_postgres:

@@ -22,6 +22,9 @@ ensure_postgres() {
   return 1
 }
 
+# The end-to-end metrics test scrapes PushHub with a real Prometheus server.
+scripts/ensure-prometheus.sh
+
 echo "=== test pass 1/2: SQLite ==="
 .venv/bin/pytest "$@"
 

@@ -149,6 +149,11 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         help="comma-separated host[:port] callback URLs may reach although private or"
         " plain http; overrides PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
     )
+    flag(
+        "--metrics-listen",
+        help="HOST:PORT serving Prometheus /metrics (off by default);"
+        " overrides PUSHHUB_METRICS_LISTEN",
+    )
     _add_admission_flags(serve_cmd)
 
 

@@ -68,6 +68,8 @@ class Config:
     device_rate: float = 100.0
     device_burst: int = 200
     device_concurrency: int = 16
+    # HOST:PORT serving /metrics (docs/observability.md); None: no metrics at all.
+    metrics_listen: str | None = None
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -102,4 +104,5 @@ class Config:
             device_rate=float(env.get("PUSHHUB_DEVICE_RATE", "100")),
             device_burst=int(env.get("PUSHHUB_DEVICE_BURST", "200")),
             device_concurrency=int(env.get("PUSHHUB_DEVICE_CONCURRENCY", "16")),
+            metrics_listen=env.get("PUSHHUB_METRICS_LISTEN") or None,
         )

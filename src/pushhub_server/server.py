@@ -10,6 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -37,6 +38,7 @@ from .api.logging_interceptor import LoggingInterceptor
 from .api.message_size_interceptor import MessageSizeInterceptor
 from .api.message_sizes import MIN_REQUEST_BYTES
 from .api.message_sizes import request_limits as request_limits_of
+from .api.metrics_interceptor import MetricsInterceptor
 from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
 from .api.request_decoding import DecodingInterceptor
@@ -60,6 +62,7 @@ from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
 from .listener import SERVER_OPTIONS, Listener
+from .observability_setup import Observability, start_observability
 from .store import (
     Database,
     SqlAppRepository,
@@ -70,6 +73,9 @@ from .store import (
     SqlTrackingRepository,
     migrate,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
 
 _log = logging.getLogger(__name__)
 
@@ -103,6 +109,12 @@ class RunningServer:
     _webhooks: HttpWebhookSender = field(repr=False)
     _providers: ProviderRegistry = field(repr=False)
     _db: Database = field(repr=False)
+    _observability: Observability = field(repr=False)
+
+    @property
+    def metrics_port(self) -> int | None:
+        """The port serving /metrics; None when this process serves none."""
+        return self._observability.metrics_port
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, so balancers move away, then let in-flight RPCs finish."""
@@ -117,30 +129,50 @@ class RunningServer:
         await self._providers.close()
         await self._webhooks.drain(_WEBHOOK_DRAIN_SECONDS)
         await self._db.dispose()
+        self._observability.close()
 
     async def wait_for_termination(self) -> None:
         await self._server.wait_for_termination()
 
 
-async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
-    """Raises StartupError (the listener) or PushHubError (the database) in one line."""
+async def start_server(
+    config: Config,
+    clock: Clock | None = None,
+    *,
+    serve_metrics_endpoint: bool = True,
+    tracer_provider: TracerProvider | None = None,
+) -> RunningServer:
+    """Raises StartupError (the listener) or PushHubError (the database) in one line.
+
+    With config.metrics_listen, metrics are recorded, and served there unless
+    serve_metrics_endpoint is False (a `--workers` parent serves its workers' sum).
+    Traces go to tracer_provider when given, else by OTLP when
+    OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md)."""
     listener = Listener.from_config(config)  # before the database is touched
-    await migrate(config.database_url)
-    db = Database.from_url(config.database_url)
+    observability = start_observability(config, serve_metrics_endpoint, tracer_provider)
     try:
-        return await _start(config, clock or SystemClock(), db, listener)
+        await migrate(config.database_url)
+        db = Database.from_url(config.database_url)
+    except BaseException:
+        observability.close()
+        raise
+    try:
+        return await _start(config, clock or SystemClock(), db, listener, observability)
     except BaseException:
         await db.dispose()
+        observability.close()
         raise
 
 
-async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
+async def _start(
+    config: Config, clock: Clock, db: Database, listener: Listener, observability: Observability
+) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
     webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
-    scheduler, publishing, providers = _delivery(config, clock, db, apps)
+    scheduler, publishing, providers = _delivery(config, clock, db, apps, observability)
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
         SqlTrackingRepository(db),
@@ -152,7 +184,7 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
     )
     request_limits = request_limits_of(config.limits)
     server = grpc.aio.server(
-        interceptors=_interceptors(config, apps, request_limits),
+        interceptors=_interceptors(config, apps, request_limits, observability),
         options=[*SERVER_OPTIONS, *_channel_options(request_limits)],
     )
     auth = Authenticator(apps)
@@ -190,16 +222,23 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         _webhooks=webhooks,
         _providers=providers,
         _db=db,
+        _observability=observability,
     )
 
 
 def _interceptors(
-    config: Config, apps: AppService, request_limits: dict[str, int]
+    config: Config, apps: AppService, request_limits: dict[str, int], observability: Observability
 ) -> list[grpc.aio.ServerInterceptor]:
     """Outermost first. Each refuses what it must before the request is read
-    (docs/admission.md); logging comes first so that refusals are logged too."""
+    (docs/admission.md); logging and metrics come first so that refusals are
+    logged and counted too."""
+    rpc_metrics = observability.rpc_metrics
+    counting = [] if rpc_metrics is None else [MetricsInterceptor(rpc_metrics)]
     return [
-        LoggingInterceptor(),
+        # Outside logging: the RPC's span is current when its line is logged.
+        *observability.tracing_interceptors(),
+        LoggingInterceptor(observability.trace_id()),
+        *counting,
         AuthenticationInterceptor(apps, SERVICE_NAMES),
         ConcurrencyInterceptor(
             max_rpcs=config.max_concurrent_rpcs,
@@ -242,9 +281,15 @@ async def _seal_signing_secrets(apps: AppService) -> None:
 
 
 def _delivery(
-    config: Config, clock: Clock, db: Database, apps: AppService
+    config: Config,
+    clock: Clock,
+    db: Database,
+    apps: AppService,
+    observability: Observability,
 ) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
+    metrics = observability.delivery_metrics
+    tracing = observability.delivery_tracing
     signal = InProcessStatusSignal()
     messages = SqlMessageRepository(db)
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
@@ -255,7 +300,7 @@ def _delivery(
         fcm_ca_file=config.fcm_ca_file,
         apns_connections=config.apns_connections,
     )
-    providers = ProviderRegistry(apps, simulator, clock, endpoints)
+    providers = ProviderRegistry(apps, simulator, clock, endpoints, metrics, tracing)
     apps.on_deleted.append(providers.forget)
     dispatcher = Dispatcher(
         messages,
@@ -265,10 +310,25 @@ def _delivery(
         signal,
         chunk_size=config.chunk_size,
         lease=timedelta(seconds=config.lease_seconds),
+        metrics=metrics,
+        tracing=tracing,
     )
-    scheduler = Scheduler(messages, dispatcher, clock, poll_interval=config.scheduler_poll_interval)
+    scheduler = Scheduler(
+        messages,
+        dispatcher,
+        clock,
+        poll_interval=config.scheduler_poll_interval,
+        metrics=metrics,
+    )
     publishing = PublishingService(
-        messages, clock, config.limits, check_publish_size, signal, on_published=scheduler.wake
+        messages,
+        clock,
+        config.limits,
+        check_publish_size,
+        signal,
+        on_published=scheduler.wake,
+        metrics=metrics,
+        trace_context=observability.trace_context(),
     )
     return scheduler, publishing, providers
 

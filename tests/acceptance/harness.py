@@ -57,9 +57,12 @@ SECRET_KEY = "acceptance-secret-key"
 # ---------------------------------------------------------------- server ----
 
 
-async def start_test_server(database_url: str, clock: ManualClock, **settings):
+async def start_test_server(
+    database_url: str, clock: ManualClock, tracer_provider=None, **settings
+):
     """Starts the real server on a random port (imported late: it may not exist yet);
-    settings override the Config fields the suite uses."""
+    settings override the Config fields the suite uses. Spans go to tracer_provider
+    when one is given."""
     from pushhub_server.server import start_server
 
     config = Config(
@@ -72,7 +75,7 @@ async def start_test_server(database_url: str, clock: ManualClock, **settings):
             **settings,
         }
     )
-    return await start_server(config, clock=clock)
+    return await start_server(config, clock=clock, tracer_provider=tracer_provider)
 
 
 @dataclass

@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import grpc
 
+from .observed_behavior import code_name, observed, rewrapped
 from .wrapped_handlers import WrappedHandlers
 
 _log = logging.getLogger("pushhub.rpc")
 
-Behavior = Callable[[Any, grpc.aio.ServicerContext], Any]
-
 
 class LoggingInterceptor(grpc.aio.ServerInterceptor):
-    """The outermost interceptor: calls refused by the others are logged too."""
+    """Outside the others: calls they refuse are logged too. With `trace_id`
+    (tracing on), each line carries the id of the RPC's trace."""
 
-    def __init__(self) -> None:
-        self._wrapped = WrappedHandlers(_wrap)
+    def __init__(self, trace_id: Callable[[], str | None] | None = None) -> None:
+        log_rpc = _log_rpc if trace_id is None else functools.partial(_log_traced_rpc, trace_id)
+        self._wrapped = WrappedHandlers(functools.partial(_wrap, log_rpc))
 
     async def intercept_service(
         self,
@@ -38,63 +36,11 @@ class LoggingInterceptor(grpc.aio.ServerInterceptor):
         return self._wrapped.of(method, handler)
 
 
-def _wrap(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            _logged(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            _logged(method, handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_unary:
-        return grpc.stream_unary_rpc_method_handler(
-            _logged(method, handler.stream_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return grpc.stream_stream_rpc_method_handler(
-        _logged(method, handler.stream_stream),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
-
-def _logged(method: str, behavior: Behavior) -> Behavior:
-    """Wraps a behavior, keeping its shape: grpc.aio treats async generators and
-    coroutines differently for streamed responses."""
-    if inspect.isasyncgenfunction(behavior):
-
-        async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            error: BaseException | None = None
-            try:
-                async for response in behavior(request, context):
-                    yield response
-            except BaseException as raised:
-                error = raised
-                raise
-            finally:
-                _log_rpc(method, context, error, started)
-
-        return stream
-
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            return await behavior(request, context)
-        except BaseException as raised:
-            error = raised
-            raise
-        finally:
-            _log_rpc(method, context, error, started)
-
-    return unary
+def _wrap(
+    log: Callable[..., None], method: str, handler: grpc.RpcMethodHandler
+) -> grpc.RpcMethodHandler:
+    log_rpc = functools.partial(log, method)
+    return rewrapped(handler, lambda behavior: observed(behavior, log_rpc))
 
 
 def _log_rpc(
@@ -106,22 +52,30 @@ def _log_rpc(
     duration_ms = round((time.perf_counter() - started) * 1000, 3)
     # The same JSON object json.dumps wrote, formatted only when a handler emits
     # it: the method is JSON-quoted once per method, and code names are plain.
-    _log.info(_LINE, _quoted(method), _code_name(context, error), duration_ms)
+    _log.info(_LINE, _quoted(method), code_name(context, error), duration_ms)
+
+
+def _log_traced_rpc(
+    trace_id: Callable[[], str | None],
+    method: str,
+    context: grpc.aio.ServicerContext,
+    error: BaseException | None,
+    started: float,
+) -> None:
+    if not _log.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    code = code_name(context, error)
+    # 32 hex digits or null: no quoting needed beyond the literal quotes.
+    traced = trace_id()
+    trace = "null" if traced is None else f'"{traced}"'
+    _log.info(_TRACED_LINE, _quoted(method), code, duration_ms, trace)
 
 
 _LINE = '{"method": %s, "code": "%s", "duration_ms": %s}'
+_TRACED_LINE = '{"method": %s, "code": "%s", "duration_ms": %s, "trace_id": %s}'
 
 
 @functools.cache
 def _quoted(method: str) -> str:
     return json.dumps(method)
-
-
-def _code_name(context: grpc.aio.ServicerContext, error: BaseException | None) -> str:
-    if isinstance(error, asyncio.CancelledError):
-        return "CANCELLED"
-    # abort() records its code on the context before raising AbortError.
-    code = context.code()
-    if code is not None:
-        return code.name
-    return "OK" if error is None else "UNKNOWN"

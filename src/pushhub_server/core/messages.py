@@ -80,6 +80,8 @@ class Message:
     schedule: Schedule
     created_at: datetime
     request_id: str | None = None
+    # The Publish's W3C traceparent, opaque here: delivery's spans link to it.
+    trace_context: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,11 @@ can read or change another app's rows.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from .delivery_metrics import NotificationCounts
 from .errors import PushHubError
 from .messages import (
     Audience,
@@ -18,6 +20,7 @@ from .messages import (
     DeliveryResult,
     InboxEntry,
     Message,
+    MessageState,
     MessageStatus,
     Recipient,
     Run,
@@ -321,3 +324,37 @@ class StatusSignal(Protocol):
         """Starts listening now, so a change made while the watcher reads the status
         is not lost before its next wait."""
         ...
+
+
+class DeliveryMetrics(Protocol):
+    """What delivery tells an operator's metrics (core.delivery_metrics has the
+    no-op default). Every call is cheap and never raises."""
+
+    def chunk_counted(self, counts: NotificationCounts) -> None:
+        """One chunk's notifications, counted once per chunk."""
+
+    def provider_request(self, platform: Platform, seconds: float) -> None:
+        """One send to a platform's provider (a chunk's share, or a retry) took `seconds`."""
+
+    def message_ended(self, state: MessageState) -> None:
+        """A message reached a terminal state."""
+
+    def run_claimed(self, lag_seconds: float) -> None:
+        """A run was claimed `lag_seconds` after it fell due."""
+
+    def run_started(self) -> None: ...
+
+    def run_ended(self) -> None: ...
+
+
+class DeliveryTracing(Protocol):
+    """Spans around a run, each of its chunks and each provider send, linked to
+    the Publish that stored the message (core.delivery_tracing: the no-op one)."""
+
+    def run(self, message: Message, claim: int) -> AbstractContextManager[object]: ...
+
+    def chunk(self, message: Message, recipients: int) -> AbstractContextManager[object]: ...
+
+    def provider_send(
+        self, platform: Platform, deliveries: int
+    ) -> AbstractContextManager[object]: ...

@@ -7,14 +7,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from .clock import Clock
+from .delivery_metrics import NO_DELIVERY_METRICS
 from .errors import ErrorCode, PushHubError, accepted, invalid_field, not_found
 from .ids import new_id
 from .key_rights import require_publisher, require_server
 from .limits import Limits
-from .messages import Audience, Message, MessageStatus, Schedule
+from .messages import Audience, Message, MessageState, MessageStatus, Schedule
 from .models import Platform, Principal
 from .notifications import NotificationContent, parse_json_object, validate_content
-from .ports import MessageRepository, StatusSignal
+from .ports import DeliveryMetrics, MessageRepository, StatusSignal
 from .registration_rules import DEFAULT_CHANNEL
 from .tag_expression import parse_tag_expression
 from .validation import check_count, check_map, check_name, check_text
@@ -56,6 +57,10 @@ class PublishingService:
     # Seconds between database reads while watching, when no signal arrives
     # (another server process may be the one publishing).
     watch_poll_seconds: float = 2.0
+    # Told when a cancel ends a message (the dispatcher reports the other ends).
+    metrics: DeliveryMetrics = NO_DELIVERY_METRICS
+    # The calling Publish's trace context (a W3C traceparent), None with tracing off.
+    trace_context: Callable[[], str | None] = field(default=lambda: None)
 
     async def publish(self, principal: Principal, draft: PublishDraft) -> str:
         """Stores the message SCHEDULED; returns its id. A refusal raises and stores
@@ -79,6 +84,7 @@ class PublishingService:
             schedule=self._schedule(draft, now),
             created_at=now,
             request_id=request_id,
+            trace_context=self.trace_context(),
         )
         # A concurrent twin with the same request_id may have been stored since
         # the lookup: create then answers its id, and the answer is the same.
@@ -99,6 +105,7 @@ class PublishingService:
                 f"message {message_id!r} has already finished; nothing to cancel",
                 {"message_id": message_id},
             )
+        self.metrics.message_ended(MessageState.CANCELLED)
         self.signal.notify(message_id)
         return await self._status(principal.app_id, message_id)
 

@@ -54,6 +54,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pushhub_server.core.clock import Clock
+from pushhub_server.core.delivery_metrics import (
+    NO_DELIVERY_METRICS,
+    FailureKind,
+    NotificationCounts,
+)
+from pushhub_server.core.delivery_tracing import NO_DELIVERY_TRACING
 from pushhub_server.core.errors import PushHubError, is_database_unavailable
 from pushhub_server.core.messages import (
     ChunkOutcome,
@@ -61,13 +67,16 @@ from pushhub_server.core.messages import (
     DeliveryOutcome,
     DeliveryResult,
     Message,
+    MessageState,
     Recipient,
     Run,
     new_delivery,
 )
 from pushhub_server.core.ports import (
     AudienceReader,
+    DeliveryMetrics,
     DeliveryProvider,
+    DeliveryTracing,
     MessageRepository,
     StatusSignal,
 )
@@ -117,6 +126,8 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=60),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy | None = None,
+        metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+        tracing: DeliveryTracing = NO_DELIVERY_TRACING,
     ) -> None:
         self._messages = messages
         self._audience = audience
@@ -130,6 +141,8 @@ class Dispatcher:
         self.lease = lease
         self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
+        self._metrics = metrics
+        self._tracing = tracing
         # Per message, where its stopped run started and how many stops in a row
         # started there (see the module docstring); oldest first.
         self._stops: dict[str, tuple[_Start, int]] = {}
@@ -142,8 +155,10 @@ class Dispatcher:
         self._signal.notify(message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
+        self._metrics.run_started()
         try:
-            await self._deliver_or_fail(run, lost)
+            with self._tracing.run(run.message, run.claim):
+                await self._deliver_or_fail(run, lost)
             self._stops.pop(message_id, None)
         except Exception as error:
             _log.error(
@@ -156,6 +171,7 @@ class Dispatcher:
             )
             await self._after_stop(run, error)
         finally:
+            self._metrics.run_ended()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
@@ -173,6 +189,7 @@ class Dispatcher:
         reason = f"delivery stopped {stops} times in a row without progress; see the server log"
         try:
             await self._messages.fail(message_id, run.claim, reason, self._clock.now())
+            self._metrics.message_ended(MessageState.FAILED)
         except Exception:
             # The store may be what keeps failing: the run resumes, and counts again.
             _log.exception("could not mark message %s failed", message_id)
@@ -222,6 +239,7 @@ class Dispatcher:
             # Its content, the same for every recipient: resuming could never cure it.
             _log.exception("message %s cannot be rendered for any recipient", message_id)
             await self._messages.fail(message_id, run.claim, _UNRENDERABLE, self._clock.now())
+            self._metrics.message_ended(MessageState.FAILED)
             return
         await self._deliver(run, renderer, lost)
 
@@ -233,6 +251,8 @@ class Dispatcher:
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
         await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
+        if next_run_at is None:
+            self._metrics.message_ended(MessageState.PUBLISHED)
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
         """Sends every page after run.cursor; False when the run had to stop (the
@@ -287,16 +307,30 @@ class Dispatcher:
 
     async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
-        outcome = chunk.outcome
-        if chunk.deliveries:
-            results = await self._retry.send(fanout.provider, chunk.deliveries, fanout.lost)
-            _classify(chunk.deliveries, results, outcome)
-        message_id = run.message.message_id
-        recorded = await self._messages.record_chunk(
-            message_id, run.claim, outcome, self._clock.now(), self.lease
-        )
+        with self._tracing.chunk(run.message, len(chunk.deliveries)):
+            outcome = chunk.outcome
+            self._metrics.chunk_counted(await self._send(fanout, chunk))
+            message_id = run.message.message_id
+            recorded = await self._messages.record_chunk(
+                message_id, run.claim, outcome, self._clock.now(), self.lease
+            )
         self._signal.notify(message_id)
         return recorded
+
+    async def _send(self, fanout: _Fanout, chunk: _Chunk) -> NotificationCounts:
+        """Sends the chunk's deliveries, retries included, and counts their results
+        in its outcome; returns them counted for metrics, once per chunk."""
+        outcome = chunk.outcome
+        # What failed before sending failed to render (core.delivery_metrics).
+        counts = NotificationCounts(sent=outcome.sent)
+        for platform, unrendered in outcome.failed.items():
+            counts.count_failed(platform, FailureKind.UNRENDERABLE, unrendered)
+        if chunk.deliveries:
+            results = await self._retry.send(
+                fanout.provider, chunk.deliveries, fanout.lost, on_retry=counts.count_resent
+            )
+            _classify(chunk.deliveries, results, outcome, counts)
+        return counts
 
 
 @dataclass
@@ -407,10 +441,14 @@ class _Fanout:
 
 
 def _classify(
-    deliveries: Sequence[Delivery], results: Sequence[DeliveryResult], outcome: ChunkOutcome
+    deliveries: Sequence[Delivery],
+    results: Sequence[DeliveryResult],
+    outcome: ChunkOutcome,
+    counts: NotificationCounts,
 ) -> None:
     """Counts sent and failed results; still-RETRY ones ran out of attempts, or the
-    run was lost before they could be retried, and failed."""
+    run was lost before they could be retried, and failed. Failures are counted for
+    metrics too, under their FailureKind."""
     sent = outcome.sent
     for delivery, result in zip(deliveries, results, strict=True):
         if result.outcome is DeliveryOutcome.SENT:
@@ -419,3 +457,11 @@ def _classify(
         if result.outcome is DeliveryOutcome.INVALID_TOKEN:
             outcome.invalid_registration_ids.append(delivery.registration_id)
         outcome.count_failure(delivery.platform, result.reason or result.outcome.name)
+        counts.count_failed(delivery.platform, _FAILURE_KINDS[result.outcome])
+
+
+_FAILURE_KINDS = {
+    DeliveryOutcome.INVALID_TOKEN: FailureKind.INVALID_TOKEN,
+    DeliveryOutcome.REJECTED: FailureKind.REJECTED,
+    DeliveryOutcome.RETRY: FailureKind.RETRIES_EXHAUSTED,
+}

@@ -57,10 +57,12 @@ class RetryPolicy:
         stop: asyncio.Event | None = None,
         *,
         validate_only: bool = False,
+        on_retry: Callable[[Sequence[Delivery]], None] | None = None,
     ) -> list[DeliveryResult]:
         """One result per delivery, in order; only the RETRY subset is sent again,
         until `stop` (if given) is set: the results so far are returned then.
-        ``validate_only`` goes with every send, retries included."""
+        ``validate_only`` goes with every send, retries included; on_retry (if
+        given) is told what each retry sends again, before it is sent."""
         # Without one (a credentials check, not a run), nothing ever stops it.
         stop = stop or asyncio.Event()
         results = await provider.send(deliveries, validate_only=validate_only)
@@ -71,9 +73,10 @@ class RetryPolicy:
             delay = self.delay(retry, _longest_retry_after(results, pending))
             if not await self._wait(delay, stop):
                 break
-            retried = await provider.send(
-                [deliveries[index] for index in pending], validate_only=validate_only
-            )
+            resent = [deliveries[index] for index in pending]
+            if on_retry is not None:
+                on_retry(resent)
+            retried = await provider.send(resent, validate_only=validate_only)
             for index, result in zip(pending, retried, strict=True):
                 results[index] = result
             pending = self._retryable(results, pending)

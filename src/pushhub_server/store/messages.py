@@ -299,6 +299,7 @@ def _new_row(message: Message) -> dict[str, Any]:
         **dict.fromkeys(_COUNTERS, 0),
         "created_at": created_at,
         "updated_at": created_at,
+        "trace_context": message.trace_context,
     }
 
 
@@ -341,6 +342,7 @@ def _message(row: Any) -> Message:
         schedule=schedule,
         created_at=from_micros(row.created_at),
         request_id=row.request_id,
+        trace_context=row.trace_context,
     )
 
 

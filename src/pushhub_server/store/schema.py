@@ -182,6 +182,8 @@ messages = sa.Table(
     sa.Column("error_message", sa.Text),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # The Publish's W3C traceparent, when tracing was on (docs/observability.md).
+    sa.Column("trace_context", sa.String(128)),
     sa.UniqueConstraint("app_id", "request_id", name="uq_messages_request"),
     # The scheduler's two questions: which runs are due, and which leases ran out.
     sa.Index("ix_messages_due", "state", "next_run_at"),

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,10 +40,12 @@ from pushhub_server.core.credentials import (
     FcmCredentials,
     UnreadableCredentials,
 )
+from pushhub_server.core.delivery_metrics import NO_DELIVERY_METRICS
+from pushhub_server.core.delivery_tracing import NO_DELIVERY_TRACING
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
-from pushhub_server.core.ports import DeliveryProvider
+from pushhub_server.core.ports import DeliveryMetrics, DeliveryProvider, DeliveryTracing
 
 from .apns import ApnsProvider, ProviderToken
 from .fcm import FcmProvider
@@ -122,15 +125,31 @@ class _AppRouter:
     async def _send(
         self, platform: Platform, deliveries: list[Delivery], validate_only: bool
     ) -> list[DeliveryResult]:
-        async with self._registry._hold(self._app_id, platform) as slot:
-            return await slot.provider.send(deliveries, validate_only=validate_only)
+        registry = self._registry
+        async with registry._hold(self._app_id, platform) as slot:
+            with registry.tracing.provider_send(platform, len(deliveries)):
+                started = time.perf_counter()
+                try:
+                    return await slot.provider.send(deliveries, validate_only=validate_only)
+                finally:
+                    registry.metrics.provider_request(platform, time.perf_counter() - started)
 
 
 class ProviderRegistry:
     def __init__(
-        self, apps: AppService, simulator: DeliveryProvider, clock: Clock, endpoints: Endpoints
+        self,
+        apps: AppService,
+        simulator: DeliveryProvider,
+        clock: Clock,
+        endpoints: Endpoints,
+        metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+        tracing: DeliveryTracing = NO_DELIVERY_TRACING,
     ) -> None:
         self._apps = apps
+        # Every provider send is timed and traced here, per platform, whichever
+        # provider it is.
+        self.metrics = metrics
+        self.tracing = tracing
         self._simulator = simulator
         self._clock = clock
         self._endpoints = endpoints
