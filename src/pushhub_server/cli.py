@@ -27,6 +27,7 @@ from .core.errors import PushHubError
 from .core.messages import InboxEntry
 from .core.models import KeyKind
 from .core.outbound import OutboundPolicy
+from .core.web_push_endpoints import EndpointPolicy
 from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
+            _check_web_push_hosts(config.web_push_allowed_hosts)
             serve(config, on_start=functools.partial(_bootstrap, config=config))
             return
         asyncio.run(args.run(args, config))
@@ -63,6 +65,13 @@ def _log_level(name: str) -> int:
 def _check_allowed_hosts(text: str) -> None:
     try:
         OutboundPolicy.from_list(text)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _check_web_push_hosts(text: str) -> None:
+    try:
+        EndpointPolicy.from_env(text)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
 
@@ -130,6 +139,15 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--apns-connections", type=int, help="overrides PUSHHUB_APNS_CONNECTIONS")
     flag("--fcm-endpoint", help="overrides PUSHHUB_FCM_ENDPOINT")
     flag("--fcm-ca-file", help="overrides PUSHHUB_FCM_CA_FILE")
+    flag("--hms-endpoint", help="overrides PUSHHUB_HMS_ENDPOINT")
+    flag("--hms-token-endpoint", help="overrides PUSHHUB_HMS_TOKEN_ENDPOINT")
+    flag("--hms-ca-file", help="overrides PUSHHUB_HMS_CA_FILE")
+    flag("--web-push-ca-file", help="overrides PUSHHUB_WEB_PUSH_CA_FILE")
+    flag(
+        "--web-push-allowed-hosts",
+        help="comma-separated host[:port] added to the Web Push services' allow-list, which"
+        " may be private or plain http; overrides PUSHHUB_WEB_PUSH_ALLOWED_HOSTS",
+    )
     flag("--tls-cert", help="PEM certificate chain: TLS only; overrides PUSHHUB_TLS_CERT")
     flag("--tls-key", help="PEM private key of --tls-cert; overrides PUSHHUB_TLS_KEY")
     flag(

@@ -50,6 +50,8 @@ from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
+from .core.web_push_endpoints import EndpointPolicy
+from .delivery.address_guard import AddressGuard, Resolver
 from .delivery.dispatcher import Dispatcher
 from .delivery.payloads import check_publish_size
 from .delivery.providers import SimulatorProvider
@@ -122,25 +124,34 @@ class RunningServer:
         await self._server.wait_for_termination()
 
 
-async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
-    """Raises StartupError (the listener) or PushHubError (the database) in one line."""
+async def start_server(
+    config: Config, clock: Clock | None = None, resolver: Resolver | None = None
+) -> RunningServer:
+    """Raises StartupError (the listener) or PushHubError (the database) in one line.
+
+    ``resolver`` replaces the system resolver for Web Push hosts (tests: a name
+    that resolves into the operator's network); the address guard still checks
+    every answer."""
     listener = Listener.from_config(config)  # before the database is touched
     await migrate(config.database_url)
     db = Database.from_url(config.database_url)
     try:
-        return await _start(config, clock or SystemClock(), db, listener)
+        return await _start(config, clock or SystemClock(), db, listener, resolver)
     except BaseException:
         await db.dispose()
         raise
 
 
-async def _start(config: Config, clock: Clock, db: Database, listener: Listener) -> RunningServer:
+async def _start(
+    config: Config, clock: Clock, db: Database, listener: Listener, resolver: Resolver | None
+) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
     webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
-    scheduler, publishing, providers = _delivery(config, clock, db, apps)
+    web_push_policy = EndpointPolicy.from_env(config.web_push_allowed_hosts)
+    scheduler, publishing, providers = _delivery(config, clock, db, apps, web_push_policy, resolver)
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
         SqlTrackingRepository(db),
@@ -149,6 +160,7 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         config.limits,
         verifier=DryRunVerifier(providers),
         callback_urls=callback_urls,
+        web_push_endpoints=web_push_policy,
     )
     request_limits = request_limits_of(config.limits)
     server = grpc.aio.server(
@@ -242,7 +254,12 @@ async def _seal_signing_secrets(apps: AppService) -> None:
 
 
 def _delivery(
-    config: Config, clock: Clock, db: Database, apps: AppService
+    config: Config,
+    clock: Clock,
+    db: Database,
+    apps: AppService,
+    web_push_policy: EndpointPolicy,
+    resolver: Resolver | None,
 ) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
     signal = InProcessStatusSignal()
@@ -254,6 +271,12 @@ def _delivery(
         fcm_url=config.fcm_endpoint,
         fcm_ca_file=config.fcm_ca_file,
         apns_connections=config.apns_connections,
+        hms_url=config.hms_endpoint,
+        hms_token_url=config.hms_token_endpoint,
+        hms_ca_file=config.hms_ca_file,
+        web_push_ca_file=config.web_push_ca_file,
+        web_push_policy=web_push_policy,
+        web_push_resolve=resolver and AddressGuard(resolver),
     )
     providers = ProviderRegistry(apps, simulator, clock, endpoints)
     apps.on_deleted.append(providers.forget)

@@ -35,6 +35,8 @@ AUTH_BYTES = 16
 VAPID_SCALAR_BYTES = 32
 # A subject goes into every VAPID token; push services read it to contact the sender.
 SUBJECT_LENGTH = 1024
+# Characters of a VAPID private key: a P-256 PKCS#8 PEM is about 240.
+VAPID_KEY_LENGTH = 8192
 INVALID_WEB_PUSH_KEYS = "INVALID_WEB_PUSH_KEYS"
 
 _CURVE = ec.SECP256R1()
@@ -184,6 +186,8 @@ def _bad_subject() -> PushHubError:
 
 
 def _vapid_key(text: str) -> ec.EllipticCurvePrivateKey:
+    if len(text) > VAPID_KEY_LENGTH:
+        raise _bad_vapid_key(f"is over {VAPID_KEY_LENGTH} characters")
     stripped = text.strip()
     if stripped.startswith("-----BEGIN"):
         try:
