@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .errors import PushHubError, invalid_field
+from .errors import PushHubError, invalid_field, required
 
 P256DH_BYTES = 65
 AUTH_BYTES = 16
@@ -160,7 +160,7 @@ def vapid_public_key(key: ec.EllipticCurvePrivateKey) -> str:
 def check_subject(subject: str) -> str:
     """RFC 8292's ``sub``: a contact URI, ``mailto:`` or ``https:``."""
     if not subject:
-        raise invalid_field("subject", "INVALID_CREDENTIALS", "subject is required")
+        raise required("subject")
     if len(subject) > SUBJECT_LENGTH or not _VISIBLE_ASCII.fullmatch(subject):
         raise _bad_subject()
     if subject.startswith("mailto:"):
