@@ -44,6 +44,8 @@ from .json_text import dumps
 from .size import PAYLOAD_LIMIT, payload_too_large
 from .templates import TEMPLATE_CACHE_SIZE, remember, template_object
 
+# Looked up once: an enum member read through its class costs a lookup per recipient.
+_HMS = Platform.HMS
 # FCM requests carry no per-payload headers.
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -208,7 +210,7 @@ class PayloadRenderer:
         ``metadata`` matters only when ``uses_metadata``, and ``templates`` only when
         ``uses_templates``: callers holding them undecoded may pass None otherwise.
         """
-        if platform is Platform.HMS:
+        if platform is _HMS:
             return self._hms_payloads().render(metadata, templates), _NO_HEADERS
         prepared = None
         if templates and self.uses_templates:
