@@ -74,7 +74,7 @@ from pushhub.v1 import common_pb2, publish_pb2, registration_pb2, status_pb2
 from pushhub_server.core.clock import to_micros
 from pushhub_server.core.ids import new_ids
 from pushhub_server.core.models import Platform, RegistrationInput
-from pushhub_server.store.records import content_values
+from pushhub_server.store.records import CONTENT_COLUMNS, content_values
 
 PUBLISH = "/pushhub.v1.PublishService/Publish"
 WATCH = "/pushhub.v1.StatusService/WatchMessageStatus"
@@ -115,10 +115,17 @@ def _rows(app_id: str, start: int, stop: int, now: int) -> list[tuple]:
     ]
 
 
-_COLUMNS = (
-    "id, app_id, platform, device_token, user_id, expires_at, metadata_json, "
-    "templates_json, selector, token_hash, fingerprint, created_at, updated_at"
+# The store's own column order (records.CONTENT_COLUMNS), so a new column needs no edit here.
+_COLUMN_NAMES = (
+    "id",
+    "app_id",
+    *CONTENT_COLUMNS,
+    "token_hash",
+    "fingerprint",
+    "created_at",
+    "updated_at",
 )
+_COLUMNS = ", ".join(_COLUMN_NAMES)
 
 
 def load_sqlite(url: str, app_id: str, count: int) -> None:
@@ -128,7 +135,9 @@ def load_sqlite(url: str, app_id: str, count: int) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")
     conn.execute("BEGIN")
-    insert = f"INSERT INTO registrations ({_COLUMNS}) VALUES ({', '.join('?' * 13)})"
+    insert = (
+        f"INSERT INTO registrations ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMN_NAMES))})"
+    )
     for start in range(0, count, LOAD_BATCH):
         conn.executemany(insert, _rows(app_id, start, min(start + LOAD_BATCH, count), now))
     conn.execute("COMMIT")
@@ -143,7 +152,7 @@ async def load_postgres(url: str, app_id: str, count: int) -> None:
     now = to_micros(datetime.now(UTC))
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
     try:
-        columns = [name.strip() for name in _COLUMNS.split(",")]
+        columns = list(_COLUMN_NAMES)
         for start in range(0, count, LOAD_BATCH):
             rows = _rows(app_id, start, min(start + LOAD_BATCH, count), now)
             await conn.copy_records_to_table("registrations", records=rows, columns=columns)

@@ -53,8 +53,7 @@ CONTENT = NotificationContent(
     ttl=None,
     priority="high",
 )
-# The provider never reads a delivery's platform; FCM stands in until Platform gains HMS.
-PLATFORM = Platform.FCM
+PLATFORM = Platform.HMS
 
 
 @dataclass

@@ -181,7 +181,7 @@ def main() -> None:
                 "msg",
                 "app",
                 f"reg-{n}",
-                Platform.FCM,
+                Platform.WEB_PUSH,
                 f"{base}{n}",
                 payload,
                 headers,

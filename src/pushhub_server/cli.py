@@ -22,11 +22,19 @@ from pathlib import Path
 from .config import Config
 from .core.apps import AppService
 from .core.clock import SystemClock
-from .core.credentials import ApnsEnvironment, SecretBox, apns_credentials, fcm_credentials
+from .core.credentials import (
+    ApnsEnvironment,
+    SecretBox,
+    apns_credentials,
+    fcm_credentials,
+    hms_credentials,
+)
 from .core.errors import PushHubError
 from .core.messages import InboxEntry
 from .core.models import KeyKind
 from .core.outbound import OutboundPolicy
+from .core.web_push import web_push_credentials
+from .core.web_push_endpoints import EndpointPolicy
 from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
@@ -44,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
+            _check_web_push_hosts(config.web_push_allowed_hosts)
             serve(config, on_start=functools.partial(_bootstrap, config=config))
             return
         asyncio.run(args.run(args, config))
@@ -63,6 +72,13 @@ def _log_level(name: str) -> int:
 def _check_allowed_hosts(text: str) -> None:
     try:
         OutboundPolicy.from_list(text)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def _check_web_push_hosts(text: str) -> None:
+    try:
+        EndpointPolicy.from_env(text)
     except ValueError as error:
         raise SystemExit(f"error: {error}") from None
 
@@ -130,6 +146,15 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--apns-connections", type=int, help="overrides PUSHHUB_APNS_CONNECTIONS")
     flag("--fcm-endpoint", help="overrides PUSHHUB_FCM_ENDPOINT")
     flag("--fcm-ca-file", help="overrides PUSHHUB_FCM_CA_FILE")
+    flag("--hms-endpoint", help="overrides PUSHHUB_HMS_ENDPOINT")
+    flag("--hms-token-endpoint", help="overrides PUSHHUB_HMS_TOKEN_ENDPOINT")
+    flag("--hms-ca-file", help="overrides PUSHHUB_HMS_CA_FILE")
+    flag("--web-push-ca-file", help="overrides PUSHHUB_WEB_PUSH_CA_FILE")
+    flag(
+        "--web-push-allowed-hosts",
+        help="comma-separated host[:port] added to the Web Push services' allow-list, which"
+        " may be private or plain http; overrides PUSHHUB_WEB_PUSH_ALLOWED_HOSTS",
+    )
     flag("--tls-cert", help="PEM certificate chain: TLS only; overrides PUSHHUB_TLS_CERT")
     flag("--tls-key", help="PEM private key of --tls-cert; overrides PUSHHUB_TLS_KEY")
     flag(
@@ -215,6 +240,30 @@ def _add_app_commands(
     fcm.add_argument("app", help="app id or name")
     fcm.add_argument("--service-account", required=True, type=Path, help="the JSON file")
     fcm.set_defaults(run=_apps_set_fcm)
+    webpush = apps.add_parser(
+        "set-webpush",
+        parents=[database],
+        help="set an app's Web Push (VAPID) key and subject; prints the applicationServerKey",
+    )
+    webpush.add_argument("app", help="app id or name")
+    webpush.add_argument(
+        "--private-key",
+        type=Path,
+        help="a P-256 private key file, PEM or raw base64url (default: generate one)",
+    )
+    webpush.add_argument(
+        "--subject", required=True, help="mailto: or https: URL push services may contact"
+    )
+    webpush.set_defaults(run=_apps_set_webpush)
+    hms = apps.add_parser(
+        "set-hms", parents=[database], help="set an app's Huawei Push Kit OAuth client"
+    )
+    hms.add_argument("app", help="app id or name")
+    hms.add_argument("--client-id", required=True, help="the AppGallery Connect App ID")
+    hms.add_argument(
+        "--client-secret-file", required=True, type=Path, help="a file holding the App Secret"
+    )
+    hms.set_defaults(run=_apps_set_hms)
 
 
 def _add_key_commands(
@@ -328,6 +377,30 @@ async def _apps_set_fcm(args: argparse.Namespace, config: Config) -> None:
     _warn_if_unsealed(config)
 
 
+async def _apps_set_webpush(args: argparse.Namespace, config: Config) -> None:
+    key = args.private_key.read_text() if args.private_key is not None else ""
+    credentials = web_push_credentials(key, args.subject)
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.set_web_push_credentials(app.app_id, credentials)
+    made = "generated" if not key.strip() else "set"
+    print(f"Web Push credentials {made} for {app.name}")
+    # What the page passes to pushManager.subscribe() as applicationServerKey.
+    print(f"applicationServerKey: {credentials.public_key}")
+    _warn_if_unsealed(config)
+
+
+async def _apps_set_hms(args: argparse.Namespace, config: Config) -> None:
+    # A file, not a flag: a secret on the command line is in every `ps` listing.
+    secret = args.client_secret_file.read_text().strip()
+    credentials = hms_credentials(args.client_id, secret)
+    async with _app_service(config) as apps:
+        app = await apps.find_app(args.app)
+        await apps.set_hms_credentials(app.app_id, credentials)
+    print(f"HMS credentials set for {app.name} (client {credentials.client_id})")
+    _warn_if_unsealed(config)
+
+
 def _warn_if_unsealed(config: Config, then: str = "run this command again to seal them") -> None:
     if config.secret_key is None:
         print(
@@ -372,7 +445,7 @@ async def _inbox(args: argparse.Namespace, config: Config) -> None:
             print(json.dumps(_inbox_json(entry)))
         else:
             print(
-                f"{entry.delivered_at.isoformat()}  {entry.platform.name:4}  "
+                f"{entry.delivered_at.isoformat()}  {entry.platform.name:8}  "
                 f"message {entry.message_id}  registration {entry.registration_id}\n"
                 f"    {entry.payload}"
             )

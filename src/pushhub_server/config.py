@@ -44,6 +44,15 @@ class Config:
     apns_connections: int = 1
     fcm_endpoint: str | None = None
     fcm_ca_file: str | None = None
+    # Huawei Push Kit and its OAuth token endpoint, and the CA for both (a relay, a fake).
+    hms_endpoint: str | None = None
+    hms_token_endpoint: str | None = None
+    hms_ca_file: str | None = None
+    # Trust store for Web Push services (tests, relays with their own CA).
+    web_push_ca_file: str | None = None
+    # Comma-separated host or host:port added to the Web Push services' allow-list,
+    # which may be private, loopback or plain http (core.web_push_endpoints).
+    web_push_allowed_hosts: str = ""
     # Python logging level name; INFO writes one JSON line per RPC, WARNING drops them.
     log_level: str = "INFO"
     # TLS on the listener (PEM files); with a client CA, clients must present a
@@ -90,6 +99,11 @@ class Config:
             apns_connections=int(env.get("PUSHHUB_APNS_CONNECTIONS", "1")),
             fcm_endpoint=env.get("PUSHHUB_FCM_ENDPOINT") or None,
             fcm_ca_file=env.get("PUSHHUB_FCM_CA_FILE") or None,
+            hms_endpoint=env.get("PUSHHUB_HMS_ENDPOINT") or None,
+            hms_token_endpoint=env.get("PUSHHUB_HMS_TOKEN_ENDPOINT") or None,
+            hms_ca_file=env.get("PUSHHUB_HMS_CA_FILE") or None,
+            web_push_ca_file=env.get("PUSHHUB_WEB_PUSH_CA_FILE") or None,
+            web_push_allowed_hosts=env.get("PUSHHUB_WEB_PUSH_ALLOWED_HOSTS", ""),
             log_level=env.get("PUSHHUB_LOG_LEVEL", "INFO"),
             tls_cert=env.get("PUSHHUB_TLS_CERT") or None,
             tls_key=env.get("PUSHHUB_TLS_KEY") or None,

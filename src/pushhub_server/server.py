@@ -52,6 +52,8 @@ from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
+from .core.web_push_endpoints import EndpointPolicy
+from .delivery.address_guard import AddressGuard, Resolver
 from .delivery.dispatcher import Dispatcher
 from .delivery.payloads import check_publish_size
 from .delivery.providers import SimulatorProvider
@@ -138,6 +140,7 @@ class RunningServer:
 async def start_server(
     config: Config,
     clock: Clock | None = None,
+    resolver: Resolver | None = None,
     *,
     serve_metrics_endpoint: bool = True,
     tracer_provider: TracerProvider | None = None,
@@ -147,7 +150,11 @@ async def start_server(
     With config.metrics_listen, metrics are recorded, and served there unless
     serve_metrics_endpoint is False (a `--workers` parent serves its workers' sum).
     Traces go to tracer_provider when given, else by OTLP when
-    OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md)."""
+    OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/observability.md).
+
+    ``resolver`` replaces the system resolver for Web Push hosts (tests: a name
+    that resolves into the operator's network); the address guard still checks
+    every answer."""
     listener = Listener.from_config(config)  # before the database is touched
     observability = start_observability(config, serve_metrics_endpoint, tracer_provider)
     try:
@@ -157,7 +164,7 @@ async def start_server(
         observability.close()
         raise
     try:
-        return await _start(config, clock or SystemClock(), db, listener, observability)
+        return await _start(config, clock or SystemClock(), db, listener, observability, resolver)
     except BaseException:
         await db.dispose()
         observability.close()
@@ -165,14 +172,22 @@ async def start_server(
 
 
 async def _start(
-    config: Config, clock: Clock, db: Database, listener: Listener, observability: Observability
+    config: Config,
+    clock: Clock,
+    db: Database,
+    listener: Listener,
+    observability: Observability,
+    resolver: Resolver | None,
 ) -> RunningServer:
     callback_urls = OutboundPolicy.from_list(config.webhook_allowed_hosts)
     webhooks = HttpWebhookSender(callback_urls, config.webhook_timeout, config.webhook_attempts)
     app_repository = KeyCachingAppRepository(SqlAppRepository(db), config.key_cache_seconds)
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
-    scheduler, publishing, providers = _delivery(config, clock, db, apps, observability)
+    web_push_policy = EndpointPolicy.from_env(config.web_push_allowed_hosts)
+    scheduler, publishing, providers = _delivery(
+        config, clock, db, apps, observability, web_push_policy, resolver
+    )
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
         SqlTrackingRepository(db),
@@ -181,6 +196,7 @@ async def _start(
         config.limits,
         verifier=DryRunVerifier(providers),
         callback_urls=callback_urls,
+        web_push_endpoints=web_push_policy,
     )
     request_limits = request_limits_of(config.limits)
     server = grpc.aio.server(
@@ -286,6 +302,8 @@ def _delivery(
     db: Database,
     apps: AppService,
     observability: Observability,
+    web_push_policy: EndpointPolicy,
+    resolver: Resolver | None,
 ) -> tuple[Scheduler, PublishingService, ProviderRegistry]:
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
     metrics = observability.delivery_metrics
@@ -299,6 +317,12 @@ def _delivery(
         fcm_url=config.fcm_endpoint,
         fcm_ca_file=config.fcm_ca_file,
         apns_connections=config.apns_connections,
+        hms_url=config.hms_endpoint,
+        hms_token_url=config.hms_token_endpoint,
+        hms_ca_file=config.hms_ca_file,
+        web_push_ca_file=config.web_push_ca_file,
+        web_push_policy=web_push_policy,
+        web_push_resolve=resolver and AddressGuard(resolver),
     )
     providers = ProviderRegistry(apps, simulator, clock, endpoints, metrics, tracing)
     apps.on_deleted.append(providers.forget)

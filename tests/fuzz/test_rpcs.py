@@ -40,6 +40,8 @@ PRODUCERS = [
         "CreateApiKey",
         "SetApnsCredentials",
         "SetFcmCredentials",
+        "SetWebPushCredentials",
+        "SetHmsCredentials",
     )
 ]
 

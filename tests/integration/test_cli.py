@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from pathlib import Path
@@ -156,3 +157,82 @@ def test_a_database_url_without_asyncpg_is_one_line_with_the_fix(
     assert message.endswith(
         "use postgresql+asyncpg://" + url.split("://", 1)[1].replace("s3cret", "***")
     )
+
+
+def test_apps_set_webpush_generates_or_takes_a_key_and_prints_its_public_half(
+    database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = create_app(database_url, capsys)
+    subject = ("--subject", "mailto:ops@example.com")
+
+    out, err = pushhub(database_url, capsys, "apps", "set-webpush", name, *subject)
+    generated = out.splitlines()
+    assert generated[0] == f"Web Push credentials generated for {name}"
+    assert generated[1].startswith("applicationServerKey: B")  # base64url of 0x04 || X || Y
+    assert UNSEALED in err
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem_file = tmp_path / "vapid.pem"
+    pem_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    expected = base64.urlsafe_b64encode(point).rstrip(b"=").decode()
+    keyed = ("--private-key", str(pem_file), "--secret-key", "cli-secret")
+    out, err = pushhub(database_url, capsys, "apps", "set-webpush", name, *subject, *keyed)
+    assert out == f"Web Push credentials set for {name}\napplicationServerKey: {expected}\n"
+    assert err == ""
+
+
+def test_apps_set_webpush_refuses_a_bad_subject_or_key_in_one_line(
+    database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = create_app(database_url, capsys)
+    with pytest.raises(SystemExit, match="error: subject must be a mailto: address"):
+        pushhub(database_url, capsys, "apps", "set-webpush", name, "--subject", "http://x")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SystemExit, match="error: vapid_private_key is not a readable PEM"):
+        pushhub(
+            database_url,
+            capsys,
+            "apps",
+            "set-webpush",
+            name,
+            "--subject",
+            "mailto:ops@example.com",
+            "--private-key",
+            str(bad),
+        )
+
+
+def test_apps_set_hms_reads_the_secret_from_a_file(
+    database_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    name = create_app(database_url, capsys)
+    secret_file = tmp_path / "hms-secret"
+    secret_file.write_text("0123456789abcdef0123456789abcdef\n")
+    hms = ("apps", "set-hms", name, "--client-id", "104012345")
+
+    out, _ = pushhub(database_url, capsys, *hms, "--client-secret-file", str(secret_file))
+
+    assert out == f"HMS credentials set for {name} (client 104012345)\n"
+    assert "0123456789abcdef" not in out
+    with pytest.raises(SystemExit, match="error: client_id must be the AppGallery"):
+        pushhub(
+            database_url,
+            capsys,
+            "apps",
+            "set-hms",
+            name,
+            "--client-id",
+            "not-numeric",
+            "--client-secret-file",
+            str(secret_file),
+        )

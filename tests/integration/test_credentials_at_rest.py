@@ -52,7 +52,7 @@ async def test_unsealed_credentials_are_reported_then_sealed_on_the_next_write(
 
     keyed = AppService(apps, clock, secrets_box=SecretBox(SECRET_KEY))
     for _ in range(3):  # every delivery run reads them: one warning per platform
-        assert (await keyed.provider_credentials(app_id))[0] == APNS
+        assert (await keyed.provider_credentials(app_id))[Platform.APNS] == APNS
     warnings = [record.getMessage() for record in caplog.records]
     assert warnings == [
         f"app {app_id}: its {name} credentials are stored unsealed although "
@@ -67,6 +67,7 @@ async def test_unsealed_credentials_are_reported_then_sealed_on_the_next_write(
     stored = await apps.credentials(app_id)
     assert set(stored) == {Platform.APNS, Platform.FCM}
     assert all(value.startswith("fernet:") for value in stored.values())
-    apns, fcm = await keyed.provider_credentials(app_id)
+    opened = await keyed.provider_credentials(app_id)
+    apns, fcm = opened[Platform.APNS], opened[Platform.FCM]
     assert apns == APNS and fcm is not None and fcm.project_id == "project-after"
     assert "PRIVATE" not in caplog.text and SECRET_KEY not in caplog.text

@@ -25,8 +25,7 @@ from tests.fakes.tls import TlsFiles, issue_tls_files
 LIFETIME = 3600
 CONTENT = NotificationContent(title="Hello", body="World", data={"order": "42"})
 PAYLOAD = HmsPayloads(CONTENT).render()
-# The provider never reads a delivery's platform; FCM stands in until Platform gains HMS.
-PLATFORM = Platform.FCM
+PLATFORM = Platform.HMS
 SENT = (DeliveryOutcome.SENT, None)
 
 OpenProvider = Callable[..., HmsProvider]

@@ -53,7 +53,7 @@ def delivery(subscription: Subscription, payload: bytes) -> Delivery:
         "msg-1",
         "app-1",
         "reg-1",
-        Platform.FCM,  # Platform.WEB_PUSH comes with the wiring step
+        Platform.WEB_PUSH,
         subscription.endpoint,
         payload,
         webpush_headers(None, "normal", "demo"),

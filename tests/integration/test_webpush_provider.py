@@ -101,7 +101,7 @@ def delivery(
         "msg-1",
         "app-1",
         f"reg-{subscription.id}",
-        Platform.FCM,  # Platform.WEB_PUSH comes with the wiring step
+        Platform.WEB_PUSH,
         endpoint or subscription.endpoint,
         payload,
         webpush_headers(None, None, "") if headers is None else headers,
@@ -342,10 +342,10 @@ async def test_unusable_keys_invalidate_only_their_registration(
     good, bad = (service.subscribe(credentials.public_key) for _ in range(2))
     off_curve = "BA" + "A" * 85  # 65 bytes starting 0x04, not a point on P-256
     broken = Delivery(
-        "msg-1", "app-1", "reg-bad", Platform.FCM, bad.endpoint, PAYLOAD, {},
+        "msg-1", "app-1", "reg-bad", Platform.WEB_PUSH, bad.endpoint, PAYLOAD, {},
         WebPushKeys(off_curve, bad.auth),
     )  # fmt: skip
-    keyless = Delivery("msg-1", "app-1", "reg-none", Platform.FCM, bad.endpoint, PAYLOAD, {})
+    keyless = Delivery("msg-1", "app-1", "reg-none", Platform.WEB_PUSH, bad.endpoint, PAYLOAD, {})
 
     results = await provider.send([delivery(good), broken, keyless])
 
@@ -363,7 +363,7 @@ async def test_validate_only_checks_everything_but_posts_nothing(
     good, bad = (service.subscribe(credentials.public_key) for _ in range(2))
     off_curve = "BA" + "A" * 85
     broken = Delivery(
-        "msg-1", "app-1", "reg-bad", Platform.FCM, bad.endpoint, PAYLOAD, {},
+        "msg-1", "app-1", "reg-bad", Platform.WEB_PUSH, bad.endpoint, PAYLOAD, {},
         WebPushKeys(off_curve, bad.auth),
     )  # fmt: skip
     elsewhere = delivery(good, endpoint="https://push.example.org/not-a-push-service")

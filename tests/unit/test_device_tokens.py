@@ -80,3 +80,38 @@ def test_a_token_without_its_platform_is_looked_up_in_each_stored_form() -> None
     with pytest.raises(PushHubError) as caught:
         token_forms("targets[3].device_token", "a b", LIMIT)
     assert caught.value.metadata["field"] == "targets[3].device_token"
+
+
+HMS, WEB_PUSH = Platform.HMS, Platform.WEB_PUSH
+
+
+@given(st.text("ABCXYZabcxyz0189_.:-", min_size=1, max_size=300))
+def test_hms_tokens_keep_their_case(token: str) -> None:
+    assert check_device_token("device_token", HMS, token, LIMIT) == token
+
+
+@pytest.mark.parametrize("token", ["a b", "line\nbreak", "slash/", 'quote"', "é", "plus+", ""])
+def test_hms_tokens_outside_its_alphabet_are_refused(token: str) -> None:
+    assert _refused(HMS, token).reason == "INVALID_DEVICE_TOKEN"
+
+
+def test_a_web_push_token_is_a_url_of_at_most_4096_characters() -> None:
+    endpoint = "https://fcm.googleapis.com/fcm/send/" + "a" * 100
+    assert check_device_token("device_token", WEB_PUSH, endpoint, LIMIT) == endpoint
+    # The endpoint's own limit holds even where the configured token limit is larger.
+    long = "https://fcm.googleapis.com/" + "a" * 4070
+    assert _refused_with(WEB_PUSH, long, 10_000).reason == "VALUE_TOO_LONG"
+    for token in ("fcm:abc", "https://a b", "ftp://x/y", "https://x\n"):
+        assert _refused(WEB_PUSH, token).reason == "INVALID_DEVICE_TOKEN"
+
+
+def _refused_with(platform: Platform, token: str, limit: int) -> PushHubError:
+    with pytest.raises(PushHubError) as caught:
+        check_device_token("device_token", platform, token, limit)
+    return caught.value
+
+
+def test_cleanup_looks_an_endpoint_or_an_hms_token_up_as_it_is_stored() -> None:
+    endpoint = "https://updates.push.services.mozilla.com/wpush/v2/gAAAA"
+    assert token_forms("t", endpoint, LIMIT) == (endpoint,)
+    assert token_forms("t", "hms.token:1", LIMIT) == ("hms.token:1",)

@@ -29,15 +29,19 @@ def test_every_platform_both_sides_know_is_mapped_both_ways() -> None:
 def test_the_contract_names() -> None:
     assert platform_or_refusal(common_pb2.PLATFORM_APNS) is Platform.APNS
     assert platform_or_refusal(common_pb2.PLATFORM_FCM) is Platform.FCM
+    assert platform_or_refusal(common_pb2.PLATFORM_WEB_PUSH) is Platform.WEB_PUSH
+    assert platform_or_refusal(common_pb2.PLATFORM_HMS) is Platform.HMS
 
 
-@pytest.mark.parametrize("number", [0, 3, -1, 99, 2**31 - 1])
+@pytest.mark.parametrize("number", [0, 5, -1, 99, 2**31 - 1])
 def test_any_other_number_is_refused(number: int) -> None:
     refusal = platform_or_refusal(number)
     assert isinstance(refusal, PushHubError)
     assert (refusal.code, refusal.reason) == (ErrorCode.INVALID_ARGUMENT, "INVALID_PLATFORM")
     assert refusal.metadata["field"] == "platform"
-    assert refusal.message == "platform must be PLATFORM_APNS or PLATFORM_FCM"
+    assert refusal.message == (
+        "platform must be PLATFORM_APNS, PLATFORM_FCM, PLATFORM_WEB_PUSH or PLATFORM_HMS"
+    )
 
 
 def test_unspecified_may_mean_any_platform() -> None:

@@ -196,3 +196,27 @@ async def test_a_retry_after_over_five_minutes_is_not_retried_early() -> None:
     [result] = await RetryPolicy(sleep=sleep).send(provider, [delivery("a")])
     assert (sleep.delays, len(provider.batches)) == ([], 1)
     assert (result.outcome, result.reason) == (DeliveryOutcome.RETRY, "QUOTA_EXCEEDED")
+
+
+async def test_web_push_injection_reads_the_endpoints_last_segment() -> None:
+    simulator = SimulatorProvider(FakeInbox(), ManualClock(START), record=False)
+    tokens = [
+        INVALID.token(Platform.WEB_PUSH, "1"),
+        REJECTED.token(Platform.WEB_PUSH, "2"),
+        "https://fcm.googleapis.com/fcm/send/fine",
+        # A prefix elsewhere in the URL is not the subscription id's.
+        "https://invalid-host.push.apple.com/abc",
+    ]
+    assert tokens[0].startswith("https://fcm.googleapis.com/fcm/send/invalid-")
+    deliveries = [
+        Delivery("m-1", APP, f"reg-{n}", Platform.WEB_PUSH, token, b"{}")
+        for n, token in enumerate(tokens)
+    ]
+    assert outcomes(await simulator.send(deliveries)) == [
+        DeliveryOutcome.INVALID_TOKEN,
+        DeliveryOutcome.REJECTED,
+        DeliveryOutcome.SENT,
+        DeliveryOutcome.SENT,
+    ]
+    hms = Delivery("m-1", APP, "reg-h", Platform.HMS, INVALID.token(Platform.HMS, "x"), b"{}")
+    assert outcomes(await simulator.send([hms])) == [DeliveryOutcome.INVALID_TOKEN]

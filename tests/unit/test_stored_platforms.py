@@ -15,3 +15,5 @@ def test_every_platform_has_its_own_code() -> None:
 def test_the_codes_already_stored_never_change() -> None:
     assert PLATFORM_CODES[Platform.APNS] == 1
     assert PLATFORM_CODES[Platform.FCM] == 2
+    assert PLATFORM_CODES[Platform.WEB_PUSH] == 3
+    assert PLATFORM_CODES[Platform.HMS] == 4

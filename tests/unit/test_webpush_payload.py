@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 
@@ -86,3 +87,50 @@ def test_the_largest_payload_fills_a_4096_byte_body() -> None:
     assert len(encrypt(b"x" * PLAINTEXT_LIMIT, decoded)) == 4096
     with pytest.raises(ValueError):
         encrypt(b"x" * (PLAINTEXT_LIMIT + 1), decoded)
+
+
+# ------------------------------------------------------------------ payload
+
+
+def test_the_renderer_gives_the_service_worker_json_and_the_messages_headers() -> None:
+    from pushhub_server.core.models import Platform
+    from pushhub_server.core.notifications import NotificationContent
+    from pushhub_server.delivery.payloads import PayloadRenderer
+
+    content = NotificationContent(
+        message="Hi {{name}}",
+        title="Hello",
+        image_url="https://example.com/a.png",
+        data={"order": "42"},
+        headers={"campaign": "spring"},
+        publisher_id="shop",
+        collapse_key="news",
+        priority="high",
+        ttl=timedelta(minutes=5),
+    )
+    body, headers = PayloadRenderer(content).body_and_headers(
+        Platform.WEB_PUSH, "https://fcm.googleapis.com/fcm/send/x", {"name": "Ann"}
+    )
+    assert json.loads(body) == {
+        "title": "Hello",
+        "body": "Hi Ann",
+        "image": "https://example.com/a.png",
+        "tag": "news",
+        "data": {"order": "42", "campaign": "spring", "publisher_id": "shop"},
+    }
+    assert dict(headers) == {"TTL": "300", "Urgency": "high", "Topic": "news"}
+
+
+def test_a_payload_over_one_record_fails_its_recipient() -> None:
+    from pushhub_server.core.errors import PushHubError
+    from pushhub_server.core.models import Platform
+    from pushhub_server.core.notifications import NotificationContent
+    from pushhub_server.delivery.payloads import PayloadRenderer
+
+    renderer = PayloadRenderer(NotificationContent(message="x" * PLAINTEXT_LIMIT))
+    with pytest.raises(PushHubError) as caught:
+        renderer.body_and_headers(Platform.WEB_PUSH, "https://fcm.googleapis.com/fcm/send/x")
+    assert caught.value.reason == "PAYLOAD_TOO_LARGE"
+    assert caught.value.metadata["platform"] == "Web Push"
+    # APNs and FCM still fit a message of that length.
+    renderer.body_and_headers(Platform.FCM, "token")

@@ -11,11 +11,12 @@ import grpc
 from pushhub.v1 import admin_pb2, admin_pb2_grpc
 
 from ..core.apps import AppService
-from ..core.credentials import apns_credentials, fcm_credentials
+from ..core.credentials import apns_credentials, fcm_credentials, hms_credentials
 from ..core.key_rights import require_app_access, require_operator
 from ..core.limits import Limits
 from ..core.models import App
 from ..core.pagination import clamp_page_size, decode_cursor, encode_cursor
+from ..core.web_push import web_push_credentials
 from .auth import Authenticator, Caller
 from .convert import admin as convert
 from .convert.proto_time import optional_timedelta, timestamp
@@ -133,6 +134,24 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         credentials = fcm_credentials(request.service_account_json)
         app = await self._apps.set_fcm_credentials(request.app_id, credentials)
         return admin_pb2.SetFcmCredentialsResponse(app=convert.app(app))
+
+    @map_errors
+    async def SetWebPushCredentials(
+        self, request: admin_pb2.SetWebPushCredentialsRequest, context: Context
+    ) -> admin_pb2.SetWebPushCredentialsResponse:
+        self._authorize(request.app_id)
+        credentials = web_push_credentials(request.vapid_private_key, request.subject)
+        app = await self._apps.set_web_push_credentials(request.app_id, credentials)
+        return admin_pb2.SetWebPushCredentialsResponse(app=convert.app(app))
+
+    @map_errors
+    async def SetHmsCredentials(
+        self, request: admin_pb2.SetHmsCredentialsRequest, context: Context
+    ) -> admin_pb2.SetHmsCredentialsResponse:
+        self._authorize(request.app_id)
+        credentials = hms_credentials(request.client_id, request.client_secret)
+        app = await self._apps.set_hms_credentials(request.app_id, credentials)
+        return admin_pb2.SetHmsCredentialsResponse(app=convert.app(app))
 
     @map_errors
     async def IssueUserToken(

@@ -165,6 +165,8 @@ def _admin_requests(limits: Limits) -> dict[str, int]:
         "RevokeApiKey": admin_pb2.RevokeApiKeyRequest(app_id=app_id, key_id=app_id).ByteSize(),
         "SetApnsCredentials": CREDENTIALS_BYTES,
         "SetFcmCredentials": CREDENTIALS_BYTES,
+        "SetWebPushCredentials": CREDENTIALS_BYTES,
+        "SetHmsCredentials": CREDENTIALS_BYTES,
         "IssueUserToken": admin_pb2.IssueUserTokenRequest(
             app_id=app_id, user_id=_text(limits.user_id), ttl=_LONGEST
         ).ByteSize(),

@@ -9,7 +9,6 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import jwt
 
@@ -17,12 +16,17 @@ from .clock import Clock
 from .credentials import (
     ApnsCredentials,
     FcmCredentials,
+    HmsCredentials,
     SecretBox,
     UnreadableCredentials,
     dump_apns,
     dump_fcm,
+    dump_hms,
+    dump_web_push,
     load_apns,
     load_fcm,
+    load_hms,
+    load_web_push,
 )
 from .errors import (
     ErrorCode,
@@ -37,6 +41,7 @@ from .limits import Limits
 from .models import ApiKey, App, KeyKind, Platform, Principal
 from .ports import AppRepository
 from .validation import check_name, check_text
+from .web_push import WebPushCredentials
 
 _KEY_PREFIX = {KeyKind.SERVER: "phs_", KeyKind.DEVICE: "phd_"}
 _TOKEN_ALGORITHM = "HS256"
@@ -50,7 +55,14 @@ _MAX_OPENED_SECRETS = 1024
 _APPS_PAGE = 500
 
 _log = logging.getLogger(__name__)
-_Loaded = TypeVar("_Loaded", ApnsCredentials, FcmCredentials)
+ProviderCredentials = ApnsCredentials | FcmCredentials | WebPushCredentials | HmsCredentials
+# How each platform's stored credentials are read back.
+_LOADERS: dict[Platform, Callable[[str], ProviderCredentials]] = {
+    Platform.APNS: load_apns,
+    Platform.FCM: load_fcm,
+    Platform.WEB_PUSH: load_web_push,
+    Platform.HMS: load_hms,
+}
 
 
 def hash_key(api_key: str) -> str:
@@ -168,23 +180,33 @@ class AppService:
     async def set_fcm_credentials(self, app_id: str, credentials: FcmCredentials) -> App:
         return await self._set_credentials(app_id, Platform.FCM, dump_fcm(credentials))
 
-    async def provider_credentials(
-        self, app_id: str
-    ) -> tuple[
-        ApnsCredentials | UnreadableCredentials | None,
-        FcmCredentials | UnreadableCredentials | None,
-    ]:
-        """Each platform's credentials, None when not set. One platform's unreadable
-        credentials come back as UnreadableCredentials, so the other still delivers."""
-        stored = await self._apps.credentials(app_id)
-        return (
-            self._open(app_id, Platform.APNS, stored.get(Platform.APNS), load_apns),
-            self._open(app_id, Platform.FCM, stored.get(Platform.FCM), load_fcm),
+    async def set_web_push_credentials(self, app_id: str, credentials: WebPushCredentials) -> App:
+        """Stores the VAPID key sealed; its public half is stored in the clear, for App."""
+        return await self._set_credentials(
+            app_id, Platform.WEB_PUSH, dump_web_push(credentials), credentials.public_key
         )
 
+    async def set_hms_credentials(self, app_id: str, credentials: HmsCredentials) -> App:
+        return await self._set_credentials(app_id, Platform.HMS, dump_hms(credentials))
+
+    async def provider_credentials(
+        self, app_id: str
+    ) -> dict[Platform, ProviderCredentials | UnreadableCredentials | None]:
+        """Each platform's credentials, None when not set. One platform's unreadable
+        credentials come back as UnreadableCredentials, so the others still deliver."""
+        stored = await self._apps.credentials(app_id)
+        return {
+            platform: self._open(app_id, platform, stored.get(platform), load)
+            for platform, load in _LOADERS.items()
+        }
+
     def _open(
-        self, app_id: str, platform: Platform, stored: str | None, load: Callable[[str], _Loaded]
-    ) -> _Loaded | UnreadableCredentials | None:
+        self,
+        app_id: str,
+        platform: Platform,
+        stored: str | None,
+        load: Callable[[str], ProviderCredentials],
+    ) -> ProviderCredentials | UnreadableCredentials | None:
         if stored is None:
             return None
         if self._box.needs_sealing(stored):
@@ -208,9 +230,12 @@ class AppService:
             platform.name,
         )
 
-    async def _set_credentials(self, app_id: str, platform: Platform, plain: str) -> App:
+    async def _set_credentials(
+        self, app_id: str, platform: Platform, plain: str, public: str | None = None
+    ) -> App:
         await self.require_app(app_id)
-        if not await self._apps.set_credentials(app_id, platform, self._box.seal(plain)):
+        sealed = self._box.seal(plain)
+        if not await self._apps.set_credentials(app_id, platform, sealed, public):
             raise _app_not_found(app_id)
         await self._seal_stored(app_id)
         return await self.require_app(app_id)

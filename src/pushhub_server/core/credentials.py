@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from .errors import ErrorCode, PushHubError, invalid_field, required
 from .json_documents import parse_json
+from .web_push import WebPushCredentials, check_subject, vapid_public_key, vapid_signing_key
 
 _APPLE_ID = re.compile(r"[A-Z0-9]{10}")
 # Text that goes into a header line or a URL (the APNs topic, the token_uri):
@@ -49,6 +50,11 @@ MAX_TOPIC = 255
 _PROJECT_ID = re.compile(
     r"(?:(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]"
 )
+# An AppGallery Connect app's OAuth client id is its numeric App ID; it goes into
+# the Push Kit URL path (/v1/<client_id>/messages:send), so nothing else passes.
+_HMS_CLIENT_ID = re.compile(r"[0-9]{1,32}")
+# Client secrets are 64 hex digits today; any visible ASCII up to this length passes.
+MAX_HMS_SECRET = 512
 # NIST SP 800-131A: RSA keys under 2048 bits no longer sign anything (Google's own are 2048).
 MIN_RSA_BITS = 2048
 _SEALED = "fernet:"
@@ -86,6 +92,14 @@ class FcmCredentials:
 
 
 @dataclass(frozen=True)
+class HmsCredentials:
+    """An AppGallery Connect app's OAuth 2.0 client (client credentials grant)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class UnreadableCredentials:
     """Stored credentials this process cannot open (sealed with another key, or corrupt)."""
 
@@ -114,6 +128,28 @@ def apns_credentials(
     except ValueError:
         raise invalid_field("environment", "INVALID_CREDENTIALS", "unknown environment") from None
     return ApnsCredentials(key_id, team_id, topic, private_key_pem, chosen)
+
+
+def hms_credentials(client_id: str, client_secret: str) -> HmsCredentials:
+    """SetHmsCredentials' check: what the HMS provider puts in its URL and token form."""
+    if not client_id:
+        raise required("client_id")
+    if not _HMS_CLIENT_ID.fullmatch(client_id):
+        raise invalid_field(
+            "client_id",
+            "INVALID_CREDENTIALS",
+            "client_id must be the AppGallery Connect app's numeric App ID (1-32 digits)",
+        )
+    if not client_secret:
+        raise required("client_secret")
+    if len(client_secret) > MAX_HMS_SECRET or not _VISIBLE_ASCII.fullmatch(client_secret):
+        # Deliberately vague: the message must not echo any part of the secret.
+        raise invalid_field(
+            "client_secret",
+            "INVALID_CREDENTIALS",
+            f"client_secret must be at most {MAX_HMS_SECRET} characters of visible ASCII",
+        )
+    return HmsCredentials(client_id, client_secret)
 
 
 def apns_signing_key(private_key_pem: str) -> ec.EllipticCurvePrivateKey:
@@ -248,3 +284,25 @@ def dump_fcm(credentials: FcmCredentials) -> str:
 
 def load_fcm(text: str) -> FcmCredentials:
     return FcmCredentials(json.loads(text))
+
+
+def dump_web_push(credentials: WebPushCredentials) -> str:
+    return json.dumps(asdict(credentials))
+
+
+def load_web_push(text: str) -> WebPushCredentials:
+    values = json.loads(text)
+    credentials = WebPushCredentials(**values)
+    # The public key is derived again: a stored one that does not match is a corrupt row.
+    if vapid_public_key(vapid_signing_key(credentials.private_key_pem)) != credentials.public_key:
+        raise ValueError("the stored VAPID public key does not match its private key")
+    check_subject(credentials.subject)
+    return credentials
+
+
+def dump_hms(credentials: HmsCredentials) -> str:
+    return json.dumps(asdict(credentials))
+
+
+def load_hms(text: str) -> HmsCredentials:
+    return HmsCredentials(**json.loads(text))

@@ -45,7 +45,10 @@ class DryRunVerifications:
         assert self._verifier is not None
         try:
             accepted = await self._verifier.verify(
-                principal.app_id, registration.platform, registration.device_token
+                principal.app_id,
+                registration.platform,
+                registration.device_token,
+                registration.web_push_keys,
             )
         except Exception:
             _log.exception("dry-run verification of %s failed", request.request_id)

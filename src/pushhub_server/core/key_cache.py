@@ -66,9 +66,11 @@ class KeyCachingAppRepository:
         self._forget(lambda entry: entry.app.app_id == app_id)
         return deleted
 
-    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
-        stored = await self._inner.set_credentials(app_id, platform, sealed)
-        # Cached apps carry apns_configured / fcm_configured.
+    async def set_credentials(
+        self, app_id: str, platform: Platform, sealed: str | None, public: str | None = None
+    ) -> bool:
+        stored = await self._inner.set_credentials(app_id, platform, sealed, public)
+        # Cached apps carry <platform>_configured and the Web Push public key.
         self._forget(lambda entry: entry.app.app_id == app_id)
         return stored
 

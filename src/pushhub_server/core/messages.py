@@ -128,6 +128,8 @@ class Recipient:
     metadata: dict[str, str] = field(default_factory=dict)
     templates: dict[str, Template] = field(default_factory=dict)
     selector: str | None = None
+    # Web Push only: the subscription's keys, which its payload is encrypted to.
+    web_push_keys: WebPushKeys | None = None
 
 
 # The longest failure reason kept (the store's column). Providers' reasons have no limit.
@@ -177,6 +179,7 @@ def new_delivery(
     device_token: str,
     payload: bytes,
     headers: Mapping[str, str],
+    web_push_keys: WebPushKeys | None = None,
 ) -> Delivery:
     """Delivery(...) for a fan-out's per-recipient loop: the same frozen object.
 
@@ -192,6 +195,7 @@ def new_delivery(
         device_token=device_token,
         payload=payload,
         headers=headers,
+        web_push_keys=web_push_keys,
     )
     return delivery
 

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .web_push import WebPushKeys
+
 
 class Platform(enum.Enum):
     """Where a device receives notifications. The api layer maps the proto enum
@@ -15,6 +17,10 @@ class Platform(enum.Enum):
 
     APNS = "apns"
     FCM = "fcm"
+    # Browsers: the device token is the subscription's endpoint URL (core.web_push).
+    WEB_PUSH = "web_push"
+    # Huawei Push Kit.
+    HMS = "hms"
 
 
 class KeyKind(enum.IntEnum):
@@ -45,6 +51,10 @@ class App:
     signing_secret: str = field(repr=False)
     apns_configured: bool = False
     fcm_configured: bool = False
+    web_push_configured: bool = False
+    hms_configured: bool = False
+    # The VAPID public key (base64url), the browser's applicationServerKey; not secret.
+    web_push_public_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,8 @@ class RegistrationInput:
     templates: dict[str, Template]
     selector: str | None
     registration_id: str | None = None
+    # Web Push only: the subscription's keys (checked by core.web_push).
+    web_push_keys: WebPushKeys | None = None
     # Set when a device key sent the item. Checked where the item is written, in
     # its transaction, against every registration it would change or delete.
     device_actor: DeviceActor | None = None
@@ -140,6 +152,9 @@ class RegistrationInput:
             sorted((name, t.body, sorted(t.tags)) for name, t in self.templates.items()),
             self.selector,
         ]
+        if self.web_push_keys is not None:
+            # A browser that subscribes again may keep its endpoint and change its keys.
+            content.append([self.web_push_keys.p256dh, self.web_push_keys.auth])
         return hashlib.sha256(json.dumps(content).encode()).hexdigest()[:32]
 
 
@@ -164,6 +179,7 @@ class Registration:
     created_at: datetime
     updated_at: datetime
     channel_registration_ids: dict[str, str]
+    web_push_keys: WebPushKeys | None = None
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from .models import (
     TrackedRequest,
     UpsertResult,
 )
+from .web_push import WebPushKeys
 
 
 class AppRepository(Protocol):
@@ -66,8 +67,13 @@ class AppRepository(Protocol):
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
         """The unrevoked key with this hash, and its app."""
 
-    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
-        """Stores (or clears) an app's sealed credentials for a platform; False if no such app."""
+    async def set_credentials(
+        self, app_id: str, platform: Platform, sealed: str | None, public: str | None = None
+    ) -> bool:
+        """Stores (or clears) an app's sealed credentials for a platform; False if no such app.
+
+        ``public`` is the part that is no secret and that App shows (Web Push's VAPID
+        public key), stored in the clear beside them."""
 
     async def replace_credentials(
         self, app_id: str, platform: Platform, expected: str, sealed: str
@@ -182,8 +188,15 @@ class RegistrationVerifier(Protocol):
     async def applies(self, app_id: str, platform: Platform) -> bool:
         """True when the app delivers to this platform through a real provider."""
 
-    async def verify(self, app_id: str, platform: Platform, device_token: str) -> bool:
-        """Sends a notification the user never sees; True when the provider accepted it."""
+    async def verify(
+        self,
+        app_id: str,
+        platform: Platform,
+        device_token: str,
+        web_push_keys: WebPushKeys | None = None,
+    ) -> bool:
+        """Sends a notification the user never sees; True when the provider accepted it.
+        ``web_push_keys``: a Web Push registration's, which the payload is encrypted to."""
 
 
 class WebhookSender(Protocol):

@@ -49,7 +49,8 @@ class PublishingService:
     messages: MessageRepository
     clock: Clock
     limits: Limits
-    # Renders the content for each platform given and raises when a payload is too large.
+    # Renders the content for each platform given (none: any platform) and raises
+    # when a payload is too large.
     check_payload_size: Callable[[NotificationContent, Sequence[Platform]], None]
     signal: StatusSignal
     # Called after a message is stored, so the scheduler need not wait to notice it.
@@ -79,7 +80,7 @@ class PublishingService:
         message = Message(
             message_id=new_id(),
             app_id=principal.app_id,
-            content=self._content(draft, audience.platforms or tuple(Platform)),
+            content=self._content(draft, audience.platforms),
             audience=audience,
             schedule=self._schedule(draft, now),
             created_at=now,

@@ -24,10 +24,14 @@ from .validation import (
     check_text,
     is_valid_name,
 )
+from .web_push import WebPushKeys, subscription_keys
+from .web_push_endpoints import EndpointPolicy
 
 DEFAULT_CHANNEL = "default"
 # Callback URLs when the operator lists no allowed hosts: https to public names only.
 STRICT_CALLBACKS = OutboundPolicy()
+# Web Push endpoints when the operator lists no hosts: the push services only.
+PUSH_SERVICES_ONLY = EndpointPolicy()
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class RegistrationDraft:
     track: bool = False
     callback_url: str = ""
     callback_headers: dict[str, str] = field(default_factory=dict)
+    # Web Push only; None when the client sent none.
+    web_push_keys: WebPushKeys | None = None
     # A field the api layer could not convert (a timestamp beyond any date):
     # validation reports it, so it fails this item alone, tracked like any other.
     conversion_error: PushHubError | None = None
@@ -59,6 +65,7 @@ def validate_draft(
     now: datetime,
     device_actor: DeviceActor | None = None,
     callback_urls: OutboundPolicy = STRICT_CALLBACKS,
+    web_push_endpoints: EndpointPolicy = PUSH_SERVICES_ONLY,
 ) -> RegistrationInput:
     if draft.conversion_error is not None:
         raise draft.conversion_error
@@ -68,6 +75,7 @@ def validate_draft(
     device_token = check_device_token(
         "device_token", platform, draft.device_token, limits.device_token
     )
+    _check_web_push(platform, device_token, draft.web_push_keys, web_push_endpoints)
     if draft.registration_id:
         check_text("registration_id", draft.registration_id, limits.registration_id)
     channels = tuple(dict.fromkeys(draft.channels)) or (DEFAULT_CHANNEL,)
@@ -101,8 +109,29 @@ def validate_draft(
         templates=dict(draft.templates) if draft.templates else {},
         selector=draft.selector or None,
         registration_id=draft.registration_id or None,
+        web_push_keys=draft.web_push_keys if platform is Platform.WEB_PUSH else None,
         device_actor=device_actor,
     )
+
+
+def _check_web_push(
+    platform: Platform, endpoint: str, keys: WebPushKeys | None, endpoints: EndpointPolicy
+) -> None:
+    """A Web Push registration's endpoint may be sent to and its keys encrypted to;
+    the other platforms carry no keys."""
+    if platform is not Platform.WEB_PUSH:
+        if keys is not None:
+            raise invalid_field(
+                "web_push_keys",
+                "WEB_PUSH_KEYS_NOT_ALLOWED",
+                "web_push_keys is for PLATFORM_WEB_PUSH registrations only",
+            )
+        return
+    # No DNS here: the addresses are checked at send time (delivery.address_guard).
+    endpoints.check(endpoint)
+    if keys is None:
+        raise required("web_push_keys")
+    subscription_keys(keys)
 
 
 def _check_templates(templates: dict[str, Template], limits: Limits) -> None:

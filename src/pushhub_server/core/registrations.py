@@ -49,6 +49,7 @@ from .ports import (
     WebhookSender,
 )
 from .registration_rules import (
+    PUSH_SERVICES_ONLY,
     STRICT_CALLBACKS,
     RegistrationDraft,
     check_lookup,
@@ -56,6 +57,7 @@ from .registration_rules import (
 )
 from .registration_tracking import RegisterOutcome, RegistrationTracker
 from .validation import check_count, check_tags, check_text
+from .web_push_endpoints import EndpointPolicy
 
 # How long an invalidated registration is kept (hidden) before the sweeper deletes
 # it: its device re-registering the token meanwhile revives it, keeping its id.
@@ -75,9 +77,11 @@ class RegistrationService:
         limits: Limits,
         verifier: RegistrationVerifier | None = None,
         callback_urls: OutboundPolicy = STRICT_CALLBACKS,
+        web_push_endpoints: EndpointPolicy = PUSH_SERVICES_ONLY,
     ) -> None:
         self._registrations = registrations
         self._callback_urls = callback_urls
+        self._web_push_endpoints = web_push_endpoints
         self._clock = clock
         self._limits = limits
         self._tracker = RegistrationTracker(
@@ -99,7 +103,12 @@ class RegistrationService:
         now = self._clock.now()
         try:
             item = validate_draft(
-                draft, self._limits, now, actor_of(principal), self._callback_urls
+                draft,
+                self._limits,
+                now,
+                actor_of(principal),
+                self._callback_urls,
+                self._web_push_endpoints,
             )
             authorize_fields(principal, item)
             result = await self._batcher.upsert(principal.app_id, item)
@@ -155,7 +164,16 @@ class RegistrationService:
         valid: list[RegistrationInput] = []
         for draft in drafts:
             try:
-                valid.append(validate_draft(draft, self._limits, now, None, self._callback_urls))
+                valid.append(
+                    validate_draft(
+                        draft,
+                        self._limits,
+                        now,
+                        None,
+                        self._callback_urls,
+                        self._web_push_endpoints,
+                    )
+                )
                 errors.append(None)
             except PushHubError as error:
                 errors.append(error)

@@ -28,13 +28,15 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .errors import PushHubError, invalid_field
+from .errors import PushHubError, invalid_field, required
 
 P256DH_BYTES = 65
 AUTH_BYTES = 16
 VAPID_SCALAR_BYTES = 32
 # A subject goes into every VAPID token; push services read it to contact the sender.
 SUBJECT_LENGTH = 1024
+# Characters of a VAPID private key: a P-256 PKCS#8 PEM is about 240.
+VAPID_KEY_LENGTH = 8192
 INVALID_WEB_PUSH_KEYS = "INVALID_WEB_PUSH_KEYS"
 
 _CURVE = ec.SECP256R1()
@@ -158,7 +160,7 @@ def vapid_public_key(key: ec.EllipticCurvePrivateKey) -> str:
 def check_subject(subject: str) -> str:
     """RFC 8292's ``sub``: a contact URI, ``mailto:`` or ``https:``."""
     if not subject:
-        raise invalid_field("subject", "INVALID_CREDENTIALS", "subject is required")
+        raise required("subject")
     if len(subject) > SUBJECT_LENGTH or not _VISIBLE_ASCII.fullmatch(subject):
         raise _bad_subject()
     if subject.startswith("mailto:"):
@@ -184,6 +186,8 @@ def _bad_subject() -> PushHubError:
 
 
 def _vapid_key(text: str) -> ec.EllipticCurvePrivateKey:
+    if len(text) > VAPID_KEY_LENGTH:
+        raise _bad_vapid_key(f"is over {VAPID_KEY_LENGTH} characters")
     stripped = text.strip()
     if stripped.startswith("-----BEGIN"):
         try:

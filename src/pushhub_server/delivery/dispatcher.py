@@ -409,7 +409,14 @@ class _Fanout:
                 continue
             append(
                 new_delivery(
-                    message_id, app_id, recipient.registration_id, platform, token, body, headers
+                    message_id,
+                    app_id,
+                    recipient.registration_id,
+                    platform,
+                    token,
+                    body,
+                    headers,
+                    recipient.web_push_keys,
                 )
             )
 

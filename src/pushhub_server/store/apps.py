@@ -24,11 +24,20 @@ _APP_COLUMNS = (
     apps.c.signing_secret,
     (apps.c.apns_credentials.is_not(None)).label("apns_configured"),
     (apps.c.fcm_credentials.is_not(None)).label("fcm_configured"),
+    (apps.c.web_push_credentials.is_not(None)).label("web_push_configured"),
+    (apps.c.hms_credentials.is_not(None)).label("hms_configured"),
+    apps.c.web_push_public_key,
 )
 
 _CREDENTIAL_COLUMNS: dict[Platform, sa.Column[str]] = {
     Platform.APNS: apps.c.apns_credentials,
     Platform.FCM: apps.c.fcm_credentials,
+    Platform.WEB_PUSH: apps.c.web_push_credentials,
+    Platform.HMS: apps.c.hms_credentials,
+}
+# The credentials' public part, stored in the clear beside them (App shows it).
+_PUBLIC_COLUMNS: dict[Platform, sa.Column[str]] = {
+    Platform.WEB_PUSH: apps.c.web_push_public_key,
 }
 
 
@@ -115,12 +124,15 @@ class SqlAppRepository:
             return None
         return _key(row), _app(row, prefix="app__")
 
-    async def set_credentials(self, app_id: str, platform: Platform, sealed: str | None) -> bool:
-        column = _CREDENTIAL_COLUMNS[platform]
+    async def set_credentials(
+        self, app_id: str, platform: Platform, sealed: str | None, public: str | None = None
+    ) -> bool:
+        values = {_CREDENTIAL_COLUMNS[platform].name: sealed}
+        public_column = _PUBLIC_COLUMNS.get(platform)
+        if public_column is not None:
+            values[public_column.name] = public if sealed is not None else None
         async with self._db.write() as conn:
-            updated = await conn.execute(
-                sa.update(apps).where(apps.c.id == app_id).values({column.name: sealed})
-            )
+            updated = await conn.execute(sa.update(apps).where(apps.c.id == app_id).values(values))
         return updated.rowcount > 0
 
     async def replace_credentials(
@@ -194,4 +206,7 @@ def _app(row: Any, prefix: str = "") -> App:
         signing_secret=values[f"{prefix}signing_secret"],
         apns_configured=bool(values[f"{prefix}apns_configured"]),
         fcm_configured=bool(values[f"{prefix}fcm_configured"]),
+        web_push_configured=bool(values[f"{prefix}web_push_configured"]),
+        hms_configured=bool(values[f"{prefix}hms_configured"]),
+        web_push_public_key=values[f"{prefix}web_push_public_key"],
     )

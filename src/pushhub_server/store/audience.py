@@ -21,10 +21,11 @@ from pushhub_server.core.clock import to_micros
 from pushhub_server.core.messages import Audience, Recipient
 from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.tag_expression import fold, parse_tag_expression
+from pushhub_server.core.web_push import WebPushKeys
 
 from .database import Database
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
-from .records import live_registration, load_map, load_templates
+from .records import live_registration, load_map, load_templates, web_push_keys
 from .schema import channels, registration_tags, registrations, subscriptions
 from .sql import one_of
 
@@ -47,6 +48,8 @@ class _Reads(NamedTuple):
             _reg.metadata_json if self.metadata else sa.null().label("metadata_json"),
             _reg.templates_json if self.templates else sa.null().label("templates_json"),
             _reg.selector,
+            _reg.web_push_p256dh,
+            _reg.web_push_auth,
         )
 
 
@@ -81,8 +84,16 @@ class SqlAudienceReader:
             rows = await conn.execute(query, parameters)
         # Tuple unpacking: a Row's attribute lookup costs more than the rest of a recipient.
         return [
-            _StoredRecipient(id_, PLATFORMS_BY_CODE[platform], token, metadata, templates, selector)
-            for id_, platform, token, metadata, templates, selector in rows
+            _StoredRecipient(
+                id_,
+                PLATFORMS_BY_CODE[platform],
+                token,
+                metadata,
+                templates,
+                selector,
+                None if p256dh is None else web_push_keys(p256dh, auth),
+            )
+            for id_, platform, token, metadata, templates, selector, p256dh, auth in rows
         ]
 
     def _query(
@@ -210,12 +221,14 @@ class _StoredRecipient(Recipient):
         metadata_json: str | None,
         templates_json: str | None,
         selector: str | None,
+        web_push_keys: WebPushKeys | None = None,
     ) -> None:
         values = self.__dict__
         values["registration_id"] = registration_id
         values["platform"] = platform
         values["device_token"] = device_token
         values["selector"] = selector
+        values["web_push_keys"] = web_push_keys
         values["_metadata_json"] = metadata_json
         values["_templates_json"] = templates_json
 
@@ -249,4 +262,5 @@ def _values(recipient: Recipient) -> tuple[Any, ...]:
         recipient.metadata,
         recipient.templates,
         recipient.selector,
+        recipient.web_push_keys,
     )

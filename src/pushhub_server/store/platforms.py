@@ -11,5 +11,7 @@ from pushhub_server.core.models import Platform
 PLATFORM_CODES: dict[Platform, int] = {
     Platform.APNS: 1,
     Platform.FCM: 2,
+    Platform.WEB_PUSH: 3,
+    Platform.HMS: 4,
 }
 PLATFORMS_BY_CODE: dict[int, Platform] = {code: p for p, code in PLATFORM_CODES.items()}

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.models import Registration, RegistrationInput, Template
+from pushhub_server.core.web_push import WebPushKeys
 
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .schema import registrations
@@ -52,6 +53,8 @@ CONTENT_COLUMNS = (
     "metadata_json",
     "templates_json",
     "selector",
+    "web_push_p256dh",
+    "web_push_auth",
 )
 
 
@@ -64,7 +67,17 @@ def content_values(item: RegistrationInput) -> tuple[Any, ...]:
         dump_map(item.metadata),
         dump_templates(item.templates),
         item.selector,
+        *_web_push_values(item.web_push_keys),
     )
+
+
+def _web_push_values(keys: WebPushKeys | None) -> tuple[str | None, str | None]:
+    return (None, None) if keys is None else (keys.p256dh, keys.auth)
+
+
+def web_push_keys(p256dh: str | None, auth: str | None) -> WebPushKeys | None:
+    """A row's subscription keys: both columns set (Web Push), or none."""
+    return None if p256dh is None or auth is None else WebPushKeys(p256dh, auth)
 
 
 def registration_from_row(
@@ -88,6 +101,7 @@ def registration_from_row(
         created_at=from_micros(row.created_at),
         updated_at=from_micros(row.updated_at),
         channel_registration_ids=dict(channels),
+        web_push_keys=web_push_keys(row.web_push_p256dh, row.web_push_auth),
     )
 
 

@@ -41,6 +41,11 @@ apps = sa.Table(
     # Provider credentials arrive with later issues (encrypted with the secret key).
     sa.Column("apns_credentials", sa.Text),
     sa.Column("fcm_credentials", sa.Text),
+    # Migration 0011: Web Push (VAPID) and Huawei Push Kit credentials, sealed like
+    # the others; the VAPID public key is no secret, and App shows it.
+    sa.Column("web_push_credentials", sa.Text),
+    sa.Column("web_push_public_key", sa.Text),
+    sa.Column("hms_credentials", sa.Text),
 )
 
 api_keys = sa.Table(
@@ -75,6 +80,9 @@ registrations = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     # Set when a provider reports the token invalid: audiences leave the row out from then on.
     sa.Column("invalidated_at", sa.BigInteger),
+    # Web Push only (migration 0011): the subscription's keys, base64url as received.
+    sa.Column("web_push_p256dh", sa.Text),
+    sa.Column("web_push_auth", sa.Text),
     # Digest before platform: a batch looks its tokens up by digest alone.
     sa.UniqueConstraint("app_id", "token_hash", "platform", name="uq_registrations_token"),
     # Partial (migration 0004): most devices have no user and no expiry.

@@ -307,5 +307,6 @@ class BulkUpsert:
             created_at=created_at,
             updated_at=updated_at,
             channel_registration_ids=channel_ids,
+            web_push_keys=item.web_push_keys,
         )
         return UpsertResult(registration, outcome.unchanged)

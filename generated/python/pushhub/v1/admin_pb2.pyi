@@ -30,18 +30,24 @@ APNS_ENVIRONMENT_PRODUCTION: ApnsEnvironment
 APNS_ENVIRONMENT_SANDBOX: ApnsEnvironment
 
 class App(_message.Message):
-    __slots__ = ("app_id", "name", "create_time", "apns_configured", "fcm_configured")
+    __slots__ = ("app_id", "name", "create_time", "apns_configured", "fcm_configured", "web_push_configured", "web_push_public_key", "hms_configured")
     APP_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     APNS_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     FCM_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    WEB_PUSH_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
+    WEB_PUSH_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    HMS_CONFIGURED_FIELD_NUMBER: _ClassVar[int]
     app_id: str
     name: str
     create_time: _timestamp_pb2.Timestamp
     apns_configured: bool
     fcm_configured: bool
-    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., apns_configured: _Optional[bool] = ..., fcm_configured: _Optional[bool] = ...) -> None: ...
+    web_push_configured: bool
+    web_push_public_key: str
+    hms_configured: bool
+    def __init__(self, app_id: _Optional[str] = ..., name: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., apns_configured: _Optional[bool] = ..., fcm_configured: _Optional[bool] = ..., web_push_configured: _Optional[bool] = ..., web_push_public_key: _Optional[str] = ..., hms_configured: _Optional[bool] = ...) -> None: ...
 
 class ApiKey(_message.Message):
     __slots__ = ("key_id", "app_id", "kind", "prefix", "create_time", "revoke_time")
@@ -174,6 +180,38 @@ class SetFcmCredentialsRequest(_message.Message):
     def __init__(self, app_id: _Optional[str] = ..., service_account_json: _Optional[str] = ...) -> None: ...
 
 class SetFcmCredentialsResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ...) -> None: ...
+
+class SetWebPushCredentialsRequest(_message.Message):
+    __slots__ = ("app_id", "vapid_private_key", "subject")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    VAPID_PRIVATE_KEY_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    vapid_private_key: str
+    subject: str
+    def __init__(self, app_id: _Optional[str] = ..., vapid_private_key: _Optional[str] = ..., subject: _Optional[str] = ...) -> None: ...
+
+class SetWebPushCredentialsResponse(_message.Message):
+    __slots__ = ("app",)
+    APP_FIELD_NUMBER: _ClassVar[int]
+    app: App
+    def __init__(self, app: _Optional[_Union[App, _Mapping]] = ...) -> None: ...
+
+class SetHmsCredentialsRequest(_message.Message):
+    __slots__ = ("app_id", "client_id", "client_secret")
+    APP_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    app_id: str
+    client_id: str
+    client_secret: str
+    def __init__(self, app_id: _Optional[str] = ..., client_id: _Optional[str] = ..., client_secret: _Optional[str] = ...) -> None: ...
+
+class SetHmsCredentialsResponse(_message.Message):
     __slots__ = ("app",)
     APP_FIELD_NUMBER: _ClassVar[int]
     app: App

@@ -77,6 +77,16 @@ class AdminServiceStub:
                 request_serializer=pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsRequest.SerializeToString,
                 response_deserializer=pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsResponse.FromString,
                 _registered_method=True)
+        self.SetWebPushCredentials = channel.unary_unary(
+                '/pushhub.v1.AdminService/SetWebPushCredentials',
+                request_serializer=pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsRequest.SerializeToString,
+                response_deserializer=pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsResponse.FromString,
+                _registered_method=True)
+        self.SetHmsCredentials = channel.unary_unary(
+                '/pushhub.v1.AdminService/SetHmsCredentials',
+                request_serializer=pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsRequest.SerializeToString,
+                response_deserializer=pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsResponse.FromString,
+                _registered_method=True)
         self.IssueUserToken = channel.unary_unary(
                 '/pushhub.v1.AdminService/IssueUserToken',
                 request_serializer=pushhub_dot_v1_dot_admin__pb2.IssueUserTokenRequest.SerializeToString,
@@ -138,6 +148,21 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetWebPushCredentials(self, request, context):
+        """Sets the app's VAPID key and subject for Web Push; an empty key makes
+        PushHub generate one. The answer carries the public key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetHmsCredentials(self, request, context):
+        """Sets the app's Huawei Push Kit OAuth client.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IssueUserToken(self, request, context):
         """Mints a user token (HS256 JWT) with the app's signing secret.
         """
@@ -187,6 +212,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.SetFcmCredentials,
                     request_deserializer=pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsRequest.FromString,
                     response_serializer=pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsResponse.SerializeToString,
+            ),
+            'SetWebPushCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebPushCredentials,
+                    request_deserializer=pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsRequest.FromString,
+                    response_serializer=pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsResponse.SerializeToString,
+            ),
+            'SetHmsCredentials': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHmsCredentials,
+                    request_deserializer=pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsRequest.FromString,
+                    response_serializer=pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsResponse.SerializeToString,
             ),
             'IssueUserToken': grpc.unary_unary_rpc_method_handler(
                     servicer.IssueUserToken,
@@ -413,6 +448,60 @@ class AdminService:
             '/pushhub.v1.AdminService/SetFcmCredentials',
             pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsRequest.SerializeToString,
             pushhub_dot_v1_dot_admin__pb2.SetFcmCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebPushCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pushhub.v1.AdminService/SetWebPushCredentials',
+            pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsRequest.SerializeToString,
+            pushhub_dot_v1_dot_admin__pb2.SetWebPushCredentialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHmsCredentials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pushhub.v1.AdminService/SetHmsCredentials',
+            pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsRequest.SerializeToString,
+            pushhub_dot_v1_dot_admin__pb2.SetHmsCredentialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

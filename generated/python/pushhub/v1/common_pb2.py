@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pushhub/v1/common.proto\x12\npushhub.v1*I\n\x08Platform\x12\x18\n\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x11\n\rPLATFORM_APNS\x10\x01\x12\x10\n\x0cPLATFORM_FCM\x10\x02*\xbc\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATE_SCHEDULED\x10\x01\x12\x1c\n\x18MESSAGE_STATE_PUBLISHING\x10\x02\x12\x1b\n\x17MESSAGE_STATE_PUBLISHED\x10\x03\x12\x18\n\x14MESSAGE_STATE_FAILED\x10\x04\x12\x1b\n\x17MESSAGE_STATE_CANCELLED\x10\x05\x42x\n\x0e\x63om.pushhub.v1P\x01Z6github.com/pushhub/pushhub/gen/go/pushhub/v1;pushhubv1\xa2\x02\x03PHB\xaa\x02\nPushHub.V1\xca\x02\nPushHub\\V1\xea\x02\x0bPushHub::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17pushhub/v1/common.proto\x12\npushhub.v1*r\n\x08Platform\x12\x18\n\x14PLATFORM_UNSPECIFIED\x10\x00\x12\x11\n\rPLATFORM_APNS\x10\x01\x12\x10\n\x0cPLATFORM_FCM\x10\x02\x12\x15\n\x11PLATFORM_WEB_PUSH\x10\x03\x12\x10\n\x0cPLATFORM_HMS\x10\x04*\xbc\x01\n\x0cMessageState\x12\x1d\n\x19MESSAGE_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17MESSAGE_STATE_SCHEDULED\x10\x01\x12\x1c\n\x18MESSAGE_STATE_PUBLISHING\x10\x02\x12\x1b\n\x17MESSAGE_STATE_PUBLISHED\x10\x03\x12\x18\n\x14MESSAGE_STATE_FAILED\x10\x04\x12\x1b\n\x17MESSAGE_STATE_CANCELLED\x10\x05\x42x\n\x0e\x63om.pushhub.v1P\x01Z6github.com/pushhub/pushhub/gen/go/pushhub/v1;pushhubv1\xa2\x02\x03PHB\xaa\x02\nPushHub.V1\xca\x02\nPushHub\\V1\xea\x02\x0bPushHub::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,7 +33,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016com.pushhub.v1P\001Z6github.com/pushhub/pushhub/gen/go/pushhub/v1;pushhubv1\242\002\003PHB\252\002\nPushHub.V1\312\002\nPushHub\\V1\352\002\013PushHub::V1'
   _globals['_PLATFORM']._serialized_start=39
-  _globals['_PLATFORM']._serialized_end=112
-  _globals['_MESSAGESTATE']._serialized_start=115
-  _globals['_MESSAGESTATE']._serialized_end=303
+  _globals['_PLATFORM']._serialized_end=153
+  _globals['_MESSAGESTATE']._serialized_start=156
+  _globals['_MESSAGESTATE']._serialized_end=344
 # @@protoc_insertion_point(module_scope)

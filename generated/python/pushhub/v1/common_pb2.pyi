@@ -9,6 +9,8 @@ class Platform(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLATFORM_UNSPECIFIED: _ClassVar[Platform]
     PLATFORM_APNS: _ClassVar[Platform]
     PLATFORM_FCM: _ClassVar[Platform]
+    PLATFORM_WEB_PUSH: _ClassVar[Platform]
+    PLATFORM_HMS: _ClassVar[Platform]
 
 class MessageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -21,6 +23,8 @@ class MessageState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 PLATFORM_UNSPECIFIED: Platform
 PLATFORM_APNS: Platform
 PLATFORM_FCM: Platform
+PLATFORM_WEB_PUSH: Platform
+PLATFORM_HMS: Platform
 MESSAGE_STATE_UNSPECIFIED: MessageState
 MESSAGE_STATE_SCHEDULED: MessageState
 MESSAGE_STATE_PUBLISHING: MessageState

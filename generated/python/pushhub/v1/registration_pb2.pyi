@@ -19,8 +19,16 @@ class Template(_message.Message):
     tags: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, body: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class WebPushKeys(_message.Message):
+    __slots__ = ("p256dh", "auth")
+    P256DH_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    p256dh: str
+    auth: str
+    def __init__(self, p256dh: _Optional[str] = ..., auth: _Optional[str] = ...) -> None: ...
+
 class Registration(_message.Message):
-    __slots__ = ("registration_id", "platform", "device_token", "channels", "tags", "user_id", "expires_at", "metadata", "templates", "selector", "create_time", "update_time", "channel_registration_ids")
+    __slots__ = ("registration_id", "platform", "device_token", "channels", "tags", "user_id", "expires_at", "metadata", "templates", "selector", "create_time", "update_time", "channel_registration_ids", "web_push_keys")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +63,7 @@ class Registration(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_REGISTRATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    WEB_PUSH_KEYS_FIELD_NUMBER: _ClassVar[int]
     registration_id: str
     platform: _common_pb2.Platform
     device_token: str
@@ -68,7 +77,8 @@ class Registration(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     channel_registration_ids: _containers.ScalarMap[str, str]
-    def __init__(self, registration_id: _Optional[str] = ..., platform: _Optional[_Union[_common_pb2.Platform, str]] = ..., device_token: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Mapping[str, Template]] = ..., selector: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_registration_ids: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    web_push_keys: WebPushKeys
+    def __init__(self, registration_id: _Optional[str] = ..., platform: _Optional[_Union[_common_pb2.Platform, str]] = ..., device_token: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Mapping[str, Template]] = ..., selector: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_registration_ids: _Optional[_Mapping[str, str]] = ..., web_push_keys: _Optional[_Union[WebPushKeys, _Mapping]] = ...) -> None: ...
 
 class CreateRegistrationIdRequest(_message.Message):
     __slots__ = ()
@@ -81,7 +91,7 @@ class CreateRegistrationIdResponse(_message.Message):
     def __init__(self, registration_id: _Optional[str] = ...) -> None: ...
 
 class RegisterDeviceRequest(_message.Message):
-    __slots__ = ("registration_id", "platform", "device_token", "channels", "tags", "user_id", "expires_at", "metadata", "templates", "selector", "track", "callback_url", "callback_headers")
+    __slots__ = ("registration_id", "platform", "device_token", "channels", "tags", "user_id", "expires_at", "metadata", "templates", "selector", "track", "callback_url", "callback_headers", "web_push_keys")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +126,7 @@ class RegisterDeviceRequest(_message.Message):
     TRACK_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_URL_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_HEADERS_FIELD_NUMBER: _ClassVar[int]
+    WEB_PUSH_KEYS_FIELD_NUMBER: _ClassVar[int]
     registration_id: str
     platform: _common_pb2.Platform
     device_token: str
@@ -129,7 +140,8 @@ class RegisterDeviceRequest(_message.Message):
     track: bool
     callback_url: str
     callback_headers: _containers.ScalarMap[str, str]
-    def __init__(self, registration_id: _Optional[str] = ..., platform: _Optional[_Union[_common_pb2.Platform, str]] = ..., device_token: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Mapping[str, Template]] = ..., selector: _Optional[str] = ..., track: _Optional[bool] = ..., callback_url: _Optional[str] = ..., callback_headers: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    web_push_keys: WebPushKeys
+    def __init__(self, registration_id: _Optional[str] = ..., platform: _Optional[_Union[_common_pb2.Platform, str]] = ..., device_token: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., tags: _Optional[_Iterable[str]] = ..., user_id: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., templates: _Optional[_Mapping[str, Template]] = ..., selector: _Optional[str] = ..., track: _Optional[bool] = ..., callback_url: _Optional[str] = ..., callback_headers: _Optional[_Mapping[str, str]] = ..., web_push_keys: _Optional[_Union[WebPushKeys, _Mapping]] = ...) -> None: ...
 
 class RegisterDeviceResponse(_message.Message):
     __slots__ = ("registration", "channel_registration_ids", "request_id")

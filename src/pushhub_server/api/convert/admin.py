@@ -29,6 +29,9 @@ def app(value: App) -> admin_pb2.App:
         create_time=timestamp(value.created_at),
         apns_configured=value.apns_configured,
         fcm_configured=value.fcm_configured,
+        web_push_configured=value.web_push_configured,
+        web_push_public_key=value.web_push_public_key or "",
+        hms_configured=value.hms_configured,
     )
 
 

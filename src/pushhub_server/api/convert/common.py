@@ -14,10 +14,13 @@ from ...core.models import Platform
 _PLATFORM_NUMBERS: dict[Platform, int] = {
     Platform.APNS: common_pb2.PLATFORM_APNS,
     Platform.FCM: common_pb2.PLATFORM_FCM,
+    Platform.WEB_PUSH: common_pb2.PLATFORM_WEB_PUSH,
+    Platform.HMS: common_pb2.PLATFORM_HMS,
 }
 _PLATFORMS = {number: platform for platform, number in _PLATFORM_NUMBERS.items()}
 _PLATFORM_NAMES = [common_pb2.Platform.Name(number) for number in _PLATFORM_NUMBERS.values()]
-# "PLATFORM_APNS or PLATFORM_FCM", for the refusal of any other number.
+# "PLATFORM_APNS, PLATFORM_FCM, PLATFORM_WEB_PUSH or PLATFORM_HMS", for the refusal
+# of any other number.
 _ANY_PLATFORM = " or ".join((", ".join(_PLATFORM_NAMES[:-1]), _PLATFORM_NAMES[-1]))
 
 # Core and proto enums are mapped by name, so a rename on either side fails at import.

@@ -15,6 +15,7 @@ from ...core.errors import PushHubError
 from ...core.models import CleanupTarget, Registration, RegistrationFilter, Template
 from ...core.registration_rules import RegistrationDraft
 from ...core.registration_tracking import RegisterOutcome
+from ...core.web_push import WebPushKeys
 from .common import optional_platform, platform_number, platform_or_refusal
 from .proto_time import optional_datetime, set_time
 
@@ -38,7 +39,16 @@ def draft(request: registration_pb2.RegisterDeviceRequest) -> RegistrationDraft:
         callback_url=request.callback_url,
         callback_headers=dict(request.callback_headers) if request.callback_headers else {},
         conversion_error=conversion_error,
+        web_push_keys=_web_push_keys(request),
     )
+
+
+def _web_push_keys(request: registration_pb2.RegisterDeviceRequest) -> WebPushKeys | None:
+    """None when the client sent no web_push_keys (core requires them for Web Push)."""
+    if not request.HasField("web_push_keys"):
+        return None
+    keys = request.web_push_keys
+    return WebPushKeys(keys.p256dh, keys.auth)
 
 
 def _expiry(
@@ -79,6 +89,9 @@ def fill_registration(target: registration_pb2.Registration, value: Registration
     set_time(target.create_time, value.created_at)
     set_time(target.update_time, value.updated_at)
     target.channel_registration_ids.update(value.channel_registration_ids)
+    if value.web_push_keys is not None:
+        target.web_push_keys.p256dh = value.web_push_keys.p256dh
+        target.web_push_keys.auth = value.web_push_keys.auth
 
 
 def fill_register_response(

@@ -63,6 +63,8 @@ from .size import payload_too_large
 from .templates import TEMPLATE_CACHE_SIZE, remember, template_object
 
 HMS_PAYLOAD_LIMIT = 4096
+# A dry run's message (sent with validate_only): a data message no user would see.
+DRY_RUN_BODY = dumps({"data": dumps({"pushhub_dry_run": "1"})}).encode()
 HMS_MAX_TTL = timedelta(days=15)
 # click_action types: 1 an activity by intent or action, 3 the app's launcher.
 _CUSTOM_ACTION, _OPEN_APP = 1, 3

@@ -1,4 +1,9 @@
-"""PayloadRenderer: one published message rendered for APNs and FCM, per recipient.
+"""PayloadRenderer: one published message rendered for every platform, per recipient.
+
+APNs, FCM and Web Push go through the pieces below; Web Push's body is the
+plaintext JSON (webpush.py), which its provider encrypts per subscription, and
+its headers (TTL, Urgency, Topic) are one mapping per message. HMS payloads
+are hms.HmsPayloads', which shares one body among the recipients of a multicast.
 
 Cost model (a fan-out reaches 1,000,000 recipients at 50,000/s): everything that
 does not depend on the recipient is built once per message and platform, and
@@ -32,12 +37,15 @@ from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.templates import MessageTemplate, compile_message, template_error
 
-from . import apns, fcm
+from . import apns, fcm, hms, webpush
 from .content import check_content
+from .hms import HMS_PAYLOAD_LIMIT, HmsPayloads
 from .json_text import dumps
 from .size import PAYLOAD_LIMIT, payload_too_large
 from .templates import TEMPLATE_CACHE_SIZE, remember, template_object
 
+# Looked up once: an enum member read through its class costs a lookup per recipient.
+_HMS = Platform.HMS
 # FCM requests carry no per-payload headers.
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
@@ -57,8 +65,16 @@ class RenderedPayload:
     headers: Mapping[str, str]
 
 
+_PLATFORM_NAMES = {
+    Platform.APNS: "APNs",
+    Platform.FCM: "FCM",
+    Platform.WEB_PUSH: "Web Push",
+    Platform.HMS: "HMS",
+}
+
+
 def _platform_name(platform: Platform) -> str:
-    return "APNs" if platform is Platform.APNS else "FCM"
+    return _PLATFORM_NAMES[platform]
 
 
 class _Prepared:
@@ -72,6 +88,7 @@ class _Prepared:
         "fixed_size",
         "body",
         "headers",
+        "limit",
         "_token_only",
     )
 
@@ -93,6 +110,7 @@ class _Prepared:
         self.body = self.pieces[0] if not self.slots else None
         # Read-only: every recipient of this payload shares the one mapping.
         self.headers = MappingProxyType(dict(headers))
+        self.limit = limit
         self._token_only = self.slots == (_TOKEN,)
         if self.fixed_size > limit:
             raise payload_too_large(field_name, _platform_name(platform), self.fixed_size, limit)
@@ -154,6 +172,10 @@ class PayloadRenderer:
         self._standard: dict[Platform, _Prepared | _Failed] = {}
         self._templates: dict[tuple[Platform, str], _Prepared | _Failed] = {}
         self._template_cache_size = template_cache_size
+        self._webpush_headers = webpush.webpush_headers(
+            content.ttl, content.priority, content.collapse_key
+        )
+        self._hms: HmsPayloads | None = None
 
     # ------------------------------------------------------------ per recipient
 
@@ -188,6 +210,8 @@ class PayloadRenderer:
         ``metadata`` matters only when ``uses_metadata``, and ``templates`` only when
         ``uses_templates``: callers holding them undecoded may pass None otherwise.
         """
+        if platform is _HMS:
+            return self._hms_payloads().render(metadata, templates), _NO_HEADERS
         prepared = None
         if templates and self.uses_templates:
             template = templates.get(self.content.template_name)
@@ -205,9 +229,11 @@ class PayloadRenderer:
             if prepared.message_slots:
                 message = encode_basestring(self._message.render(metadata))[1:-1].encode()
                 size = prepared.fixed_size + prepared.message_slots * len(message)
-                if size > self.limit:
+                if size > prepared.limit:
                     # Only the standard payload has message slots; templates use properties.
-                    raise payload_too_large(self._field, _platform_name(platform), size, self.limit)
+                    raise payload_too_large(
+                        self._field, _platform_name(platform), size, prepared.limit
+                    )
             token = encode_basestring(device_token)[1:-1].encode() if device_token else b""
             body = prepared.join(token, message)
         return body, prepared.headers
@@ -229,6 +255,15 @@ class PayloadRenderer:
         """The FCM v1 ``messages:send`` request body."""
         return self.render(Platform.FCM, device_token, metadata, templates).body
 
+    def _hms_payloads(self) -> HmsPayloads:
+        if self._hms is None:
+            self._hms = HmsPayloads(self.content, limit=min(self.limit, HMS_PAYLOAD_LIMIT))
+        return self._hms
+
+    @property
+    def _webpush_limit(self) -> int:
+        return min(self.limit, webpush.PLAINTEXT_LIMIT)
+
     # ------------------------------------------------------- standard payloads
 
     def _prepare_standard(self, platform: Platform) -> _Prepared | _Failed:
@@ -240,6 +275,11 @@ class PayloadRenderer:
                 headers = apns.apns_headers(content, payload, self._expiration)
                 prepared: _Prepared | _Failed = _Prepared(
                     platform, dumps(payload), headers, self._field, self.limit
+                )
+            elif platform is Platform.WEB_PUSH:
+                text = dumps(webpush.webpush_payload(content, self._message_value))
+                prepared = _Prepared(
+                    platform, text, self._webpush_headers, self._field, self._webpush_limit
                 )
             else:
                 message = fcm.fcm_message(
@@ -275,6 +315,15 @@ class PayloadRenderer:
                 payload = apns.apns_template_payload(content, value)
                 headers = apns.apns_headers(content, payload, self._expiration)
                 return _Prepared(platform, dumps(payload), headers, "template_name", self.limit)
+            if platform is Platform.WEB_PUSH:
+                # The rendered template is the object the service worker reads.
+                return _Prepared(
+                    platform,
+                    dumps(value),
+                    self._webpush_headers,
+                    "template_name",
+                    self._webpush_limit,
+                )
             message = fcm.fcm_template_message(content, value, _TOKEN_SENTINEL, self._expiration)
             return _Prepared(
                 platform, dumps({"message": message}), _NO_HEADERS, "template_name", self.limit
@@ -319,7 +368,7 @@ def render_fcm(
 
 def check_publish_size(
     content: NotificationContent,
-    platforms: Iterable[Platform] = (Platform.APNS, Platform.FCM),
+    platforms: Iterable[Platform] = (),
     *,
     limit: int = PAYLOAD_LIMIT,
     now: datetime | None = None,
@@ -328,6 +377,12 @@ def check_publish_size(
     message can reach (a payload too large for FCM must not refuse an APNs-only
     publish).
 
+    No platforms means any: APNs and FCM are checked, Web Push and HMS only when
+    named. Their payloads run a little larger (HMS's click_action) or their limit
+    smaller (one aes128gcm record: 3,993 bytes), and a publish that fitted every
+    platform before they existed must still be accepted; a Web Push or HMS
+    recipient of a payload over its limit then fails alone, as PAYLOAD_TOO_LARGE.
+
     ``{{name}}`` placeholders render empty (the smallest any recipient can get), so a
     message rejected here would fail for every recipient. Registration templates are
     unknown at publish time; the standard rendering, which registrations without the
@@ -335,13 +390,26 @@ def check_publish_size(
     (reserved data keys, a bad ``fcm_json``, an over-long collapse key).
     """
     renderer = PayloadRenderer(content, now=now, limit=limit)
-    for platform in platforms:
+    for platform in platforms or _ANY_PLATFORM:
         renderer.render(platform, "", {})
+
+
+# What a publish that names no platform is checked for (check_publish_size).
+_ANY_PLATFORM = (Platform.APNS, Platform.FCM)
 
 
 def dry_run_payload(platform: Platform, device_token: str) -> RenderedPayload:
     """What a registration's dry run sends, to be sent with ``validate_only``: for
-    APNs a silent background push (apns.py), for FCM a data message (fcm.py)."""
+    APNs a silent background push (apns.py), for FCM a data message (fcm.py), for
+    HMS a data message (hms.py), for Web Push an empty object that is encrypted and
+    never posted (webpush.py)."""
     if platform is Platform.APNS:
         return RenderedPayload(apns.DRY_RUN_BODY, apns.dry_run_headers())
+    if platform is Platform.HMS:
+        return RenderedPayload(hms.DRY_RUN_BODY, _NO_HEADERS)
+    if platform is Platform.WEB_PUSH:
+        return RenderedPayload(webpush.DRY_RUN_BODY, _DRY_RUN_WEBPUSH_HEADERS)
     return RenderedPayload(fcm.dry_run_body(device_token), _NO_HEADERS)
+
+
+_DRY_RUN_WEBPUSH_HEADERS = webpush.webpush_headers(None, None, "")

@@ -5,6 +5,22 @@ on the wire is these headers and that payload encrypted to each subscription. Th
 provider adds ``Authorization`` (VAPID, providers/vapid.py), ``Content-Encoding``
 and ``Content-Type``.
 
+Payload (``webpush_payload``; empty fields left out)::
+
+    {"title": ..., "body": ..., "image": ..., "tag": ..., "data": {str: str}}
+
+- ``title``; ``body`` (or the plain ``message`` when ``body`` is empty);
+  ``image_url`` → ``image``, which a service worker passes to
+  ``showNotification`` as ``image`` (or ``icon``); ``collapse_key`` → ``tag``,
+  so a newer notification replaces the shown one, as ``Topic`` replaces an
+  undelivered one.
+- ``data``: ``notification.data``, ``headers``, ``publisher_id`` (and
+  ``message`` when ``body`` is also set), as FCM's data (content.custom_data).
+- Templates (Azure): the rendered template object *is* the payload.
+- Not mapped: ``badge``, ``sound``, ``subtitle``, ``category``, ``thread_id``
+  (the Notifications API has no such options, or browsers ignore them), and the
+  ``apns_json``/``fcm_json`` overrides.
+
 Headers, built once per message (``webpush_headers``): every recipient of a
 broadcast shares the one mapping, as APNs deliveries share theirs.
 
@@ -59,14 +75,18 @@ import re
 from collections.abc import Mapping
 from datetime import timedelta
 from types import MappingProxyType
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pushhub_server.core.notifications import MAX_TTL, Priority
+from pushhub_server.core.notifications import MAX_TTL, NotificationContent, Priority
 from pushhub_server.core.web_push import SubscriptionKeys
+
+from .content import custom_data
+from .json_text import dumps
 
 DEFAULT_TTL = MAX_TTL
 TOPIC_LENGTH = 32
@@ -90,6 +110,31 @@ _RS_IDLEN = RECORD_SIZE.to_bytes(4, "big") + bytes([_PUBLIC_KEY_BYTES])
 _LAST_RECORD = b"\x02"
 _X962 = serialization.Encoding.X962
 _UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
+
+
+# A dry run's plaintext: encrypted like any payload, and never posted (providers/webpush.py).
+DRY_RUN_BODY = dumps({}).encode()
+
+
+# ------------------------------------------------------------------ payload
+
+
+def webpush_payload(content: NotificationContent, message: str) -> dict[str, Any]:
+    """The JSON object a service worker reads (module docstring); ``message`` stands
+    for the plain message (the renderer passes a placeholder)."""
+    payload: dict[str, Any] = {}
+    if content.title:
+        payload["title"] = content.title
+    if content.body or message:
+        payload["body"] = content.body or message
+    if content.image_url:
+        payload["image"] = content.image_url
+    if content.collapse_key:
+        payload["tag"] = content.collapse_key
+    data = custom_data(content, message)
+    if data:
+        payload["data"] = data
+    return payload
 
 
 # ------------------------------------------------------------------ headers

@@ -1,7 +1,8 @@
 """Which provider delivers an app's notifications, per platform.
 
-An app with APNs or FCM credentials delivers to that platform through the real
-provider; a platform without credentials goes to the simulator. Providers are
+An app with a platform's credentials (APNs, FCM, Web Push, HMS) delivers to that
+platform through the real provider; a platform without credentials goes to the
+simulator. Providers are
 kept per app and platform (their HTTP/2 connections and tokens are worth
 reusing) and rebuilt when that platform's credentials change: a change of FCM
 credentials leaves the APNs provider alone, and a new APNs provider for the same
@@ -31,13 +32,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pushhub_server.core.apps import AppService
 from pushhub_server.core.clock import Clock
 from pushhub_server.core.credentials import (
     ApnsCredentials,
     FcmCredentials,
+    HmsCredentials,
     UnreadableCredentials,
 )
 from pushhub_server.core.delivery_metrics import NO_DELIVERY_METRICS
@@ -46,24 +48,45 @@ from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.messages import Delivery, DeliveryOutcome, DeliveryResult
 from pushhub_server.core.models import Platform
 from pushhub_server.core.ports import DeliveryMetrics, DeliveryProvider, DeliveryTracing
+from pushhub_server.core.web_push import WebPushCredentials
+from pushhub_server.core.web_push_endpoints import EndpointPolicy
+from pushhub_server.delivery.address_guard import AddressGuard, ResolveChecked
 
 from .apns import ApnsProvider, ProviderToken
 from .fcm import FcmProvider
+from .hms import HmsProvider
+from .webpush import WebPushProvider
 
 _log = logging.getLogger(__name__)
 
-_Source = ApnsCredentials | FcmCredentials | UnreadableCredentials | None
+_Source = (
+    ApnsCredentials
+    | FcmCredentials
+    | WebPushCredentials
+    | HmsCredentials
+    | UnreadableCredentials
+    | None
+)
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """Overrides of Apple's and Google's hosts (a staging relay, a test fake)."""
+    """Overrides of the push services' hosts (a staging relay, a test fake), and
+    where Web Push may connect."""
 
     apns_url: str | None = None
     apns_ca_file: str | None = None
     fcm_url: str | None = None
     fcm_ca_file: str | None = None
     apns_connections: int = 1
+    hms_url: str | None = None
+    hms_token_url: str | None = None
+    hms_ca_file: str | None = None
+    web_push_ca_file: str | None = None
+    # The push services' allow-list with the operator's listed hosts.
+    web_push_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
+    # Resolves and checks Web Push hosts at send time; None: the system resolver.
+    web_push_resolve: ResolveChecked | None = None
 
 
 class RegistryClosed(RuntimeError):
@@ -153,6 +176,8 @@ class ProviderRegistry:
         self._simulator = simulator
         self._clock = clock
         self._endpoints = endpoints
+        # One guard for every app's Web Push provider: its cache then serves them all.
+        self._resolve: ResolveChecked = endpoints.web_push_resolve or AddressGuard()
         self._slots: dict[tuple[str, Platform], _Slot] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closed = False
@@ -217,10 +242,10 @@ class ProviderRegistry:
         if self._closed:
             raise RegistryClosed()
         async with self._locks.setdefault(app_id, asyncio.Lock()):
-            apns, fcm = await self._apps.provider_credentials(app_id)
+            credentials = await self._apps.provider_credentials(app_id)
             return {
-                Platform.APNS: await self._swap(app_id, Platform.APNS, apns),
-                Platform.FCM: await self._swap(app_id, Platform.FCM, fcm),
+                platform: await self._swap(app_id, platform, credentials.get(platform))
+                for platform in Platform
             }
 
     async def _swap(self, app_id: str, platform: Platform, source: _Source) -> _Slot:
@@ -243,14 +268,23 @@ class ProviderRegistry:
         if isinstance(source, UnreadableCredentials):
             return _unusable(app_id, platform, source, source.reason)
         try:
-            provider = (
-                self._apns(source, previous)
-                if isinstance(source, ApnsCredentials)
-                else self._fcm(source)
-            )
+            provider = self._provider(source, previous)
         except Exception as error:  # whatever it is, it must stay this platform's problem
             return _unusable(app_id, platform, source, _describe(error))
         return _Slot(source, provider, provider.close)
+
+    def _provider(
+        self,
+        source: ApnsCredentials | FcmCredentials | WebPushCredentials | HmsCredentials,
+        previous: _Slot | None,
+    ) -> ApnsProvider | FcmProvider | WebPushProvider | HmsProvider:
+        if isinstance(source, ApnsCredentials):
+            return self._apns(source, previous)
+        if isinstance(source, FcmCredentials):
+            return self._fcm(source)
+        if isinstance(source, WebPushCredentials):
+            return self._web_push(source)
+        return self._hms(source)
 
     def _apns(self, credentials: ApnsCredentials, previous: _Slot | None) -> ApnsProvider:
         ends = self._endpoints
@@ -269,6 +303,27 @@ class ProviderRegistry:
             credentials.service_account,
             endpoint=ends.fcm_url,
             ca_file=ends.fcm_ca_file,
+            clock=self._clock,
+        )
+
+    def _web_push(self, credentials: WebPushCredentials) -> WebPushProvider:
+        ends = self._endpoints
+        return WebPushProvider(
+            credentials,
+            self._clock,
+            policy=ends.web_push_policy,
+            resolve=self._resolve,
+            ca_file=ends.web_push_ca_file,
+        )
+
+    def _hms(self, credentials: HmsCredentials) -> HmsProvider:
+        ends = self._endpoints
+        return HmsProvider(
+            credentials.client_id,
+            credentials.client_secret,
+            endpoint=ends.hms_url,
+            token_endpoint=ends.hms_token_url,
+            ca_file=ends.hms_ca_file,
             clock=self._clock,
         )
 

@@ -1,13 +1,16 @@
-"""The simulator: delivers without Apple or Google, recording what it "sent".
+"""The simulator: delivers without Apple, Google, Huawei or a push service, recording
+what it "sent".
 
-An app with no APNs or FCM credentials delivers through it. Each delivery it
+An app without a platform's credentials delivers to that platform through it. Each delivery it
 accepts is recorded through the Inbox port (message, registration, platform,
 rendered payload, time), which ``pushhub inbox`` lists. Constructed with
 ``record=False`` it accepts and discards, as the fan-out benchmark needs.
 
-Failure injection, by device-token prefix (for tests and demos). FCM tokens
-take a word; APNs tokens are hex digits only, so each failure also has a hex
-prefix that reads like it (``Injection``, below, is the one table):
+Failure injection, by device-token prefix (for tests and demos). FCM and HMS
+tokens take a word; APNs tokens are hex digits only, so each failure also has a
+hex prefix that reads like it; a Web Push token is its endpoint URL, whose last
+path segment takes the word (``https://fcm.googleapis.com/fcm/send/invalid-1``).
+``Injection``, below, is the one table:
 
 ========================  ===================================================
 ``invalid-…``             answered as an unregistered token (INVALID_TOKEN,
@@ -53,7 +56,15 @@ class Injection:
 
     def token(self, platform: Platform, rest: str) -> str:
         """A token that triggers this failure: the platform's prefix, then rest."""
-        return (self.apns if platform is Platform.APNS else self.fcm) + rest
+        if platform is Platform.APNS:
+            return self.apns + rest
+        if platform is Platform.WEB_PUSH:
+            return f"{SIMULATED_ENDPOINT}{self.fcm}{rest}"
+        return self.fcm + rest
+
+
+# Where a simulated Web Push endpoint's subscription id starts (FCM's Web Push path).
+SIMULATED_ENDPOINT = "https://fcm.googleapis.com/fcm/send/"
 
 
 # "dead dead", "fallible", "bad data".
@@ -94,7 +105,7 @@ class SimulatorProvider:
         # One prefix test per delivery; only the injected failures look further.
         result = self._result
         results = [
-            result(delivery) if delivery.device_token.startswith(_PREFIXES) else _SENT
+            result(delivery) if _injection_key(delivery).startswith(_PREFIXES) else _SENT
             for delivery in deliveries
         ]
         if self._record and not validate_only:
@@ -104,7 +115,7 @@ class SimulatorProvider:
         return results
 
     def _result(self, delivery: Delivery) -> DeliveryResult:
-        token = delivery.device_token
+        token = _injection_key(delivery)
         if token.startswith(INVALID.prefixes):
             return _UNREGISTERED
         if token.startswith(REJECTED.prefixes):
@@ -123,3 +134,15 @@ class SimulatorProvider:
             del self._failed_once[next(iter(self._failed_once))]
         self._failed_once[key] = None
         return True
+
+
+def _injection_key(delivery: Delivery) -> str:
+    """What the prefixes are matched against: the token, or a Web Push endpoint's
+    last path segment (its subscription id)."""
+    token = delivery.device_token
+    if delivery.platform is _WEB_PUSH:
+        return token.rpartition("/")[2]
+    return token
+
+
+_WEB_PUSH = Platform.WEB_PUSH

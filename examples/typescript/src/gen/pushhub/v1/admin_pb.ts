@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pushhub/v1/admin.proto.
  */
 export const file_pushhub_v1_admin: GenFile = /*@__PURE__*/
-  fileDesc("ChZwdXNoaHViL3YxL2FkbWluLnByb3RvEgpwdXNoaHViLnYxIoUBCgNBcHASDgoGYXBwX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2FwbnNfY29uZmlndXJlZBgEIAEoCBIWCg5mY21fY29uZmlndXJlZBgFIAEoCCLAAQoGQXBpS2V5Eg4KBmtleV9pZBgBIAEoCRIOCgZhcHBfaWQYAiABKAkSJAoEa2luZBgDIAEoDjIWLnB1c2hodWIudjEuQXBpS2V5S2luZBIOCgZwcmVmaXgYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3Jldm9rZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIgChBDcmVhdGVBcHBSZXF1ZXN0EgwKBG5hbWUYASABKAkiWQoRQ3JlYXRlQXBwUmVzcG9uc2USHAoDYXBwGAEgASgLMg8ucHVzaGh1Yi52MS5BcHASEgoKc2VydmVyX2tleRgCIAEoCRISCgpkZXZpY2Vfa2V5GAMgASgJIjgKD0xpc3RBcHBzUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCSJKChBMaXN0QXBwc1Jlc3BvbnNlEh0KBGFwcHMYASADKAsyDy5wdXNoaHViLnYxLkFwcBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIgoQRGVsZXRlQXBwUmVxdWVzdBIOCgZhcHBfaWQYASABKAkiEwoRRGVsZXRlQXBwUmVzcG9uc2UiSwoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIOCgZhcHBfaWQYASABKAkSJAoEa2luZBgCIAEoDjIWLnB1c2hodWIudjEuQXBpS2V5S2luZCJIChRDcmVhdGVBcGlLZXlSZXNwb25zZRIjCgdhcGlfa2V5GAEgASgLMhIucHVzaGh1Yi52MS5BcGlLZXkSCwoDa2V5GAIgASgJIiQKEkxpc3RBcGlLZXlzUmVxdWVzdBIOCgZhcHBfaWQYASABKAkiOwoTTGlzdEFwaUtleXNSZXNwb25zZRIkCghhcGlfa2V5cxgBIAMoCzISLnB1c2hodWIudjEuQXBpS2V5IjUKE1Jldm9rZUFwaUtleVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCSI7ChRSZXZva2VBcGlLZXlSZXNwb25zZRIjCgdhcGlfa2V5GAEgASgLMhIucHVzaGh1Yi52MS5BcGlLZXkipgEKGVNldEFwbnNDcmVkZW50aWFsc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg4KBmtleV9pZBgCIAEoCRIPCgd0ZWFtX2lkGAMgASgJEg0KBXRvcGljGAQgASgJEhcKD3ByaXZhdGVfa2V5X3BlbRgFIAEoCRIwCgtlbnZpcm9ubWVudBgGIAEoDjIbLnB1c2hodWIudjEuQXBuc0Vudmlyb25tZW50IjoKGlNldEFwbnNDcmVkZW50aWFsc1Jlc3BvbnNlEhwKA2FwcBgBIAEoCzIPLnB1c2hodWIudjEuQXBwIkgKGFNldEZjbUNyZWRlbnRpYWxzUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSHAoUc2VydmljZV9hY2NvdW50X2pzb24YAiABKAkiOQoZU2V0RmNtQ3JlZGVudGlhbHNSZXNwb25zZRIcCgNhcHAYASABKAsyDy5wdXNoaHViLnYxLkFwcCJgChVJc3N1ZVVzZXJUb2tlblJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSJgoDdHRsGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlgKFklzc3VlVXNlclRva2VuUmVzcG9uc2USDQoFdG9rZW4YASABKAkSLwoLZXhwaXJlX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wKlwKCkFwaUtleUtpbmQSHAoYQVBJX0tFWV9LSU5EX1VOU1BFQ0lGSUVEEAASFwoTQVBJX0tFWV9LSU5EX1NFUlZFUhABEhcKE0FQSV9LRVlfS0lORF9ERVZJQ0UQAipyCg9BcG5zRW52aXJvbm1lbnQSIAocQVBOU19FTlZJUk9OTUVOVF9VTlNQRUNJRklFRBAAEh8KG0FQTlNfRU5WSVJPTk1FTlRfUFJPRFVDVElPThABEhwKGEFQTlNfRU5WSVJPTk1FTlRfU0FOREJPWBACMv8FCgxBZG1pblNlcnZpY2USSAoJQ3JlYXRlQXBwEhwucHVzaGh1Yi52MS5DcmVhdGVBcHBSZXF1ZXN0Gh0ucHVzaGh1Yi52MS5DcmVhdGVBcHBSZXNwb25zZRJFCghMaXN0QXBwcxIbLnB1c2hodWIudjEuTGlzdEFwcHNSZXF1ZXN0GhwucHVzaGh1Yi52MS5MaXN0QXBwc1Jlc3BvbnNlEkgKCURlbGV0ZUFwcBIcLnB1c2hodWIudjEuRGVsZXRlQXBwUmVxdWVzdBodLnB1c2hodWIudjEuRGVsZXRlQXBwUmVzcG9uc2USUQoMQ3JlYXRlQXBpS2V5Eh8ucHVzaGh1Yi52MS5DcmVhdGVBcGlLZXlSZXF1ZXN0GiAucHVzaGh1Yi52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJOCgtMaXN0QXBpS2V5cxIeLnB1c2hodWIudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh8ucHVzaGh1Yi52MS5MaXN0QXBpS2V5c1Jlc3BvbnNlElEKDFJldm9rZUFwaUtleRIfLnB1c2hodWIudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBogLnB1c2hodWIudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USYwoSU2V0QXBuc0NyZWRlbnRpYWxzEiUucHVzaGh1Yi52MS5TZXRBcG5zQ3JlZGVudGlhbHNSZXF1ZXN0GiYucHVzaGh1Yi52MS5TZXRBcG5zQ3JlZGVudGlhbHNSZXNwb25zZRJgChFTZXRGY21DcmVkZW50aWFscxIkLnB1c2hodWIudjEuU2V0RmNtQ3JlZGVudGlhbHNSZXF1ZXN0GiUucHVzaGh1Yi52MS5TZXRGY21DcmVkZW50aWFsc1Jlc3BvbnNlElcKDklzc3VlVXNlclRva2VuEiEucHVzaGh1Yi52MS5Jc3N1ZVVzZXJUb2tlblJlcXVlc3QaIi5wdXNoaHViLnYxLklzc3VlVXNlclRva2VuUmVzcG9uc2VCeAoOY29tLnB1c2hodWIudjFQAVo2Z2l0aHViLmNvbS9wdXNoaHViL3B1c2hodWIvZ2VuL2dvL3B1c2hodWIvdjE7cHVzaGh1YnYxogIDUEhCqgIKUHVzaEh1Yi5WMcoCClB1c2hIdWJcVjHqAgtQdXNoSHViOjpWMWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
+  fileDesc("ChZwdXNoaHViL3YxL2FkbWluLnByb3RvEgpwdXNoaHViLnYxItcBCgNBcHASDgoGYXBwX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSLwoLY3JlYXRlX3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhcKD2FwbnNfY29uZmlndXJlZBgEIAEoCBIWCg5mY21fY29uZmlndXJlZBgFIAEoCBIbChN3ZWJfcHVzaF9jb25maWd1cmVkGAYgASgIEhsKE3dlYl9wdXNoX3B1YmxpY19rZXkYByABKAkSFgoOaG1zX2NvbmZpZ3VyZWQYCCABKAgiwAEKBkFwaUtleRIOCgZrZXlfaWQYASABKAkSDgoGYXBwX2lkGAIgASgJEiQKBGtpbmQYAyABKA4yFi5wdXNoaHViLnYxLkFwaUtleUtpbmQSDgoGcHJlZml4GAQgASgJEi8KC2NyZWF0ZV90aW1lGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtyZXZva2VfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiIAoQQ3JlYXRlQXBwUmVxdWVzdBIMCgRuYW1lGAEgASgJIlkKEUNyZWF0ZUFwcFJlc3BvbnNlEhwKA2FwcBgBIAEoCzIPLnB1c2hodWIudjEuQXBwEhIKCnNlcnZlcl9rZXkYAiABKAkSEgoKZGV2aWNlX2tleRgDIAEoCSI4Cg9MaXN0QXBwc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkiSgoQTGlzdEFwcHNSZXNwb25zZRIdCgRhcHBzGAEgAygLMg8ucHVzaGh1Yi52MS5BcHASFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIiIKEERlbGV0ZUFwcFJlcXVlc3QSDgoGYXBwX2lkGAEgASgJIhMKEURlbGV0ZUFwcFJlc3BvbnNlIksKE0NyZWF0ZUFwaUtleVJlcXVlc3QSDgoGYXBwX2lkGAEgASgJEiQKBGtpbmQYAiABKA4yFi5wdXNoaHViLnYxLkFwaUtleUtpbmQiSAoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLnB1c2hodWIudjEuQXBpS2V5EgsKA2tleRgCIAEoCSIkChJMaXN0QXBpS2V5c1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJIjsKE0xpc3RBcGlLZXlzUmVzcG9uc2USJAoIYXBpX2tleXMYASADKAsyEi5wdXNoaHViLnYxLkFwaUtleSI1ChNSZXZva2VBcGlLZXlSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkiOwoUUmV2b2tlQXBpS2V5UmVzcG9uc2USIwoHYXBpX2tleRgBIAEoCzISLnB1c2hodWIudjEuQXBpS2V5IqYBChlTZXRBcG5zQ3JlZGVudGlhbHNSZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIOCgZrZXlfaWQYAiABKAkSDwoHdGVhbV9pZBgDIAEoCRINCgV0b3BpYxgEIAEoCRIXCg9wcml2YXRlX2tleV9wZW0YBSABKAkSMAoLZW52aXJvbm1lbnQYBiABKA4yGy5wdXNoaHViLnYxLkFwbnNFbnZpcm9ubWVudCI6ChpTZXRBcG5zQ3JlZGVudGlhbHNSZXNwb25zZRIcCgNhcHAYASABKAsyDy5wdXNoaHViLnYxLkFwcCJIChhTZXRGY21DcmVkZW50aWFsc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhwKFHNlcnZpY2VfYWNjb3VudF9qc29uGAIgASgJIjkKGVNldEZjbUNyZWRlbnRpYWxzUmVzcG9uc2USHAoDYXBwGAEgASgLMg8ucHVzaGh1Yi52MS5BcHAiWgocU2V0V2ViUHVzaENyZWRlbnRpYWxzUmVxdWVzdBIOCgZhcHBfaWQYASABKAkSGQoRdmFwaWRfcHJpdmF0ZV9rZXkYAiABKAkSDwoHc3ViamVjdBgDIAEoCSI9Ch1TZXRXZWJQdXNoQ3JlZGVudGlhbHNSZXNwb25zZRIcCgNhcHAYASABKAsyDy5wdXNoaHViLnYxLkFwcCJUChhTZXRIbXNDcmVkZW50aWFsc1JlcXVlc3QSDgoGYXBwX2lkGAEgASgJEhEKCWNsaWVudF9pZBgCIAEoCRIVCg1jbGllbnRfc2VjcmV0GAMgASgJIjkKGVNldEhtc0NyZWRlbnRpYWxzUmVzcG9uc2USHAoDYXBwGAEgASgLMg8ucHVzaGh1Yi52MS5BcHAiYAoVSXNzdWVVc2VyVG9rZW5SZXF1ZXN0Eg4KBmFwcF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJYChZJc3N1ZVVzZXJUb2tlblJlc3BvbnNlEg0KBXRva2VuGAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpcCgpBcGlLZXlLaW5kEhwKGEFQSV9LRVlfS0lORF9VTlNQRUNJRklFRBAAEhcKE0FQSV9LRVlfS0lORF9TRVJWRVIQARIXChNBUElfS0VZX0tJTkRfREVWSUNFEAIqcgoPQXBuc0Vudmlyb25tZW50EiAKHEFQTlNfRU5WSVJPTk1FTlRfVU5TUEVDSUZJRUQQABIfChtBUE5TX0VOVklST05NRU5UX1BST0RVQ1RJT04QARIcChhBUE5TX0VOVklST05NRU5UX1NBTkRCT1gQAjLPBwoMQWRtaW5TZXJ2aWNlEkgKCUNyZWF0ZUFwcBIcLnB1c2hodWIudjEuQ3JlYXRlQXBwUmVxdWVzdBodLnB1c2hodWIudjEuQ3JlYXRlQXBwUmVzcG9uc2USRQoITGlzdEFwcHMSGy5wdXNoaHViLnYxLkxpc3RBcHBzUmVxdWVzdBocLnB1c2hodWIudjEuTGlzdEFwcHNSZXNwb25zZRJICglEZWxldGVBcHASHC5wdXNoaHViLnYxLkRlbGV0ZUFwcFJlcXVlc3QaHS5wdXNoaHViLnYxLkRlbGV0ZUFwcFJlc3BvbnNlElEKDENyZWF0ZUFwaUtleRIfLnB1c2hodWIudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBogLnB1c2hodWIudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTgoLTGlzdEFwaUtleXMSHi5wdXNoaHViLnYxLkxpc3RBcGlLZXlzUmVxdWVzdBofLnB1c2hodWIudjEuTGlzdEFwaUtleXNSZXNwb25zZRJRCgxSZXZva2VBcGlLZXkSHy5wdXNoaHViLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaIC5wdXNoaHViLnYxLlJldm9rZUFwaUtleVJlc3BvbnNlEmMKElNldEFwbnNDcmVkZW50aWFscxIlLnB1c2hodWIudjEuU2V0QXBuc0NyZWRlbnRpYWxzUmVxdWVzdBomLnB1c2hodWIudjEuU2V0QXBuc0NyZWRlbnRpYWxzUmVzcG9uc2USYAoRU2V0RmNtQ3JlZGVudGlhbHMSJC5wdXNoaHViLnYxLlNldEZjbUNyZWRlbnRpYWxzUmVxdWVzdBolLnB1c2hodWIudjEuU2V0RmNtQ3JlZGVudGlhbHNSZXNwb25zZRJsChVTZXRXZWJQdXNoQ3JlZGVudGlhbHMSKC5wdXNoaHViLnYxLlNldFdlYlB1c2hDcmVkZW50aWFsc1JlcXVlc3QaKS5wdXNoaHViLnYxLlNldFdlYlB1c2hDcmVkZW50aWFsc1Jlc3BvbnNlEmAKEVNldEhtc0NyZWRlbnRpYWxzEiQucHVzaGh1Yi52MS5TZXRIbXNDcmVkZW50aWFsc1JlcXVlc3QaJS5wdXNoaHViLnYxLlNldEhtc0NyZWRlbnRpYWxzUmVzcG9uc2USVwoOSXNzdWVVc2VyVG9rZW4SIS5wdXNoaHViLnYxLklzc3VlVXNlclRva2VuUmVxdWVzdBoiLnB1c2hodWIudjEuSXNzdWVVc2VyVG9rZW5SZXNwb25zZUJ4Cg5jb20ucHVzaGh1Yi52MVABWjZnaXRodWIuY29tL3B1c2hodWIvcHVzaGh1Yi9nZW4vZ28vcHVzaGh1Yi92MTtwdXNoaHVidjGiAgNQSEKqAgpQdXNoSHViLlYxygIKUHVzaEh1YlxWMeoCC1B1c2hIdWI6OlYxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message pushhub.v1.App
@@ -42,6 +42,24 @@ export type App = Message<"pushhub.v1.App"> & {
    * @generated from field: bool fcm_configured = 5;
    */
   fcmConfigured: boolean;
+
+  /**
+   * @generated from field: bool web_push_configured = 6;
+   */
+  webPushConfigured: boolean;
+
+  /**
+   * The VAPID public key, base64url: the browser's applicationServerKey.
+   * Empty until SetWebPushCredentials.
+   *
+   * @generated from field: string web_push_public_key = 7;
+   */
+  webPushPublicKey: string;
+
+  /**
+   * @generated from field: bool hms_configured = 8;
+   */
+  hmsConfigured: boolean;
 };
 
 /**
@@ -443,6 +461,105 @@ export const SetFcmCredentialsResponseSchema: GenMessage<SetFcmCredentialsRespon
   messageDesc(file_pushhub_v1_admin, 17);
 
 /**
+ * @generated from message pushhub.v1.SetWebPushCredentialsRequest
+ */
+export type SetWebPushCredentialsRequest = Message<"pushhub.v1.SetWebPushCredentialsRequest"> & {
+  /**
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * A P-256 private key, PEM or the raw 32-byte scalar in base64url. Empty
+   * means PushHub generates one.
+   *
+   * @generated from field: string vapid_private_key = 2;
+   */
+  vapidPrivateKey: string;
+
+  /**
+   * A mailto: or https: URL the push services may contact.
+   *
+   * @generated from field: string subject = 3;
+   */
+  subject: string;
+};
+
+/**
+ * Describes the message pushhub.v1.SetWebPushCredentialsRequest.
+ * Use `create(SetWebPushCredentialsRequestSchema)` to create a new message.
+ */
+export const SetWebPushCredentialsRequestSchema: GenMessage<SetWebPushCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_pushhub_v1_admin, 18);
+
+/**
+ * @generated from message pushhub.v1.SetWebPushCredentialsResponse
+ */
+export type SetWebPushCredentialsResponse = Message<"pushhub.v1.SetWebPushCredentialsResponse"> & {
+  /**
+   * Carries web_push_public_key.
+   *
+   * @generated from field: pushhub.v1.App app = 1;
+   */
+  app?: App | undefined;
+};
+
+/**
+ * Describes the message pushhub.v1.SetWebPushCredentialsResponse.
+ * Use `create(SetWebPushCredentialsResponseSchema)` to create a new message.
+ */
+export const SetWebPushCredentialsResponseSchema: GenMessage<SetWebPushCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_pushhub_v1_admin, 19);
+
+/**
+ * @generated from message pushhub.v1.SetHmsCredentialsRequest
+ */
+export type SetHmsCredentialsRequest = Message<"pushhub.v1.SetHmsCredentialsRequest"> & {
+  /**
+   * @generated from field: string app_id = 1;
+   */
+  appId: string;
+
+  /**
+   * The AppGallery app's OAuth client id (its App ID).
+   *
+   * @generated from field: string client_id = 2;
+   */
+  clientId: string;
+
+  /**
+   * The OAuth client secret (App Secret).
+   *
+   * @generated from field: string client_secret = 3;
+   */
+  clientSecret: string;
+};
+
+/**
+ * Describes the message pushhub.v1.SetHmsCredentialsRequest.
+ * Use `create(SetHmsCredentialsRequestSchema)` to create a new message.
+ */
+export const SetHmsCredentialsRequestSchema: GenMessage<SetHmsCredentialsRequest> = /*@__PURE__*/
+  messageDesc(file_pushhub_v1_admin, 20);
+
+/**
+ * @generated from message pushhub.v1.SetHmsCredentialsResponse
+ */
+export type SetHmsCredentialsResponse = Message<"pushhub.v1.SetHmsCredentialsResponse"> & {
+  /**
+   * @generated from field: pushhub.v1.App app = 1;
+   */
+  app?: App | undefined;
+};
+
+/**
+ * Describes the message pushhub.v1.SetHmsCredentialsResponse.
+ * Use `create(SetHmsCredentialsResponseSchema)` to create a new message.
+ */
+export const SetHmsCredentialsResponseSchema: GenMessage<SetHmsCredentialsResponse> = /*@__PURE__*/
+  messageDesc(file_pushhub_v1_admin, 21);
+
+/**
  * @generated from message pushhub.v1.IssueUserTokenRequest
  */
 export type IssueUserTokenRequest = Message<"pushhub.v1.IssueUserTokenRequest"> & {
@@ -469,7 +586,7 @@ export type IssueUserTokenRequest = Message<"pushhub.v1.IssueUserTokenRequest"> 
  * Use `create(IssueUserTokenRequestSchema)` to create a new message.
  */
 export const IssueUserTokenRequestSchema: GenMessage<IssueUserTokenRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_admin, 18);
+  messageDesc(file_pushhub_v1_admin, 22);
 
 /**
  * @generated from message pushhub.v1.IssueUserTokenResponse
@@ -491,7 +608,7 @@ export type IssueUserTokenResponse = Message<"pushhub.v1.IssueUserTokenResponse"
  * Use `create(IssueUserTokenResponseSchema)` to create a new message.
  */
 export const IssueUserTokenResponseSchema: GenMessage<IssueUserTokenResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_admin, 19);
+  messageDesc(file_pushhub_v1_admin, 23);
 
 /**
  * What an API key may do.
@@ -624,6 +741,27 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof SetFcmCredentialsRequestSchema;
     output: typeof SetFcmCredentialsResponseSchema;
+  },
+  /**
+   * Sets the app's VAPID key and subject for Web Push; an empty key makes
+   * PushHub generate one. The answer carries the public key.
+   *
+   * @generated from rpc pushhub.v1.AdminService.SetWebPushCredentials
+   */
+  setWebPushCredentials: {
+    methodKind: "unary";
+    input: typeof SetWebPushCredentialsRequestSchema;
+    output: typeof SetWebPushCredentialsResponseSchema;
+  },
+  /**
+   * Sets the app's Huawei Push Kit OAuth client.
+   *
+   * @generated from rpc pushhub.v1.AdminService.SetHmsCredentials
+   */
+  setHmsCredentials: {
+    methodKind: "unary";
+    input: typeof SetHmsCredentialsRequestSchema;
+    output: typeof SetHmsCredentialsResponseSchema;
   },
   /**
    * Mints a user token (HS256 JWT) with the app's signing secret.

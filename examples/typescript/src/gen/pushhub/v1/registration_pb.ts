@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file pushhub/v1/registration.proto.
  */
 export const file_pushhub_v1_registration: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wdXNoaHViL3YxL3JlZ2lzdHJhdGlvbi5wcm90bxIKcHVzaGh1Yi52MSImCghUZW1wbGF0ZRIMCgRib2R5GAEgASgJEgwKBHRhZ3MYAiADKAkiwAUKDFJlZ2lzdHJhdGlvbhIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSJgoIcGxhdGZvcm0YAiABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhQKDGRldmljZV90b2tlbhgDIAEoCRIQCghjaGFubmVscxgEIAMoCRIMCgR0YWdzGAUgAygJEg8KB3VzZXJfaWQYBiABKAkSLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoIbWV0YWRhdGEYCCADKAsyJi5wdXNoaHViLnYxLlJlZ2lzdHJhdGlvbi5NZXRhZGF0YUVudHJ5EjoKCXRlbXBsYXRlcxgJIAMoCzInLnB1c2hodWIudjEuUmVnaXN0cmF0aW9uLlRlbXBsYXRlc0VudHJ5EhAKCHNlbGVjdG9yGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASVgoYY2hhbm5lbF9yZWdpc3RyYXRpb25faWRzGA0gAygLMjQucHVzaGh1Yi52MS5SZWdpc3RyYXRpb24uQ2hhbm5lbFJlZ2lzdHJhdGlvbklkc0VudHJ5Gi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARpGCg5UZW1wbGF0ZXNFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5wdXNoaHViLnYxLlRlbXBsYXRlOgI4ARo9ChtDaGFubmVsUmVnaXN0cmF0aW9uSWRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIdChtDcmVhdGVSZWdpc3RyYXRpb25JZFJlcXVlc3QiNwocQ3JlYXRlUmVnaXN0cmF0aW9uSWRSZXNwb25zZRIXCg9yZWdpc3RyYXRpb25faWQYASABKAkikQUKFVJlZ2lzdGVyRGV2aWNlUmVxdWVzdBIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSJgoIcGxhdGZvcm0YAiABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhQKDGRldmljZV90b2tlbhgDIAEoCRIQCghjaGFubmVscxgEIAMoCRIMCgR0YWdzGAUgAygJEg8KB3VzZXJfaWQYBiABKAkSLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQQoIbWV0YWRhdGEYCCADKAsyLy5wdXNoaHViLnYxLlJlZ2lzdGVyRGV2aWNlUmVxdWVzdC5NZXRhZGF0YUVudHJ5EkMKCXRlbXBsYXRlcxgJIAMoCzIwLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0LlRlbXBsYXRlc0VudHJ5EhAKCHNlbGVjdG9yGAogASgJEg0KBXRyYWNrGAsgASgIEhQKDGNhbGxiYWNrX3VybBgMIAEoCRJQChBjYWxsYmFja19oZWFkZXJzGA0gAygLMjYucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlcXVlc3QuQ2FsbGJhY2tIZWFkZXJzRW50cnkaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGkYKDlRlbXBsYXRlc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnB1c2hodWIudjEuVGVtcGxhdGU6AjgBGjYKFENhbGxiYWNrSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/QEKFlJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USLgoMcmVnaXN0cmF0aW9uGAEgASgLMhgucHVzaGh1Yi52MS5SZWdpc3RyYXRpb24SYAoYY2hhbm5lbF9yZWdpc3RyYXRpb25faWRzGAIgAygLMj4ucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlc3BvbnNlLkNoYW5uZWxSZWdpc3RyYXRpb25JZHNFbnRyeRISCgpyZXF1ZXN0X2lkGAMgASgJGj0KG0NoYW5uZWxSZWdpc3RyYXRpb25JZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKFlJlZ2lzdGVyRGV2aWNlc1JlcXVlc3QSOAoNcmVnaXN0cmF0aW9ucxgBIAMoCzIhLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0In8KFVJlZ2lzdGVyRGV2aWNlc1Jlc3VsdBI2CghyZXNwb25zZRgBIAEoCzIiLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXNwb25zZUgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIJCgdvdXRjb21lIk0KF1JlZ2lzdGVyRGV2aWNlc1Jlc3BvbnNlEjIKB3Jlc3VsdHMYASADKAsyIS5wdXNoaHViLnYxLlJlZ2lzdGVyRGV2aWNlc1Jlc3VsdCIxChZHZXRSZWdpc3RyYXRpb25SZXF1ZXN0EhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCSJJChdHZXRSZWdpc3RyYXRpb25SZXNwb25zZRIuCgxyZWdpc3RyYXRpb24YASABKAsyGC5wdXNoaHViLnYxLlJlZ2lzdHJhdGlvbiKYAQoYTGlzdFJlZ2lzdHJhdGlvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRILCgN0YWcYAyABKAkSJgoIcGxhdGZvcm0YBCABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImUKGUxpc3RSZWdpc3RyYXRpb25zUmVzcG9uc2USLwoNcmVnaXN0cmF0aW9ucxgBIAMoCzIYLnB1c2hodWIudjEuUmVnaXN0cmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChFVcGRhdGVUYWdzUmVxdWVzdBIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRILCgN0YWcYAyABKAkSEAoIYWRkX3RhZ3MYBCADKAkSEwoLcmVtb3ZlX3RhZ3MYBSADKAkiKwoSVXBkYXRlVGFnc1Jlc3BvbnNlEhUKDXVwZGF0ZWRfY291bnQYASABKAMicAoXVW5yZWdpc3RlckRldmljZVJlcXVlc3QSFwoPcmVnaXN0cmF0aW9uX2lkGAEgASgJEiYKCHBsYXRmb3JtGAIgASgOMhQucHVzaGh1Yi52MS5QbGF0Zm9ybRIUCgxkZXZpY2VfdG9rZW4YAyABKAkiMQoYVW5yZWdpc3RlckRldmljZVJlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMiNgoNQ2xlYW51cFRhcmdldBIPCgd1c2VyX2lkGAEgASgJEhQKDGRldmljZV90b2tlbhgCIAEoCSJDChVDbGVhbnVwRGV2aWNlc1JlcXVlc3QSKgoHdGFyZ2V0cxgBIAMoCzIZLnB1c2hodWIudjEuQ2xlYW51cFRhcmdldCIvChZDbGVhbnVwRGV2aWNlc1Jlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMyggYKGURldmljZVJlZ2lzdHJhdGlvblNlcnZpY2USaQoUQ3JlYXRlUmVnaXN0cmF0aW9uSWQSJy5wdXNoaHViLnYxLkNyZWF0ZVJlZ2lzdHJhdGlvbklkUmVxdWVzdBooLnB1c2hodWIudjEuQ3JlYXRlUmVnaXN0cmF0aW9uSWRSZXNwb25zZRJXCg5SZWdpc3RlckRldmljZRIhLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GiIucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlc3BvbnNlEl4KD1JlZ2lzdGVyRGV2aWNlcxIiLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VzUmVxdWVzdBojLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VzUmVzcG9uc2UoATABEloKD0dldFJlZ2lzdHJhdGlvbhIiLnB1c2hodWIudjEuR2V0UmVnaXN0cmF0aW9uUmVxdWVzdBojLnB1c2hodWIudjEuR2V0UmVnaXN0cmF0aW9uUmVzcG9uc2USYAoRTGlzdFJlZ2lzdHJhdGlvbnMSJC5wdXNoaHViLnYxLkxpc3RSZWdpc3RyYXRpb25zUmVxdWVzdBolLnB1c2hodWIudjEuTGlzdFJlZ2lzdHJhdGlvbnNSZXNwb25zZRJLCgpVcGRhdGVUYWdzEh0ucHVzaGh1Yi52MS5VcGRhdGVUYWdzUmVxdWVzdBoeLnB1c2hodWIudjEuVXBkYXRlVGFnc1Jlc3BvbnNlEl0KEFVucmVnaXN0ZXJEZXZpY2USIy5wdXNoaHViLnYxLlVucmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GiQucHVzaGh1Yi52MS5VbnJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USVwoOQ2xlYW51cERldmljZXMSIS5wdXNoaHViLnYxLkNsZWFudXBEZXZpY2VzUmVxdWVzdBoiLnB1c2hodWIudjEuQ2xlYW51cERldmljZXNSZXNwb25zZUJ4Cg5jb20ucHVzaGh1Yi52MVABWjZnaXRodWIuY29tL3B1c2hodWIvcHVzaGh1Yi9nZW4vZ28vcHVzaGh1Yi92MTtwdXNoaHVidjGiAgNQSEKqAgpQdXNoSHViLlYxygIKUHVzaEh1YlxWMeoCC1B1c2hIdWI6OlYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_google_rpc_status, file_pushhub_v1_common]);
+  fileDesc("Ch1wdXNoaHViL3YxL3JlZ2lzdHJhdGlvbi5wcm90bxIKcHVzaGh1Yi52MSImCghUZW1wbGF0ZRIMCgRib2R5GAEgASgJEgwKBHRhZ3MYAiADKAkiKwoLV2ViUHVzaEtleXMSDgoGcDI1NmRoGAEgASgJEgwKBGF1dGgYAiABKAki8AUKDFJlZ2lzdHJhdGlvbhIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSJgoIcGxhdGZvcm0YAiABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhQKDGRldmljZV90b2tlbhgDIAEoCRIQCghjaGFubmVscxgEIAMoCRIMCgR0YWdzGAUgAygJEg8KB3VzZXJfaWQYBiABKAkSLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOAoIbWV0YWRhdGEYCCADKAsyJi5wdXNoaHViLnYxLlJlZ2lzdHJhdGlvbi5NZXRhZGF0YUVudHJ5EjoKCXRlbXBsYXRlcxgJIAMoCzInLnB1c2hodWIudjEuUmVnaXN0cmF0aW9uLlRlbXBsYXRlc0VudHJ5EhAKCHNlbGVjdG9yGAogASgJEi8KC2NyZWF0ZV90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgt1cGRhdGVfdGltZRgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASVgoYY2hhbm5lbF9yZWdpc3RyYXRpb25faWRzGA0gAygLMjQucHVzaGh1Yi52MS5SZWdpc3RyYXRpb24uQ2hhbm5lbFJlZ2lzdHJhdGlvbklkc0VudHJ5Ei4KDXdlYl9wdXNoX2tleXMYDiABKAsyFy5wdXNoaHViLnYxLldlYlB1c2hLZXlzGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARpGCg5UZW1wbGF0ZXNFbnRyeRILCgNrZXkYASABKAkSIwoFdmFsdWUYAiABKAsyFC5wdXNoaHViLnYxLlRlbXBsYXRlOgI4ARo9ChtDaGFubmVsUmVnaXN0cmF0aW9uSWRzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIdChtDcmVhdGVSZWdpc3RyYXRpb25JZFJlcXVlc3QiNwocQ3JlYXRlUmVnaXN0cmF0aW9uSWRSZXNwb25zZRIXCg9yZWdpc3RyYXRpb25faWQYASABKAkiwQUKFVJlZ2lzdGVyRGV2aWNlUmVxdWVzdBIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSJgoIcGxhdGZvcm0YAiABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhQKDGRldmljZV90b2tlbhgDIAEoCRIQCghjaGFubmVscxgEIAMoCRIMCgR0YWdzGAUgAygJEg8KB3VzZXJfaWQYBiABKAkSLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASQQoIbWV0YWRhdGEYCCADKAsyLy5wdXNoaHViLnYxLlJlZ2lzdGVyRGV2aWNlUmVxdWVzdC5NZXRhZGF0YUVudHJ5EkMKCXRlbXBsYXRlcxgJIAMoCzIwLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0LlRlbXBsYXRlc0VudHJ5EhAKCHNlbGVjdG9yGAogASgJEg0KBXRyYWNrGAsgASgIEhQKDGNhbGxiYWNrX3VybBgMIAEoCRJQChBjYWxsYmFja19oZWFkZXJzGA0gAygLMjYucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlcXVlc3QuQ2FsbGJhY2tIZWFkZXJzRW50cnkSLgoNd2ViX3B1c2hfa2V5cxgOIAEoCzIXLnB1c2hodWIudjEuV2ViUHVzaEtleXMaLwoNTWV0YWRhdGFFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBGkYKDlRlbXBsYXRlc0VudHJ5EgsKA2tleRgBIAEoCRIjCgV2YWx1ZRgCIAEoCzIULnB1c2hodWIudjEuVGVtcGxhdGU6AjgBGjYKFENhbGxiYWNrSGVhZGVyc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/QEKFlJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USLgoMcmVnaXN0cmF0aW9uGAEgASgLMhgucHVzaGh1Yi52MS5SZWdpc3RyYXRpb24SYAoYY2hhbm5lbF9yZWdpc3RyYXRpb25faWRzGAIgAygLMj4ucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlc3BvbnNlLkNoYW5uZWxSZWdpc3RyYXRpb25JZHNFbnRyeRISCgpyZXF1ZXN0X2lkGAMgASgJGj0KG0NoYW5uZWxSZWdpc3RyYXRpb25JZHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlIKFlJlZ2lzdGVyRGV2aWNlc1JlcXVlc3QSOAoNcmVnaXN0cmF0aW9ucxgBIAMoCzIhLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0In8KFVJlZ2lzdGVyRGV2aWNlc1Jlc3VsdBI2CghyZXNwb25zZRgBIAEoCzIiLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXNwb25zZUgAEiMKBWVycm9yGAIgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIAEIJCgdvdXRjb21lIk0KF1JlZ2lzdGVyRGV2aWNlc1Jlc3BvbnNlEjIKB3Jlc3VsdHMYASADKAsyIS5wdXNoaHViLnYxLlJlZ2lzdGVyRGV2aWNlc1Jlc3VsdCIxChZHZXRSZWdpc3RyYXRpb25SZXF1ZXN0EhcKD3JlZ2lzdHJhdGlvbl9pZBgBIAEoCSJJChdHZXRSZWdpc3RyYXRpb25SZXNwb25zZRIuCgxyZWdpc3RyYXRpb24YASABKAsyGC5wdXNoaHViLnYxLlJlZ2lzdHJhdGlvbiKYAQoYTGlzdFJlZ2lzdHJhdGlvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDwoHY2hhbm5lbBgCIAEoCRILCgN0YWcYAyABKAkSJgoIcGxhdGZvcm0YBCABKA4yFC5wdXNoaHViLnYxLlBsYXRmb3JtEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJImUKGUxpc3RSZWdpc3RyYXRpb25zUmVzcG9uc2USLwoNcmVnaXN0cmF0aW9ucxgBIAMoCzIYLnB1c2hodWIudjEuUmVnaXN0cmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJxChFVcGRhdGVUYWdzUmVxdWVzdBIXCg9yZWdpc3RyYXRpb25faWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRILCgN0YWcYAyABKAkSEAoIYWRkX3RhZ3MYBCADKAkSEwoLcmVtb3ZlX3RhZ3MYBSADKAkiKwoSVXBkYXRlVGFnc1Jlc3BvbnNlEhUKDXVwZGF0ZWRfY291bnQYASABKAMicAoXVW5yZWdpc3RlckRldmljZVJlcXVlc3QSFwoPcmVnaXN0cmF0aW9uX2lkGAEgASgJEiYKCHBsYXRmb3JtGAIgASgOMhQucHVzaGh1Yi52MS5QbGF0Zm9ybRIUCgxkZXZpY2VfdG9rZW4YAyABKAkiMQoYVW5yZWdpc3RlckRldmljZVJlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMiNgoNQ2xlYW51cFRhcmdldBIPCgd1c2VyX2lkGAEgASgJEhQKDGRldmljZV90b2tlbhgCIAEoCSJDChVDbGVhbnVwRGV2aWNlc1JlcXVlc3QSKgoHdGFyZ2V0cxgBIAMoCzIZLnB1c2hodWIudjEuQ2xlYW51cFRhcmdldCIvChZDbGVhbnVwRGV2aWNlc1Jlc3BvbnNlEhUKDXJlbW92ZWRfY291bnQYASABKAMyggYKGURldmljZVJlZ2lzdHJhdGlvblNlcnZpY2USaQoUQ3JlYXRlUmVnaXN0cmF0aW9uSWQSJy5wdXNoaHViLnYxLkNyZWF0ZVJlZ2lzdHJhdGlvbklkUmVxdWVzdBooLnB1c2hodWIudjEuQ3JlYXRlUmVnaXN0cmF0aW9uSWRSZXNwb25zZRJXCg5SZWdpc3RlckRldmljZRIhLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GiIucHVzaGh1Yi52MS5SZWdpc3RlckRldmljZVJlc3BvbnNlEl4KD1JlZ2lzdGVyRGV2aWNlcxIiLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VzUmVxdWVzdBojLnB1c2hodWIudjEuUmVnaXN0ZXJEZXZpY2VzUmVzcG9uc2UoATABEloKD0dldFJlZ2lzdHJhdGlvbhIiLnB1c2hodWIudjEuR2V0UmVnaXN0cmF0aW9uUmVxdWVzdBojLnB1c2hodWIudjEuR2V0UmVnaXN0cmF0aW9uUmVzcG9uc2USYAoRTGlzdFJlZ2lzdHJhdGlvbnMSJC5wdXNoaHViLnYxLkxpc3RSZWdpc3RyYXRpb25zUmVxdWVzdBolLnB1c2hodWIudjEuTGlzdFJlZ2lzdHJhdGlvbnNSZXNwb25zZRJLCgpVcGRhdGVUYWdzEh0ucHVzaGh1Yi52MS5VcGRhdGVUYWdzUmVxdWVzdBoeLnB1c2hodWIudjEuVXBkYXRlVGFnc1Jlc3BvbnNlEl0KEFVucmVnaXN0ZXJEZXZpY2USIy5wdXNoaHViLnYxLlVucmVnaXN0ZXJEZXZpY2VSZXF1ZXN0GiQucHVzaGh1Yi52MS5VbnJlZ2lzdGVyRGV2aWNlUmVzcG9uc2USVwoOQ2xlYW51cERldmljZXMSIS5wdXNoaHViLnYxLkNsZWFudXBEZXZpY2VzUmVxdWVzdBoiLnB1c2hodWIudjEuQ2xlYW51cERldmljZXNSZXNwb25zZUJ4Cg5jb20ucHVzaGh1Yi52MVABWjZnaXRodWIuY29tL3B1c2hodWIvcHVzaGh1Yi9nZW4vZ28vcHVzaGh1Yi92MTtwdXNoaHVidjGiAgNQSEKqAgpQdXNoSHViLlYxygIKUHVzaEh1YlxWMeoCC1B1c2hIdWI6OlYxYgZwcm90bzM", [file_google_protobuf_timestamp, file_google_rpc_status, file_pushhub_v1_common]);
 
 /**
  * A named per-registration template (Azure).
@@ -45,6 +45,35 @@ export type Template = Message<"pushhub.v1.Template"> & {
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
   messageDesc(file_pushhub_v1_registration, 0);
+
+/**
+ * A Web Push subscription's keys, as the browser's PushSubscription.toJSON()
+ * gives them (base64url).
+ *
+ * @generated from message pushhub.v1.WebPushKeys
+ */
+export type WebPushKeys = Message<"pushhub.v1.WebPushKeys"> & {
+  /**
+   * The user agent's P-256 ECDH public key (65 bytes, uncompressed point).
+   *
+   * @generated from field: string p256dh = 1;
+   */
+  p256dh: string;
+
+  /**
+   * The 16-byte authentication secret.
+   *
+   * @generated from field: string auth = 2;
+   */
+  auth: string;
+};
+
+/**
+ * Describes the message pushhub.v1.WebPushKeys.
+ * Use `create(WebPushKeysSchema)` to create a new message.
+ */
+export const WebPushKeysSchema: GenMessage<WebPushKeys> = /*@__PURE__*/
+  messageDesc(file_pushhub_v1_registration, 1);
 
 /**
  * A stored device registration.
@@ -126,6 +155,13 @@ export type Registration = Message<"pushhub.v1.Registration"> & {
    * @generated from field: map<string, string> channel_registration_ids = 13;
    */
   channelRegistrationIds: { [key: string]: string };
+
+  /**
+   * Set for PLATFORM_WEB_PUSH only.
+   *
+   * @generated from field: pushhub.v1.WebPushKeys web_push_keys = 14;
+   */
+  webPushKeys?: WebPushKeys | undefined;
 };
 
 /**
@@ -133,7 +169,7 @@ export type Registration = Message<"pushhub.v1.Registration"> & {
  * Use `create(RegistrationSchema)` to create a new message.
  */
 export const RegistrationSchema: GenMessage<Registration> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 1);
+  messageDesc(file_pushhub_v1_registration, 2);
 
 /**
  * @generated from message pushhub.v1.CreateRegistrationIdRequest
@@ -146,7 +182,7 @@ export type CreateRegistrationIdRequest = Message<"pushhub.v1.CreateRegistration
  * Use `create(CreateRegistrationIdRequestSchema)` to create a new message.
  */
 export const CreateRegistrationIdRequestSchema: GenMessage<CreateRegistrationIdRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 2);
+  messageDesc(file_pushhub_v1_registration, 3);
 
 /**
  * @generated from message pushhub.v1.CreateRegistrationIdResponse
@@ -165,7 +201,7 @@ export type CreateRegistrationIdResponse = Message<"pushhub.v1.CreateRegistratio
  * Use `create(CreateRegistrationIdResponseSchema)` to create a new message.
  */
 export const CreateRegistrationIdResponseSchema: GenMessage<CreateRegistrationIdResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 3);
+  messageDesc(file_pushhub_v1_registration, 4);
 
 /**
  * @generated from message pushhub.v1.RegisterDeviceRequest
@@ -252,6 +288,14 @@ export type RegisterDeviceRequest = Message<"pushhub.v1.RegisterDeviceRequest"> 
    * @generated from field: map<string, string> callback_headers = 13;
    */
   callbackHeaders: { [key: string]: string };
+
+  /**
+   * Required for PLATFORM_WEB_PUSH (device_token is then the subscription's
+   * endpoint); refused for the other platforms.
+   *
+   * @generated from field: pushhub.v1.WebPushKeys web_push_keys = 14;
+   */
+  webPushKeys?: WebPushKeys | undefined;
 };
 
 /**
@@ -259,7 +303,7 @@ export type RegisterDeviceRequest = Message<"pushhub.v1.RegisterDeviceRequest"> 
  * Use `create(RegisterDeviceRequestSchema)` to create a new message.
  */
 export const RegisterDeviceRequestSchema: GenMessage<RegisterDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 4);
+  messageDesc(file_pushhub_v1_registration, 5);
 
 /**
  * @generated from message pushhub.v1.RegisterDeviceResponse
@@ -290,7 +334,7 @@ export type RegisterDeviceResponse = Message<"pushhub.v1.RegisterDeviceResponse"
  * Use `create(RegisterDeviceResponseSchema)` to create a new message.
  */
 export const RegisterDeviceResponseSchema: GenMessage<RegisterDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 5);
+  messageDesc(file_pushhub_v1_registration, 6);
 
 /**
  * @generated from message pushhub.v1.RegisterDevicesRequest
@@ -309,7 +353,7 @@ export type RegisterDevicesRequest = Message<"pushhub.v1.RegisterDevicesRequest"
  * Use `create(RegisterDevicesRequestSchema)` to create a new message.
  */
 export const RegisterDevicesRequestSchema: GenMessage<RegisterDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 6);
+  messageDesc(file_pushhub_v1_registration, 7);
 
 /**
  * The outcome of one item of a RegisterDevicesRequest.
@@ -340,7 +384,7 @@ export type RegisterDevicesResult = Message<"pushhub.v1.RegisterDevicesResult"> 
  * Use `create(RegisterDevicesResultSchema)` to create a new message.
  */
 export const RegisterDevicesResultSchema: GenMessage<RegisterDevicesResult> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 7);
+  messageDesc(file_pushhub_v1_registration, 8);
 
 /**
  * @generated from message pushhub.v1.RegisterDevicesResponse
@@ -359,7 +403,7 @@ export type RegisterDevicesResponse = Message<"pushhub.v1.RegisterDevicesRespons
  * Use `create(RegisterDevicesResponseSchema)` to create a new message.
  */
 export const RegisterDevicesResponseSchema: GenMessage<RegisterDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 8);
+  messageDesc(file_pushhub_v1_registration, 9);
 
 /**
  * @generated from message pushhub.v1.GetRegistrationRequest
@@ -376,7 +420,7 @@ export type GetRegistrationRequest = Message<"pushhub.v1.GetRegistrationRequest"
  * Use `create(GetRegistrationRequestSchema)` to create a new message.
  */
 export const GetRegistrationRequestSchema: GenMessage<GetRegistrationRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 9);
+  messageDesc(file_pushhub_v1_registration, 10);
 
 /**
  * @generated from message pushhub.v1.GetRegistrationResponse
@@ -393,7 +437,7 @@ export type GetRegistrationResponse = Message<"pushhub.v1.GetRegistrationRespons
  * Use `create(GetRegistrationResponseSchema)` to create a new message.
  */
 export const GetRegistrationResponseSchema: GenMessage<GetRegistrationResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 10);
+  messageDesc(file_pushhub_v1_registration, 11);
 
 /**
  * @generated from message pushhub.v1.ListRegistrationsRequest
@@ -437,7 +481,7 @@ export type ListRegistrationsRequest = Message<"pushhub.v1.ListRegistrationsRequ
  * Use `create(ListRegistrationsRequestSchema)` to create a new message.
  */
 export const ListRegistrationsRequestSchema: GenMessage<ListRegistrationsRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 11);
+  messageDesc(file_pushhub_v1_registration, 12);
 
 /**
  * @generated from message pushhub.v1.ListRegistrationsResponse
@@ -461,7 +505,7 @@ export type ListRegistrationsResponse = Message<"pushhub.v1.ListRegistrationsRes
  * Use `create(ListRegistrationsResponseSchema)` to create a new message.
  */
 export const ListRegistrationsResponseSchema: GenMessage<ListRegistrationsResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 12);
+  messageDesc(file_pushhub_v1_registration, 13);
 
 /**
  * @generated from message pushhub.v1.UpdateTagsRequest
@@ -500,7 +544,7 @@ export type UpdateTagsRequest = Message<"pushhub.v1.UpdateTagsRequest"> & {
  * Use `create(UpdateTagsRequestSchema)` to create a new message.
  */
 export const UpdateTagsRequestSchema: GenMessage<UpdateTagsRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 13);
+  messageDesc(file_pushhub_v1_registration, 14);
 
 /**
  * @generated from message pushhub.v1.UpdateTagsResponse
@@ -517,7 +561,7 @@ export type UpdateTagsResponse = Message<"pushhub.v1.UpdateTagsResponse"> & {
  * Use `create(UpdateTagsResponseSchema)` to create a new message.
  */
 export const UpdateTagsResponseSchema: GenMessage<UpdateTagsResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 14);
+  messageDesc(file_pushhub_v1_registration, 15);
 
 /**
  * @generated from message pushhub.v1.UnregisterDeviceRequest
@@ -546,7 +590,7 @@ export type UnregisterDeviceRequest = Message<"pushhub.v1.UnregisterDeviceReques
  * Use `create(UnregisterDeviceRequestSchema)` to create a new message.
  */
 export const UnregisterDeviceRequestSchema: GenMessage<UnregisterDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 15);
+  messageDesc(file_pushhub_v1_registration, 16);
 
 /**
  * @generated from message pushhub.v1.UnregisterDeviceResponse
@@ -565,7 +609,7 @@ export type UnregisterDeviceResponse = Message<"pushhub.v1.UnregisterDeviceRespo
  * Use `create(UnregisterDeviceResponseSchema)` to create a new message.
  */
 export const UnregisterDeviceResponseSchema: GenMessage<UnregisterDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 16);
+  messageDesc(file_pushhub_v1_registration, 17);
 
 /**
  * One device cleanup target (Customer Insights - Journeys).
@@ -591,7 +635,7 @@ export type CleanupTarget = Message<"pushhub.v1.CleanupTarget"> & {
  * Use `create(CleanupTargetSchema)` to create a new message.
  */
 export const CleanupTargetSchema: GenMessage<CleanupTarget> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 17);
+  messageDesc(file_pushhub_v1_registration, 18);
 
 /**
  * @generated from message pushhub.v1.CleanupDevicesRequest
@@ -608,7 +652,7 @@ export type CleanupDevicesRequest = Message<"pushhub.v1.CleanupDevicesRequest"> 
  * Use `create(CleanupDevicesRequestSchema)` to create a new message.
  */
 export const CleanupDevicesRequestSchema: GenMessage<CleanupDevicesRequest> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 18);
+  messageDesc(file_pushhub_v1_registration, 19);
 
 /**
  * @generated from message pushhub.v1.CleanupDevicesResponse
@@ -625,7 +669,7 @@ export type CleanupDevicesResponse = Message<"pushhub.v1.CleanupDevicesResponse"
  * Use `create(CleanupDevicesResponseSchema)` to create a new message.
  */
 export const CleanupDevicesResponseSchema: GenMessage<CleanupDevicesResponse> = /*@__PURE__*/
-  messageDesc(file_pushhub_v1_registration, 19);
+  messageDesc(file_pushhub_v1_registration, 20);
 
 /**
  * Device registration: tokens, channels, tags, users, expiry and templates.
