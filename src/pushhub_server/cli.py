@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from .config import Config
+from .config import Config, Role, role
 from .core.apps import AppService
 from .core.clock import SystemClock
 from .core.credentials import ApnsEnvironment, SecretBox, apns_credentials, fcm_credentials
@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
-            serve(config, on_start=functools.partial(_bootstrap, config=config))
+            # A delivery process serves no RPCs: no keys to show, no grpcurl to try.
+            bootstrap = functools.partial(_bootstrap, config=config)
+            serve(config, on_start=bootstrap if config.role is not Role.DELIVERY else None)
             return
         asyncio.run(args.run(args, config))
     except PushHubError as error:
@@ -76,7 +78,10 @@ def _config(args: argparse.Namespace) -> Config:
         for setting in dataclasses.fields(Config)
         if getattr(args, setting.name, None) is not None
     }
-    return dataclasses.replace(Config.from_env(), **overrides)
+    try:
+        return dataclasses.replace(Config.from_env(), **overrides)
+    except ValueError as error:  # a PUSHHUB_* variable's value
+        raise SystemExit(f"error: {error}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,6 +119,12 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     """One flag per PUSHHUB_* setting of the server (README: Command line)."""
     flag = serve_cmd.add_argument
     flag("--listen", help="host:port; overrides PUSHHUB_LISTEN")
+    flag(
+        "--role",
+        type=_role,
+        help="api (RPCs only), delivery (scheduler, dispatcher, sweeper; gRPC health only) or"
+        " all (default); overrides PUSHHUB_ROLE (docs/processes.md)",
+    )
     flag("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
     flag("--grace-period", type=float, help="seconds; overrides PUSHHUB_GRACE_PERIOD")
     flag("--log-level", help="DEBUG, INFO, WARNING...; overrides PUSHHUB_LOG_LEVEL")
@@ -150,6 +161,13 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         " plain http; overrides PUSHHUB_WEBHOOK_ALLOWED_HOSTS",
     )
     _add_admission_flags(serve_cmd)
+
+
+def _role(name: str) -> Role:
+    try:
+        return role(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_admission_flags(serve_cmd: argparse.ArgumentParser) -> None:

@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from .core.limits import Limits
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'pushhub.db'}"
 DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class Role(StrEnum):
+    """What one process does (docs/processes.md); processes share only the database."""
+
+    # Answers RPCs; runs no scheduler, dispatcher or sweeper.
+    API = "api"
+    # Runs the scheduler, dispatcher and sweeper; serves gRPC health only.
+    DELIVERY = "delivery"
+    ALL = "all"
+
+    @property
+    def serves_api(self) -> bool:
+        return self is not Role.DELIVERY
+
+    @property
+    def delivers(self) -> bool:
+        return self is not Role.API
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,7 @@ class Config:
     device_rate: float = 100.0
     device_burst: int = 200
     device_concurrency: int = 16
+    role: Role = Role.ALL
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -102,4 +122,15 @@ class Config:
             device_rate=float(env.get("PUSHHUB_DEVICE_RATE", "100")),
             device_burst=int(env.get("PUSHHUB_DEVICE_BURST", "200")),
             device_concurrency=int(env.get("PUSHHUB_DEVICE_CONCURRENCY", "16")),
+            role=role(env.get("PUSHHUB_ROLE", Role.ALL)),
         )
+
+
+def role(name: str) -> Role:
+    """The Role named name; ValueError naming the choices otherwise."""
+    try:
+        return Role(name.lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in Role)
+        message = f"unknown role {name!r} (PUSHHUB_ROLE, --role): one of {choices}"
+        raise ValueError(message) from None

@@ -60,6 +60,7 @@ from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
 from .listener import SERVER_OPTIONS, Listener
+from .processes import check_layout
 from .store import (
     Database,
     SqlAppRepository,
@@ -124,6 +125,7 @@ class RunningServer:
 
 async def start_server(config: Config, clock: Clock | None = None) -> RunningServer:
     """Raises StartupError (the listener) or PushHubError (the database) in one line."""
+    check_layout(config)
     listener = Listener.from_config(config)  # before the database is touched
     await migrate(config.database_url)
     db = Database.from_url(config.database_url)
@@ -151,32 +153,37 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
         callback_urls=callback_urls,
     )
     request_limits = request_limits_of(config.limits)
+    # The interceptors guard the API: a delivery process's health calls need none.
+    interceptors = _interceptors(config, apps, request_limits) if config.role.serves_api else []
     server = grpc.aio.server(
-        interceptors=_interceptors(config, apps, request_limits),
+        interceptors=interceptors,
         options=[*SERVER_OPTIONS, *_channel_options(request_limits)],
     )
-    auth = Authenticator(apps)
     stopping = asyncio.Event()
-    import_items = Credits(config.max_import_items_in_flight)
-    _add_services(server, registrations, publishing, apps, auth, config, stopping, import_items)
+    # A delivery process serves gRPC health only: probes see its database's state.
+    served = SERVICE_NAMES if config.role.serves_api else ()
+    if config.role.serves_api:
+        auth = Authenticator(apps)
+        import_items = Credits(config.max_import_items_in_flight)
+        _add_services(server, registrations, publishing, apps, auth, config, stopping, import_items)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = listener.bind(server)
     await server.start()
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *served):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    database_health = DatabaseHealth(
-        db.ping, health_servicer, SERVICE_NAMES, config.health_interval
-    )
+    database_health = DatabaseHealth(db.ping, health_servicer, served, config.health_interval)
     db.add_outage_listener(database_health.suspect)
     database_health.start()
     sweeper = ExpirySweeper(registrations, config.sweep_interval)
-    sweeper.start()
-    scheduler.start()
-    _log.info("PushHub listening on port %d (%s)", port, "TLS" if listener.tls else "plaintext")
+    if config.role.delivers:
+        sweeper.start()
+        scheduler.start()
+    security = "TLS" if listener.tls else "plaintext"
+    _log.info("PushHub listening on port %d (%s, role %s)", port, security, config.role)
     return RunningServer(
         port=port,
         registrations=registrations,
