@@ -31,6 +31,7 @@ from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
 from .store.database_url import masked
+from .supervisor import supervise
 
 DEFAULT_APP = "default"
 
@@ -44,15 +45,23 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
-            # A delivery process serves no RPCs: no keys to show, no grpcurl to try.
-            bootstrap = functools.partial(_bootstrap, config=config)
-            serve(config, on_start=bootstrap if config.role is not Role.DELIVERY else None)
+            _serve(config)
             return
         asyncio.run(args.run(args, config))
     except PushHubError as error:
         raise SystemExit(f"error: {error.message}") from None
     except StartupError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def _serve(config: Config) -> None:
+    # A delivery process serves no RPCs: no keys to show, no grpcurl to try.
+    shows_keys = config.role is not Role.DELIVERY
+    if config.workers > 1:
+        prepare = functools.partial(_show_default_app, config=config) if shows_keys else None
+        raise SystemExit(supervise(config, prepare))
+    bootstrap = functools.partial(_bootstrap, config=config)
+    serve(config, on_start=bootstrap if shows_keys else None)
 
 
 def _log_level(name: str) -> int:
@@ -119,6 +128,11 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     """One flag per PUSHHUB_* setting of the server (README: Command line)."""
     flag = serve_cmd.add_argument
     flag("--listen", help="host:port; overrides PUSHHUB_LISTEN")
+    flag(
+        "--workers",
+        type=int,
+        help="server processes sharing --listen (PostgreSQL only); overrides PUSHHUB_WORKERS",
+    )
     flag(
         "--role",
         type=_role,
@@ -419,11 +433,21 @@ def _grpcurl_security(config: Config) -> str:
 
 
 async def _bootstrap(running: RunningServer, config: Config) -> None:
+    await _create_default_app(running.apps, running.port, config)
+
+
+async def _show_default_app(port: int, config: Config) -> None:
+    """The supervisor of --workers N bootstraps once, before its workers start."""
+    async with _app_service(config) as apps:
+        await _create_default_app(apps, port, config)
+
+
+async def _create_default_app(apps: AppService, port: int, config: Config) -> None:
     """On an empty database, create the `default` app and show its keys, once."""
-    if await running.apps.list_apps(1, None):
+    if await apps.list_apps(1, None):
         return
-    created = await running.apps.create_app(DEFAULT_APP)
-    address = f"{_client_host(config.listen)}:{running.port}"
+    created = await apps.create_app(DEFAULT_APP)
+    address = f"{_client_host(config.listen)}:{port}"
     print(
         f"""
 Created app {DEFAULT_APP!r} ({created.app.app_id}). Its keys are shown only now:

@@ -88,6 +88,8 @@ class Config:
     device_burst: int = 200
     device_concurrency: int = 16
     role: Role = Role.ALL
+    # Server processes sharing `listen` (supervisor.py); more than one needs PostgreSQL.
+    workers: int = 1
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -123,6 +125,7 @@ class Config:
             device_burst=int(env.get("PUSHHUB_DEVICE_BURST", "200")),
             device_concurrency=int(env.get("PUSHHUB_DEVICE_CONCURRENCY", "16")),
             role=role(env.get("PUSHHUB_ROLE", Role.ALL)),
+            workers=int(env.get("PUSHHUB_WORKERS", "1")),
         )
 
 

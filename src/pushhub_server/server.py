@@ -59,7 +59,7 @@ from .delivery.status_signal import InProcessStatusSignal
 from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
-from .listener import SERVER_OPTIONS, Listener
+from .listener import Listener
 from .processes import check_layout
 from .store import (
     Database,
@@ -157,7 +157,7 @@ async def _start(config: Config, clock: Clock, db: Database, listener: Listener)
     interceptors = _interceptors(config, apps, request_limits) if config.role.serves_api else []
     server = grpc.aio.server(
         interceptors=interceptors,
-        options=[*SERVER_OPTIONS, *_channel_options(request_limits)],
+        options=[*listener.server_options, *_channel_options(request_limits)],
     )
     stopping = asyncio.Event()
     # A delivery process serves gRPC health only: probes see its database's state.
@@ -312,13 +312,24 @@ def _add_services(
 OnStart = Callable[[RunningServer], Awaitable[None]]
 
 
-def serve(config: Config, on_start: OnStart | None = None) -> None:
-    """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period."""
+# The signals that, once a stop has begun, end the process at once.
+_EXIT_NOW_ON = (signal.SIGTERM, signal.SIGINT)
+
+
+def serve(
+    config: Config,
+    on_start: OnStart | None = None,
+    exit_now_on: tuple[signal.Signals, ...] = _EXIT_NOW_ON,
+) -> None:
+    """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period;
+    one of exit_now_on during the stop exits at once."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(config, on_start))
+        runner.run(_serve(config, on_start, exit_now_on))
 
 
-async def _serve(config: Config, on_start: OnStart | None) -> None:
+async def _serve(
+    config: Config, on_start: OnStart | None, exit_now_on: tuple[signal.Signals, ...]
+) -> None:
     running = await start_server(config)
     # Start-up objects live forever, and a bulk import allocates ~100 objects per
     # item: freeze the former and collect young objects 20x less often (GC was ~8% CPU).
@@ -327,7 +338,7 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+        loop.add_signal_handler(signum, _on_signal, signum, stopping, exit_now_on)
     try:
         if on_start is not None:
             await on_start(running)
@@ -337,10 +348,14 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
         await running.stop(config.grace_period)
 
 
-def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+def _on_signal(
+    signum: int, stopping: asyncio.Event, exit_now_on: tuple[signal.Signals, ...]
+) -> None:
     """The first SIGTERM/SIGINT stops gracefully; a second (Ctrl-C again) exits at once."""
     if not stopping.is_set():
         stopping.set()
+        return
+    if signum not in exit_now_on:
         return
     name = signal.Signals(signum).name
     _log.warning("%s again: exiting now, without waiting for in-flight RPCs", name)

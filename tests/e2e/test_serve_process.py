@@ -148,6 +148,11 @@ UNWORKABLE_STARTS = [
         "No such file or directory",
     ),
     (
+        ("--workers", "2"),
+        "error: --workers 2 (PUSHHUB_WORKERS) needs PostgreSQL: SQLite is one process; "
+        "use --workers 1",
+    ),
+    (
         ("--listen", "0.0.0.0:{free}"),
         "error: refusing plaintext on 0.0.0.0:{free}, which is not a loopback address: API "
         "keys would cross the network in clear text. Set PUSHHUB_TLS_CERT and PUSHHUB_TLS_KEY "

@@ -26,7 +26,7 @@ def test_defaults() -> None:
     assert (config.device_rate, config.device_burst) == (100.0, 200)
     assert config.tls_cert is None and config.tls_key is None and config.tls_client_ca is None
     assert config.allow_plaintext is False
-    assert config.role is Role.ALL
+    assert config.role is Role.ALL and config.workers == 1
 
 
 def test_an_unknown_role_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,6 +100,7 @@ SERVE_FLAGS = [
     ("--secret-key", "flag-key", "PUSHHUB_SECRET_KEY", "env-key", "secret_key", "flag-key"),
     ("--listen", "0.0.0.0:7000", "PUSHHUB_LISTEN", "0.0.0.0:6000", "listen", "0.0.0.0:7000"),
     ("--role", "API", "PUSHHUB_ROLE", "delivery", "role", Role.API),
+    ("--workers", "4", "PUSHHUB_WORKERS", "2", "workers", 4),
     ("--admin-token", "flag", "PUSHHUB_ADMIN_TOKEN", "env", "admin_token", "flag"),
     ("--grace-period", "3", "PUSHHUB_GRACE_PERIOD", "20", "grace_period", 3.0),
     ("--log-level", "DEBUG", "PUSHHUB_LOG_LEVEL", "ERROR", "log_level", "DEBUG"),
