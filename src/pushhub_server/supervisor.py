@@ -6,8 +6,10 @@ would race), then starts N workers (worker.py), each a whole `pushhub serve`
 whose gRPC server joins the claimed port with SO_REUSEPORT; the kernel spreads
 connections over them. They share nothing but PostgreSQL (docs/processes.md).
 
-- Workers run in a process group of their own, so a Ctrl-C in a terminal
-  reaches the supervisor alone, and they die with it (PR_SET_PDEATHSIG).
+- Each worker runs in a session of its own: a terminal's Ctrl-C or hang-up
+  reaches the supervisor alone, and where the kernel shares CPU per session
+  (autogroup), each worker gets a share as an independent server would, not
+  1/N of the supervisor's. Workers die with the supervisor (PR_SET_PDEATHSIG).
 - SIGTERM or SIGINT: each worker gets SIGTERM and stops gracefully
   (server.serve); a SIGINT then (Ctrl-C again) makes them exit at once.
 - A worker that dies while serving is reported and restarted: the others keep
@@ -115,7 +117,7 @@ class _Supervisor:
             [sys.executable, "-m", "pushhub_server.worker", str(os.getpid()), str(write_end)],
             stdin=subprocess.PIPE,
             pass_fds=(write_end,),
-            process_group=0,
+            start_new_session=True,
         )
         os.close(write_end)
         assert process.stdin is not None

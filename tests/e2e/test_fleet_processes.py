@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 
 from pushhub.v1 import (
     common_pb2,
@@ -30,21 +28,12 @@ from pushhub.v1 import (
 )
 from tests.acceptance.harness import new_token
 from tests.e2e.server_process import Launcher
-from tests.own_database import own_database
 
 pytestmark = pytest.mark.slow
 
 RECIPIENTS = 5
 # The delivery process learns of a publish made elsewhere at its next poll (5 s).
 DELIVERY_TIMEOUT = 60.0
-
-
-@pytest_asyncio.fixture
-async def fleet_url(tmp_path: Path) -> AsyncIterator[str]:
-    if not os.environ.get("PUSHHUB_TEST_DATABASE_URL", "").startswith("postgresql"):
-        pytest.skip("processes share PostgreSQL; SQLite is one process")
-    async with own_database(tmp_path, "pushhub_fleet") as url:
-        yield url
 
 
 @pytest.fixture

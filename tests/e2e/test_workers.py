@@ -9,7 +9,7 @@
 - On SQLite, --workers 2 is refused in one line (test_serve_process.py).
 
 Workers need PostgreSQL: these run on the PostgreSQL pass, each on a database
-of its own.
+of its own (fleet_url, tests/e2e/conftest.py).
 """
 
 from __future__ import annotations
@@ -20,28 +20,18 @@ import errno
 import os
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-import pytest_asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.test_serve_process import PROCESS_TIMEOUT, Serve
-from tests.own_database import own_database
 
 pytestmark = pytest.mark.slow
 
 WORKERS = 2
-
-
-@pytest_asyncio.fixture
-async def fleet_url(tmp_path: Path) -> AsyncIterator[str]:
-    if not os.environ.get("PUSHHUB_TEST_DATABASE_URL", "").startswith("postgresql"):
-        pytest.skip("--workers needs PostgreSQL")
-    async with own_database(tmp_path, "pushhub_workers") as url:
-        yield url
 
 
 @pytest.fixture
@@ -84,12 +74,16 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
 
 
-async def gone(pids: list[int]) -> None:
+async def eventually(condition: Callable[[], bool], server: Serve) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + PROCESS_TIMEOUT
-    while any(alive(pid) for pid in pids):
-        assert loop.time() < deadline, f"still running: {[p for p in pids if alive(p)]}"
+    while not condition():
+        assert loop.time() < deadline, server.output()
         await asyncio.sleep(0.05)
+
+
+async def gone(pids: list[int], server: Serve) -> None:
+    await eventually(lambda: not any(alive(pid) for pid in pids), server)
 
 
 def established_on(port: int, pid: int) -> int:
@@ -191,7 +185,7 @@ async def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(
     workers = await workers_of(server)
     server.process.send_signal(signal.SIGTERM)
     assert await server.exit_code() == 0
-    await gone(workers)
+    await gone(workers, server)
     output = server.output()
     assert f"stopping {WORKERS} workers" in output
     assert output.count("stopping: in-flight RPCs get") == WORKERS  # each drained
@@ -203,14 +197,9 @@ async def test_a_killed_worker_is_reported_and_restarted(
     server = serve(started, tmp_path, fleet_url, "--workers", str(WORKERS))
     first, second = await workers_of(server)
     os.kill(first, signal.SIGKILL)
-    await server.logged(f"worker 0 (pid {first}) was killed by SIGKILL")
-    await server.logged("restarting worker 0")
-    await server.logged("PushHub listening on port")
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PROCESS_TIMEOUT
-    while len(children(server.process.pid)) < WORKERS:
-        assert loop.time() < deadline, server.output()
-        await asyncio.sleep(0.05)
+    await server.logged(f"(pid {first}) was killed by SIGKILL")
+    await server.logged("restarting worker")
+    await eventually(lambda: len(children(server.process.pid)) == WORKERS, server)
     replacement = next(pid for pid in children(server.process.pid) if pid != second)
     assert replacement != first and alive(second)
     await check_health(server.address)
@@ -222,4 +211,4 @@ async def test_workers_die_with_a_killed_supervisor(
     server = serve(started, tmp_path, fleet_url, "--workers", str(WORKERS))
     workers = await workers_of(server)
     server.process.kill()
-    await gone(workers)
+    await gone(workers, server)
