@@ -1,19 +1,19 @@
 """Unary RegisterDevice on PostgreSQL with `serve --workers 1` and `--workers 2`
 (issue 13 §4): figures, not assertions.
 
-The same run measures, one after the other, with the same load:
+The same run measures, in turn and round after round, with the same load:
 
 - the bare grpc.aio echo server (benchmarks/echo_server.py), one process, then
   two processes sharing the port (grpc's default SO_REUSEPORT): the ceiling of
   any gRPC service on this machine, at one and at two processes;
-- `pushhub serve --workers 1`, then `--workers 2`, each on a new database.
+- `pushhub serve --workers 1` and `--workers 2`, each on a new database.
 
 The load comes from --clients processes of their own (not the servers'), each
 with --channels connections, so that the kernel spreads connections over the
 workers, and CONCURRENCY calls in flight per process. Every run warms up for a
 second before it is measured.
 
-    .venv/bin/python -m benchmarks.fleet_rpc [--seconds 10] [--clients 2]
+    .venv/bin/python -m benchmarks.fleet_rpc [--seconds 5] [--rounds 3] [--clients 2]
         [--synchronous-commit off]
 
 Each RegisterDevice commits once; with synchronous_commit on, that commit waits
@@ -28,6 +28,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -165,12 +166,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-async def set_synchronous_commit(value: str) -> None:
+async def set_synchronous_commit(database: str, value: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
     try:
-        await conn.execute(f'ALTER DATABASE "{DATABASE}" SET synchronous_commit = {value}')
+        await conn.execute(f'ALTER DATABASE "{database}" SET synchronous_commit = {value}')
     finally:
         await conn.close()
 
@@ -197,13 +198,22 @@ def echo_servers(count: int) -> Iterator[str]:
 
 
 @contextmanager
-def pushhub_workers(database_url: str, workers: int) -> Iterator[tuple[str, CpuMeter]]:
+def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[tuple[str, str, CpuMeter]]:
+    """`serve --workers N` on a new database of its own: its address, a server key, its meter."""
+    database = f"{DATABASE}_{workers}"
+    database_url = asyncio.run(fresh_postgres_url(database))
+    asyncio.run(set_synchronous_commit(database, synchronous_commit))
+    key = create_app(database_url)["server_key"]
     port = free_port()
     command = [sys.executable, "-m", "pushhub_server", "serve", "--listen", f"127.0.0.1:{port}"]
     command += ["--workers", str(workers)]
     env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
     with server_process(command, port, env, stop_timeout=60, new_session=True) as process:
-        yield f"127.0.0.1:{port}", CpuMeter(process.pid, DATABASE)
+        yield f"127.0.0.1:{port}", key, CpuMeter(process.pid, database)
+
+
+def medians(samples: list[dict[str, float]]) -> dict[str, float]:
+    return {field: statistics.median(sample[field] for sample in samples) for field in samples[0]}
 
 
 def line(name: str, figures: dict[str, float]) -> str:
@@ -218,42 +228,59 @@ def main() -> None:
         load_main(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="each server once per round")
     parser.add_argument("--clients", type=int, default=2, help="load processes")
     parser.add_argument(
         "--synchronous-commit",
         choices=["on", "off"],
         default="on",
-        help="of the benchmark's database: off takes the WAL flush out of each commit",
+        help="of the benchmark's databases: off takes the WAL flush out of each commit",
     )
     args = parser.parse_args()
-    measure_with = lambda target, method, key="": measure(  # noqa: E731
-        target, method, key, args.seconds, args.clients
-    )
-    figures: dict[str, dict[str, float]] = {}
-    for count in (1, 2):
-        with echo_servers(count) as target:
-            figures[f"echo x{count}"] = measure_with(target, ECHO_METHOD)
-    for workers in (1, 2):
-        url = asyncio.run(fresh_postgres_url(DATABASE))
-        asyncio.run(set_synchronous_commit(args.synchronous_commit))
-        key = create_app(url)["server_key"]
-        with pushhub_workers(url, workers) as (target, cpu):
-            figures[f"workers {workers}"] = measure(
-                target, REGISTER, key, args.seconds, args.clients, cpu
+    samples: dict[str, list[dict[str, float]]] = {}
+    with ExitStack() as stack:
+        # All four servers up at once, measured in turn, round after round: a change
+        # in what else runs on the machine touches each of them alike.
+        targets = {
+            f"echo x{count}": (stack.enter_context(echo_servers(count)), ECHO_METHOD, "", None)
+            for count in (1, 2)
+        }
+        for workers in (1, 2):
+            target, key, cpu = stack.enter_context(
+                pushhub_workers(workers, args.synchronous_commit)
             )
+            targets[f"workers {workers}"] = (target, REGISTER, key, cpu)
+        for _ in range(args.rounds):
+            for name, (target, method, key, cpu) in targets.items():
+                figures = measure(target, method, key, args.seconds, args.clients, cpu)
+                samples.setdefault(name, []).append(figures)
+    report(args, samples)
 
+
+def report(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]]) -> None:
+    figures = {name: medians(rounds) for name, rounds in samples.items()}
     print(
-        f"{args.clients} load processes x {CONCURRENCY} calls in flight, "
-        f"{args.seconds:.0f} s each, synchronous_commit {args.synchronous_commit}"
+        f"{args.clients} load processes x {CONCURRENCY} calls in flight; medians of "
+        f"{args.rounds} rounds of {args.seconds:.0f} s; "
+        f"synchronous_commit {args.synchronous_commit}"
     )
     print(line("echo baseline, 1 process", figures["echo x1"]))
     print(line("echo baseline, 2 processes", figures["echo x2"]))
     print(line("RegisterDevice --workers 1", figures["workers 1"]))
     print(line("RegisterDevice --workers 2", figures["workers 2"]))
     ratio = lambda a, b: figures[a]["rate"] / figures[b]["rate"]  # noqa: E731
-    print(f"echo 2 processes / 1      : {ratio('echo x2', 'echo x1'):5.2f}x")
-    print(f"--workers 2 / --workers 1 : {ratio('workers 2', 'workers 1'):5.2f}x (target >= 1.6x)")
+    each = lambda a, b: " ".join(  # noqa: E731
+        f"{x['rate'] / y['rate']:.2f}" for x, y in zip(samples[a], samples[b], strict=True)
+    )
+    print(
+        f"echo 2 processes / 1      : {ratio('echo x2', 'echo x1'):5.2f}x "
+        f"(rounds: {each('echo x2', 'echo x1')})"
+    )
+    print(
+        f"--workers 2 / --workers 1 : {ratio('workers 2', 'workers 1'):5.2f}x "
+        f"(rounds: {each('workers 2', 'workers 1')}; target >= 1.6x)"
+    )
     print(f"--workers 1 / echo x1     : {ratio('workers 1', 'echo x1'):5.0%}")
     print(f"--workers 2 / echo x2     : {ratio('workers 2', 'echo x2'):5.0%}")
     print("CPU ms per RegisterDevice (servers / PostgreSQL backends / load processes):")

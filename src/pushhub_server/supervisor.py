@@ -23,6 +23,7 @@ connections over them. They share nothing but PostgreSQL (docs/processes.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pickle
@@ -91,9 +92,9 @@ class _Supervisor:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        # Metrics (issue 13 §3): give each worker PROMETHEUS_MULTIPROC_DIR in
-        # _environment(), and serve their aggregate from here, the one process that
-        # outlives them; mark a dead worker's files (mark_process_dead) in _reap.
+        # Metrics (issue 13 §3) belong here: give the workers a PROMETHEUS_MULTIPROC_DIR
+        # (the environment of _start's Popen), serve their aggregate from this process,
+        # the one that outlives them, and mark a dead worker's files in _reap.
         try:
             for index in range(self._config.workers):
                 if self._signals:  # stopped while starting: _watch waits for those started
@@ -121,7 +122,7 @@ class _Supervisor:
         )
         os.close(write_end)
         assert process.stdin is not None
-        with process.stdin:
+        with contextlib.suppress(BrokenPipeError), process.stdin:  # died at once: said below
             process.stdin.write(pickle.dumps(self._config))
         self._workers[index] = _Worker(index, process, os.pidfd_open(process.pid))
         with os.fdopen(read_end, "rb") as ready:
