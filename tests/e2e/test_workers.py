@@ -27,7 +27,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.e2e.test_serve_process import PROCESS_TIMEOUT, Serve
+from pushhub.v1 import registration_pb2, registration_pb2_grpc
+from tests.acceptance.harness import APNS, new_token
+from tests.e2e.test_serve_process import GRACE, PROCESS_TIMEOUT, Serve, server_key
 
 pytestmark = pytest.mark.slow
 
@@ -189,6 +191,31 @@ async def test_sigterm_drains_every_worker_and_the_supervisor_exits_0(
     output = server.output()
     assert f"stopping {WORKERS} workers" in output
     assert output.count("stopping: in-flight RPCs get") == WORKERS  # each drained
+
+
+async def test_a_second_sigint_ends_the_drain_at_once(
+    started: list[Serve], tmp_path: Path, fleet_url: str
+) -> None:
+    server = serve(started, tmp_path, fleet_url, "--workers", str(WORKERS))
+    workers = await workers_of(server)
+    async with grpc.aio.insecure_channel(server.address) as channel:
+        auth = await server_key(channel)
+        # Real work in flight on one worker: an import stream whose client has not finished.
+        stream = registration_pb2_grpc.DeviceRegistrationServiceStub(channel).RegisterDevices(
+            metadata=auth
+        )
+        item = registration_pb2.RegisterDeviceRequest(platform=APNS, device_token=new_token())
+        await stream.write(registration_pb2.RegisterDevicesRequest(registrations=[item]))
+        await stream.read()
+        server.process.send_signal(signal.SIGINT)
+        await server.logged(f"stopping {WORKERS} workers")
+        await server.logged(f"stopping: in-flight RPCs get {GRACE:.1f} s")
+        assert server.process.poll() is None  # one worker drains: the stream is still open
+        server.process.send_signal(signal.SIGINT)
+        assert await server.exit_code() == 128 + signal.SIGINT
+        stream.cancel()
+    await gone(workers, server)
+    assert "SIGINT again: exiting now, without waiting for in-flight RPCs" in server.output()
 
 
 async def test_a_killed_worker_is_reported_and_restarted(
