@@ -27,9 +27,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from pushhub.v1 import registration_pb2, registration_pb2_grpc
-from tests.acceptance.harness import APNS, new_token
-from tests.e2e.test_serve_process import GRACE, PROCESS_TIMEOUT, Serve, server_key
+from tests.e2e.test_serve_process import GRACE, PROCESS_TIMEOUT, Serve, import_in_flight
 
 pytestmark = pytest.mark.slow
 
@@ -199,14 +197,7 @@ async def test_a_second_sigint_ends_the_drain_at_once(
     server = serve(started, tmp_path, fleet_url, "--workers", str(WORKERS))
     workers = await workers_of(server)
     async with grpc.aio.insecure_channel(server.address) as channel:
-        auth = await server_key(channel)
-        # Real work in flight on one worker: an import stream whose client has not finished.
-        stream = registration_pb2_grpc.DeviceRegistrationServiceStub(channel).RegisterDevices(
-            metadata=auth
-        )
-        item = registration_pb2.RegisterDeviceRequest(platform=APNS, device_token=new_token())
-        await stream.write(registration_pb2.RegisterDevicesRequest(registrations=[item]))
-        await stream.read()
+        stream = await import_in_flight(channel)  # on one of the workers
         server.process.send_signal(signal.SIGINT)
         await server.logged(f"stopping {WORKERS} workers")
         await server.logged(f"stopping: in-flight RPCs get {GRACE:.1f} s")
