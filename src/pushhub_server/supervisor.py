@@ -87,7 +87,7 @@ class _Supervisor:
         self._workers: dict[int, _Worker] = {}
         self._signals = 0
         self._last_signal = signal.SIGTERM
-        self._crashes: list[float] = []
+        self._crashes = CrashBudget(MAX_RESTARTS, RESTART_WINDOW)
 
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -150,12 +150,8 @@ class _Supervisor:
             _log.error("worker %d (pid %d) %s", worker.index, pid, how)
 
     def _restart(self, worker: _Worker) -> bool:
-        now = time.monotonic()
-        self._crashes = [at for at in self._crashes if now - at < RESTART_WINDOW] + [now]
-        if len(self._crashes) > MAX_RESTARTS:
-            _log.error(
-                "%d worker crashes within %.0f s: stopping", len(self._crashes), RESTART_WINDOW
-            )
+        if not self._crashes.allow(time.monotonic()):
+            _log.error("more than %d worker crashes within %.0f s: stopping", *self._crashes.limits)
             return False
         _log.warning("restarting worker %d", worker.index)
         try:
@@ -163,6 +159,9 @@ class _Supervisor:
         except StartupError as error:
             _log.error("worker %d cannot start again: %s", worker.index, error)
             return False
+        _log.info(
+            "worker %d serves again (pid %d)", worker.index, self._workers[worker.index].process.pid
+        )
         return True
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -187,6 +186,20 @@ class _Supervisor:
             worker.process.wait()
             worker.close()
         self._workers.clear()
+
+
+class CrashBudget:
+    """Restarts allowed: at most `most` crashes within any `window` seconds."""
+
+    def __init__(self, most: int, window: float) -> None:
+        self.limits = (most, window)
+        self._crashes: list[float] = []
+
+    def allow(self, now: float) -> bool:
+        """Counts a crash at `now`; False once it is one too many."""
+        most, window = self.limits
+        self._crashes = [at for at in self._crashes if now - at < window] + [now]
+        return len(self._crashes) <= most
 
 
 def _how(process: subprocess.Popen[bytes]) -> str:
