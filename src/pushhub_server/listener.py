@@ -155,13 +155,16 @@ def _bind_all(address: str) -> list[socket.socket]:
         )
     except socket.gaierror as error:
         raise StartupError(f"cannot listen on {address}: {error.strerror}") from None
+    # "" names 0.0.0.0 and ::, each bound on its own: :: must not cover IPv4 too. A
+    # lone "::" covers both, as gRPC's socket will.
+    v6only = {socket.AF_INET, socket.AF_INET6} <= {candidate[0] for candidate in candidates}
     bound: list[socket.socket] = []
     errors: list[OSError] = []
     for family, kind, proto, _, sockaddr in candidates:
         if bound:  # port 0: the others take the port the first one got
             sockaddr = (sockaddr[0], bound[0].getsockname()[1], *sockaddr[2:])
         try:
-            bound.append(_bound(family, kind, proto, sockaddr))
+            bound.append(_bound(family, kind, proto, sockaddr, v6only))
         except OSError as error:
             errors.append(error)
     if any(error.errno == errno.EADDRINUSE for error in errors) or not bound:
@@ -171,13 +174,15 @@ def _bind_all(address: str) -> list[socket.socket]:
     return bound  # one may fail: "localhost" without IPv6
 
 
-def _bound(family: int, kind: int, proto: int, sockaddr: tuple[Any, ...]) -> socket.socket:
+def _bound(
+    family: int, kind: int, proto: int, sockaddr: tuple[Any, ...], v6only: bool
+) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         # Like gRPC's own socket: connections in TIME_WAIT do not block a restart.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:  # so that "::" and "0.0.0.0" can both be held
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
         sock.bind(sockaddr)
     except OSError:
         sock.close()

@@ -79,3 +79,18 @@ def test_a_unix_socket_cannot_be_shared() -> None:
     assert str(refused.value) == (
         "--workers needs a host:port address to share, not unix:/tmp/pushhub.sock"
     )
+
+
+@pytest.mark.parametrize("host", ["[::]", ""])
+def test_a_claim_of_every_interface_covers_ipv4_too(host: str) -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    held = claim_port(f"{host}:0")
+    try:
+        with socket.socket() as foreign:
+            foreign.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            with pytest.raises(OSError) as refused:
+                foreign.bind(("0.0.0.0", port_of(held)))
+            assert refused.value.errno == errno.EADDRINUSE
+    finally:
+        held.close()
