@@ -203,9 +203,7 @@ async def _start(
     request_limits = request_limits_of(config.limits)
     # The interceptors guard the API: a delivery process's health calls need none.
     interceptors = (
-        _interceptors(config, apps, request_limits, observability)
-        if config.role.serves_api
-        else []
+        _interceptors(config, apps, request_limits, observability) if config.role.serves_api else []
     )
     server = grpc.aio.server(
         interceptors=interceptors,
