@@ -20,6 +20,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushhub.v1 import (
     common_pb2,
@@ -39,6 +41,7 @@ from tests.e2e.test_workers import (
     alive,
     children,
     established_on,
+    eventually,
     kill_with_workers,
     serve,
     workers_of,
@@ -184,6 +187,68 @@ async def test_the_supervisor_serves_the_sum_of_its_workers_metrics(
     server.process.send_signal(signal.SIGTERM)
     assert await server.exit_code() == 0
     assert list(temporary.iterdir()) == []  # its metrics directory is gone
+
+
+async def test_a_killed_workers_run_leaves_the_runs_in_flight(
+    started: list[Serve],
+    tmp_path: Path,
+    fleet_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pushhub_runs_in_flight sums live workers only: a worker killed mid-run
+    cannot take its share back itself, the supervisor drops it."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics_port = free_port()
+    server = serve(
+        started,
+        tmp_path,
+        fleet_url,
+        "--workers",
+        str(WORKERS),
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+    )
+    workers = await workers_of(server)
+    engine = create_async_engine(fleet_url, poolclass=sa.NullPool)
+    try:
+        async with grpc.aio.insecure_channel(server.address) as channel, engine.connect() as lock:
+            metadata = await server_key(channel)
+            await registration_pb2_grpc.DeviceRegistrationServiceStub(channel).RegisterDevice(
+                registration_pb2.RegisterDeviceRequest(
+                    platform=common_pb2.PLATFORM_APNS, device_token=new_token()
+                ),
+                metadata=metadata,
+            )
+            # The run starts, then waits to record its delivery in the simulator's inbox.
+            await lock.execute(sa.text("LOCK TABLE inbox IN ACCESS EXCLUSIVE MODE"))
+            await publish_pb2_grpc.PublishServiceStub(channel).Publish(
+                publish_pb2.PublishRequest(broadcast=True, message="held"), metadata=metadata
+            )
+            await in_flight(metrics_port, 1, server)
+            # Kill the workers in turn until the run's holder is gone (its lease keeps
+            # the run from the others meanwhile).
+            for killed, worker in enumerate(workers, start=1):
+                os.kill(worker, signal.SIGKILL)
+                await eventually(lambda n=killed: restarts(server) == n, server)
+                if (await scrape(metrics_port))["pushhub_runs_in_flight"][labels()] == 0:
+                    break
+            else:
+                pytest.fail("pushhub_runs_in_flight kept a killed worker's run")
+            await lock.rollback()
+    finally:
+        await engine.dispose()
+
+
+def restarts(server: Serve) -> int:
+    return server.output().count("serves again")
+
+
+async def in_flight(metrics_port: int, runs: int, server: Serve) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PROCESS_TIMEOUT
+    while (await scrape(metrics_port)).get("pushhub_runs_in_flight", {}).get(labels()) != runs:
+        assert loop.time() < deadline, server.output()
+        await asyncio.sleep(0.1)
 
 
 async def test_an_operators_multiprocess_directory_is_used_and_kept(
