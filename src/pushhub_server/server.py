@@ -406,17 +406,22 @@ def serve(
     config: Config,
     on_start: OnStart | None = None,
     exit_now_on: tuple[signal.Signals, ...] = _EXIT_NOW_ON,
+    serve_metrics_endpoint: bool = True,
 ) -> None:
     """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period;
-    one of exit_now_on during the stop exits at once."""
+    one of exit_now_on during the stop exits at once. serve_metrics_endpoint: as
+    start_server's (a `--workers` worker leaves /metrics to its supervisor)."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(config, on_start, exit_now_on))
+        runner.run(_serve(config, on_start, exit_now_on, serve_metrics_endpoint))
 
 
 async def _serve(
-    config: Config, on_start: OnStart | None, exit_now_on: tuple[signal.Signals, ...]
+    config: Config,
+    on_start: OnStart | None,
+    exit_now_on: tuple[signal.Signals, ...],
+    serve_metrics_endpoint: bool,
 ) -> None:
-    running = await start_server(config)
+    running = await start_server(config, serve_metrics_endpoint=serve_metrics_endpoint)
     # Start-up objects live forever, and a bulk import allocates ~100 objects per
     # item: freeze the former and collect young objects 20x less often (GC was ~8% CPU).
     gc.freeze()

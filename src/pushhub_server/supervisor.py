@@ -18,6 +18,9 @@ connections over them. They share nothing but PostgreSQL (docs/processes.md).
   than MAX_RESTARTS crashes within RESTART_WINDOW seconds, stops them all and
   the supervisor exits 1: then the fault is not passing, and the service
   manager (systemd, Kubernetes) should see it.
+- With --metrics-listen, the workers record their metrics in one
+  PROMETHEUS_MULTIPROC_DIR and the supervisor, the one process that outlives
+  them, serves the sum at that address (WorkerMetrics, docs/observability.md).
 """
 
 from __future__ import annotations
@@ -28,18 +31,24 @@ import logging
 import os
 import pickle
 import select
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from .config import Config
 from .listener import Listener, StartupError, claim_port
 from .processes import check_layout
 from .store import migrate
+
+if TYPE_CHECKING:
+    from .observability.metrics_endpoint import MetricsEndpoint
 
 _log = logging.getLogger(__name__)
 
@@ -55,13 +64,16 @@ def supervise(config: Config, prepare: Prepare | None = None) -> int:
     PushHubError (the database) in one line when they cannot start."""
     check_layout(config)
     Listener.from_config(config)  # TLS and plaintext rules, in the supervisor's one line
-    claim = claim_port(config.listen)
-    try:
+    with contextlib.ExitStack() as held:
+        claim = claim_port(config.listen)
+        held.callback(claim.close)
         config = replace(config, listen=claim.address)
+        metrics = None
+        if config.metrics_listen:  # before the database, like the port: one line if not
+            metrics = WorkerMetrics.start(config.metrics_listen)
+            held.callback(metrics.close)
         asyncio.run(_prepare(config, prepare))
-        return _Supervisor(config).run()
-    finally:
-        claim.close()
+        return _Supervisor(config, metrics).run()
 
 
 async def _prepare(config: Config, prepare: Prepare | None) -> None:
@@ -82,8 +94,9 @@ class _Worker:
 
 
 class _Supervisor:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, metrics: WorkerMetrics | None) -> None:
         self._config = config
+        self._metrics = metrics
         self._workers: dict[int, _Worker] = {}
         self._signals = 0
         self._last_signal = signal.SIGTERM
@@ -92,9 +105,6 @@ class _Supervisor:
     def run(self) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
-        # Metrics (issue 13 §3) belong here: give the workers a PROMETHEUS_MULTIPROC_DIR
-        # (the environment of _start's Popen), serve their aggregate from this process,
-        # the one that outlives them, and mark a dead worker's files in _reap.
         try:
             for index in range(self._config.workers):
                 if self._signals:  # stopped while starting: _watch waits for those started
@@ -143,7 +153,7 @@ class _Supervisor:
 
     def _reap(self, worker: _Worker) -> None:
         worker.process.wait()
-        worker.close()
+        self._exited(worker)
         del self._workers[worker.index]
         if not self._signals:
             pid, how = worker.process.pid, _how(worker.process)
@@ -184,8 +194,65 @@ class _Supervisor:
             worker.process.send_signal(signal.SIGTERM)
         for worker in list(self._workers.values()):
             worker.process.wait()
-            worker.close()
+            self._exited(worker)
         self._workers.clear()
+
+    def _exited(self, worker: _Worker) -> None:
+        worker.close()
+        if self._metrics is not None:  # a killed worker could not say it itself
+            self._metrics.worker_exited(worker.process.pid)
+
+
+class WorkerMetrics:
+    """The workers record metrics in one PROMETHEUS_MULTIPROC_DIR; the supervisor
+    serves their sum, so one scrape sees every worker, dead ones' counters included.
+
+    The directory is the operator's when PROMETHEUS_MULTIPROC_DIR is set (kept, as
+    it was found: prometheus-client wants it emptied before each start); else a
+    fresh temporary one, which this process owns and removes when it closes."""
+
+    def __init__(self, endpoint: MetricsEndpoint, owned: str | None) -> None:
+        self.endpoint = endpoint
+        self._owned = owned
+
+    @classmethod
+    def start(cls, listen: str) -> WorkerMetrics:
+        """Raises StartupError in one line: a directory or address it cannot use."""
+        from .observability.metrics_endpoint import (
+            MULTIPROC_DIR_VARIABLE,
+            serve_metrics,
+            served_registry,
+        )
+
+        given = os.environ.get(MULTIPROC_DIR_VARIABLE)
+        if given and not os.path.isdir(given):
+            raise StartupError(f"{MULTIPROC_DIR_VARIABLE} {given!r} is not a directory")
+        owned = None if given else tempfile.mkdtemp(prefix="pushhub-metrics-")
+        if owned is not None:
+            os.environ[MULTIPROC_DIR_VARIABLE] = owned  # the workers' Popen inherits it
+        try:
+            return cls(serve_metrics(listen, served_registry()), owned)
+        except BaseException:
+            cls._forget(owned)
+            raise
+
+    def worker_exited(self, pid: int) -> None:
+        """Its live gauges (pushhub_runs_in_flight) leave the sum; its counters stay."""
+        from .observability.metrics_endpoint import mark_process_dead
+
+        mark_process_dead(pid)
+
+    def close(self) -> None:
+        self.endpoint.close()
+        self._forget(self._owned)
+
+    @staticmethod
+    def _forget(owned: str | None) -> None:
+        if owned is not None:
+            from .observability.metrics_endpoint import MULTIPROC_DIR_VARIABLE
+
+            os.environ.pop(MULTIPROC_DIR_VARIABLE, None)
+            shutil.rmtree(owned, ignore_errors=True)
 
 
 class CrashBudget:

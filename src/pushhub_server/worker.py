@@ -38,7 +38,13 @@ def main() -> None:
     try:
         # Only the supervisor's SIGINT ends a drain early: a SIGTERM may come twice,
         # from the supervisor and from a service manager signalling the whole group.
-        serve(config, on_start=serving, exit_now_on=(signal.SIGINT,))
+        # Metrics go to PROMETHEUS_MULTIPROC_DIR; the supervisor serves their sum.
+        serve(
+            config,
+            on_start=serving,
+            exit_now_on=(signal.SIGINT,),
+            serve_metrics_endpoint=False,
+        )
     except PushHubError as error:
         _fail(ready, error.message)
     except StartupError as error:

@@ -38,6 +38,10 @@ WORKERS = 2
 def started() -> Iterator[list[Serve]]:
     servers: list[Serve] = []
     yield servers
+    kill_with_workers(servers)
+
+
+def kill_with_workers(servers: list[Serve]) -> None:
     for server in servers:
         for pid in [server.process.pid, *children(server.process.pid)]:
             with contextlib.suppress(ProcessLookupError):
