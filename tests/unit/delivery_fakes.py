@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -16,8 +16,6 @@ from pushhub_server.core.messages import (
     InboxEntry,
     Message,
     MessageState,
-    MessageStatus,
-    PlatformCounts,
     Recipient,
     Run,
     Schedule,
@@ -25,6 +23,7 @@ from pushhub_server.core.messages import (
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
+from pushhub_server.store.memory import MemoryMessageRepository, MemoryStore
 
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 APP = "app-1"
@@ -96,75 +95,21 @@ class FakeAudience:
         ]
 
 
-@dataclass
-class _Row:
-    message: Message
-    state: MessageState = MessageState.SCHEDULED
-    next_run_at: datetime | None = None
-    lease_until: datetime | None = None
-    cursor: str | None = None
-    run_at: datetime | None = None
-    claim: int = 0
-    run_count: int = 0
-    targeted: dict[Platform, int] = field(default_factory=dict)
-    sent: dict[Platform, int] = field(default_factory=dict)
-    failed: dict[Platform, int] = field(default_factory=dict)
-    reasons: dict[str, int] = field(default_factory=dict)
-    error: str | None = None
-
-
-class FakeMessages:
-    """MessageRepository with the store's run and lease rules, in memory."""
+class FakeMessages(MemoryMessageRepository):
+    """The in-memory MessageRepository (proved like the SQL one by tests/contract), with
+    the hooks the delivery tests need. Tokens it invalidates leave the FakeAudience."""
 
     def __init__(self, audience: FakeAudience) -> None:
+        self.store = MemoryStore()
+        super().__init__(self.store)
         self.audience = audience
-        self.rows: dict[str, _Row] = {}
+        # The chunks recorded (not those refused to a stale claim).
         self.chunks: list[ChunkOutcome] = []
         self.claims = 0
         # Raised by the next claim_due, as a database going away would.
         self.claim_error: Exception | None = None
-        # Called inside record_chunk before it answers, to interleave a cancel.
-        self.before_record: Callable[[], None] = lambda: None
-
-    async def create(self, message: Message) -> tuple[str, bool]:
-        self.rows[message.message_id] = _Row(message, next_run_at=message.schedule.first_run_at)
-        return message.message_id, True
-
-    async def find_request(self, app_id: str, request_id: str) -> str | None:
-        return next(
-            (
-                message_id
-                for message_id, row in self.rows.items()
-                if (row.message.app_id, row.message.request_id) == (app_id, request_id)
-            ),
-            None,
-        )
-
-    async def status(self, app_id: str, message_id: str) -> MessageStatus | None:
-        row = self.rows[message_id]
-        platforms = {*row.targeted, *row.sent, *row.failed}
-        return MessageStatus(
-            message_id=message_id,
-            state=row.state,
-            targeted=sum(row.targeted.values()),
-            sent=sum(row.sent.values()),
-            failed=sum(row.failed.values()),
-            per_platform={
-                p: PlatformCounts(row.targeted.get(p, 0), row.sent.get(p, 0), row.failed.get(p, 0))
-                for p in platforms
-            },
-            failure_reasons=dict(row.reasons),
-            run_count=row.run_count,
-            next_run_at=row.next_run_at,
-            error_message=row.error,
-        )
-
-    async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
-        row = self.rows[message_id]
-        if row.state.terminal:
-            return False
-        row.state, row.next_run_at, row.lease_until = MessageState.CANCELLED, None, None
-        return True
+        # Awaited inside record_chunk before it writes, to interleave a cancel or an error.
+        self.before_record: Callable[[], Awaitable[None]] = nothing
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
@@ -173,21 +118,7 @@ class FakeMessages:
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None
             raise error
-        due = [
-            row
-            for row in self.rows.values()
-            if _due(row, now) and row.message.message_id not in exclude
-        ][:limit]
-        return [run for row in due if (run := _claim(row, now, lease)) is not None]
-
-    async def renew_lease(
-        self, message_id: str, claim: int, now: datetime, lease: timedelta
-    ) -> bool:
-        row = self.rows[message_id]
-        if not _current(row, claim):
-            return False
-        row.lease_until = now + lease
-        return True
+        return await super().claim_due(now, lease, limit, exclude)
 
     async def record_chunk(
         self,
@@ -197,73 +128,22 @@ class FakeMessages:
         now: datetime,
         lease: timedelta,
     ) -> bool:
-        self.before_record()
-        row = self.rows[message_id]
-        cancelled = row.state is MessageState.CANCELLED
-        if row.claim != claim or not (cancelled or row.state is MessageState.PUBLISHING):
-            return False
-        self.chunks.append(outcome)
-        _add_up(row.targeted, outcome.targeted)
-        _add_up(row.sent, outcome.sent)
-        _add_up(row.failed, outcome.failed)
-        _add_up(row.reasons, outcome.failure_reasons)
-        self.audience.invalid.update(outcome.invalid_registration_ids)
-        row.cursor = outcome.cursor
-        row.lease_until = None if cancelled else now + lease
-        return not cancelled
-
-    async def finish_run(
-        self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
-    ) -> None:
-        row = self.rows[message_id]
-        if not _current(row, claim):
-            return
-        row.run_count += 1
-        row.cursor, row.lease_until, row.next_run_at = None, None, next_run_at
-        row.state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
-
-    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
-        row = self.rows[message_id]
-        if not _current(row, claim):
-            return
-        row.state, row.error, row.next_run_at = MessageState.FAILED, error, None
-
-    async def next_due_at(self) -> datetime | None:
-        moments = [
-            row.next_run_at if row.state is MessageState.SCHEDULED else row.lease_until
-            for row in self.rows.values()
-            if row.state in (MessageState.SCHEDULED, MessageState.PUBLISHING)
-        ]
-        return min((m for m in moments if m is not None), default=None)
+        await self.before_record()
+        row = self.store.messages[message_id]
+        # The store records a chunk of the latest claim, of a run going on or cancelled.
+        recorded = row.run_number == claim and row.state in _RECORDABLE
+        going_on = await super().record_chunk(message_id, claim, outcome, now, lease)
+        if recorded:
+            self.chunks.append(outcome)
+            self.audience.invalid.update(outcome.invalid_registration_ids)
+        return going_on
 
 
-def _add_up(totals: dict[_Key, int], counts: Mapping[_Key, int]) -> None:
-    for key, count in counts.items():
-        totals[key] = totals.get(key, 0) + count
+_RECORDABLE = (MessageState.PUBLISHING, MessageState.CANCELLED)
 
 
-def _claim(row: _Row, now: datetime, lease: timedelta) -> Run | None:
-    """Claims a due row as the store does: None when the repeat has expired."""
-    if row.state is MessageState.SCHEDULED:
-        assert row.next_run_at is not None
-        if row.message.schedule.expired_by(now, lease):
-            row.state, row.next_run_at = MessageState.PUBLISHED, None
-            return None
-        row.run_at, row.next_run_at, row.cursor = row.next_run_at, None, None
-    row.claim += 1
-    row.state, row.lease_until = MessageState.PUBLISHING, now + lease
-    assert row.run_at is not None
-    return Run(row.message, row.claim, row.run_at, row.cursor)
-
-
-def _current(row: _Row, claim: int) -> bool:
-    return row.state is MessageState.PUBLISHING and row.claim == claim
-
-
-def _due(row: _Row, now: datetime) -> bool:
-    if row.state is MessageState.SCHEDULED:
-        return row.next_run_at is not None and row.next_run_at <= now
-    return row.state is MessageState.PUBLISHING and (row.lease_until or now) <= now
+async def nothing() -> None:
+    return None
 
 
 class FakeInbox:
