@@ -28,7 +28,7 @@ from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
 from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.retry_policy import RetryPolicy
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     APP,
     SENT,
     START,

@@ -20,7 +20,7 @@ from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
 from pushhub_server.delivery.retry_policy import RetryPolicy
 from pushhub_server.delivery.scheduler import Scheduler
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     APP,
     START,
     CountingSignal,

@@ -1,4 +1,5 @@
-"""In-memory fakes of the delivery-side ports: messages, audience, inbox, providers, signal."""
+"""In-memory doubles of the delivery-side ports: messages (on store/memory), audience,
+inbox, providers, signal."""
 
 from __future__ import annotations
 
