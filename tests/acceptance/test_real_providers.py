@@ -129,10 +129,12 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def own_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def own_database(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A database of this module's own: the session server keeps the shared one."""
     directory = tmp_path_factory.mktemp("real-providers-db")
-    async with own_database_for(directory, "pushhub_real") as url:
+    async with own_database_for(database_url, directory, "pushhub_real") as url:
         yield url
 
 
