@@ -79,13 +79,19 @@ class FakeAudience:
         *,
         with_metadata: bool = True,
         with_templates: bool = True,
+        last_id: str | None = None,
     ) -> list[Recipient]:
         error = self.errors.pop(len(self.reads), None)
         if error is not None:
             raise error
         self.reads.append(after_id)
         live = (r for r in self.members if r.registration_id not in self.invalid)
-        page = [r for r in live if after_id is None or r.registration_id > after_id][:limit]
+        page = [
+            r
+            for r in live
+            if (after_id is None or r.registration_id > after_id)
+            and (last_id is None or r.registration_id <= last_id)
+        ][:limit]
         return [
             replace(
                 r,
@@ -167,8 +173,13 @@ class FakeMessages:
         return True
 
     async def claim_due(
-        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        exclude: Collection[tuple[str, int]] = (),
     ) -> list[Run]:
+        """Claims as the store does with one partition per run (partition 0)."""
         self.claims += 1
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None
@@ -176,7 +187,7 @@ class FakeMessages:
         due = [
             row
             for row in self.rows.values()
-            if _due(row, now) and row.message.message_id not in exclude
+            if _due(row, now) and (row.message.message_id, 0) not in exclude
         ][:limit]
         return [run for row in due if (run := _claim(row, now, lease)) is not None]
 

@@ -97,8 +97,10 @@ _STOPS_BEFORE_FAILING = 5
 # Messages whose stops are remembered: the oldest are forgotten beyond it, so a
 # process that sees many messages stop (a database out) keeps its memory flat.
 _STOPS_REMEMBERED = 1000
-# Where a run started: its slot and the checkpoint it resumed after.
+# Where a run's partition started: its slot and the checkpoint it resumed after.
 _Start = tuple[datetime, str | None]
+# A partition of a message: (message id, partition number).
+_PartitionKey = tuple[str, int]
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
@@ -130,9 +132,9 @@ class Dispatcher:
         self.lease = lease
         self._heartbeat = (heartbeat or lease / 3).total_seconds()
         self._retry = retry or RetryPolicy()
-        # Per message, where its stopped run started and how many stops in a row
+        # Per partition, where its stopped run started and how many stops in a row
         # started there (see the module docstring); oldest first.
-        self._stops: dict[str, tuple[_Start, int]] = {}
+        self._stops: dict[_PartitionKey, tuple[_Start, int]] = {}
 
     async def run(self, run: Run) -> None:
         """Delivers one claimed run; never raises. A message that cannot be rendered
@@ -144,13 +146,14 @@ class Dispatcher:
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
         try:
             await self._deliver_or_fail(run, lost)
-            self._stops.pop(message_id, None)
+            self._stops.pop(_key(run), None)
         except Exception as error:
             _log.error(
-                "claim %d of message %s stopped; the run resumes from its last checkpoint"
-                " once its lease runs out",
+                "claim %d of message %s (partition %d) stopped; it resumes from its last"
+                " checkpoint once its lease runs out",
                 run.claim,
                 message_id,
+                run.partition.number,
                 # An outage is one line (the health service logs it too), a bug a traceback.
                 exc_info=None if is_database_unavailable(error) else error,
             )
@@ -168,7 +171,7 @@ class Dispatcher:
         stops = self._count_stop(run)
         if stops < _STOPS_BEFORE_FAILING:
             return
-        del self._stops[message_id]
+        del self._stops[_key(run)]
         # The error's own text stays in the log: error_message is for clients.
         reason = f"delivery stopped {stops} times in a row without progress; see the server log"
         try:
@@ -180,12 +183,12 @@ class Dispatcher:
     def _count_stop(self, run: Run) -> int:
         """Counts a stop of run: one more when the stop before started where this
         run did (no progress since), else the first in a row."""
-        message_id = run.message.message_id
+        key = _key(run)
         start = (run.run_at, run.cursor)
         # Popped and put back, so the dict stays ordered from the oldest stop.
-        earlier = self._stops.pop(message_id, None)
+        earlier = self._stops.pop(key, None)
         stops = earlier[1] + 1 if earlier is not None and earlier[0] == start else 1
-        self._stops[message_id] = (start, stops)
+        self._stops[key] = (start, stops)
         if len(self._stops) > _STOPS_REMEMBERED:
             del self._stops[next(iter(self._stops))]
         return stops
@@ -228,11 +231,18 @@ class Dispatcher:
     async def _deliver(self, run: Run, renderer: PayloadRenderer, lost: asyncio.Event) -> None:
         message = run.message
         provider = await self._provider_for(message.app_id)
-        if not await self._send_pages(run, _Fanout(message, provider, renderer, lost)):
+        fanout = _Fanout(message, run.partition.last_id, provider, renderer, lost)
+        if not await self._send_pages(run, fanout):
             return  # cancelled (or no longer our run) meanwhile: not ours to finish
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
         await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
+        _log.info(
+            "claim %d of message %s: partition %d delivered",
+            run.claim,
+            message.message_id,
+            run.partition.number,
+        )
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
         """Sends every page after run.cursor; False when the run had to stop (the
@@ -268,6 +278,7 @@ class Dispatcher:
             self._clock.now(),
             with_metadata=renderer.uses_metadata,
             with_templates=renderer.uses_templates,
+            last_id=fanout.last_id,
         )
         if not page:
             return None
@@ -314,6 +325,8 @@ class _Fanout:
     """What stays the same for every chunk of one run."""
 
     message: Message
+    # The end of the run's partition (inclusive); None: the end of the audience.
+    last_id: str | None
     provider: DeliveryProvider
     renderer: PayloadRenderer
     # Set when the run is no longer ours (cancelled, claimed again): retries stop.
@@ -404,6 +417,10 @@ class _Fanout:
                 PAYLOAD_UNRENDERABLE,
                 exc_info=True,
             )
+
+
+def _key(run: Run) -> _PartitionKey:
+    return run.message.message_id, run.partition.number
 
 
 def _classify(

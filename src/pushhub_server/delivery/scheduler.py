@@ -7,14 +7,16 @@ it first runs whatever fell due while the server was down; missed repeats of a
 message merge into that one run (Schedule.next_run_after), except a repeat more
 than a lease past its repeat_expires_at, which ends PUBLISHED (Schedule.expired_by).
 
-Up to max_runs runs are dispatched at once, so one large fan-out does not hold
-up a message that falls due meanwhile.
+A claim is of one partition of a run (docs/fleet.md): up to max_runs
+partitions are dispatched at once, of one message or of several, so one large
+fan-out does not hold up a message that falls due meanwhile, and the
+partitions of a large fan-out are shared with the other servers.
 
-It never claims a message one of its own dispatchers is running, even once
-that run's lease ran out (its heartbeats could not reach the database): that
-dispatcher is alive and carries on, and claiming the run again here would send
-its chunks twice. Other servers may claim it then; the claim numbers decide who
-may write (see delivery.dispatcher).
+It never claims a partition one of its own dispatchers is running, even once
+its lease ran out (its heartbeats could not reach the database): that
+dispatcher is alive and carries on, and claiming the partition again here would
+send its chunks twice. Other servers may claim it then; the claim numbers
+decide who may write (see delivery.dispatcher).
 """
 
 from __future__ import annotations
@@ -52,8 +54,8 @@ class Scheduler:
         self._poll_interval = poll_interval
         self._max_runs = max_runs
         self._wake = asyncio.Event()
-        # The runs in progress here, and the message each one delivers.
-        self._active: dict[asyncio.Task[None], str] = {}
+        # The runs in progress here, and the partition (message id, number) of each.
+        self._active: dict[asyncio.Task[None], tuple[str, int]] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -108,7 +110,7 @@ class Scheduler:
 
     def _start(self, run: Run) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._dispatcher.run(run))
-        self._active[task] = run.message.message_id
+        self._active[task] = (run.message.message_id, run.partition.number)
         task.add_done_callback(self._finished)
         return task
 

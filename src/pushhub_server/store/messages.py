@@ -1,17 +1,26 @@
-"""Published messages: idempotent create, claimed runs with leases, chunk checkpoints.
+"""Published messages: idempotent create, runs cut into claimed partitions, chunk checkpoints.
 
-A run's life: claim_due moves a SCHEDULED message to PUBLISHING under a lease;
-the dispatcher renews the lease on a heartbeat (renew_lease); each record_chunk
-adds counters, stores the cursor (the last registration id done) and extends
-the lease, in one transaction; finish_run schedules the next run or ends the
-message. A dispatcher that is gone stops renewing its lease, so once it runs
-out claim_due hands the run out again, resuming after the cursor.
+A run's life: claim_due moves a SCHEDULED message to PUBLISHING and cuts its
+audience into partitions (run_partitions: slices of registration ids, sized
+from the audience, docs/fleet.md). Each partition is claimed on its own under
+a lease, by any server: on PostgreSQL with FOR UPDATE SKIP LOCKED, so several
+servers deliver one message side by side. Its dispatcher renews the lease on a
+heartbeat (renew_lease); each record_chunk stores the partition's cursor (the
+last registration id done) and extends its lease, and adds the chunk's
+counters to the message, in one transaction; finish_run ends the partition,
+and the last partition to end schedules the next run or ends the message. A
+dispatcher that is gone stops renewing its lease, so once it runs out
+claim_due hands the partition out again, resuming after its cursor.
 
-Every claim, of a new run or of a resumed one, increments the row's run_number:
-it is the claim number (Run.claim), and every write of a run is conditioned on
-it. So a dispatcher that lost its claim, to a server that took over its run
-while it was still alive, has its next checkpoint refused and stops: at most
-the chunk it had in flight is sent twice, as after a crash.
+Every claim of a partition increments the message's run_number: it is the
+claim number (Run.claim), unique among the message's partitions and runs, and
+every write of a partition is conditioned on it. So a dispatcher that lost its
+claim, to a server that took over its partition while it was still alive, has
+its next checkpoint refused and stops: at most the chunk it had in flight is
+sent twice, as after a crash.
+
+Lock order, so that servers never deadlock: a transaction locks partition rows
+before the message row, and message rows in id order.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from pushhub_server.core.messages import (
     Message,
     MessageState,
     MessageStatus,
+    Partition,
     PlatformCounts,
     Run,
     Schedule,
@@ -38,21 +48,35 @@ from pushhub_server.core.messages import (
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 
+from .audience import partition_ends_query
 from .database import Database
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import micros_or_none, moment_or_none
-from .schema import message_failures, message_platform_counts, messages, registrations
+from .schema import (
+    message_failures,
+    message_platform_counts,
+    messages,
+    registrations,
+    run_partitions,
+)
 from .sql import chunked, one_of
 
 _m = messages.c
+_p = run_partitions.c
 _COUNTERS = ("targeted", "sent", "failed")
 _LIVE_STATES = (int(MessageState.SCHEDULED), int(MessageState.PUBLISHING))
 _ONE_MICROSECOND = timedelta(microseconds=1)
+# The most partitions a run is cut into: each costs a claim and a row, and more
+# than the processes of a fleet times their runs at once gain nothing.
+MAX_PARTITIONS = 256
 
 
 class SqlMessageRepository:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, partition_size: int = 0) -> None:
+        """partition_size: recipients per partition of a run (up to MAX_PARTITIONS);
+        0 delivers each run as one partition, with no scan of its audience first."""
         self._db = db
+        self._partition_size = partition_size
         # The counter upserts of record_chunk, by table name (built on first use).
         self._add_ups: dict[str, Any] = {}
 
@@ -91,11 +115,18 @@ class SqlMessageRepository:
         return _status(row, per_platform, reasons)
 
     async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
-        # A dispatcher mid-run learns of it from its next record_chunk, which still
+        # Every partition ends (its next renew_lease says so, which stops its retries);
+        # a dispatcher mid-chunk learns of it from its next record_chunk, which still
         # records the chunk in flight (its notifications went out) and says stop.
+        live = _m.app_id == app_id, _m.id == message_id, _m.state.in_(_LIVE_STATES)
+        end_partitions = (
+            sa.update(run_partitions)
+            .where(_p.message_id == message_id, _p.message_id.in_(sa.select(_m.id).where(*live)))
+            .values(done=True)
+        )
         stop = (
             sa.update(messages)
-            .where(_m.app_id == app_id, _m.id == message_id, _m.state.in_(_LIVE_STATES))
+            .where(*live)
             .values(
                 state=int(MessageState.CANCELLED),
                 next_run_at=None,
@@ -104,35 +135,35 @@ class SqlMessageRepository:
             )
         )
         async with self._db.write() as conn:
+            await conn.execute(end_partitions)
             return (await conn.execute(stop)).rowcount == 1
 
     async def claim_due(
-        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+        self,
+        now: datetime,
+        lease: timedelta,
+        limit: int,
+        exclude: Collection[tuple[str, int]] = (),
     ) -> list[Run]:
         at, until = to_micros(now), to_micros(now + lease)
         async with self._db.write() as conn:
-            # Abandoned runs first: they started earlier than anything still scheduled.
-            abandoned = await _lock_due(
-                conn, _claimable(MessageState.PUBLISHING, exclude), _m.lease_until, at, limit
-            )
-            scheduled = await _lock_due(
-                conn,
-                _claimable(MessageState.SCHEDULED, exclude),
-                _m.next_run_at,
-                at,
-                limit - len(abandoned),
-            )
-            await _resume_runs(conn, [row.id for row in abandoned], at, until)
-            started = await _start_runs(conn, scheduled, now, lease)
-        return [_resumed_run(row) for row in abandoned] + started
+            # Partitions of runs under way first (abandoned, or not claimed yet): they
+            # started earlier than anything still scheduled.
+            runs = await _claim_partitions(conn, at, until, limit, exclude)
+            room = limit - len(runs)
+            if room > 0:
+                due = await _lock_due(conn, _m.next_run_at, at, room)
+                if await self._start_runs(conn, due, now, lease):
+                    runs += await _claim_partitions(conn, at, until, room, exclude)
+        return runs
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
     ) -> bool:
         renew = (
-            sa.update(messages)
-            .where(*_current_run(message_id, claim))
-            .values(lease_until=to_micros(now + lease), updated_at=to_micros(now))
+            sa.update(run_partitions)
+            .where(*_live_partition(message_id, claim))
+            .values(lease_until=to_micros(now + lease))
         )
         async with self._db.write() as conn:
             return (await conn.execute(renew)).rowcount == 1
@@ -153,42 +184,52 @@ class SqlMessageRepository:
             "c_claim": claim,
             "c_cursor": outcome.cursor,
             "c_lease_until": to_micros(now + lease),
+        }
+        counters = {
+            "c_message_id": message_id,
             "c_at": at,
             **{f"c_{name}": sum(getattr(outcome, name).values()) for name in _COUNTERS},
         }
         async with self._db.write() as conn:
-            row = (await conn.execute(_CHECKPOINT, checkpoint)).one_or_none()
-            if row is None:  # failed, finished or claimed again: not ours to record
+            partition = (await conn.execute(_CHECKPOINT, checkpoint)).one_or_none()
+            if partition is None:  # claimed again: not ours to record
+                return False
+            row = (await conn.execute(_ADD_COUNTERS, counters)).one_or_none()
+            if row is None:  # failed or finished meanwhile
                 return False
             await self._add_platform_counts(conn, message_id, outcome)
             await self._add_failure_reasons(conn, message_id, outcome.failure_reasons)
             await _invalidate(conn, row.app_id, outcome.invalid_registration_ids, at)
-        return row.state == int(MessageState.PUBLISHING)
+        return row.state == int(MessageState.PUBLISHING) and not partition.done
 
     async def finish_run(
         self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
     ) -> None:
-        state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
-        # Conditioned on the claim still being current, so a cancel is never overwritten.
-        finish = (
-            sa.update(messages)
-            .where(*_current_run(message_id, claim))
-            .values(
-                state=int(state),
-                next_run_at=micros_or_none(next_run_at),
-                run_count=_m.run_count + 1,
-                cursor=None,
-                lease_until=None,
-                updated_at=to_micros(now),
-            )
-        )
+        end = sa.update(run_partitions).where(*_live_partition(message_id, claim)).values(done=True)
         async with self._db.write() as conn:
-            await conn.execute(finish)
+            if (await conn.execute(end)).rowcount != 1:
+                return  # claimed again, or the message was cancelled or failed
+            # Locked before counting, so of two partitions ending at once the second
+            # to take the lock sees the first one done, and ends the run.
+            state = await conn.scalar(
+                sa.select(_m.state).where(_m.id == message_id).with_for_update()
+            )
+            if state != int(MessageState.PUBLISHING) or await _partitions_left(conn, message_id):
+                return
+            await _end_run(conn, message_id, next_run_at, to_micros(now))
 
     async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
+        mine = (
+            sa.update(run_partitions).where(*_live_partition(message_id, claim)).values(done=True)
+        )
+        others = (
+            sa.update(run_partitions)
+            .where(_p.message_id == message_id, _p.done == sa.false())
+            .values(done=True)
+        )
         failure = (
             sa.update(messages)
-            .where(*_current_run(message_id, claim))
+            .where(_m.id == message_id, _m.state == int(MessageState.PUBLISHING))
             .values(
                 state=int(MessageState.FAILED),
                 error_message=error,
@@ -198,16 +239,72 @@ class SqlMessageRepository:
             )
         )
         async with self._db.write() as conn:
+            # Only while the claim is current: a dispatcher whose lease ran out must
+            # not fail the run another one resumed.
+            if (await conn.execute(mine)).rowcount != 1:
+                return
+            await conn.execute(others)
             await conn.execute(failure)
 
     async def next_due_at(self) -> datetime | None:
-        """The earliest scheduled run, or lease expiry (a dispatcher may have died)."""
-        scheduled = _earliest(_m.next_run_at, MessageState.SCHEDULED)
-        expiring = _earliest(_m.lease_until, MessageState.PUBLISHING)
+        """The earliest scheduled run, or partition lease expiry (a dispatcher may
+        have died; a partition not claimed yet is due at once)."""
+        scheduled = _earliest(_m.next_run_at, _m.state == int(MessageState.SCHEDULED))
+        expiring = _earliest(_p.lease_until, _p.done == sa.false())
         async with self._db.read() as conn:
             moments = (await conn.execute(sa.select(scheduled, expiring))).one()
         known = [micros for micros in moments if micros is not None]
         return from_micros(min(known)) if known else None
+
+    async def _start_runs(
+        self, conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
+    ) -> bool:
+        """Starts the due runs and cuts each into partitions, all claimable; False
+        when none started. New runs start at the top of the audience, at their
+        scheduled time. A repeat whose run would start more than a lease (the
+        scheduler's normal lateness) after repeat_expires_at has ended instead:
+        PUBLISHED, sending nothing."""
+        due = [_message(row) for row in rows]
+        ended = [message.message_id for message in due if message.schedule.expired_by(now, lease)]
+        starting = [message for message in due if message.message_id not in ended]
+        at = to_micros(now)
+        await _mark_started(conn, [message.message_id for message in starting], at)
+        await _mark_ended(conn, ended, at)
+        for message in starting:
+            await conn.execute(sa.delete(run_partitions).where(_p.message_id == message.message_id))
+            await conn.execute(
+                sa.insert(run_partitions), await self._partitions(conn, message, now)
+            )
+        return bool(starting)
+
+    async def _partitions(
+        self, conn: AsyncConnection, message: Message, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The rows of a new run's partitions: consecutive slices of its audience
+        of about partition_size recipients each (the last also takes what
+        registers during the run), at most MAX_PARTITIONS."""
+        ends: list[str] = []
+        if self._partition_size > 0:
+            query = partition_ends_query(
+                message.app_id, message.audience, now, self._partition_size, self._db.dialect
+            )
+            ends = list((await conn.execute(query)).scalars())
+            every = -(-(len(ends) + 1) // MAX_PARTITIONS)  # ceil: keep at most MAX_PARTITIONS
+            ends = ends[every - 1 :: every]
+        starts: list[str | None] = [None, *ends]
+        lasts: list[str | None] = [*ends, None]
+        return [
+            {
+                "message_id": message.message_id,
+                "number": number,
+                "cursor": start,
+                "last_id": last,
+                "claim": 0,
+                "lease_until": 0,
+                "done": False,
+            }
+            for number, (start, last) in enumerate(zip(starts, lasts, strict=True))
+        ]
 
     async def _add_platform_counts(
         self, conn: AsyncConnection, message_id: str, outcome: ChunkOutcome
@@ -253,25 +350,33 @@ class SqlMessageRepository:
         await conn.execute(upsert, rows)
 
 
-# record_chunk's checkpoint: counters added, cursor stored, lease extended, all
-# conditioned on the claim still being current. A run cancelled meanwhile still
-# takes the counters of its chunk in flight, which was sent; its lease stays NULL.
+# record_chunk's checkpoint: cursor stored and lease extended, conditioned on the
+# claim still being the partition's. A partition ended meanwhile (the message was
+# cancelled) still takes the cursor of its chunk in flight, which was sent.
 _CHECKPOINT = (
-    sa.update(messages)
+    sa.update(run_partitions)
     .where(
-        _m.id == sa.bindparam("c_message_id"),
-        _m.run_number == sa.bindparam("c_claim"),
-        _m.state.in_([int(MessageState.PUBLISHING), int(MessageState.CANCELLED)]),
+        _p.message_id == sa.bindparam("c_message_id"),
+        _p.claim == sa.bindparam("c_claim"),
     )
     .values(
         cursor=sa.bindparam("c_cursor"),
         lease_until=sa.case(
-            (
-                _m.state == int(MessageState.PUBLISHING),
-                sa.bindparam("c_lease_until", type_=sa.BigInteger),
-            ),
-            else_=None,
+            (_p.done == sa.false(), sa.bindparam("c_lease_until", type_=sa.BigInteger)),
+            else_=_p.lease_until,
         ),
+    )
+    .returning(_p.done)
+)
+# ... and the chunk's counters added to the message's: a run cancelled meanwhile
+# still takes those of its chunk in flight, which was sent.
+_ADD_COUNTERS = (
+    sa.update(messages)
+    .where(
+        _m.id == sa.bindparam("c_message_id"),
+        _m.state.in_([int(MessageState.PUBLISHING), int(MessageState.CANCELLED)]),
+    )
+    .values(
         updated_at=sa.bindparam("c_at"),
         **{name: _m[name] + sa.bindparam(f"c_{name}", type_=sa.BigInteger) for name in _COUNTERS},
     )
@@ -344,29 +449,17 @@ def _message(row: Any) -> Message:
     )
 
 
-def _claimable(state: MessageState, exclude: Collection[str]) -> sa.ColumnElement[bool]:
-    """In `state`, and not one of the messages the claiming scheduler is running."""
-    in_state = _m.state == int(state)
-    return sa.and_(in_state, _m.id.not_in(list(exclude))) if exclude else in_state
-
-
 async def _lock_due(
-    conn: AsyncConnection,
-    in_state: sa.ColumnElement[bool],
-    due_at: sa.Column[Any],
-    at: int,
-    limit: int,
+    conn: AsyncConnection, due_at: sa.Column[Any], at: int, limit: int
 ) -> list[Any]:
-    """Due rows, oldest first, locked for this transaction.
+    """Due SCHEDULED messages, oldest first, locked for this transaction.
 
     PostgreSQL skips rows another server has locked, so servers split the work;
     SQLite renders no FOR UPDATE, and needs none: its one writer holds the lock.
     """
-    if limit <= 0:
-        return []
     query = (
         sa.select(messages)
-        .where(in_state, due_at <= at)
+        .where(_m.state == int(MessageState.SCHEDULED), due_at <= at)
         .order_by(due_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -374,32 +467,66 @@ async def _lock_due(
     return list(await conn.execute(query))
 
 
-async def _resume_runs(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
-    """A resumed run keeps its cursor and takes the next claim number."""
-    if ids:
-        await conn.execute(
-            sa.update(messages)
-            .where(_m.id.in_(ids))
-            .values(run_number=_m.run_number + 1, lease_until=until, updated_at=at)
-        )
-
-
-async def _start_runs(
-    conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
+async def _claim_partitions(
+    conn: AsyncConnection, at: int, until: int, limit: int, exclude: Collection[tuple[str, int]]
 ) -> list[Run]:
-    """New runs start at the top of the audience, at their scheduled time. A repeat
-    whose run would start more than a lease (the scheduler's normal lateness)
-    after repeat_expires_at has ended instead: PUBLISHED, sending nothing."""
-    due = [_new_run(row) for row in rows]
-    ended = [run.message.message_id for run in due if run.message.schedule.expired_by(now, lease)]
-    starting = [run for run in due if run.message.message_id not in ended]
-    at, until = to_micros(now), to_micros(now + lease)
-    await _mark_started(conn, [run.message.message_id for run in starting], at, until)
-    await _mark_ended(conn, ended, at)
-    return starting
+    """Claims up to `limit` claimable partitions (lease passed, not done) of
+    PUBLISHING messages, except those in `exclude`; each takes the next claim
+    number of its message. PostgreSQL skips partitions another server is claiming."""
+    if limit <= 0:
+        return []
+    conditions = [
+        _p.done == sa.false(),
+        _p.lease_until <= at,
+        _m.state == int(MessageState.PUBLISHING),
+    ]
+    if exclude:
+        conditions.append(sa.tuple_(_p.message_id, _p.number).not_in(list(exclude)))
+    query = (
+        sa.select(_p.message_id, _p.number, _p.last_id, _p.cursor)
+        .select_from(run_partitions.join(messages, _m.id == _p.message_id))
+        .where(*conditions)
+        .order_by(_p.lease_until, _p.message_id, _p.number)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=run_partitions)
+    )
+    # Message rows are locked in id order (the claim numbers): see the module docstring.
+    partitions = sorted(await conn.execute(query), key=lambda row: (row.message_id, row.number))
+    if not partitions:
+        return []
+    claims = [await _claim(conn, row.message_id, row.number, until) for row in partitions]
+    ids = sorted({row.message_id for row in partitions})
+    rows = {row.id: row for row in await conn.execute(sa.select(messages).where(_m.id.in_(ids)))}
+    return [
+        Run(
+            _message(rows[partition.message_id]),
+            claim,
+            from_micros(rows[partition.message_id].run_at),
+            partition.cursor,
+            Partition(partition.number, partition.last_id),
+        )
+        for partition, claim in zip(partitions, claims, strict=True)
+    ]
 
 
-async def _mark_started(conn: AsyncConnection, ids: list[str], at: int, until: int) -> None:
+async def _claim(conn: AsyncConnection, message_id: str, number: int, until: int) -> int:
+    """Gives the partition the message's next claim number, and the lease."""
+    claim = await conn.scalar(
+        sa.update(messages)
+        .where(_m.id == message_id)
+        .values(run_number=_m.run_number + 1)
+        .returning(_m.run_number)
+    )
+    await conn.execute(
+        sa.update(run_partitions)
+        .where(_p.message_id == message_id, _p.number == number)
+        .values(claim=claim, lease_until=until)
+    )
+    assert claim is not None  # the partition's message, joined by the claim query
+    return int(claim)
+
+
+async def _mark_started(conn: AsyncConnection, ids: list[str], at: int) -> None:
     if not ids:
         return
     start = (
@@ -407,12 +534,11 @@ async def _mark_started(conn: AsyncConnection, ids: list[str], at: int, until: i
         .where(_m.id.in_(ids))
         .values(
             state=int(MessageState.PUBLISHING),
-            run_number=_m.run_number + 1,
             cursor=None,
             # Right-hand sides read the row as it was, so run_at takes the old next_run_at.
             run_at=_m.next_run_at,
             next_run_at=None,
-            lease_until=until,
+            lease_until=None,
             updated_at=at,
         )
     )
@@ -428,20 +554,35 @@ async def _mark_ended(conn: AsyncConnection, ids: list[str], at: int) -> None:
         )
 
 
-def _new_run(row: Any) -> Run:
-    return Run(_message(row), row.run_number + 1, from_micros(row.next_run_at), None)
+def _live_partition(message_id: str, claim: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The partition `claim` names, while it is not done: not ended, cancelled or failed."""
+    return (_p.message_id == message_id, _p.claim == claim, _p.done == sa.false())
 
 
-def _resumed_run(row: Any) -> Run:
-    return Run(_message(row), row.run_number + 1, from_micros(row.run_at), row.cursor)
+async def _partitions_left(conn: AsyncConnection, message_id: str) -> bool:
+    left = sa.select(_p.number).where(_p.message_id == message_id, _p.done == sa.false())
+    return await conn.scalar(left.limit(1)) is not None
 
 
-def _current_run(message_id: str, claim: int) -> tuple[sa.ColumnElement[bool], ...]:
-    return (
-        _m.id == message_id,
-        _m.run_number == claim,
-        _m.state == int(MessageState.PUBLISHING),
+async def _end_run(
+    conn: AsyncConnection, message_id: str, next_run_at: datetime | None, at: int
+) -> None:
+    """The run's last partition is done: the next run is SCHEDULED, or the message
+    PUBLISHED, and the partitions go."""
+    state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
+    await conn.execute(
+        sa.update(messages)
+        .where(_m.id == message_id)
+        .values(
+            state=int(state),
+            next_run_at=micros_or_none(next_run_at),
+            run_count=_m.run_count + 1,
+            cursor=None,
+            lease_until=None,
+            updated_at=at,
+        )
     )
+    await conn.execute(sa.delete(run_partitions).where(_p.message_id == message_id))
 
 
 async def _invalidate(conn: AsyncConnection, app_id: str, ids: list[str], at: int) -> None:
@@ -459,8 +600,8 @@ async def _invalidate(conn: AsyncConnection, app_id: str, ids: list[str], at: in
         )
 
 
-def _earliest(column: sa.Column[Any], state: MessageState) -> sa.ScalarSelect[Any]:
-    return sa.select(sa.func.min(column)).where(_m.state == int(state)).scalar_subquery()
+def _earliest(column: sa.Column[Any], where: sa.ColumnElement[bool]) -> sa.ScalarSelect[Any]:
+    return sa.select(sa.func.min(column)).where(where).scalar_subquery()
 
 
 _STATUS = sa.select(messages).where(

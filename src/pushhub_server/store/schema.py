@@ -213,6 +213,28 @@ message_failures = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# The partitions of each message's current run (docs/fleet.md): slices of its
+# audience by registration id, each claimed, leased and checkpointed on its own,
+# so several processes deliver one message side by side.
+run_partitions = sa.Table(
+    "run_partitions",
+    metadata,
+    sa.Column("message_id", _ID, _message_fk(), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    # The last registration id of the slice, inclusive; NULL: to the end.
+    sa.Column("last_id", _ID),
+    # The last registration id done: the slice's lower bound until a chunk is recorded.
+    sa.Column("cursor", _ID),
+    # The claim number (messages.run_number when claimed); 0: never claimed.
+    sa.Column("claim", sa.Integer, nullable=False),
+    # Claimable once passed (0 for a new partition); renewed by its dispatcher.
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
+    # Delivered to the end, or stopped by a cancel or a failure of the message.
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Index("ix_run_partitions_lease", "done", "lease_until"),
+    sqlite_with_rowid=False,
+)
+
 # What the simulator provider delivered. Rows outlive their registration (history),
 # so registration_id is not a foreign key.
 inbox = sa.Table(
