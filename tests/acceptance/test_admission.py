@@ -323,8 +323,7 @@ async def test_calls_over_the_cap_are_refused_and_health_still_answers(
         rpc, key = limited.stubs.registrations, limited.app.server()
         release = asyncio.Event()
         holders = [
-            rpc.RegisterDevices(waiting_requests(release, batch(1)), metadata=key)
-            for _ in range(2)
+            rpc.RegisterDevices(waiting_requests(release, batch(1)), metadata=key) for _ in range(2)
         ]
         for holder in holders:
             await holder.read()
@@ -421,9 +420,7 @@ async def test_a_device_key_is_rate_limited_per_address_and_a_server_key_is_not(
     empty_database: str, clock: ManualClock
 ) -> None:
     # A rate too slow to refill during the test: the burst is all this address gets.
-    async with limited_server(
-        empty_database, clock, device_rate=0.001, device_burst=3
-    ) as limited:
+    async with limited_server(empty_database, clock, device_rate=0.001, device_burst=3) as limited:
         app, rpc = limited.app, limited.stubs.registrations
         for _ in range(3):
             await rpc.CreateRegistrationId(reg.CreateRegistrationIdRequest(), metadata=app.device())
@@ -443,9 +440,7 @@ async def test_device_calls_in_flight_are_capped_per_address(
 ) -> None:
     async with limited_server(empty_database, clock, device_concurrency=1) as limited:
         app, stubs = limited.app, limited.stubs
-        holder = health_pb2_grpc.HealthStub(limited.channel).Watch(
-            health_pb2.HealthCheckRequest()
-        )
+        holder = health_pb2_grpc.HealthStub(limited.channel).Watch(health_pb2.HealthCheckRequest())
         await holder.read()  # an anonymous call in flight from this address
         error = await outcome(
             stubs.registrations.CreateRegistrationId(
@@ -471,9 +466,7 @@ async def default_client(server) -> AsyncIterator[Stubs]:
         yield Stubs.on(channel)
 
 
-async def test_a_list_page_ends_early_rather_than_outgrow_a_client(
-    server, app: AppHandle
-) -> None:
+async def test_a_list_page_ends_early_rather_than_outgrow_a_client(server, app: AppHandle) -> None:
     metadata = {f"k{index}": "v" * 1000 for index in range(14)}  # about 14 KB each
     for _ in range(2):
         call = app.stubs.registrations.RegisterDevices(
@@ -517,9 +510,7 @@ async def test_a_message_whose_answer_could_outgrow_a_client_is_refused_once(
     assert all(len(result.response.channel_registration_ids) == 64 for result in answer.results)
 
 
-async def test_answers_stay_within_the_bound_they_are_admitted_by(
-    server, app: AppHandle
-) -> None:
+async def test_answers_stay_within_the_bound_they_are_admitted_by(server, app: AppHandle) -> None:
     """answer_bound admits a message only if its answer fits; it must never be
     smaller than the real answer, whatever the items and their outcomes."""
     wide = "\U0001f600"

@@ -131,7 +131,8 @@ def _page_token(after: str, filter_key: str) -> str:
 
 @pytest.mark.parametrize(
     # The nesting stays within ListRegistrations' request size, so the token rule answers.
-    "after", ['"\\udc00"', '"a\\u0000b"', '"x y"', "[" * 1200 + "]" * 1200, "1e400"]
+    "after",
+    ['"\\udc00"', '"a\\u0000b"', '"x y"', "[" * 1200 + "]" * 1200, "1e400"],
 )
 async def test_a_forged_page_token_is_refused(app: AppHandle, after: str) -> None:
     """A token's "after" goes into SQL: a NUL or a lone surrogate there answered INTERNAL."""

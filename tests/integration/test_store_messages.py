@@ -72,7 +72,7 @@ async def claim(
     app_id: str,
     now: datetime,
     limit: int = 1000,
-    exclude: Sequence[tuple[str, int]] = (),
+    exclude: Sequence[str] = (),
 ) -> list[Run]:
     """This app's share of the claim: the database is shared with other tests."""
     runs = await repo.claim_due(now, LEASE, limit, exclude)
@@ -217,7 +217,7 @@ async def test_renewing_the_lease_keeps_the_run_claimed(
     assert not await messages.renew_lease(message_id, resumed.claim, renewed_at + LEASE, LEASE)
 
 
-async def test_claim_leaves_out_the_excluded_partitions(
+async def test_claim_leaves_out_the_excluded_messages(
     messages: SqlMessageRepository, app_id: str
 ) -> None:
     """The claiming scheduler is still running them, even with their lease run out."""
@@ -225,7 +225,7 @@ async def test_claim_leaves_out_the_excluded_partitions(
     running = await started(messages, message(app_id, schedule=Schedule(past)))
     waiting = message(app_id, schedule=Schedule(past))
     await messages.create(waiting)
-    busy = [(running.message.message_id, running.partition.number)]
+    busy = [running.message.message_id]
 
     [other] = await claim(messages, app_id, past + LEASE, exclude=busy)
     assert other.message.message_id == waiting.message_id

@@ -89,6 +89,15 @@ async def claim(
     return [run for run in runs if run.message.app_id == app_id]
 
 
+async def claim_all(repo: SqlMessageRepository, app_id: str, now: datetime = NOW) -> list[Run]:
+    """Every partition claimable now, claim after claim (one per message each), as
+    processes that each claim once would get them."""
+    claimed: list[Run] = []
+    while runs := await claim(repo, app_id, now):
+        claimed += runs
+    return claimed
+
+
 def chunk(cursor: str, sent: int) -> ChunkOutcome:
     return ChunkOutcome(cursor=cursor, targeted={Platform.FCM: sent}, sent={Platform.FCM: sent})
 
@@ -107,7 +116,7 @@ async def test_a_run_is_cut_into_partitions_that_cover_its_audience_once(
     audience_ids: list[str],
     broadcast: Message,
 ) -> None:
-    runs = sorted(await claim(messages, app_id), key=lambda run: run.partition.number)
+    runs = await claim_all(messages, app_id)
 
     assert [run.partition.number for run in runs] == [0, 1, 2, 3]
     assert len({run.claim for run in runs}) == 4  # one claim number per partition
@@ -134,6 +143,17 @@ async def test_without_a_partition_size_a_run_is_one_partition(
     await messages.cancel(app_id, item.message_id, NOW)
 
 
+async def test_one_claim_takes_one_partition_of_a_message_leaving_the_rest_to_others(
+    messages: SqlMessageRepository, app_id: str, broadcast: Message
+) -> None:
+    [first] = await claim(messages, app_id)
+    [second] = await claim(messages, app_id)
+    assert (first.partition.number, second.partition.number) == (0, 1)
+    # A process running a partition of the message (exclude) takes no other one.
+    runs = await messages.claim_due(NOW, LEASE, 100, exclude=[broadcast.message_id])
+    assert [run for run in runs if run.message.app_id == app_id] == []
+
+
 async def test_concurrent_claims_share_the_partitions_never_one_twice(
     messages: SqlMessageRepository, app_id: str, broadcast: Message
 ) -> None:
@@ -150,7 +170,7 @@ async def test_the_run_ends_with_its_last_partition_and_counts_them_all(
     messages: SqlMessageRepository, app_id: str, audience_ids: list[str], broadcast: Message
 ) -> None:
     message_id = broadcast.message_id
-    runs = await claim(messages, app_id)
+    runs = await claim_all(messages, app_id)
     for run in runs:
         last = run.partition.last_id or audience_ids[-1]
         assert await messages.record_chunk(message_id, run.claim, chunk(last, 2), NOW, LEASE)
@@ -178,7 +198,7 @@ async def test_partitions_finishing_at_once_end_the_run_once(
     repeating = replace(broadcast, message_id=new_id(), schedule=Schedule(NOW, every))
     await messages.create(repeating)
     runs = [
-        r for r in await claim(messages, app_id) if r.message.message_id == repeating.message_id
+        r for r in await claim_all(messages, app_id) if r.message.message_id == repeating.message_id
     ]
     assert len(runs) == 4
     await asyncio.gather(
@@ -194,7 +214,7 @@ async def test_partitions_finishing_at_once_end_the_run_once(
     # The next run is cut afresh, and its claims continue the message's numbers.
     later = [
         r
-        for r in await claim(messages, app_id, NOW + every)
+        for r in await claim_all(messages, app_id, NOW + every)
         if r.message.message_id == repeating.message_id
     ]
     assert len(later) == 4
@@ -209,7 +229,7 @@ async def test_an_older_claim_of_a_partition_can_write_nothing(
     first one's chunk, renewal, finish and failure are all refused; the new
     claim resumes after the partition's checkpoint; the others go on."""
     message_id = broadcast.message_id
-    runs = sorted(await claim(messages, app_id), key=lambda run: run.partition.number)
+    runs = await claim_all(messages, app_id)
     stale = runs[1]
     assert await messages.record_chunk(
         message_id, stale.claim, chunk(audience_ids[3], 1), NOW, LEASE
@@ -237,7 +257,7 @@ async def test_cancel_reaches_every_partition(
     messages: SqlMessageRepository, app_id: str, audience_ids: list[str], broadcast: Message
 ) -> None:
     message_id = broadcast.message_id
-    running = await claim(messages, app_id, limit=2)
+    running = [*await claim(messages, app_id), *await claim(messages, app_id)]
     assert len(running) == 2  # two partitions under way, two not claimed yet
 
     assert await messages.cancel(app_id, message_id, NOW)
@@ -259,7 +279,7 @@ async def test_a_failure_of_one_partition_fails_the_message_and_ends_the_others(
     messages: SqlMessageRepository, app_id: str, broadcast: Message
 ) -> None:
     message_id = broadcast.message_id
-    runs = await claim(messages, app_id)
+    runs = await claim_all(messages, app_id)
     await messages.fail(message_id, runs[0].claim, "cannot be rendered", NOW)
     assert not await messages.renew_lease(message_id, runs[1].claim, NOW, LEASE)
     await messages.finish_run(message_id, runs[1].claim, None, NOW)
@@ -285,7 +305,7 @@ async def test_dispatchers_of_all_partitions_deliver_each_recipient_once(
         chunk_size=2,
         lease=LEASE,
     )
-    runs = await claim(messages, app_id)
+    runs = await claim_all(messages, app_id)
     await asyncio.gather(*(dispatcher.run(run) for run in runs))
 
     delivered = [d.registration_id for batch in provider.batches for d in batch]

@@ -177,9 +177,9 @@ class FakeMessages:
         now: datetime,
         lease: timedelta,
         limit: int,
-        exclude: Collection[tuple[str, int]] = (),
+        exclude: Collection[str] = (),
     ) -> list[Run]:
-        """Claims as the store does with one partition per run (partition 0)."""
+        """Claims as the store does with one partition per run."""
         self.claims += 1
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None
@@ -187,7 +187,7 @@ class FakeMessages:
         due = [
             row
             for row in self.rows.values()
-            if _due(row, now) and (row.message.message_id, 0) not in exclude
+            if _due(row, now) and row.message.message_id not in exclude
         ][:limit]
         return [run for row in due if (run := _claim(row, now, lease)) is not None]
 

@@ -420,17 +420,13 @@ async def test_stops_are_forgotten_beyond_the_messages_remembered(
     for message_id in ("m-1", "m-2", "m-3"):
         await h.messages.create(message(message_id))
     for _ in range(_STOPS_BEFORE_FAILING - 1):
-        [run] = await h.messages.claim_due(
-            h.clock.now(), h.dispatcher.lease, 1, (("m-2", 0), ("m-3", 0))
-        )
+        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
         await h.dispatcher.run(run)
         h.clock.advance(h.dispatcher.lease)
-    for run in await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10, (("m-1", 0),)):
+    for run in await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10, ("m-1",)):
         await h.dispatcher.run(run)  # m-2 and m-3 stop: m-1's four stops are forgotten
 
-    [run] = await h.messages.claim_due(
-        h.clock.now(), h.dispatcher.lease, 1, (("m-2", 0), ("m-3", 0))
-    )
+    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
     await h.dispatcher.run(run)
     assert (await h.status()).state is MessageState.PUBLISHING  # one stop, as far as known
 

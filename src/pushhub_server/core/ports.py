@@ -210,20 +210,17 @@ class MessageRepository(Protocol):
         """Moves a SCHEDULED or PUBLISHING message to CANCELLED; False when terminal."""
 
     async def claim_due(
-        self,
-        now: datetime,
-        lease: timedelta,
-        limit: int,
-        exclude: Collection[tuple[str, int]] = (),
+        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
     ) -> list[Run]:
-        """Claims up to `limit` partitions: of PUBLISHING runs, those never claimed
-        or whose lease ran out (their dispatcher is gone), then those of the
+        """Claims one partition of each of up to `limit` messages, none in `exclude`
+        (those its caller is running): of PUBLISHING runs, a partition never
+        claimed or whose lease ran out (its dispatcher is gone); then of the
         SCHEDULED runs with next_run_at <= now, which it starts (PUBLISHING) and
-        cuts into partitions. Never a (message id, partition number) in `exclude`.
-        Each claimed partition takes the lease and the message's next claim
-        number. A SCHEDULED run that Schedule.expired_by(now, lease) says starts
-        too late is not started: the message ends PUBLISHED. PostgreSQL: FOR
-        UPDATE SKIP LOCKED, so several servers share the work, and one message."""
+        cuts into partitions. Each claimed partition takes the lease and the
+        message's next claim number. A SCHEDULED run that Schedule.expired_by(now,
+        lease) says starts too late is not started: the message ends PUBLISHED.
+        PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work, and
+        one message."""
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta

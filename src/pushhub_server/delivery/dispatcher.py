@@ -141,6 +141,7 @@ class Dispatcher:
         for anyone fails; any other error, or cancelling, stops the run where it is:
         the lease then runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
+        _log.info("claim %d of message %s: partition %d claimed", *_described(run))
         self._signal.notify(message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
@@ -237,12 +238,7 @@ class Dispatcher:
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
         await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
-        _log.info(
-            "claim %d of message %s: partition %d delivered",
-            run.claim,
-            message.message_id,
-            run.partition.number,
-        )
+        _log.info("claim %d of message %s: partition %d delivered", *_described(run))
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
         """Sends every page after run.cursor; False when the run had to stop (the
@@ -421,6 +417,11 @@ class _Fanout:
 
 def _key(run: Run) -> _PartitionKey:
     return run.message.message_id, run.partition.number
+
+
+def _described(run: Run) -> tuple[int, str, int]:
+    """The claim, message and partition a log line names."""
+    return run.claim, run.message.message_id, run.partition.number
 
 
 def _classify(

@@ -8,15 +8,16 @@ message merge into that one run (Schedule.next_run_after), except a repeat more
 than a lease past its repeat_expires_at, which ends PUBLISHED (Schedule.expired_by).
 
 A claim is of one partition of a run (docs/fleet.md): up to max_runs
-partitions are dispatched at once, of one message or of several, so one large
-fan-out does not hold up a message that falls due meanwhile, and the
-partitions of a large fan-out are shared with the other servers.
+partitions of different messages are dispatched at once, so one large fan-out
+does not hold up a message that falls due meanwhile; the other partitions of a
+large fan-out are left to the other servers, and to this one once it is done
+with its current partition (a finished run wakes the loop).
 
-It never claims a partition one of its own dispatchers is running, even once
-its lease ran out (its heartbeats could not reach the database): that
-dispatcher is alive and carries on, and claiming the partition again here would
-send its chunks twice. Other servers may claim it then; the claim numbers
-decide who may write (see delivery.dispatcher).
+It never claims a partition of a message one of its own dispatchers is running,
+even once that partition's lease ran out (its heartbeats could not reach the
+database): that dispatcher is alive and carries on, and claiming the partition
+again here would send its chunks twice. Other servers may claim it then; the
+claim numbers decide who may write (see delivery.dispatcher).
 """
 
 from __future__ import annotations
@@ -54,8 +55,8 @@ class Scheduler:
         self._poll_interval = poll_interval
         self._max_runs = max_runs
         self._wake = asyncio.Event()
-        # The runs in progress here, and the partition (message id, number) of each.
-        self._active: dict[asyncio.Task[None], tuple[str, int]] = {}
+        # The runs in progress here, and the message each one delivers a partition of.
+        self._active: dict[asyncio.Task[None], str] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -110,7 +111,7 @@ class Scheduler:
 
     def _start(self, run: Run) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(self._dispatcher.run(run))
-        self._active[task] = (run.message.message_id, run.partition.number)
+        self._active[task] = run.message.message_id
         task.add_done_callback(self._finished)
         return task
 

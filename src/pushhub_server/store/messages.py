@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -143,7 +143,7 @@ class SqlMessageRepository:
         now: datetime,
         lease: timedelta,
         limit: int,
-        exclude: Collection[tuple[str, int]] = (),
+        exclude: Collection[str] = (),
     ) -> list[Run]:
         at, until = to_micros(now), to_micros(now + lease)
         async with self._db.write() as conn:
@@ -154,7 +154,8 @@ class SqlMessageRepository:
             if room > 0:
                 due = await _lock_due(conn, _m.next_run_at, at, room)
                 if await self._start_runs(conn, due, now, lease):
-                    runs += await _claim_partitions(conn, at, until, room, exclude)
+                    running = {*exclude, *(run.message.message_id for run in runs)}
+                    runs += await _claim_partitions(conn, at, until, room, running)
         return runs
 
     async def renew_lease(
@@ -468,11 +469,15 @@ async def _lock_due(
 
 
 async def _claim_partitions(
-    conn: AsyncConnection, at: int, until: int, limit: int, exclude: Collection[tuple[str, int]]
+    conn: AsyncConnection, at: int, until: int, limit: int, exclude: Collection[str]
 ) -> list[Run]:
-    """Claims up to `limit` claimable partitions (lease passed, not done) of
-    PUBLISHING messages, except those in `exclude`; each takes the next claim
-    number of its message. PostgreSQL skips partitions another server is claiming."""
+    """Claims one claimable partition (lease passed, not done) of each of up to
+    `limit` PUBLISHING messages, none in `exclude`; each takes the next claim
+    number of its message. PostgreSQL skips partitions another server is claiming.
+
+    One partition per message and claim: a process that took them all at once
+    would leave nothing for the others, while each partition is small enough
+    that one process goes through them one after the other at the same speed."""
     if limit <= 0:
         return []
     conditions = [
@@ -481,32 +486,65 @@ async def _claim_partitions(
         _m.state == int(MessageState.PUBLISHING),
     ]
     if exclude:
-        conditions.append(sa.tuple_(_p.message_id, _p.number).not_in(list(exclude)))
-    query = (
-        sa.select(_p.message_id, _p.number, _p.last_id, _p.cursor)
+        conditions.append(_p.message_id.not_in(list(exclude)))
+    candidates = (
+        sa.select(_p.message_id)
         .select_from(run_partitions.join(messages, _m.id == _p.message_id))
         .where(*conditions)
-        .order_by(_p.lease_until, _p.message_id, _p.number)
+        .group_by(_p.message_id)
+        .order_by(sa.func.min(_p.lease_until))
         .limit(limit)
-        .with_for_update(skip_locked=True, of=run_partitions)
     )
-    # Message rows are locked in id order (the claim numbers): see the module docstring.
-    partitions = sorted(await conn.execute(query), key=lambda row: (row.message_id, row.number))
-    if not partitions:
+    message_ids = sorted((await conn.execute(candidates)).scalars())
+    # In message id order, as the lock order says (module docstring).
+    claimed = [await _claim_one(conn, message_id, at, until) for message_id in message_ids]
+    runs = [run for run in claimed if run is not None]
+    if not runs:
         return []
-    claims = [await _claim(conn, row.message_id, row.number, until) for row in partitions]
-    ids = sorted({row.message_id for row in partitions})
-    rows = {row.id: row for row in await conn.execute(sa.select(messages).where(_m.id.in_(ids)))}
+    rows = {
+        row.id: row
+        for row in await conn.execute(
+            sa.select(messages).where(_m.id.in_([run.message_id for run in runs]))
+        )
+    }
     return [
         Run(
-            _message(rows[partition.message_id]),
-            claim,
-            from_micros(rows[partition.message_id].run_at),
-            partition.cursor,
-            Partition(partition.number, partition.last_id),
+            _message(rows[run.message_id]),
+            run.claim,
+            from_micros(rows[run.message_id].run_at),
+            run.cursor,
+            Partition(run.number, run.last_id),
         )
-        for partition, claim in zip(partitions, claims, strict=True)
+        for run in runs
     ]
+
+
+class _Claimed(NamedTuple):
+    message_id: str
+    number: int
+    last_id: str | None
+    cursor: str | None
+    claim: int
+
+
+async def _claim_one(
+    conn: AsyncConnection, message_id: str, at: int, until: int
+) -> _Claimed | None:
+    """Locks the message's claimable partition with the oldest lease (SKIP LOCKED:
+    None when other servers are claiming all of them) and claims it."""
+    partition = (
+        await conn.execute(
+            sa.select(_p.number, _p.last_id, _p.cursor)
+            .where(_p.message_id == message_id, _p.done == sa.false(), _p.lease_until <= at)
+            .order_by(_p.lease_until, _p.number)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+    ).one_or_none()
+    if partition is None:
+        return None
+    claim = await _claim(conn, message_id, partition.number, until)
+    return _Claimed(message_id, partition.number, partition.last_id, partition.cursor, claim)
 
 
 async def _claim(conn: AsyncConnection, message_id: str, number: int, until: int) -> int:
