@@ -239,11 +239,12 @@ class FakeMessages:
             return
         row.state, row.error, row.next_run_at = MessageState.FAILED, error, None
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         moments = [
             row.next_run_at if row.state is MessageState.SCHEDULED else row.lease_until
             for row in self.rows.values()
             if row.state in (MessageState.SCHEDULED, MessageState.PUBLISHING)
+            and row.message.message_id not in exclude
         ]
         return min((m for m in moments if m is not None), default=None)
 

@@ -255,9 +255,10 @@ class MessageRepository(Protocol):
         partition's claim: a dispatcher whose lease ran out must not fail the run
         another one resumed."""
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest next_run_at of a SCHEDULED message, or lease end of a
-        partition not done, for the scheduler's sleep."""
+        partition not done of a message not in `exclude` (0 when never claimed),
+        for the scheduler's sleep."""
 
 
 class AudienceReader(Protocol):

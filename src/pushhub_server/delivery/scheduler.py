@@ -122,7 +122,8 @@ class Scheduler:
     async def _sleep_seconds(self) -> float:
         if len(self._active) >= self._max_runs:
             return self._poll_interval  # a finishing run wakes us
-        next_due = await self._messages.next_due_at()
+        # Partitions of the messages running here are not ours to claim, due or not.
+        next_due = await self._messages.next_due_at(exclude=set(self._active.values()))
         if next_due is None:
             return self._poll_interval
         until_due = (next_due - self._clock.now()).total_seconds()

@@ -247,11 +247,15 @@ class SqlMessageRepository:
             await conn.execute(others)
             await conn.execute(failure)
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest scheduled run, or partition lease expiry (a dispatcher may
-        have died; a partition not claimed yet is due at once)."""
+        have died; a partition not claimed yet is due at once), but none of the
+        messages in `exclude`: the caller claims none of their partitions."""
         scheduled = _earliest(_m.next_run_at, _m.state == int(MessageState.SCHEDULED))
-        expiring = _earliest(_p.lease_until, _p.done == sa.false())
+        claimable = _p.done == sa.false()
+        if exclude:
+            claimable = sa.and_(claimable, _p.message_id.not_in(list(exclude)))
+        expiring = _earliest(_p.lease_until, claimable)
         async with self._db.read() as conn:
             moments = (await conn.execute(sa.select(scheduled, expiring))).one()
         known = [micros for micros in moments if micros is not None]
