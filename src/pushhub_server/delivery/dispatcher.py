@@ -1,5 +1,10 @@
 """The dispatcher: fans one claimed run of a message out to its audience, chunk by chunk.
 
+A claimed run is one partition of the message's run (docs/fleet.md): the
+registration ids after Run.cursor up to its partition's last id. Other
+partitions go to other dispatchers, in this process or another; all that is
+said below of a run holds per partition.
+
 Per chunk (one keyset page of the audience): leave out registrations whose
 selector the message's headers do not satisfy, render each payload, send,
 retry the retryable subset (RetryPolicy), classify the results, then store the
