@@ -39,6 +39,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -354,6 +355,7 @@ def main() -> None:
         figures["kill"] = kill_one_of_two(
             kill_env, killed["server_key"], args.kill_count, args.chunk_size, tls, workdir
         )
+    shutil.rmtree(workdir, ignore_errors=True)
     print(json.dumps(figures))
 
 
