@@ -10,7 +10,15 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pushhub_server.core.messages import MessageState
-from pushhub_server.store.schema import apps, messages, run_partitions
+from pushhub_server.store.schema import (
+    apps,
+    message_failures,
+    message_platform_counts,
+    messages,
+    run_partition_counts,
+    run_partition_failures,
+    run_partitions,
+)
 
 from .test_migration_0008 import migrate_to, scratch
 
@@ -65,9 +73,25 @@ async def test_a_run_in_progress_resumes_as_one_partition(scratch: AsyncEngine) 
                 lease_until=900, done=False,
             )
         )  # fmt: skip
+        names = ("number", "platform", "targeted", "sent", "failed")
+        counts = [(0, 1, 5, 4, 1), (1, 1, 3, 3, 0), (1, 2, 2, 2, 0)]
+        await conn.execute(
+            sa.insert(run_partition_counts),
+            [{"message_id": "running", **dict(zip(names, row, strict=True))} for row in counts],
+        )
+        await conn.execute(
+            sa.insert(run_partition_failures).values(
+                message_id="running", number=0, reason="Gone", count=1
+            )
+        )
     await migrate_to(scratch, "0008", down=True)
     async with scratch.connect() as conn:
-        query = sa.select(messages.c.id, messages.c.cursor, messages.c.lease_until)
-        back = {row.id: (row.cursor, row.lease_until) for row in await conn.execute(query)}
-    # The lowest checkpoint of its partitions: what lies beyond it is sent again.
-    assert back == {"running": ("r-42", 900), "waiting": (None, None)}
+        query = sa.select(messages.c.id, messages.c.cursor, messages.c.lease_until, messages.c.sent)
+        back = {tuple(row) for row in await conn.execute(query)}
+        per_platform = set(await conn.execute(sa.select(message_platform_counts)))
+        failures = set(await conn.execute(sa.select(message_failures)))
+    # The lowest checkpoint of its partitions: what lies beyond it is sent again;
+    # the partitions' counters are the message's.
+    assert back == {("running", "r-42", 900, 9), ("waiting", None, None, 0)}
+    assert per_platform == {("running", 1, 8, 7, 1), ("running", 2, 2, 2, 0)}
+    assert failures == {("running", "Gone", 1)}

@@ -24,6 +24,7 @@ from pushhub_server.core.messages import (
     ChunkOutcome,
     Message,
     MessageState,
+    PlatformCounts,
     Run,
     Schedule,
 )
@@ -174,10 +175,13 @@ async def test_the_run_ends_with_its_last_partition_and_counts_them_all(
     for run in runs:
         last = run.partition.last_id or audience_ids[-1]
         assert await messages.record_chunk(message_id, run.claim, chunk(last, 2), NOW, LEASE)
+    failing = replace(chunk("z", 0), failed={Platform.FCM: 1}, failure_reasons={"Gone": 1})
+    assert await messages.record_chunk(message_id, runs[0].claim, failing, NOW, LEASE)
     for run in runs[:-1]:
         await messages.finish_run(message_id, run.claim, None, NOW)
         status = await messages.status(app_id, message_id)
         assert status is not None and status.state is MessageState.PUBLISHING
+        assert (status.sent, status.failed, status.failure_reasons) == (8, 1, {"Gone": 1})
 
     await messages.finish_run(message_id, runs[-1].claim, None, NOW)
     status = await messages.status(app_id, message_id)
@@ -188,7 +192,8 @@ async def test_the_run_ends_with_its_last_partition_and_counts_them_all(
         8,
         8,
     )
-    assert status.per_platform[Platform.FCM].sent == 8
+    assert status.per_platform == {Platform.FCM: PlatformCounts(8, 8, 1)}
+    assert (status.failed, status.failure_reasons) == (1, {"Gone": 1})
 
 
 async def test_partitions_finishing_at_once_end_the_run_once(

@@ -49,7 +49,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 
 from .audience import partition_ends_query
-from .database import Database
+from .database import Database, dialect_insert
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import micros_or_none, moment_or_none
 from .schema import (
@@ -57,12 +57,16 @@ from .schema import (
     message_platform_counts,
     messages,
     registrations,
+    run_partition_counts,
+    run_partition_failures,
     run_partitions,
 )
 from .sql import chunked, one_of
 
 _m = messages.c
 _p = run_partitions.c
+_pc = run_partition_counts.c
+_pf = run_partition_failures.c
 _COUNTERS = ("targeted", "sent", "failed")
 _LIVE_STATES = (int(MessageState.SCHEDULED), int(MessageState.PUBLISHING))
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -110,9 +114,9 @@ class SqlMessageRepository:
             ).one_or_none()
             if row is None:
                 return None
-            per_platform = await _platform_counts(conn, message_id)
+            per_platform, partitions = await _platform_counts(conn, message_id)
             reasons = await _failure_reasons(conn, message_id)
-        return _status(row, per_platform, reasons)
+        return _status(row, per_platform, partitions, reasons)
 
     async def cancel(self, app_id: str, message_id: str, now: datetime) -> bool:
         # Every partition ends (its next renew_lease says so, which stops its retries);
@@ -186,22 +190,18 @@ class SqlMessageRepository:
             "c_cursor": outcome.cursor,
             "c_lease_until": to_micros(now + lease),
         }
-        counters = {
-            "c_message_id": message_id,
-            "c_at": at,
-            **{f"c_{name}": sum(getattr(outcome, name).values()) for name in _COUNTERS},
-        }
+        # Only rows of this partition are written: the processes delivering other
+        # partitions of the message never wait for this transaction.
         async with self._db.write() as conn:
             partition = (await conn.execute(_CHECKPOINT, checkpoint)).one_or_none()
             if partition is None:  # claimed again: not ours to record
                 return False
-            row = (await conn.execute(_ADD_COUNTERS, counters)).one_or_none()
-            if row is None:  # failed or finished meanwhile
-                return False
-            await self._add_platform_counts(conn, message_id, outcome)
-            await self._add_failure_reasons(conn, message_id, outcome.failure_reasons)
-            await _invalidate(conn, row.app_id, outcome.invalid_registration_ids, at)
-        return row.state == int(MessageState.PUBLISHING) and not partition.done
+            key = {"message_id": message_id, "number": partition.number}
+            await self._add_platform_counts(conn, key, outcome)
+            await self._add_failure_reasons(conn, key, outcome.failure_reasons)
+            await _invalidate(conn, message_id, outcome.invalid_registration_ids, at)
+        # Cancelled or failed meanwhile: the partition was ended with the message.
+        return not partition.done
 
     async def finish_run(
         self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
@@ -312,27 +312,28 @@ class SqlMessageRepository:
         ]
 
     async def _add_platform_counts(
-        self, conn: AsyncConnection, message_id: str, outcome: ChunkOutcome
+        self, conn: AsyncConnection, partition: dict[str, Any], outcome: ChunkOutcome
     ) -> None:
         platforms = {*outcome.targeted, *outcome.sent, *outcome.failed}
         rows = [
             {
-                "message_id": message_id,
+                **partition,
                 "platform": PLATFORM_CODES[platform],
                 **{name: getattr(outcome, name).get(platform, 0) for name in _COUNTERS},
             }
             for platform in platforms
         ]
-        await self._add_up(conn, message_platform_counts, ("message_id", "platform"), rows)
+        key = ("message_id", "number", "platform")
+        await self._add_up(conn, run_partition_counts, key, rows)
 
     async def _add_failure_reasons(
-        self, conn: AsyncConnection, message_id: str, reasons: dict[str, int]
+        self, conn: AsyncConnection, partition: dict[str, Any], reasons: dict[str, int]
     ) -> None:
         rows = [
-            {"message_id": message_id, "reason": reason, "count": count}
-            for reason, count in reasons.items()
+            {**partition, "reason": reason, "count": count} for reason, count in reasons.items()
         ]
-        await self._add_up(conn, message_failures, ("message_id", "reason"), rows)
+        key = ("message_id", "number", "reason")
+        await self._add_up(conn, run_partition_failures, key, rows)
 
     async def _add_up(
         self,
@@ -357,7 +358,7 @@ class SqlMessageRepository:
 
 # record_chunk's checkpoint: cursor stored and lease extended, conditioned on the
 # claim still being the partition's. A partition ended meanwhile (the message was
-# cancelled) still takes the cursor of its chunk in flight, which was sent.
+# cancelled) still takes the cursor and counters of its chunk in flight, which was sent.
 _CHECKPOINT = (
     sa.update(run_partitions)
     .where(
@@ -371,21 +372,7 @@ _CHECKPOINT = (
             else_=_p.lease_until,
         ),
     )
-    .returning(_p.done)
-)
-# ... and the chunk's counters added to the message's: a run cancelled meanwhile
-# still takes those of its chunk in flight, which was sent.
-_ADD_COUNTERS = (
-    sa.update(messages)
-    .where(
-        _m.id == sa.bindparam("c_message_id"),
-        _m.state.in_([int(MessageState.PUBLISHING), int(MessageState.CANCELLED)]),
-    )
-    .values(
-        updated_at=sa.bindparam("c_at"),
-        **{name: _m[name] + sa.bindparam(f"c_{name}", type_=sa.BigInteger) for name in _COUNTERS},
-    )
-    .returning(_m.app_id, _m.state)
+    .returning(_p.number, _p.done)
 )
 
 
@@ -612,6 +599,12 @@ async def _end_run(
     """The run's last partition is done: the next run is SCHEDULED, or the message
     PUBLISHED, and the partitions go."""
     state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
+    partition_totals = {
+        name: sa.select(sa.func.coalesce(sa.func.sum(_pc[name]), 0))
+        .where(_pc.message_id == message_id)
+        .scalar_subquery()
+        for name in _COUNTERS
+    }
     await conn.execute(
         sa.update(messages)
         .where(_m.id == message_id)
@@ -622,13 +615,41 @@ async def _end_run(
             cursor=None,
             lease_until=None,
             updated_at=at,
+            **{name: _m[name] + total for name, total in partition_totals.items()},
         )
     )
+    await _fold(conn, message_id, run_partition_counts, message_platform_counts, "platform")
+    await _fold(conn, message_id, run_partition_failures, message_failures, "reason")
+    # The partitions' counters go with them (ON DELETE CASCADE).
     await conn.execute(sa.delete(run_partitions).where(_p.message_id == message_id))
 
 
-async def _invalidate(conn: AsyncConnection, app_id: str, ids: list[str], at: int) -> None:
+async def _fold(
+    conn: AsyncConnection, message_id: str, source: sa.Table, target: sa.Table, key: str
+) -> None:
+    """Adds the partitions' counters up into the message's, per `key`."""
+    counters = [column.name for column in target.c if column.name not in ("message_id", key)]
+    summed = (
+        sa.select(
+            source.c.message_id,
+            source.c[key],
+            *(sa.func.sum(source.c[name]).label(name) for name in counters),
+        )
+        .where(source.c.message_id == message_id)
+        .group_by(source.c.message_id, source.c[key])
+    )
+    insert = dialect_insert(conn.dialect.name, target)
+    upsert = insert.from_select(["message_id", key, *counters], summed).on_conflict_do_update(
+        index_elements=["message_id", key],
+        set_={name: target.c[name] + insert.excluded[name] for name in counters},
+    )
+    await conn.execute(upsert)
+
+
+async def _invalidate(conn: AsyncConnection, message_id: str, ids: list[str], at: int) -> None:
+    """Marks the message's app's registrations among `ids` invalid: never another app's."""
     reg = registrations.c
+    app_id = sa.select(_m.app_id).where(_m.id == message_id).scalar_subquery()
     for chunk in chunked(ids):
         await conn.execute(
             sa.update(registrations)
@@ -649,37 +670,62 @@ def _earliest(column: sa.Column[Any], where: sa.ColumnElement[bool]) -> sa.Scala
 _STATUS = sa.select(messages).where(
     _m.app_id == sa.bindparam("s_app_id"), _m.id == sa.bindparam("s_id")
 )
-_PLATFORM_COUNTS = sa.select(message_platform_counts).where(
-    message_platform_counts.c.message_id == sa.bindparam("s_id")
+# A message's counts: the runs ended (the message's own rows) and its partitions'
+# (a run under way, or cancelled or failed), read together.
+_mc, _mf = message_platform_counts.c, message_failures.c
+_PLATFORM_COUNTS = sa.union_all(
+    sa.select(sa.false(), _mc.platform, _mc.targeted, _mc.sent, _mc.failed).where(
+        _mc.message_id == sa.bindparam("s_id")
+    ),
+    sa.select(sa.true(), _pc.platform, _pc.targeted, _pc.sent, _pc.failed).where(
+        _pc.message_id == sa.bindparam("s_id")
+    ),
 )
-_FAILURE_REASONS = sa.select(message_failures.c.reason, message_failures.c.count).where(
-    message_failures.c.message_id == sa.bindparam("s_id")
+_FAILURE_REASONS = sa.union_all(
+    sa.select(_mf.reason, _mf.count).where(_mf.message_id == sa.bindparam("s_id")),
+    sa.select(_pf.reason, _pf.count).where(_pf.message_id == sa.bindparam("s_id")),
 )
 
 
 async def _platform_counts(
     conn: AsyncConnection, message_id: str
-) -> dict[Platform, PlatformCounts]:
-    return {
-        PLATFORMS_BY_CODE[row.platform]: PlatformCounts(row.targeted, row.sent, row.failed)
-        for row in await conn.execute(_PLATFORM_COUNTS, {"s_id": message_id})
-    }
+) -> tuple[dict[Platform, PlatformCounts], PlatformCounts]:
+    """Per platform, the ended runs' counts and the partitions' added up; and the
+    partitions' totals, which the message's row does not hold yet."""
+    counts: dict[Platform, PlatformCounts] = {}
+    partitions = PlatformCounts()
+    rows = await conn.execute(_PLATFORM_COUNTS, {"s_id": message_id})
+    for of_partition, code, targeted, sent, failed in rows:
+        platform = PLATFORMS_BY_CODE[code]
+        counts[platform] = _added(counts.get(platform, PlatformCounts()), targeted, sent, failed)
+        if of_partition:
+            partitions = _added(partitions, targeted, sent, failed)
+    return counts, partitions
+
+
+def _added(counts: PlatformCounts, targeted: int, sent: int, failed: int) -> PlatformCounts:
+    return PlatformCounts(counts.targeted + targeted, counts.sent + sent, counts.failed + failed)
 
 
 async def _failure_reasons(conn: AsyncConnection, message_id: str) -> dict[str, int]:
-    rows = await conn.execute(_FAILURE_REASONS, {"s_id": message_id})
-    return {reason: count for reason, count in rows}
+    reasons: dict[str, int] = {}
+    for reason, count in await conn.execute(_FAILURE_REASONS, {"s_id": message_id}):
+        reasons[reason] = reasons.get(reason, 0) + count
+    return reasons
 
 
 def _status(
-    row: Any, per_platform: dict[Platform, PlatformCounts], reasons: dict[str, int]
+    row: Any,
+    per_platform: dict[Platform, PlatformCounts],
+    partitions: PlatformCounts,
+    reasons: dict[str, int],
 ) -> MessageStatus:
     return MessageStatus(
         message_id=row.id,
         state=MessageState(row.state),
-        targeted=row.targeted,
-        sent=row.sent,
-        failed=row.failed,
+        targeted=row.targeted + partitions.targeted,
+        sent=row.sent + partitions.sent,
+        failed=row.failed + partitions.failed,
         per_platform=per_platform,
         failure_reasons=reasons,
         run_count=row.run_count,

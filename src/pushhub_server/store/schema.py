@@ -235,6 +235,43 @@ run_partitions = sa.Table(
     sqlite_with_rowid=False,
 )
 
+
+def _partition_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["message_id", "number"],
+        ["run_partitions.message_id", "run_partitions.number"],
+        name=f"fk_{table}_partition",
+        ondelete="CASCADE",
+    )
+
+
+# A partition's counters, written by its checkpoints only, so the processes that
+# share a message never wait for each other's; added to the message's when its
+# run ends (status reads both meanwhile).
+run_partition_counts = sa.Table(
+    "run_partition_counts",
+    metadata,
+    sa.Column("message_id", _ID, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("platform", sa.SmallInteger, primary_key=True),
+    sa.Column("targeted", sa.BigInteger, nullable=False),
+    sa.Column("sent", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    _partition_fk("run_partition_counts"),
+    sqlite_with_rowid=False,
+)
+
+run_partition_failures = sa.Table(
+    "run_partition_failures",
+    metadata,
+    sa.Column("message_id", _ID, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("reason", sa.String(255), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    _partition_fk("run_partition_failures"),
+    sqlite_with_rowid=False,
+)
+
 # What the simulator provider delivered. Rows outlive their registration (history),
 # so registration_id is not a foreign key.
 inbox = sa.Table(
