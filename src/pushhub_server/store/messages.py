@@ -6,9 +6,10 @@ from the audience, docs/fleet.md). Each partition is claimed on its own under
 a lease, by any server: on PostgreSQL with FOR UPDATE SKIP LOCKED, so several
 servers deliver one message side by side. Its dispatcher renews the lease on a
 heartbeat (renew_lease); each record_chunk stores the partition's cursor (the
-last registration id done) and extends its lease, and adds the chunk's
-counters to the message, in one transaction; finish_run ends the partition,
-and the last partition to end schedules the next run or ends the message. A
+last registration id done), extends its lease and adds the chunk's counters
+to the partition's, in one transaction; finish_run ends the partition, and
+the last partition to end adds the partitions' counters to the message's and
+schedules the next run or ends the message. Status reads both. A
 dispatcher that is gone stops renewing its lease, so once it runs out
 claim_due hands the partition out again, resuming after its cursor.
 
