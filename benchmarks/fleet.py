@@ -149,6 +149,10 @@ def fleet(count: int, env: dict[str, str], workdir: Path) -> Iterator[list[Serve
                     env={**os.environ, **env, "PUSHHUB_LOG_LEVEL": "INFO"},
                     stdout=out,
                     stderr=subprocess.STDOUT,
+                    # A session each, as services or hosts of a fleet run: Linux's
+                    # autogroup shares the CPU between sessions, so processes started
+                    # in this script's session would split one session's share.
+                    start_new_session=True,
                 )
             servers.append(Server(process, port, log))
             asyncio.run(wait_ready(port))
@@ -196,17 +200,34 @@ async def sent_so_far(target: str, server_key: str, message_id: str) -> int:
 # ------------------------------------------------------------------ scenarios
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU seconds of every PostgreSQL process on the machine (its backends do the
+    queries): the database's share of the work, next to the servers'."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
 def shared_broadcast(
     processes: int, env: dict[str, str], server_key: str, workdir: Path
 ) -> dict[str, Any]:
     """One broadcast, published to the first of `processes` processes."""
     with fleet(processes, env, workdir) as servers:
         cpu_before = [cpu_seconds(s.process.pid) for s in servers]
+        database_before = postgres_cpu_seconds()
         started = time.perf_counter()
         message_id = asyncio.run(publish(servers[0].target, server_key))
         status = asyncio.run(watch(servers[0].target, server_key, message_id))
         elapsed = time.perf_counter() - started
         cpu = [cpu_seconds(s.process.pid) - b for s, b in zip(servers, cpu_before, strict=True)]
+        database_cpu = postgres_cpu_seconds() - database_before
         shares = [len(s.partitions(DELIVERED, message_id)) for s in servers]
     return {
         "processes": processes,
@@ -216,6 +237,7 @@ def shared_broadcast(
         "elapsed": elapsed,
         "rate": status.targeted_count / elapsed,
         "cpu": cpu,
+        "database_cpu": database_cpu,
         "partitions": shares,
     }
 
@@ -225,7 +247,8 @@ def describe(name: str, result: dict[str, Any]) -> str:
     return (
         f"  {name}, {result['processes']} process(es): {result['state']} sent {result['sent']:,} "
         f"failed {result['failed']:,} in {result['elapsed']:.2f} s -> {result['rate']:,.0f}/s; "
-        f"CPU s per process {cpu}; partitions per process {result['partitions']}"
+        f"CPU s per process {cpu}, PostgreSQL {result['database_cpu']:.1f}; "
+        f"partitions per process {result['partitions']}"
     )
 
 
