@@ -200,34 +200,45 @@ async def sent_so_far(target: str, server_key: str, message_id: str) -> int:
 # ------------------------------------------------------------------ scenarios
 
 
-def postgres_cpu_seconds() -> float:
-    """CPU seconds of every PostgreSQL process on the machine (its backends do the
-    queries): the database's share of the work, next to the servers'."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+async def backend_pids(url: str) -> list[int]:
+    """The PostgreSQL backends serving the benchmark's database (the servers' pools)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        query = "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        return [row["pid"] for row in await conn.fetch(query)]
+    finally:
+        await conn.close()
+
+
+def backend_cpu(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each backend still there (the database's share of the work)."""
+    seconds = {}
+    for pid in pids:
         try:
-            if (entry / "comm").read_text().strip() == "postgres":
-                total += cpu_seconds(int(entry.name))
-        except (OSError, ValueError):
+            seconds[pid] = cpu_seconds(pid)
+        except OSError:
             continue  # gone meanwhile
-    return total
+    return seconds
 
 
 def shared_broadcast(
     processes: int, env: dict[str, str], server_key: str, workdir: Path
 ) -> dict[str, Any]:
+    url = env["PUSHHUB_DATABASE_URL"]
     """One broadcast, published to the first of `processes` processes."""
     with fleet(processes, env, workdir) as servers:
         cpu_before = [cpu_seconds(s.process.pid) for s in servers]
-        database_before = postgres_cpu_seconds()
+        database_before = backend_cpu(asyncio.run(backend_pids(url)))
         started = time.perf_counter()
         message_id = asyncio.run(publish(servers[0].target, server_key))
         status = asyncio.run(watch(servers[0].target, server_key, message_id))
         elapsed = time.perf_counter() - started
         cpu = [cpu_seconds(s.process.pid) - b for s, b in zip(servers, cpu_before, strict=True)]
-        database_cpu = postgres_cpu_seconds() - database_before
+        # Backends that served the run; one opened meanwhile counts from zero.
+        database_after = backend_cpu(asyncio.run(backend_pids(url)))
+        database_cpu = sum(t - database_before.get(p, 0.0) for p, t in database_after.items())
         shares = [len(s.partitions(DELIVERED, message_id)) for s in servers]
     return {
         "processes": processes,

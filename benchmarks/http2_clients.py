@@ -130,7 +130,9 @@ def nginx_sink(tls: TlsFiles, access_log: Path | None = None) -> Iterator[str]:
             dir=workdir, port=port, cert=tls.cert_file, key=tls.key_file, access_log=log
         )
     )
-    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)])
+    # A session of its own: Linux's autogroup then gives the sink its own share of
+    # the CPU, not a part of the benchmark script's (benchmarks/fleet.py).
+    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], start_new_session=True)
     try:
         _wait_listening(port, process)
         yield f"https://127.0.0.1:{port}"
