@@ -141,18 +141,34 @@ def audience_query(
     return query.where(*conditions).order_by(key).limit(limit)
 
 
-def partition_ends_query(
-    app_id: str, audience: Audience, now: datetime, every: int, dialect: str
-) -> sa.Select[tuple[str]]:
-    """The registration id of every `every`-th recipient of the audience, ascending:
-    where the partitions of a run end (docs/fleet.md). One scan of the audience's
-    ids in index order, which reads no device token, metadata or template."""
-    key = _reg.id if _walks_registrations(audience) else subscriptions.c.registration_id
-    numbered_ids = (key.label("id"), sa.func.row_number().over(order_by=key).label("position"))
-    query, _ = _driving_rows(app_id, audience, numbered_ids)
-    numbered = query.where(*_audience_conditions(app_id, audience, now, dialect)).subquery()
-    ends = numbered.c.id
-    return sa.select(ends).where(numbered.c.position % every == 0).order_by(ends)
+def partition_end_query(
+    app_id: str, audience: Audience, after_id: str | None, size: int
+) -> sa.Select[tuple[str]] | None:
+    """The id `size` rows after after_id in the audience's driving index (the app's
+    registrations, or the channel's subscriptions): where a partition starting
+    after after_id ends (docs/fleet.md). None for an audience that names its
+    users or registrations: a list that short is never cut.
+
+    An index-only scan of `size` entries: the audience's other filters and the
+    registrations' expiry are left to the pages, so a partition holds at most
+    `size` recipients, fewer where filters leave some out.
+    """
+    if audience.user_ids or audience.registration_ids:
+        return None
+    if _walks_registrations(audience):
+        key = _reg.id
+        query = sa.select(key).where(_reg.app_id == app_id)
+    else:
+        key = subscriptions.c.registration_id
+        channel_id = (
+            sa.select(channels.c.id)
+            .where(channels.c.app_id == app_id, channels.c.name == audience.channel)
+            .scalar_subquery()
+        )
+        query = sa.select(key).where(subscriptions.c.channel_id == channel_id)
+    if after_id is not None:
+        query = query.where(key > after_id)
+    return query.order_by(key).offset(size - 1).limit(1)
 
 
 def _walks_registrations(audience: Audience) -> bool:

@@ -1,8 +1,9 @@
 """Published messages: idempotent create, runs cut into claimed partitions, chunk checkpoints.
 
-A run's life: claim_due moves a SCHEDULED message to PUBLISHING and cuts its
-audience into partitions (run_partitions: slices of registration ids, sized
-from the audience, docs/fleet.md). Each partition is claimed on its own under
+A run's life: claim_due moves a SCHEDULED message to PUBLISHING as one
+partition (run_partitions: a slice of registration ids), which claims cut into
+slices of partition_size recipients as they go (_cut, docs/fleet.md). Each
+partition is claimed on its own under
 a lease, by any server: on PostgreSQL with FOR UPDATE SKIP LOCKED, so several
 servers deliver one message side by side. Its dispatcher renews the lease on a
 heartbeat (renew_lease); each record_chunk stores the partition's cursor (the
@@ -29,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,7 +50,7 @@ from pushhub_server.core.messages import (
 from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 
-from .audience import partition_ends_query
+from .audience import partition_end_query
 from .database import Database, dialect_insert
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import micros_or_none, moment_or_none
@@ -71,15 +72,12 @@ _pf = run_partition_failures.c
 _COUNTERS = ("targeted", "sent", "failed")
 _LIVE_STATES = (int(MessageState.SCHEDULED), int(MessageState.PUBLISHING))
 _ONE_MICROSECOND = timedelta(microseconds=1)
-# The most partitions a run is cut into: each costs a claim and a row, and more
-# than the processes of a fleet times their runs at once gain nothing.
-MAX_PARTITIONS = 256
 
 
 class SqlMessageRepository:
     def __init__(self, db: Database, partition_size: int = 0) -> None:
-        """partition_size: recipients per partition of a run (up to MAX_PARTITIONS);
-        0 delivers each run as one partition, with no scan of its audience first."""
+        """partition_size: recipients per partition of a run; 0 delivers each run
+        as one partition."""
         self._db = db
         self._partition_size = partition_size
         # The counter upserts of record_chunk, by table name (built on first use).
@@ -154,13 +152,14 @@ class SqlMessageRepository:
         async with self._db.write() as conn:
             # Partitions of runs under way first (abandoned, or not claimed yet): they
             # started earlier than anything still scheduled.
-            runs = await _claim_partitions(conn, at, until, limit, exclude)
+            size = self._partition_size
+            runs = await _claim_partitions(conn, at, until, limit, exclude, size)
             room = limit - len(runs)
             if room > 0:
                 due = await _lock_due(conn, _m.next_run_at, at, room)
                 if await self._start_runs(conn, due, now, lease):
                     running = {*exclude, *(run.message.message_id for run in runs)}
-                    runs += await _claim_partitions(conn, at, until, room, running)
+                    runs += await _claim_partitions(conn, at, until, room, running, size)
         return runs
 
     async def renew_lease(
@@ -265,8 +264,8 @@ class SqlMessageRepository:
     async def _start_runs(
         self, conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
     ) -> bool:
-        """Starts the due runs and cuts each into partitions, all claimable; False
-        when none started. New runs start at the top of the audience, at their
+        """Starts the due runs, each one claimable partition; False when none
+        started. New runs start at the top of the audience, at their
         scheduled time. A repeat whose run would start more than a lease (the
         scheduler's normal lateness) after repeat_expires_at has ended instead:
         PUBLISHED, sending nothing."""
@@ -278,39 +277,13 @@ class SqlMessageRepository:
         await _mark_ended(conn, ended, at)
         for message in starting:
             await conn.execute(sa.delete(run_partitions).where(_p.message_id == message.message_id))
+        if starting:
+            # One partition, the whole audience: claims cut it as they go (_claim_one).
             await conn.execute(
-                sa.insert(run_partitions), await self._partitions(conn, message, now)
+                sa.insert(run_partitions),
+                [_partition_row(message.message_id, 0, None) for message in starting],
             )
         return bool(starting)
-
-    async def _partitions(
-        self, conn: AsyncConnection, message: Message, now: datetime
-    ) -> list[dict[str, Any]]:
-        """The rows of a new run's partitions: consecutive slices of its audience
-        of about partition_size recipients each (the last also takes what
-        registers during the run), at most MAX_PARTITIONS."""
-        ends: list[str] = []
-        if self._partition_size > 0:
-            query = partition_ends_query(
-                message.app_id, message.audience, now, self._partition_size, self._db.dialect
-            )
-            ends = list((await conn.execute(query)).scalars())
-            every = -(-(len(ends) + 1) // MAX_PARTITIONS)  # ceil: keep at most MAX_PARTITIONS
-            ends = ends[every - 1 :: every]
-        starts: list[str | None] = [None, *ends]
-        lasts: list[str | None] = [*ends, None]
-        return [
-            {
-                "message_id": message.message_id,
-                "number": number,
-                "cursor": start,
-                "last_id": last,
-                "claim": 0,
-                "lease_until": 0,
-                "done": False,
-            }
-            for number, (start, last) in enumerate(zip(starts, lasts, strict=True))
-        ]
 
     async def _add_platform_counts(
         self, conn: AsyncConnection, partition: dict[str, Any], outcome: ChunkOutcome
@@ -461,7 +434,12 @@ async def _lock_due(
 
 
 async def _claim_partitions(
-    conn: AsyncConnection, at: int, until: int, limit: int, exclude: Collection[str]
+    conn: AsyncConnection,
+    at: int,
+    until: int,
+    limit: int,
+    exclude: Collection[str],
+    size: int,
 ) -> list[Run]:
     """Claims one claimable partition (lease passed, not done) of each of up to
     `limit` PUBLISHING messages, none in `exclude`; each takes the next claim
@@ -487,56 +465,88 @@ async def _claim_partitions(
         .order_by(sa.func.min(_p.lease_until))
         .limit(limit)
     )
-    message_ids = sorted((await conn.execute(candidates)).scalars())
-    # In message id order, as the lock order says (module docstring).
-    claimed = [await _claim_one(conn, message_id, at, until) for message_id in message_ids]
-    runs = [run for run in claimed if run is not None]
-    if not runs:
+    message_ids = list((await conn.execute(candidates)).scalars())
+    if not message_ids:
         return []
-    rows = {
-        row.id: row
-        for row in await conn.execute(
-            sa.select(messages).where(_m.id.in_([run.message_id for run in runs]))
-        )
-    }
-    return [
-        Run(
-            _message(rows[run.message_id]),
-            run.claim,
-            from_micros(rows[run.message_id].run_at),
-            run.cursor,
-            Partition(run.number, run.last_id),
-        )
-        for run in runs
-    ]
-
-
-class _Claimed(NamedTuple):
-    message_id: str
-    number: int
-    last_id: str | None
-    cursor: str | None
-    claim: int
+    found = await conn.execute(sa.select(messages).where(_m.id.in_(message_ids)))
+    rows = {row.id: _message(row) for row in found}
+    runs = []
+    # In message id order, as the lock order says (module docstring).
+    for message_id in sorted(rows):
+        claimed = await _claim_one(conn, rows[message_id], at, until, size)
+        if claimed is not None:
+            runs.append(claimed)
+    return runs
 
 
 async def _claim_one(
-    conn: AsyncConnection, message_id: str, at: int, until: int
-) -> _Claimed | None:
+    conn: AsyncConnection, message: Message, at: int, until: int, size: int
+) -> Run | None:
     """Locks the message's claimable partition with the oldest lease (SKIP LOCKED:
-    None when other servers are claiming all of them) and claims it."""
+    None when other servers are claiming all of them) and claims it. A partition
+    open to the end of the audience is cut first (_cut)."""
+    message_id = message.message_id
     partition = (
         await conn.execute(
-            sa.select(_p.number, _p.last_id, _p.cursor)
+            sa.select(_p.number, _p.last_id, _p.cursor, messages.c.run_at)
+            .join(messages, _m.id == _p.message_id)
             .where(_p.message_id == message_id, _p.done == sa.false(), _p.lease_until <= at)
             .order_by(_p.lease_until, _p.number)
             .limit(1)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True, of=run_partitions)
         )
     ).one_or_none()
     if partition is None:
         return None
+    last_id = partition.last_id
+    if last_id is None and size > 0:
+        last_id = await _cut(conn, message, partition.number, partition.cursor, size)
     claim = await _claim(conn, message_id, partition.number, until)
-    return _Claimed(message_id, partition.number, partition.last_id, partition.cursor, claim)
+    return Run(
+        message,
+        claim,
+        from_micros(partition.run_at),
+        partition.cursor,
+        Partition(partition.number, last_id),
+    )
+
+
+async def _cut(
+    conn: AsyncConnection, message: Message, number: int, cursor: str | None, size: int
+) -> str | None:
+    """Cuts the partition open to the end of the audience after `size` recipients:
+    it ends there, and a new one takes the rest. So a run is cut as it is
+    claimed, one index-only scan of `size` entries per partition, and a process
+    alone never waits for the whole audience to be scanned first. Returns the
+    partition's new end, or None when fewer than `size` are left (it runs to
+    the end, taking what registers meanwhile)."""
+    query = partition_end_query(message.app_id, message.audience, cursor, size)
+    end = None if query is None else await conn.scalar(query)
+    if end is None:
+        return None
+    message_id = message.message_id
+    await conn.execute(
+        sa.update(run_partitions)
+        .where(_p.message_id == message_id, _p.number == number)
+        .values(last_id=end)
+    )
+    await conn.execute(
+        sa.insert(run_partitions).values(_partition_row(message_id, number + 1, end))
+    )
+    return str(end)
+
+
+def _partition_row(message_id: str, number: int, cursor: str | None) -> dict[str, Any]:
+    """A new partition from after `cursor` to the end of the audience, claimable."""
+    return {
+        "message_id": message_id,
+        "number": number,
+        "cursor": cursor,
+        "last_id": None,
+        "claim": 0,
+        "lease_until": 0,
+        "done": False,
+    }
 
 
 async def _claim(conn: AsyncConnection, message_id: str, number: int, until: int) -> int:
