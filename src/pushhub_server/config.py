@@ -10,11 +10,12 @@ from .core.limits import Limits
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'pushhub.db'}"
 DEFAULT_LISTEN = "127.0.0.1:50051"
-# Recipients per partition of a run on PostgreSQL: a 200,000-recipient broadcast
-# is ten partitions, enough for a few processes to share, and one partition is
-# about a second of one process's work, so the last one to finish is not long
-# alone (docs/fleet.md).
-PARTITION_SIZE = 20_000
+# Recipients per partition of a run on PostgreSQL: a 1,000,000-recipient
+# broadcast is twenty partitions, enough for a few processes to share; one is
+# half a second to two seconds of one process's work, so the last one to finish
+# is not long alone, and the switch from one partition to the next (a claim, a
+# new pipeline) stays a small part of it (docs/fleet.md).
+PARTITION_SIZE = 50_000
 
 
 @dataclass(frozen=True)
