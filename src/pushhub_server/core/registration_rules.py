@@ -124,7 +124,7 @@ def _check_web_push(
             raise invalid_field(
                 "web_push_keys",
                 "WEB_PUSH_KEYS_NOT_ALLOWED",
-                "web_push_keys is for PLATFORM_WEB_PUSH registrations only",
+                "web_push_keys is for Web Push registrations only",
             )
         return
     # No DNS here: the addresses are checked at send time (delivery.address_guard).
