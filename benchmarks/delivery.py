@@ -459,6 +459,9 @@ def main() -> None:
     parser.add_argument("--register-rate", type=float, default=20.0, help="RegisterDevice RPC/s")
     parser.add_argument("--chunk-size", type=int, help="PUSHHUB_CHUNK_SIZE for the server")
     parser.add_argument("--apns-connections", type=int, default=1, help="PUSHHUB_APNS_CONNECTIONS")
+    parser.add_argument(
+        "--webpush-threads", type=int, help="PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS (server default)"
+    )
     parser.add_argument("--profile", help="py-spy raw output file, during the APNs fan-out")
     parser.add_argument("--profile-seconds", type=int, default=10)
     args = parser.parse_args()
@@ -554,6 +557,8 @@ def run_webpush(args: argparse.Namespace, tls: TlsFiles) -> dict[str, float]:
             "PUSHHUB_WEB_PUSH_ALLOWED_HOSTS": f"localhost:{port}",
             "PUSHHUB_WEB_PUSH_CA_FILE": str(tls.ca_file),
         }
+        if args.webpush_threads is not None:
+            env["PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS"] = str(args.webpush_threads)
         endpoints = (f"https://localhost:{port}/wpush/", keys.p256dh, keys.auth)
         results = run_platform(
             args, Platform.WEB_PUSH, args.webpush_count, env, set_webpush, None, endpoints

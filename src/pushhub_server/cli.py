@@ -151,6 +151,12 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--hms-ca-file", help="overrides PUSHHUB_HMS_CA_FILE")
     flag("--web-push-ca-file", help="overrides PUSHHUB_WEB_PUSH_CA_FILE")
     flag(
+        "--web-push-encryption-threads",
+        type=int,
+        help="threads encrypting Web Push payloads, 0: on the event loop;"
+        " overrides PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS",
+    )
+    flag(
         "--web-push-allowed-hosts",
         help="comma-separated host[:port] added to the Web Push services' allow-list, which"
         " may be private or plain http; overrides PUSHHUB_WEB_PUSH_ALLOWED_HOSTS",
