@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> None:
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
             _check_web_push_hosts(config.web_push_allowed_hosts)
+            if config.web_push_encryption_threads < 0:
+                raise SystemExit("error: PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS must be 0 or more")
             serve(config, on_start=functools.partial(_bootstrap, config=config))
             return
         asyncio.run(args.run(args, config))

@@ -12,9 +12,12 @@ mapping shared by a message's recipients. A ``send``:
    names resolving into the operator's network unless the operator listed the
    host; the requests are pinned to the checked addresses (CURLOPT_RESOLVE), and
    redirects are never followed (libcurl's default);
-3. encrypts each payload to its subscription on worker threads
-   (payloads.webpush.encrypt: a new ECDH key pair per recipient; ECDH releases the GIL,
-   so encryption runs beside the event loop, not on it);
+3. encrypts each payload to its subscription (payloads.webpush.encrypt: a new
+   ECDH key pair per recipient) on ``encryption_threads`` worker threads: the ECDH,
+   half of it, releases the GIL and runs beside the event loop (the key pair's
+   generation, HKDF and AES-GCM do not); with 0 threads, on the event loop in
+   slices of _INLINE_BUDGET (docs/web-push.md, "Encryption: threads or the event
+   loop");
 4. POSTs them all through one Http2Client: libcurl keeps one connection per
    origin, multiplexed over HTTP/2 where the push service's ALPN offers it and
    HTTP/1.1 otherwise (and for plain ``http`` to a listed host), with the
@@ -110,7 +113,8 @@ class WebPushProvider:
     (address_guard.ResolveChecked). ``ca_file`` replaces the system trust store
     (PUSHHUB_WEB_PUSH_CA_FILE). ``max_connections`` bounds connections per origin;
     one HTTP/2 connection carries up to the service's stream limit at once.
-    ``encryption_threads``: threads encrypting a batch's payloads in parallel.
+    ``encryption_threads``: threads encrypting a batch's payloads in parallel; 0
+    encrypts on the event loop, yielding to it every _INLINE_BUDGET seconds.
     """
 
     def __init__(
