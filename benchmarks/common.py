@@ -56,13 +56,20 @@ def create_app(database_url: str, name: str = "bench") -> dict[str, str]:
 
 @contextmanager
 def server_process(
-    command: list[str], port: int, env: dict[str, str] | None = None, stop_timeout: float = 20.0
+    command: list[str],
+    port: int,
+    env: dict[str, str] | None = None,
+    stop_timeout: float = 20.0,
+    new_session: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """new_session: the process in a session of its own; where the kernel shares CPU
+    per session (autogroup), it then competes as an independent service does."""
     process = subprocess.Popen(
         command,
         env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=new_session,
     )
     try:
         asyncio.run(wait_ready(port))

@@ -4,8 +4,8 @@ One broadcast through the whole pipeline and the real providers, three times:
 
 1. APNs: --apns-count registrations (default 1,000,000), the app given APNs
    credentials (a freshly generated .p8 key, ES256), delivered by ApnsProvider
-   over pycurl HTTP/2 to a local nginx TLS sink shaped like APNs (DESIGN.md,
-   Performance notes): ``listen … ssl http2``, ``keepalive_requests 100000000``
+   over pycurl HTTP/2 to a local nginx TLS sink shaped like APNs (docs/performance.md,
+   "The nginx sink"): ``listen … ssl http2``, ``keepalive_requests 100000000``
    (nginx's default of 1,000 would close the connection with GOAWAY every 1,000
    requests), ``location /3/device/ { return 200; }``. nginx does not check the
    provider token; the APNs tests do that against tests/fakes/apns.py.

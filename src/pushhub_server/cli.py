@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from .config import Config
+from .config import Config, Role, role
 from .core.apps import AppService
 from .core.clock import SystemClock
 from .core.credentials import (
@@ -39,6 +39,7 @@ from .listener import StartupError
 from .server import RunningServer, serve
 from .store import Database, SqlAppRepository, SqlInbox, migrate
 from .store.database_url import masked
+from .supervisor import supervise
 
 DEFAULT_APP = "default"
 
@@ -55,13 +56,23 @@ def main(argv: list[str] | None = None) -> None:
             _check_web_push_hosts(config.web_push_allowed_hosts)
             if config.web_push_encryption_threads < 0:
                 raise SystemExit("error: PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS must be 0 or more")
-            serve(config, on_start=functools.partial(_bootstrap, config=config))
+            _serve(config)
             return
         asyncio.run(args.run(args, config))
     except PushHubError as error:
         raise SystemExit(f"error: {error.message}") from None
     except StartupError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def _serve(config: Config) -> None:
+    # A delivery process serves no RPCs: no keys to show, no grpcurl to try.
+    shows_keys = config.role is not Role.DELIVERY
+    if config.workers > 1:
+        prepare = functools.partial(_show_default_app, config=config) if shows_keys else None
+        raise SystemExit(supervise(config, prepare))
+    bootstrap = functools.partial(_bootstrap, config=config)
+    serve(config, on_start=bootstrap if shows_keys else None)
 
 
 def _log_level(name: str) -> int:
@@ -94,7 +105,10 @@ def _config(args: argparse.Namespace) -> Config:
         for setting in dataclasses.fields(Config)
         if getattr(args, setting.name, None) is not None
     }
-    return dataclasses.replace(Config.from_env(), **overrides)
+    try:
+        return dataclasses.replace(Config.from_env(), **overrides)
+    except ValueError as error:  # a PUSHHUB_* variable's value
+        raise SystemExit(f"error: {error}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -132,6 +146,17 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     """One flag per PUSHHUB_* setting of the server (README: Command line)."""
     flag = serve_cmd.add_argument
     flag("--listen", help="host:port; overrides PUSHHUB_LISTEN")
+    flag(
+        "--workers",
+        type=int,
+        help="server processes sharing --listen (PostgreSQL only); overrides PUSHHUB_WORKERS",
+    )
+    flag(
+        "--role",
+        type=_role,
+        help="api (RPCs only), delivery (scheduler, dispatcher, sweeper; gRPC health only) or"
+        " all (default); overrides PUSHHUB_ROLE (docs/processes.md)",
+    )
     flag("--admin-token", help="overrides PUSHHUB_ADMIN_TOKEN")
     flag("--grace-period", type=float, help="seconds; overrides PUSHHUB_GRACE_PERIOD")
     flag("--log-level", help="DEBUG, INFO, WARNING...; overrides PUSHHUB_LOG_LEVEL")
@@ -188,6 +213,13 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         " overrides PUSHHUB_METRICS_LISTEN",
     )
     _add_admission_flags(serve_cmd)
+
+
+def _role(name: str) -> Role:
+    try:
+        return role(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _add_admission_flags(serve_cmd: argparse.ArgumentParser) -> None:
@@ -487,11 +519,21 @@ def _grpcurl_security(config: Config) -> str:
 
 
 async def _bootstrap(running: RunningServer, config: Config) -> None:
+    await _create_default_app(running.apps, running.port, config)
+
+
+async def _show_default_app(port: int, config: Config) -> None:
+    """The supervisor of --workers N bootstraps once, before its workers start."""
+    async with _app_service(config) as apps:
+        await _create_default_app(apps, port, config)
+
+
+async def _create_default_app(apps: AppService, port: int, config: Config) -> None:
     """On an empty database, create the `default` app and show its keys, once."""
-    if await running.apps.list_apps(1, None):
+    if await apps.list_apps(1, None):
         return
-    created = await running.apps.create_app(DEFAULT_APP)
-    address = f"{_client_host(config.listen)}:{running.port}"
+    created = await apps.create_app(DEFAULT_APP)
+    address = f"{_client_host(config.listen)}:{port}"
     print(
         f"""
 Created app {DEFAULT_APP!r} ({created.app.app_id}). Its keys are shown only now:

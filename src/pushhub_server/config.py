@@ -4,12 +4,31 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from .core.limits import Limits
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'pushhub.db'}"
 DEFAULT_LISTEN = "127.0.0.1:50051"
+
+
+class Role(StrEnum):
+    """What one process does (docs/processes.md); processes share only the database."""
+
+    # Answers RPCs; runs no scheduler, dispatcher or sweeper.
+    API = "api"
+    # Runs the scheduler, dispatcher and sweeper; serves gRPC health only.
+    DELIVERY = "delivery"
+    ALL = "all"
+
+    @property
+    def serves_api(self) -> bool:
+        return self is not Role.DELIVERY
+
+    @property
+    def delivers(self) -> bool:
+        return self is not Role.API
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,9 @@ class Config:
     device_concurrency: int = 16
     # HOST:PORT serving /metrics (docs/observability.md); None: no metrics at all.
     metrics_listen: str | None = None
+    role: Role = Role.ALL
+    # Server processes sharing `listen` (supervisor.py); more than one needs PostgreSQL.
+    workers: int = 1
     limits: Limits = field(default_factory=Limits)
 
     @classmethod
@@ -122,4 +144,16 @@ class Config:
             device_burst=int(env.get("PUSHHUB_DEVICE_BURST", "200")),
             device_concurrency=int(env.get("PUSHHUB_DEVICE_CONCURRENCY", "16")),
             metrics_listen=env.get("PUSHHUB_METRICS_LISTEN") or None,
+            role=role(env.get("PUSHHUB_ROLE", Role.ALL)),
+            workers=int(env.get("PUSHHUB_WORKERS", "1")),
         )
+
+
+def role(name: str) -> Role:
+    """The Role named name; ValueError naming the choices otherwise."""
+    try:
+        return Role(name.lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in Role)
+        message = f"unknown role {name!r} (PUSHHUB_ROLE, --role): one of {choices}"
+        raise ValueError(message) from None

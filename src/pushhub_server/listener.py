@@ -10,6 +10,14 @@ before the database is touched: an unreadable or mismatched PEM file (gRPC
 would only fail each handshake later), or an address already taken.
 SO_REUSEPORT is off: with it, a second server on the same port starts, and the
 kernel splits connections between two servers with different databases.
+
+The one exception is `pushhub serve --workers N` (supervisor.py): its workers
+share the port on purpose, with SO_REUSEPORT. Its supervisor first claims the
+port with a plain bind, which fails if anything holds it, and keeps that socket,
+turned reuseport but never listening, while it runs: the workers can join it,
+and any other bind without SO_REUSEPORT (another `pushhub serve`, with workers
+or not, or most servers) still fails. Linux lets a process of the same user
+that sets SO_REUSEPORT itself join any group; PushHub never does without a claim.
 """
 
 from __future__ import annotations
@@ -32,9 +40,6 @@ from .config import Config
 
 _log = logging.getLogger(__name__)
 
-# Channel options of the server that concern its listening socket.
-SERVER_OPTIONS: list[tuple[str, Any]] = [("grpc.so_reuseport", 0)]
-
 
 class StartupError(Exception):
     """The server cannot start as configured; the message is the whole story."""
@@ -45,10 +50,17 @@ class Listener:
     address: str
     # None: plaintext.
     credentials: grpc.ServerCredentials | None
+    # One of --workers N processes: the supervisor claimed the port for them all.
+    shared: bool = False
 
     @property
     def tls(self) -> bool:
         return self.credentials is not None
+
+    @property
+    def server_options(self) -> list[tuple[str, Any]]:
+        """Channel options of the server that concern its listening socket."""
+        return [("grpc.so_reuseport", 1 if self.shared else 0)]
 
     @classmethod
     def from_config(cls, config: Config) -> Listener:
@@ -61,6 +73,8 @@ class Listener:
                 "PUSHHUB_TLS_KEY (--tls-cert, --tls-key), or PUSHHUB_ALLOW_PLAINTEXT=1 "
                 "(--allow-plaintext) when a TLS-terminating proxy is in front"
             )
+        if config.workers > 1:
+            return cls(config.listen, credentials, shared=True)  # claim_port checked it
         _check_free(config.listen)
         return cls(config.listen, credentials)
 
@@ -93,38 +107,98 @@ def is_loopback(address: str) -> bool:
 def _check_free(address: str) -> None:
     """StartupError when another process listens there, or no address of this machine is
     meant: a plain bind tells at once, where gRPC would log its own lines first."""
-    host, _, port = address.rpartition(":")
-    if address.startswith("unix:") or not port.isdigit() or int(port) == 0:
+    if address.startswith("unix:") or _port(address) == 0:
         return
+    for probe in _bind_all(address):
+        probe.close()
+
+
+@dataclass
+class PortClaim:
+    """The port of --workers N, held by their supervisor for as long as it runs."""
+
+    # The claimed address, with the port the kernel chose for port 0.
+    address: str
+    _sockets: list[socket.socket]
+
+    def close(self) -> None:
+        for held in self._sockets:
+            held.close()
+
+
+def claim_port(address: str) -> PortClaim:
+    """Binds address exclusively (StartupError when taken), then lets only sockets that
+    ask for SO_REUSEPORT join: the workers' gRPC servers (grpc.so_reuseport=1)."""
+    if address.startswith("unix:") or _port(address) is None:
+        raise StartupError(f"--workers needs a host:port address to share, not {address}")
+    held = _bind_all(address)
+    for sock in held:
+        # Off once bound: a later SO_REUSEADDR bind must not slip in beside it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    port = held[0].getsockname()[1]
+    return PortClaim(f"{address.rpartition(':')[0]}:{port}", held)
+
+
+def _port(address: str) -> int | None:
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() else None
+
+
+def _bind_all(address: str) -> list[socket.socket]:
+    """Sockets bound to every address `address` names, without SO_REUSEPORT; the
+    StartupError of the first failure that matters."""
+    host, _, port = address.rpartition(":")
     try:
         candidates = socket.getaddrinfo(
             host.strip("[]") or None, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as error:
         raise StartupError(f"cannot listen on {address}: {error.strerror}") from None
-    failures = [_bind_failure(candidate) for candidate in candidates]
-    errors = [failure for failure in failures if failure is not None]
+    # "" names 0.0.0.0 and ::, each bound on its own: :: must not cover IPv4 too. A
+    # lone "::" covers both, as gRPC's socket will.
+    v6only = {socket.AF_INET, socket.AF_INET6} <= {candidate[0] for candidate in candidates}
+    bound: list[socket.socket] = []
+    errors: list[OSError] = []
+    for family, kind, proto, _, sockaddr in candidates:
+        if bound:  # port 0: the others take the port the first one got
+            sockaddr = (sockaddr[0], bound[0].getsockname()[1], *sockaddr[2:])
+        try:
+            bound.append(_bound(family, kind, proto, sockaddr, v6only))
+        except OSError as error:
+            errors.append(error)
+    if any(error.errno == errno.EADDRINUSE for error in errors) or not bound:
+        for sock in bound:
+            sock.close()
+        _refuse(address, errors)
+    return bound  # one may fail: "localhost" without IPv6
+
+
+def _bound(
+    family: int, kind: int, proto: int, sockaddr: tuple[Any, ...], v6only: bool
+) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        # Like gRPC's own socket: connections in TIME_WAIT do not block a restart.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(v6only))
+        sock.bind(sockaddr)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _refuse(address: str, errors: list[OSError]) -> None:
     if any(error.errno == errno.EADDRINUSE for error in errors):
         raise StartupError(
             f"cannot listen on {address}: the address is already in use (another pushhub serve?)"
         )
-    if errors and len(errors) == len(failures):  # one may fail: "localhost" without IPv6
-        reason = str(errors[0].strerror)
-        if errors[0].errno == errno.EACCES:
-            reason += " (ports below 1024 need privileges)"
-        raise StartupError(f"cannot listen on {address}: {reason}")
-
-
-def _bind_failure(candidate: tuple[Any, ...]) -> OSError | None:
-    family, kind, proto, _, sockaddr = candidate
-    with socket.socket(family, kind, proto) as probe:
-        # Like gRPC's own socket: connections in TIME_WAIT do not block a restart.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(sockaddr)
-        except OSError as error:
-            return error
-    return None
+    reason = str(errors[0].strerror)
+    if errors[0].errno == errno.EACCES:
+        reason += " (ports below 1024 need privileges)"
+    raise StartupError(f"cannot listen on {address}: {reason}")
 
 
 def _credentials(config: Config) -> grpc.ServerCredentials | None:

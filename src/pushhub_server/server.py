@@ -63,8 +63,9 @@ from .delivery.status_signal import InProcessStatusSignal
 from .delivery.sweeper import ExpirySweeper
 from .delivery.verification import DryRunVerifier
 from .delivery.webhooks import HttpWebhookSender
-from .listener import SERVER_OPTIONS, Listener
+from .listener import Listener
 from .observability_setup import Observability, start_observability
+from .processes import check_layout
 from .store import (
     Database,
     SqlAppRepository,
@@ -155,6 +156,7 @@ async def start_server(
     ``resolver`` replaces the system resolver for Web Push hosts (tests: a name
     that resolves into the operator's network); the address guard still checks
     every answer."""
+    check_layout(config)
     listener = Listener.from_config(config)  # before the database is touched
     observability = start_observability(config, serve_metrics_endpoint, tracer_provider)
     try:
@@ -199,32 +201,39 @@ async def _start(
         web_push_endpoints=web_push_policy,
     )
     request_limits = request_limits_of(config.limits)
-    server = grpc.aio.server(
-        interceptors=_interceptors(config, apps, request_limits, observability),
-        options=[*SERVER_OPTIONS, *_channel_options(request_limits)],
+    # The interceptors guard the API: a delivery process's health calls need none.
+    interceptors = (
+        _interceptors(config, apps, request_limits, observability) if config.role.serves_api else []
     )
-    auth = Authenticator(apps)
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[*listener.server_options, *_channel_options(request_limits)],
+    )
     stopping = asyncio.Event()
-    import_items = Credits(config.max_import_items_in_flight)
-    _add_services(server, registrations, publishing, apps, auth, config, stopping, import_items)
+    # A delivery process serves gRPC health only: probes see its database's state.
+    served = SERVICE_NAMES if config.role.serves_api else ()
+    if config.role.serves_api:
+        auth = Authenticator(apps)
+        import_items = Credits(config.max_import_items_in_flight)
+        _add_services(server, registrations, publishing, apps, auth, config, stopping, import_items)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (*served, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     port = listener.bind(server)
     await server.start()
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *served):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    database_health = DatabaseHealth(
-        db.ping, health_servicer, SERVICE_NAMES, config.health_interval
-    )
+    database_health = DatabaseHealth(db.ping, health_servicer, served, config.health_interval)
     db.add_outage_listener(database_health.suspect)
     database_health.start()
     sweeper = ExpirySweeper(registrations, config.sweep_interval)
-    sweeper.start()
-    scheduler.start()
-    _log.info("PushHub listening on port %d (%s)", port, "TLS" if listener.tls else "plaintext")
+    if config.role.delivers:
+        sweeper.start()
+        scheduler.start()
+    security = "TLS" if listener.tls else "plaintext"
+    _log.info("PushHub listening on port %d (%s, role %s)", port, security, config.role)
     return RunningServer(
         port=port,
         registrations=registrations,
@@ -390,14 +399,30 @@ def _add_services(
 OnStart = Callable[[RunningServer], Awaitable[None]]
 
 
-def serve(config: Config, on_start: OnStart | None = None) -> None:
-    """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period."""
+# The signals that, once a stop has begun, end the process at once.
+_EXIT_NOW_ON = (signal.SIGTERM, signal.SIGINT)
+
+
+def serve(
+    config: Config,
+    on_start: OnStart | None = None,
+    exit_now_on: tuple[signal.Signals, ...] = _EXIT_NOW_ON,
+    serve_metrics_endpoint: bool = True,
+) -> None:
+    """Runs until SIGTERM or SIGINT, then stops gracefully within config.grace_period;
+    one of exit_now_on during the stop exits at once. serve_metrics_endpoint: as
+    start_server's (a `--workers` worker leaves /metrics to its supervisor)."""
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(_serve(config, on_start))
+        runner.run(_serve(config, on_start, exit_now_on, serve_metrics_endpoint))
 
 
-async def _serve(config: Config, on_start: OnStart | None) -> None:
-    running = await start_server(config)
+async def _serve(
+    config: Config,
+    on_start: OnStart | None,
+    exit_now_on: tuple[signal.Signals, ...],
+    serve_metrics_endpoint: bool,
+) -> None:
+    running = await start_server(config, serve_metrics_endpoint=serve_metrics_endpoint)
     # Start-up objects live forever, and a bulk import allocates ~100 objects per
     # item: freeze the former and collect young objects 20x less often (GC was ~8% CPU).
     gc.freeze()
@@ -405,7 +430,7 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, _on_signal, signum, stopping)
+        loop.add_signal_handler(signum, _on_signal, signum, stopping, exit_now_on)
     try:
         if on_start is not None:
             await on_start(running)
@@ -415,10 +440,14 @@ async def _serve(config: Config, on_start: OnStart | None) -> None:
         await running.stop(config.grace_period)
 
 
-def _on_signal(signum: int, stopping: asyncio.Event) -> None:
+def _on_signal(
+    signum: int, stopping: asyncio.Event, exit_now_on: tuple[signal.Signals, ...]
+) -> None:
     """The first SIGTERM/SIGINT stops gracefully; a second (Ctrl-C again) exits at once."""
     if not stopping.is_set():
         stopping.set()
+        return
+    if signum not in exit_now_on:
         return
     name = signal.Signals(signum).name
     _log.warning("%s again: exiting now, without waiting for in-flight RPCs", name)

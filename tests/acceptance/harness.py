@@ -367,7 +367,7 @@ def check_status(
     field: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> error_details_pb2.ErrorInfo:
-    """Asserts the DESIGN.md error model on a google.rpc.Status."""
+    """Asserts the error model (docs/architecture.md) on a google.rpc.Status."""
     assert status.code == code.value[0], f"expected {code.name}, got {status}"
     assert status.message, "an error must carry a message"
     assert "Traceback" not in status.message

@@ -2,7 +2,8 @@
 over headers, and registrations left out once expired or invalidated.
 
 Who was reached is read from the simulator's inbox; targeted_count must agree.
-Issue 3, section 2; DESIGN.md, PublishService.
+Issue 3, section 2; the audience fields of protos/pushhub/v1/publish.proto, and
+docs/architecture.md, "Fan-out" (how the audience is read).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Population:
         return {by_id[registration_id] for registration_id in registration_ids}
 
 
-# name → RegisterDevice fields. Selectors: DESIGN.md's SQL-92 subset over headers.
+# name → RegisterDevice fields. Selectors: the SQL-92 subset over headers (core/selector.py).
 PEOPLE = {
     "ann": dict(platform=APNS, channels=["news"], tags=["sports", "lang:en"], user_id="alice"),
     "bob": dict(platform=FCM, channels=["news", "weather"], tags=["lang:fr"], user_id="bob"),

@@ -1,4 +1,4 @@
-"""The authorization matrix (DESIGN.md Auth, issue #2 section 5)."""
+"""The authorization matrix (docs/architecture.md, "Keys and rights"; issue #2 section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The DESIGN.md error table through the real server (issue #2, 7).
+"""The error table of docs/architecture.md through the real server (issue #2, 7).
 
 Every error: the right code, exactly one ErrorInfo (domain "pushhub",
 UPPER_SNAKE reason, metadata with field/limit/legacy code) and, for field

@@ -1,7 +1,8 @@
 """PublishService through the real server: every option, every error row, and what
 the simulator delivered (read back from its inbox).
 
-Issue 3, sections 1 and 4; DESIGN.md, PublishService and Delivery pipeline.
+Issue 3, sections 1 and 4; protos/pushhub/v1/publish.proto, and docs/architecture.md,
+"Fan-out".
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """StatusService.WatchMessageStatus: one response per change, ending at a terminal state.
 
-Issue 3, section 6; DESIGN.md, StatusService.
+Issue 3, section 6; protos/pushhub/v1/status.proto.
 """
 
 from __future__ import annotations

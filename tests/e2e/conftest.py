@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
+
+from tests.own_database import own_database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -27,3 +32,13 @@ def ts_example() -> Path:
     """examples/typescript with its npm packages (npm ci, kept in its node_modules) and built."""
     make("ts-example")
     return REPO / "examples" / "typescript"
+
+
+@pytest_asyncio.fixture
+async def fleet_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A new PostgreSQL database of the test's own, for several processes to share
+    (docs/processes.md); skips on the SQLite pass: SQLite is one process."""
+    if not os.environ.get("PUSHHUB_TEST_DATABASE_URL", "").startswith("postgresql"):
+        pytest.skip("several processes share PostgreSQL; SQLite is one process")
+    async with own_database(tmp_path, "pushhub_fleet") as url:
+        yield url

@@ -4,7 +4,7 @@ The server runs as a real subprocess (`python -m pushhub_server serve`) with
 chunks of 500 recipients (40 chunks) and a 2-second dispatcher lease
 (PUSHHUB_LEASE_SECONDS), so the restarted process claims the abandoned run
 quickly. After the restart every recipient must have been delivered, with at
-most one chunk delivered twice (issue 3, section 4; DESIGN.md, Delivery pipeline).
+most one chunk delivered twice (issue 3, section 4; docs/architecture.md, "Fan-out").
 
 The database follows the suite: a temporary SQLite file, or, on the PostgreSQL
 pass (PUSHHUB_TEST_DATABASE_URL), a database of its own created and dropped

@@ -126,6 +126,17 @@ async def server_key(channel: grpc.aio.Channel) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {created.server_key}"),)
 
 
+async def import_in_flight(channel: grpc.aio.Channel) -> grpc.aio.StreamStreamCall:
+    """Real work in flight: an import stream whose client has not finished."""
+    stream = registration_pb2_grpc.DeviceRegistrationServiceStub(channel).RegisterDevices(
+        metadata=await server_key(channel)
+    )
+    item = registration_pb2.RegisterDeviceRequest(platform=APNS, device_token=new_token())
+    await stream.write(registration_pb2.RegisterDevicesRequest(registrations=[item]))
+    await stream.read()
+    return stream
+
+
 # ------------------------------------------------------------------ start ----
 
 
@@ -146,6 +157,11 @@ UNWORKABLE_STARTS = [
         ("--tls-cert", "{dir}/missing.pem", "--tls-key", "{dir}/missing-key.pem"),
         "error: PUSHHUB_TLS_CERT (--tls-cert): cannot read {dir}/missing.pem: "
         "No such file or directory",
+    ),
+    (
+        ("--workers", "2"),
+        "error: --workers 2 (PUSHHUB_WORKERS) needs PostgreSQL: SQLite is one process; "
+        "use --workers 1",
     ),
     (
         ("--listen", "0.0.0.0:{free}"),
@@ -214,14 +230,7 @@ async def test_a_second_sigint_exits_without_waiting_for_the_drain(
     server = serve(started, tmp_path)
     await server.serving()
     async with grpc.aio.insecure_channel(server.address) as channel:
-        auth = await server_key(channel)
-        # Real work in flight: an import stream whose client has not finished.
-        stream = registration_pb2_grpc.DeviceRegistrationServiceStub(channel).RegisterDevices(
-            metadata=auth
-        )
-        item = registration_pb2.RegisterDeviceRequest(platform=APNS, device_token=new_token())
-        await stream.write(registration_pb2.RegisterDevicesRequest(registrations=[item]))
-        await stream.read()
+        stream = await import_in_flight(channel)
         server.process.send_signal(signal.SIGINT)
         await server.logged(f"stopping: in-flight RPCs get {GRACE:.1f} s")
         assert server.process.poll() is None  # draining: the stream is still open

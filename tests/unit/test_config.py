@@ -9,7 +9,7 @@ import re
 import pytest
 
 from pushhub_server import cli
-from pushhub_server.config import DEFAULT_DATABASE_URL, DEFAULT_LISTEN, Config
+from pushhub_server.config import DEFAULT_DATABASE_URL, DEFAULT_LISTEN, Config, Role
 
 
 def test_defaults() -> None:
@@ -26,6 +26,16 @@ def test_defaults() -> None:
     assert (config.device_rate, config.device_burst) == (100.0, 200)
     assert config.tls_cert is None and config.tls_key is None and config.tls_client_ca is None
     assert config.allow_plaintext is False
+    assert config.role is Role.ALL and config.workers == 1
+
+
+def test_an_unknown_role_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHHUB_ROLE", "worker")
+    with pytest.raises(SystemExit) as refused:
+        cli._config(cli._parser().parse_args(["serve"]))
+    assert str(refused.value) == (
+        "error: unknown role 'worker' (PUSHHUB_ROLE, --role): one of api, delivery, all"
+    )
 
 
 @pytest.mark.parametrize(
@@ -97,6 +107,8 @@ SERVE_FLAGS = [
         "metrics_listen",
         "127.0.0.1:9464",
     ),
+    ("--role", "API", "PUSHHUB_ROLE", "delivery", "role", Role.API),
+    ("--workers", "4", "PUSHHUB_WORKERS", "2", "workers", 4),
     ("--admin-token", "flag", "PUSHHUB_ADMIN_TOKEN", "env", "admin_token", "flag"),
     ("--grace-period", "3", "PUSHHUB_GRACE_PERIOD", "20", "grace_period", 3.0),
     ("--log-level", "DEBUG", "PUSHHUB_LOG_LEVEL", "ERROR", "log_level", "DEBUG"),

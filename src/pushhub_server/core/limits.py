@@ -1,4 +1,8 @@
-"""Default limits (DESIGN.md, Errors). Configurable through Limits(...)."""
+"""Default limits, configurable through Limits(...).
+
+A value over its limit is INVALID_ARGUMENT naming the field and the limit
+(docs/architecture.md, "The error model"); the api layer derives each RPC's
+largest request from these (api/message_sizes.py, docs/admission.md)."""
 
 from __future__ import annotations
 

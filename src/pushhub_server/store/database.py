@@ -28,8 +28,8 @@ _SQLITE_PRAGMAS = (
     "PRAGMA synchronous=NORMAL",
     "PRAGMA cache_size=-65536",
     # Checkpoint every 10,000 pages (40 MB) rather than 1,000: index pages a bulk
-    # import rewrites in each commit are copied back once, not once per commit.
-    # It measured 1.3-1.7x faster imports on this machine's disk.
+    # import rewrites in each commit are copied back once, not once per commit
+    # (docs/performance.md, "SQLite writes").
     "PRAGMA wal_autocheckpoint=10000",
 )
 

@@ -80,7 +80,8 @@ class Prepared:
     """A statement of fixed shape; on SQLite run by the driver in one thread hop.
 
     Through SQLAlchemy, aiosqlite pays a thread hop each for cursor, execute,
-    fetchall and close (about 290 us each here): most of a small transaction.
+    fetchall and close: most of a small transaction (docs/performance.md,
+    "SQLite writes").
     `build` makes the statement for a dialect name; list parameters must come
     from one_of_list. Rows are plain tuples in the order of the selected columns.
     """

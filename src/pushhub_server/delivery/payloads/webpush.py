@@ -53,13 +53,12 @@ with ``cryptography`` (OpenSSL) for every primitive:
 5. AES-128-GCM over ``plaintext || 0x02`` (the last, and only, record's delimiter);
 6. body = salt || rs (4096, 4 bytes) || idlen (65) || as_public || ciphertext.
 
-Why not ``http_ece.encrypt`` (pywebpush's): benchmarks/webpush_crypto.py measured
-it at about 170 CPU µs per recipient against 120 for these same primitives called
-directly (it derives through three full HKDFs and builds a Cipher context per
-record), for no gain with a single record. Where the time goes, per recipient
-(that script prints it): ECDH about half, the ephemeral key's generation and
-serialization about a fifth, decoding the peer's point, HKDF, AES-GCM and the rest
-the remainder. ECDH releases the GIL, so the provider encrypts on worker threads.
+Why not ``http_ece.encrypt`` (pywebpush's): it derives through three full HKDFs
+and builds a Cipher context per record, for no gain with a single record, and
+cost markedly more CPU per recipient than these same primitives called directly
+(docs/performance.md, "Web Push encryption"; benchmarks/webpush_crypto.py). ECDH,
+about half of a recipient's cost, releases the GIL, so the provider encrypts on
+worker threads.
 
 Size: one record only. A push service need not accept bodies over 4,096 bytes
 (RFC 8030 §7.2), so the plaintext is at most 4096 - 86 (header) - 17 (delimiter,

@@ -1,10 +1,10 @@
 """Multiplexed HTTP/2 POSTs through libcurl (pycurl's CurlMulti), driven by the asyncio loop.
 
-Why libcurl: benchmarks/http2_clients.py measured, against a local nginx HTTP/2
-TLS sink on this 2-core machine, 16-19k requests/s through this client against
-about 2.4k for a pure-Python HTTP/2 stack (h2 on asyncio), and httpx breaks down
-with concurrent streams (DESIGN.md). Framing, HPACK and TLS all run in C; Python
-touches each request a handful of times.
+Why libcurl: against a local nginx HTTP/2 sink it carries several times the
+requests of a pure-Python HTTP/2 stack, and httpx broke down with concurrent
+streams (docs/performance.md, "HTTP/2 client", has the figures and
+benchmarks/http2_clients.py reproduces them). Framing, HPACK and TLS all run in
+C; Python touches each request a handful of times.
 
 How it meets asyncio: each client runs its CurlMulti on a dedicated thread, so
 libcurl, nghttp2 and TLS (which run with the GIL released) use another core and

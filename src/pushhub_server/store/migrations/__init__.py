@@ -15,6 +15,11 @@ from ..outages import connect_error
 
 _SCRIPTS = Path(__file__).parent
 
+# The PostgreSQL advisory lock migrations hold: processes and hosts starting at
+# once on one database (docs/processes.md) migrate one after the other, and all
+# but the first find the schema current. Any constant works; this spells "pushhub".
+_MIGRATION_LOCK = 0x7075736868756200
+
 
 def alembic_config(url: str) -> Config:
     config = Config()
@@ -35,6 +40,8 @@ async def migrate(url: str) -> None:
         conn = await _connect(engine)
         try:
             async with conn.begin():
+                if conn.dialect.name == "postgresql":  # released with the transaction
+                    await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
                 await conn.run_sync(_upgrade, alembic_config(url))
         finally:
             await conn.close()
