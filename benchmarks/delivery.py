@@ -379,7 +379,7 @@ def run_platform(
     if args.chunk_size:
         server_env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
     results = []
-    with server_process(command, port, server_env) as process:
+    with server_process(command, port, server_env, new_session=args.own_session) as process:
         idle_rss = memory_kb(process.pid)["VmRSS"] / 1024
         for number in range(args.repeat):
             profiler = None
@@ -461,6 +461,12 @@ def main() -> None:
     parser.add_argument("--register-rate", type=float, default=20.0, help="RegisterDevice RPC/s")
     parser.add_argument("--chunk-size", type=int, help="PUSHHUB_CHUNK_SIZE for the server")
     parser.add_argument("--apns-connections", type=int, default=1, help="PUSHHUB_APNS_CONNECTIONS")
+    parser.add_argument(
+        "--own-session",
+        action="store_true",
+        help="the server in a session of its own: where the kernel shares CPU per session"
+        " (autogroup), it then gets a share as a separate service does, not part of this one's",
+    )
     parser.add_argument(
         "--webpush-threads", type=int, help="PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS (server default)"
     )
