@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite twice: on embedded SQLite, then on PostgreSQL.
+# The whole suite on embedded SQLite, then again on PostgreSQL what depends on the
+# database (--database-only: tests using the database_url fixture), so unit tests
+# and the memory store's contract cases run once, and tests/contract covers the
+# memory, SQLite and PostgreSQL stores once each.
 # PostgreSQL is started when its port is closed; the suite creates its database
 # when it is missing and refuses one not named for tests (tests/conftest.py).
 # Extra arguments go to pytest.
@@ -30,7 +33,7 @@ echo "=== test pass 1/2: SQLite ==="
 
 if ensure_postgres; then
   echo "=== test pass 2/2: PostgreSQL ($pg_url) ==="
-  PUSHHUB_TEST_DATABASE_URL=$pg_url .venv/bin/pytest "$@"
+  PUSHHUB_TEST_DATABASE_URL=$pg_url .venv/bin/pytest --database-only "$@"
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL is not reachable on $pg_host:$pg_port; CI requires both passes" >&2
   exit 1

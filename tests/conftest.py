@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from pushhub_server.core.clock import ManualClock
+from pushhub_server.store import Database, migrate
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -46,6 +48,30 @@ async def create_database_if_missing(url: str) -> None:
                 await conn.execute(sa.text(f'CREATE DATABASE "{quoted}"'))
     finally:
         await maintenance.dispose()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database-only",
+        action="store_true",
+        help="run only the tests that use the test database: scripts/run-tests.sh's "
+        "PostgreSQL pass, so the tests that need no database run once per make test",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With --database-only, deselects every test that does not use database_url
+    (directly or through a fixture), and those marked without_database."""
+    if not config.getoption("--database-only"):
+        return
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        uses = "database_url" in getattr(item, "fixturenames", ())
+        (kept if uses and not item.get_closest_marker("without_database") else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +108,15 @@ async def empty_database(database_url: str) -> str:
             await conn.execute(sa.text("CREATE SCHEMA public"))
         await engine.dispose()
     return database_url
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db(empty_database: str) -> AsyncIterator[Database]:
+    """The test database, migrated, for the store tests (integration and contract)."""
+    await migrate(empty_database)
+    database = Database.from_url(empty_database)
+    yield database
+    await database.dispose()
 
 
 @pytest.fixture(scope="session")

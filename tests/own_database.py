@@ -4,12 +4,12 @@ The in-process servers of the acceptance suite share the test database; a suite
 whose server must not meet theirs (a subprocess, other providers, a server that
 is killed) takes one of its own: a SQLite file in `directory`, or, on the
 PostgreSQL pass (PUSHHUB_TEST_DATABASE_URL), a database created here and
-dropped afterwards.
+dropped afterwards. Callers pass the database_url fixture, which also tells
+--database-only (tests/conftest.py) that their tests follow the database.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 
 @asynccontextmanager
-async def own_database(directory: Path, prefix: str) -> AsyncIterator[str]:
-    """Yields the URL of a new, empty database named after `prefix`."""
-    shared = os.environ.get("PUSHHUB_TEST_DATABASE_URL", "")
+async def own_database(shared: str, directory: Path, prefix: str) -> AsyncIterator[str]:
+    """Yields the URL of a new, empty database named after `prefix`, on the backend
+    of `shared` (the database_url fixture)."""
     if not shared.startswith("postgresql"):
         yield f"sqlite+aiosqlite:///{directory / f'{prefix}.db'}"
         return

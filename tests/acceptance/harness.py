@@ -39,9 +39,7 @@ from pushhub_server.core.credentials import SecretBox
 from pushhub_server.core.errors import accepted
 from pushhub_server.core.messages import InboxEntry
 from pushhub_server.delivery.providers.simulator import Injection
-from pushhub_server.store import Database, SqlInbox
-from pushhub_server.store.schema import apps as apps_table
-from pushhub_server.store.schema import messages as messages_table
+from pushhub_server.store import Database, SqlAppRepository, SqlInbox, SqlMessageRepository
 from pushhub_server.store.schema import registrations as registrations_table
 from tests.conftest import ADMIN_TOKEN
 
@@ -232,11 +230,15 @@ async def settle(
 
 
 class StoreProbe:
-    """Reads what the server stored, straight from its database (the simulator's inbox)."""
+    """Reads what the server stored through the store's public ports (the simulator's
+    inbox, messages by request id, apps), never its tables; store_unchecked alone
+    writes a row, to arrange what an older server left behind."""
 
     def __init__(self, database_url: str) -> None:
         self._db = Database.from_url(database_url)
         self._inbox = SqlInbox(self._db)
+        self._messages = SqlMessageRepository(self._db)
+        self._apps = SqlAppRepository(self._db)
 
     async def close(self) -> None:
         await self._db.dispose()
@@ -273,19 +275,14 @@ class StoreProbe:
     async def signing_secret(self, app: AppHandle) -> str:
         """The app's user-token signing secret, opened as the server opens it: what an
         operator's backend minting its own user tokens holds."""
-        query = sa.select(apps_table.c.signing_secret).where(apps_table.c.id == app.app_id)
-        async with self._db.read() as conn:
-            stored = (await conn.execute(query)).scalar_one()
-        return SecretBox(SECRET_KEY).open(stored)
+        stored = await self._apps.get_app(app.app_id)
+        assert stored is not None
+        return SecretBox(SECRET_KEY).open(stored.signing_secret)
 
-    async def message_count(self, app: AppHandle) -> int:
-        query = (
-            sa.select(sa.func.count())
-            .select_from(messages_table)
-            .where(messages_table.c.app_id == app.app_id)
-        )
-        async with self._db.read() as conn:
-            return int((await conn.execute(query)).scalar_one())
+    async def published(self, app: AppHandle, request_id: str) -> str | None:
+        """The id of the message the app published with this request_id, if one was
+        stored: a refused publish must leave none."""
+        return await self._messages.find_request(app.app_id, request_id)
 
 
 def platform_counts(status: pushhub_status_pb2.MessageStatus) -> dict[int, tuple[int, int, int]]:

@@ -51,7 +51,7 @@ BAD_DURATIONS = [
 async def test_publish_timestamps_out_of_range(
     app: AppHandle, store: StoreProbe, field: str, seconds: int, nanos: int
 ) -> None:
-    request = publish_pb2.PublishRequest(message="hi")
+    request = publish_pb2.PublishRequest(message="hi", request_id="refused")
     if field == "repeat_expires_at":
         request.repeat_every.CopyFrom(duration_pb2.Duration(seconds=60))
     getattr(request, field).CopyFrom(timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos))
@@ -61,7 +61,7 @@ async def test_publish_timestamps_out_of_range(
         "VALUE_OUT_OF_RANGE",
         field=field,
     )
-    assert await store.message_count(app) == 0
+    assert await store.published(app, "refused") is None
 
 
 @pytest.mark.parametrize(("seconds", "nanos"), BAD_DURATIONS)
@@ -69,7 +69,7 @@ async def test_publish_timestamps_out_of_range(
 async def test_publish_durations_out_of_range(
     app: AppHandle, store: StoreProbe, field: str, seconds: int, nanos: int
 ) -> None:
-    request = publish_pb2.PublishRequest(message="hi")
+    request = publish_pb2.PublishRequest(message="hi", request_id="refused")
     getattr(request, field).CopyFrom(duration_pb2.Duration(seconds=seconds, nanos=nanos))
     await expect_error(
         app.stubs.publish.Publish(request, metadata=app.server()),
@@ -77,7 +77,7 @@ async def test_publish_durations_out_of_range(
         "VALUE_OUT_OF_RANGE",
         field=field,
     )
-    assert await store.message_count(app) == 0
+    assert await store.published(app, "refused") is None
 
 
 @pytest.mark.parametrize(("seconds", "nanos"), BAD_TIMESTAMPS)
@@ -188,7 +188,9 @@ async def test_every_enum_field_refuses_numbers_outside_the_contract(app: AppHan
 async def test_a_platforms_list_over_sixteen_entries_is_refused(
     app: AppHandle, store: StoreProbe, count: int
 ) -> None:
-    request = publish_pb2.PublishRequest(message="hi", platforms=[APNS] * count)
+    request = publish_pb2.PublishRequest(
+        message="hi", platforms=[APNS] * count, request_id="refused"
+    )
     await expect_error(
         app.stubs.publish.Publish(request, metadata=app.server()),
         INVALID,
@@ -196,7 +198,7 @@ async def test_a_platforms_list_over_sixteen_entries_is_refused(
         field="platforms",
         metadata={"limit": "16"},
     )
-    assert await store.message_count(app) == 0
+    assert await store.published(app, "refused") is None
 
 
 async def test_repeated_platforms_within_the_limit_count_once(
@@ -247,8 +249,13 @@ async def test_publish_texts_are_bounded_before_anything_is_rendered(
     """A text longer than a whole payload can never be sent: refused by its length,
     before rendering (rendering a 13 MB notification.data took 4 s to refuse it)."""
     field = field if field.endswith("json") else f"notification.{field}"
-    await expect_error(app.publish(message="hi", **fields), INVALID, "VALUE_TOO_LONG", field=field)
-    assert await store.message_count(app) == 0
+    await expect_error(
+        app.publish(message="hi", request_id="refused", **fields),
+        INVALID,
+        "VALUE_TOO_LONG",
+        field=field,
+    )
+    assert await store.published(app, "refused") is None
 
 
 async def test_notification_data_holds_at_most_512_entries(app: AppHandle) -> None:

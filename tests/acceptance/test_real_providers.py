@@ -64,7 +64,8 @@ TOPIC = "com.example.pushhub"
 SECRET_KEY = "real-providers-secret-key"
 
 PUBLISHED = common_pb2.MESSAGE_STATE_PUBLISHED
-TERMINAL = {PUBLISHED, common_pb2.MESSAGE_STATE_FAILED, common_pb2.MESSAGE_STATE_CANCELLED}
+CANCELLED = common_pb2.MESSAGE_STATE_CANCELLED
+TERMINAL = {PUBLISHED, common_pb2.MESSAGE_STATE_FAILED, CANCELLED}
 PENDING = st.REGISTRATION_STATE_PENDING
 SUCCESS = st.REGISTRATION_STATE_SUCCESS
 FAILED = st.REGISTRATION_STATE_FAILED
@@ -129,10 +130,12 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def own_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def own_database(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     """A database of this module's own: the session server keeps the shared one."""
     directory = tmp_path_factory.mktemp("real-providers-db")
-    async with own_database_for(directory, "pushhub_real") as url:
+    async with own_database_for(database_url, directory, "pushhub_real") as url:
         yield url
 
 
@@ -576,7 +579,7 @@ async def test_a_credentials_change_keeps_the_apns_provider_token_of_the_same_ke
 
 
 async def test_deleting_an_app_closes_its_providers(world: World) -> None:
-    """DeleteApp releases the app's providers: no connection or lock stays behind."""
+    """DeleteApp releases the app's providers: their connections close."""
     app = await world.app(fcm=False)
     await register_many(app, APNS, [hex_token()])
     await deliver(app)
@@ -589,7 +592,34 @@ async def test_deleting_an_app_closes_its_providers(world: World) -> None:
     while world.apns.open_connections != open_before - 1:
         assert time.monotonic() < deadline, "the deleted app's connection stayed open"
         await asyncio.sleep(0.01)
-    assert app.app_id not in world.running._providers._locks
+
+
+async def test_a_cancel_during_a_chunk_keeps_what_the_chunk_sent(world: World) -> None:
+    """The notifications in flight went out: they are counted, and the token APNs
+    reported unregistered is invalidated; nothing is sent after the chunk."""
+    app = await world.app(fcm=False)
+    alive, dead = [hex_token() for _ in range(3)], hex_token()
+    world.apns.unregistered.add(dead)
+    world.apns.held.add(alive[0])  # APNs answers it only once released
+    await register_many(app, APNS, [*alive, dead])
+
+    message_id = await publish(app)
+    async with asyncio.timeout(10):
+        while world.apns.held_requests == 0:
+            await asyncio.sleep(0.01)
+    cancelled = await app.cancel(message_id)
+    world.apns.release_held()
+
+    assert cancelled.state == CANCELLED
+    async with asyncio.timeout(10):
+        while (status := await app.status(message_id)).targeted_count < 4:
+            await asyncio.sleep(0.02)
+    assert (status.state, status.run_count) == (CANCELLED, 0)
+    assert (status.sent_count, status.failed_count) == (3, 1)
+    assert dict(status.failure_reasons) == {"Unregistered": 1}
+    assert len(apns_requests(world, [*alive, dead])) == 4
+    again = await deliver(app)
+    assert (again.targeted_count, again.sent_count) == (3, 3)
 
 
 # --------------------------------------------------------- token rules ----

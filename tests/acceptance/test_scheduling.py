@@ -8,17 +8,11 @@ scheduler's own timer. Issue 3, sections 3, 5 and 6.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import grpc
-import pytest
 from google.protobuf import duration_pb2
 
-from pushhub.v1 import status_pb2
-from pushhub_server.core.messages import Delivery, DeliveryResult
-from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 
 from .harness import (
@@ -194,51 +188,6 @@ async def test_a_catch_up_after_repeat_expires_at_is_not_sent(
     assert (status.state, status.run_count, status.sent_count) == (PUBLISHED, 1, 1)
     assert not status.HasField("next_run_at")
     assert len(await store.deliveries(app, response.message_id)) == 1
-
-
-async def test_a_cancel_during_a_chunk_keeps_what_the_chunk_sent(
-    server, app: AppHandle, store: StoreProbe, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The notifications in flight went out: they are counted, and the token the
-    provider reported invalid is invalidated; nothing is sent after the chunk."""
-    for _ in range(3):
-        await app.register()
-    await app.register(device_token=injected_token(INVALID, APNS))
-    stalled, release = asyncio.Event(), asyncio.Event()
-    send = SimulatorProvider.send
-
-    async def stalls_this_app(
-        self: SimulatorProvider, deliveries: Sequence[Delivery], *, validate_only: bool = False
-    ) -> list[DeliveryResult]:
-        if deliveries[0].app_id == app.app_id and not stalled.is_set():
-            stalled.set()
-            await release.wait()
-        return await send(self, deliveries, validate_only=validate_only)
-
-    monkeypatch.setattr(SimulatorProvider, "send", stalls_this_app)
-    response = await app.publish(message="hello")
-    dispatching = asyncio.create_task(server.scheduler.run_due())
-    await asyncio.wait_for(stalled.wait(), 5)
-    assert (await app.cancel(response.message_id)).state == CANCELLED
-    release.set()
-    await dispatching
-
-    status = await counted(app, response.message_id, targeted=4)
-    assert (status.state, status.run_count) == (CANCELLED, 0)
-    assert (status.sent_count, status.failed_count) == (3, 1)
-    assert dict(status.failure_reasons) == {"Unregistered": 1}
-    assert len(await store.deliveries(app, response.message_id)) == 3
-    again = await app.publish(message="again")
-    status = await settle(server, app, again.message_id)
-    assert (status.targeted_count, status.sent_count) == (3, 3)
-
-
-async def counted(app: AppHandle, message_id: str, targeted: int) -> status_pb2.MessageStatus:
-    """The message's status once `targeted` recipients are counted (at most 5 s)."""
-    async with asyncio.timeout(5):
-        while (status := await app.status(message_id)).targeted_count < targeted:
-            await asyncio.sleep(0.02)
-    return status
 
 
 async def test_a_delayed_message_missed_by_far_runs_once(

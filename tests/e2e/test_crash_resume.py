@@ -54,9 +54,9 @@ RESUME_TIMEOUT = 60.0
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def crash_database(tmp_path: Path) -> AsyncIterator[str]:
+async def crash_database(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """A database of this test's own, on the backend the suite runs on."""
-    async with own_database(tmp_path, "pushhub_crash_test") as url:
+    async with own_database(database_url, tmp_path, "pushhub_crash_test") as url:
         yield url
 
 

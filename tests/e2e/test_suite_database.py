@@ -17,8 +17,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.e2e.conftest import REPO
 
-POSTGRES_URL = os.environ.get("PUSHHUB_TEST_DATABASE_URL", "")
-
 
 async def collect_with(url: str) -> subprocess.CompletedProcess[str]:
     """`pytest --collect-only` of one small file, given `url` as the test database."""
@@ -49,10 +47,11 @@ async def test_refuses_a_database_not_named_for_tests(url: str, tmp_path) -> Non
     assert "whose tables the suite drops: refusing it" in done.stderr, done.stderr
 
 
-@pytest.mark.skipif(not POSTGRES_URL.startswith("postgresql"), reason="runs in the PostgreSQL pass")
-async def test_creates_a_missing_postgresql_database() -> None:
+async def test_creates_a_missing_postgresql_database(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("runs in the PostgreSQL pass")
     name = f"pushhub_created_test_{os.getpid()}"
-    url = sa.make_url(POSTGRES_URL)
+    url = sa.make_url(database_url)
     maintenance = create_async_engine(
         url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=sa.NullPool
     )

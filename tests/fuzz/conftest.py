@@ -52,8 +52,11 @@ def fuzz_settings(examples: int = EXAMPLES) -> Callable[[Test], Test]:
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="session")
-async def fuzz_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    async with own_database(tmp_path_factory.mktemp("fuzz"), "pushhub_fuzz_test") as url:
+async def fuzz_database(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    directory = tmp_path_factory.mktemp("fuzz")
+    async with own_database(database_url, directory, "pushhub_fuzz_test") as url:
         yield url
 
 

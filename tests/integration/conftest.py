@@ -1,8 +1,7 @@
-"""Store fixtures: one migrated database per session, one fresh app per test."""
+"""Store fixtures: the session's migrated database (tests/conftest.py), one fresh app per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest_asyncio
@@ -14,16 +13,7 @@ from pushhub_server.store import (
     SqlAppRepository,
     SqlRegistrationRepository,
     SqlTrackingRepository,
-    migrate,
 )
-
-
-@pytest_asyncio.fixture(scope="session")
-async def db(empty_database: str) -> AsyncIterator[Database]:
-    await migrate(empty_database)
-    database = Database.from_url(empty_database)
-    yield database
-    await database.dispose()
 
 
 @pytest_asyncio.fixture

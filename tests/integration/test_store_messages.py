@@ -33,7 +33,7 @@ from pushhub_server.store import (
     SqlMessageRepository,
     SqlRegistrationRepository,
 )
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     SENT,
     CountingSignal,
     FakeAudience,

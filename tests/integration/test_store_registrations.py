@@ -27,9 +27,10 @@ from pushhub_server.core.models import (
 from pushhub_server.core.registrations import INVALIDATED_RETENTION, RegistrationService
 from pushhub_server.store import Database, SqlAppRepository, SqlRegistrationRepository, upsert
 from pushhub_server.store.children import delete_registrations
+from pushhub_server.store.memory import MemoryStore, MemoryTrackingRepository
 from pushhub_server.store.schema import registration_tags, subscriptions
 from pushhub_server.store.schema import registrations as registrations_table
-from tests.unit.fakes import InMemoryTrackingRepository, RecordingWebhookSender
+from tests.fakes.webhooks import RecordingWebhookSender
 
 from .conftest import create_app
 
@@ -709,7 +710,7 @@ async def test_unregister_never_deletes_a_registration_another_user_just_took(
 def _service(repository: object) -> RegistrationService:
     return RegistrationService(
         repository,  # type: ignore[arg-type]
-        InMemoryTrackingRepository(),
+        MemoryTrackingRepository(MemoryStore()),
         RecordingWebhookSender(),
         ManualClock(NOW),
         Limits(),

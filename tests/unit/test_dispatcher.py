@@ -28,7 +28,7 @@ from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
 from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.retry_policy import RetryPolicy
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     APP,
     SENT,
     START,
@@ -40,6 +40,7 @@ from tests.unit.delivery_fakes import (
     RecordingProvider,
     ScriptedProvider,
     message,
+    nothing,
     recipients,
 )
 
@@ -240,8 +241,8 @@ async def test_a_cancel_during_a_chunk_records_it_then_stops() -> None:
     members[3] = Recipient("r0003", Platform.APNS, "invalid-3")
     h = harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
 
-    def cancel() -> None:
-        h.messages.rows["m-1"].state = MessageState.CANCELLED
+    async def cancel() -> None:
+        assert await h.messages.cancel(APP, "m-1", START)
 
     h.messages.before_record = cancel
     await h.publish_and_run()
@@ -263,9 +264,9 @@ def fail_second_page(h: Harness) -> None:
 
 
 def fail_second_checkpoint(h: Harness) -> None:
-    def fail_once() -> None:
+    async def fail_once() -> None:
         if len(h.messages.chunks) == 1:
-            h.messages.before_record = lambda: None
+            h.messages.before_record = nothing
             raise database_error()
 
     h.messages.before_record = fail_once

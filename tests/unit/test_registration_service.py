@@ -1,4 +1,5 @@
-"""RegistrationService against in-memory fakes: tracking, batches, ownership, expiry."""
+"""RegistrationService on the in-memory store (proved by tests/contract): tracking,
+batches, ownership, expiry."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ from pushhub_server.core.pipeline import KeyedOrder
 from pushhub_server.core.registration_rules import RegistrationDraft
 from pushhub_server.core.registration_webhooks import webhook_signature
 from pushhub_server.core.registrations import RegistrationService
-
-from .fakes import (
-    InMemoryRegistrationRepository,
-    InMemoryTrackingRepository,
-    RecordingWebhookSender,
+from pushhub_server.store.memory import (
+    MemoryRegistrationRepository,
+    MemoryStore,
+    MemoryTrackingRepository,
 )
+from tests.fakes.webhooks import RecordingWebhookSender
 
 SERVER = Principal("app", "k1", KeyKind.SERVER, "phs_server")
 OTHER = Principal("other", "k9", KeyKind.SERVER, "phs_other")
@@ -50,9 +51,9 @@ def webhooks() -> RecordingWebhookSender:
 
 @pytest.fixture
 def service(clock: ManualClock, webhooks: RecordingWebhookSender) -> RegistrationService:
-    return RegistrationService(
-        InMemoryRegistrationRepository(), InMemoryTrackingRepository(), webhooks, clock, Limits()
-    )
+    store = MemoryStore()
+    registrations, tracking = MemoryRegistrationRepository(store), MemoryTrackingRepository(store)
+    return RegistrationService(registrations, tracking, webhooks, clock, Limits())
 
 
 def draft(token: str = "tok", **fields) -> RegistrationDraft:
@@ -133,11 +134,11 @@ async def test_register_many_keeps_order_and_isolates_bad_items(
     assert sorted(r.device_token for r in items) == ["ok-0", "ok-4"]
 
 
-class SlowFirstWrite(InMemoryRegistrationRepository):
+class SlowFirstWrite(MemoryRegistrationRepository):
     """The first batch's write takes a while; every write is logged as it starts and ends."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
         self.log: list[str] = []
 
     async def upsert_many(self, app_id, items, now):  # type: ignore[no-untyped-def]
@@ -166,9 +167,10 @@ async def test_a_batch_writes_after_earlier_ones_it_could_interfere_with(
     clock: ManualClock, second: RegistrationDraft, log: list[str]
 ) -> None:
     """Sequential results, whatever overlaps: only batches of disjoint tokens write at once."""
-    repository = SlowFirstWrite()
+    store = MemoryStore()
+    repository = SlowFirstWrite(store)
     service = RegistrationService(
-        repository, InMemoryTrackingRepository(), RecordingWebhookSender(), clock, Limits()
+        repository, MemoryTrackingRepository(store), RecordingWebhookSender(), clock, Limits()
     )
     order = KeyedOrder()
     first = asyncio.create_task(service.register_many(SERVER, [draft("first")], order))

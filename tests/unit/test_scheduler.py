@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from pushhub_server.core.clock import ManualClock
+from pushhub_server.core.clock import ManualClock, ManualTimer
 from pushhub_server.core.messages import (
     Delivery,
     DeliveryResult,
@@ -20,7 +20,7 @@ from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
 from pushhub_server.delivery.retry_policy import RetryPolicy
 from pushhub_server.delivery.scheduler import Scheduler
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     APP,
     START,
     CountingSignal,
@@ -41,6 +41,8 @@ class Harness:
         self.audience = FakeAudience(recipients(recipient_count))
         self.messages = FakeMessages(self.audience)
         self.clock = ManualClock(START)
+        # The loop's sleeps last until a test runs them out: no test waits on real time.
+        self.timer = ManualTimer()
         self.provider: DeliveryProvider = RecordingProvider()
 
         async def provider_for(app_id: str) -> DeliveryProvider:
@@ -57,7 +59,7 @@ class Harness:
             retry=RetryPolicy(sleep=NoSleep()),
         )
         self.scheduler = Scheduler(
-            self.messages, dispatcher, self.clock, poll_interval=poll_interval
+            self.messages, dispatcher, self.clock, poll_interval=poll_interval, timer=self.timer
         )
 
     async def publish(self, published: Message) -> None:
@@ -139,7 +141,8 @@ async def test_a_cancelled_repeat_runs_no_more() -> None:
 async def test_wake_after_a_publish_runs_it_without_waiting_for_the_poll(
     running: Harness,
 ) -> None:
-    await asyncio.sleep(0.01)  # the loop is now asleep for its 30 s poll interval
+    await running.timer.waiting()
+    assert running.timer.requested == [30.0]  # asleep for its poll interval
     await running.publish(message())
     status = await running.eventually(lambda s: s.state is MessageState.PUBLISHED)
     assert status.sent == 3
@@ -161,27 +164,38 @@ async def test_the_loop_sleeps_until_the_next_run_falls_due() -> None:
     await h.messages.create(message(first_run_at=START + due_in))
     h.scheduler.start()
     try:
-        await asyncio.sleep(0.01)
-        h.clock.advance(due_in)  # no wake(): the loop's own timer must find it
+        await h.timer.waiting()
+        assert h.timer.requested == [0.1]  # until the run falls due, not the poll interval
+        h.clock.advance(due_in)
+        h.timer.elapse()  # no wake(): the loop's own timer must find it
         await h.eventually(lambda s: s.state is MessageState.PUBLISHED)
     finally:
         await h.scheduler.stop()
 
 
 async def test_the_loop_does_not_busy_poll() -> None:
-    h = Harness(poll_interval=0.1)
+    """With nothing due, one claim per poll interval waited out."""
+    h = Harness(poll_interval=30.0)
     h.scheduler.start()
-    await asyncio.sleep(0.35)
-    await h.scheduler.stop()
-    assert 2 <= h.messages.claims <= 6
+    try:
+        await h.timer.waiting(1)
+        assert (h.messages.claims, h.timer.requested) == (1, [30.0])
+        h.timer.elapse()
+        await h.timer.waiting(2)
+        assert (h.messages.claims, h.timer.requested) == (2, [30.0, 30.0])
+    finally:
+        await h.scheduler.stop()
 
 
 async def test_the_loop_outlives_a_failing_store() -> None:
-    h = Harness(poll_interval=0.05)
+    h = Harness()
     h.messages.claim_error = ConnectionError("database restarting")
     await h.messages.create(message())
     h.scheduler.start()
     try:
+        await h.timer.waiting()
+        assert (await h.status()).state is MessageState.SCHEDULED  # the claim failed
+        h.timer.elapse()  # the poll interval passes: the loop claims again
         await h.eventually(lambda s: s.state is MessageState.PUBLISHED)
     finally:
         await h.scheduler.stop()

@@ -11,7 +11,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 from pushhub_server.delivery.retry_policy import RetryPolicy
-from tests.unit.delivery_fakes import (
+from tests.fakes.delivery import (
     APP,
     START,
     FakeInbox,

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 
-from pushhub_server.core.clock import Clock
+from pushhub_server.core.clock import Clock, SystemTimer, Timer
 from pushhub_server.core.delivery_metrics import NO_DELIVERY_METRICS
 from pushhub_server.core.errors import is_database_unavailable
 from pushhub_server.core.messages import Run
@@ -47,10 +47,12 @@ class Scheduler:
         poll_interval: float = 5.0,
         max_runs: int = 4,
         metrics: DeliveryMetrics = NO_DELIVERY_METRICS,
+        timer: Timer | None = None,
     ) -> None:
         self._messages = messages
         self._dispatcher = dispatcher
         self._clock = clock
+        self._timer = timer or SystemTimer()
         self._poll_interval = poll_interval
         self._max_runs = max_runs
         self._metrics = metrics
@@ -97,8 +99,7 @@ class Scheduler:
                 else:
                     _log.exception("claiming due messages failed")
                 timeout = self._poll_interval
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await self._timer.wait(self._wake, timeout)
 
     async def _start_due(self) -> list[asyncio.Task[None]]:
         room = self._max_runs - len(self._active)

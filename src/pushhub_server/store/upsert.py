@@ -17,30 +17,25 @@ from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.errors import PushHubError
 from pushhub_server.core.ids import new_ids
 from pushhub_server.core.models import Registration, RegistrationInput, TokenKey, UpsertResult
+from pushhub_server.core.registration_upsert_plan import ItemOutcome, Plan, StoredRow, plan_upsert
 
 from .children import DELETE_TAGS_OF, delete_children
 from .platforms import PLATFORMS_BY_CODE
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
 from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
-from .upsert_plan import ItemOutcome, Plan, StoredRow, plan_upsert
 
-_INVALIDATED = registrations.c.invalidated_at.is_not(None)
+# StoredRow's fields, in order; the planner decides what invalidation means.
 _STORED_COLUMNS = (
     registrations.c.id,
     registrations.c.platform,
     registrations.c.token_hash,
-    # An invalidated row reads as changed, so re-registering its token revives it
-    # (the update clears invalidated_at) instead of answering "unchanged".
-    sa.case((_INVALIDATED, sa.literal_column("''")), else_=registrations.c.fingerprint).label(
-        "fingerprint"
-    ),
+    registrations.c.fingerprint,
     registrations.c.expires_at,
     registrations.c.created_at,
     registrations.c.updated_at,
-    # An invalidated row reads as anonymous: no device key is refused a dead
-    # registration (NOT_DEVICE_OWNER), since it belongs to nobody any more.
-    sa.case((_INVALIDATED, sa.null()), else_=registrations.c.user_id).label("user_id"),
+    registrations.c.user_id,
+    registrations.c.invalidated_at.is_not(None).label("invalidated"),
 )
 
 # channel name → (subscription id, position), per registration id
@@ -167,7 +162,9 @@ class BulkUpsert:
         for query, values in ((ROWS_BY_TOKEN, hashes), (_ROWS_BY_ID, ids)):
             for chunk in chunked(values):
                 for row in await query.rows(self._conn, app_id=self._app_id, values=list(chunk)):
-                    found[row[0]] = StoredRow(row[0], PLATFORMS_BY_CODE[row[1]], *row[2:])
+                    found[row[0]] = StoredRow(
+                        row[0], PLATFORMS_BY_CODE[row[1]], *row[2:-1], invalidated=bool(row[-1])
+                    )
         return list(found.values())
 
     async def _reserved(self, items: Sequence[RegistrationInput]) -> set[str]:

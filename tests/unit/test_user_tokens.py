@@ -1,4 +1,5 @@
-"""User tokens whose claims are signed correctly but odd: refused, never an error or a pass."""
+"""User tokens whose claims are signed correctly but odd: refused, never an error or a pass.
+AppService runs on the in-memory store (proved like the SQL one by tests/contract)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import pytest
 from pushhub_server.core.apps import AppService
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.core.credentials import SecretBox
-from pushhub_server.store import SqlAppRepository
+from pushhub_server.store.memory import MemoryAppRepository, MemoryStore
+
+
+@pytest.fixture
+def service(clock: ManualClock) -> AppService:
+    return AppService(MemoryAppRepository(MemoryStore()), clock)
 
 
 @pytest.mark.parametrize("exp", ["soon", [1], {"at": 1}, float("nan"), float("inf"), 10**400, True])
 async def test_an_exp_that_is_not_a_finite_number_is_refused(
-    apps: SqlAppRepository, clock: ManualClock, exp: object
+    service: AppService, exp: object
 ) -> None:
-    service = AppService(apps, clock)
     created = await service.create_app(f"tokens-{secrets.token_hex(4)}")
     app = created.app
     claims = {"sub": "alice", "iss": app.app_id, "exp": exp}
@@ -30,8 +35,7 @@ async def test_an_exp_that_is_not_a_finite_number_is_refused(
     assert principal.user_token_error == "user token rejected: exp must be a number of seconds"
 
 
-async def test_an_expired_token_says_so(apps: SqlAppRepository, clock: ManualClock) -> None:
-    service = AppService(apps, clock)
+async def test_an_expired_token_says_so(service: AppService, clock: ManualClock) -> None:
     created = await service.create_app(f"tokens-{secrets.token_hex(4)}")
     app = created.app
     past = clock.now().timestamp() - 1

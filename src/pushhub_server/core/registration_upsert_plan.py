@@ -1,9 +1,11 @@
-"""Pure planning for upsert_many: which rows to insert, update or delete.
+"""The registration-write rules of upsert_many, as a pure plan.
 
-The batch is replayed in memory, item by item, against the rows it could touch,
-so duplicates, moved tokens and reserved ids resolve exactly as sequential
-RegisterDevice calls would. The writer then applies the final state with a
-fixed number of set-based statements.
+Ownership, revival of invalidated registrations, token moves, expiry and
+reserved ids are decided here, once, for every store: the batch is replayed
+item by item against the rows it could touch, so duplicates, moved tokens and
+reserved ids resolve exactly as sequential RegisterDevice calls would. A SQL
+store applies the plan with a fixed number of set-based statements; the
+in-memory store (store/memory) applies it to its dicts.
 """
 
 from __future__ import annotations
@@ -11,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pushhub_server.core.errors import PushHubError, not_device_owner, registration_gone
-from pushhub_server.core.ids import new_ids
-from pushhub_server.core.models import Platform, RegistrationInput, TokenKey
+from .errors import PushHubError, not_device_owner, registration_gone
+from .ids import new_ids
+from .models import Platform, RegistrationInput, TokenKey
 
 
 @dataclass(frozen=True)
@@ -27,12 +29,25 @@ class StoredRow:
     expires_at: int | None
     created_at: int
     updated_at: int
-    # None for an invalidated row too: a dead registration is nobody's to keep.
     user_id: str | None
+    # Set when a provider reported the token invalid (MessageRepository.record_chunk).
+    invalidated: bool
 
     @property
     def key(self) -> TokenKey:
         return (self.platform, self.token_hash)
+
+    @property
+    def owner(self) -> str | None:
+        """None for an invalidated row too: a dead registration is nobody's to keep,
+        so no device key is refused it (NOT_DEVICE_OWNER)."""
+        return None if self.invalidated else self.user_id
+
+    @property
+    def live_fingerprint(self) -> str:
+        """An invalidated row matches no item's fingerprint: re-registering its token
+        rewrites it, which revives it, instead of answering "unchanged"."""
+        return "" if self.invalidated else self.fingerprint
 
 
 @dataclass
@@ -49,7 +64,7 @@ class Slot:
 
     @property
     def changed(self) -> bool:
-        return self.stored is None or self.stored.fingerprint != self.fingerprint
+        return self.stored is None or self.stored.live_fingerprint != self.fingerprint
 
 
 @dataclass(frozen=True)
@@ -144,7 +159,7 @@ class _Planner:
         if slot is not None:
             return slot.item.user_id
         row = self._untouched.get(registration_id)
-        return row.user_id if row is not None else None
+        return row.owner if row is not None else None
 
     def _upsert_by_token(self, item: RegistrationInput, key: TokenKey) -> None:
         registration_id = self._by_key.get(key)
@@ -189,7 +204,7 @@ class _Planner:
         row = self._untouched.pop(registration_id, None)
         if row is None:
             return self.plan.live[registration_id]
-        slot = Slot(row.id, row.key, item, row.fingerprint, row)
+        slot = Slot(row.id, row.key, item, row.live_fingerprint, row)
         self.plan.live[row.id] = slot
         return slot
 

@@ -1,0 +1,222 @@
+"""In-memory doubles of the delivery-side ports: messages (on store/memory), audience,
+inbox, providers, signal."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from pushhub_server.core.messages import (
+    Audience,
+    ChunkOutcome,
+    Delivery,
+    DeliveryOutcome,
+    DeliveryResult,
+    InboxEntry,
+    Message,
+    MessageState,
+    Recipient,
+    Run,
+    Schedule,
+)
+from pushhub_server.core.models import Platform
+from pushhub_server.core.notifications import NotificationContent
+from pushhub_server.core.ports import DeliveryProvider
+from pushhub_server.store.memory import MemoryMessageRepository, MemoryStore
+
+START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+APP = "app-1"
+SENT = DeliveryResult(DeliveryOutcome.SENT)
+_Key = TypeVar("_Key")
+
+
+def message(
+    message_id: str = "m-1",
+    *,
+    content: NotificationContent | None = None,
+    first_run_at: datetime = START,
+    repeat_every: timedelta | None = None,
+    repeat_expires_at: datetime | None = None,
+) -> Message:
+    return Message(
+        message_id=message_id,
+        app_id=APP,
+        content=content or NotificationContent(message="hello"),
+        audience=Audience(broadcast=True),
+        schedule=Schedule(first_run_at, repeat_every, repeat_expires_at),
+        created_at=START,
+    )
+
+
+def recipients(count: int, *, token_prefix: str = "tok-") -> list[Recipient]:
+    """r0000, r0001, ...: ids sort in creation order, as the keyset pages need."""
+    return [
+        Recipient(f"r{i:04d}", Platform.APNS if i % 2 else Platform.FCM, f"{token_prefix}{i}")
+        for i in range(count)
+    ]
+
+
+class FakeAudience:
+    """The app's recipients, in id order; invalidated ones are left out, as the store does."""
+
+    def __init__(self, members: Sequence[Recipient] = ()) -> None:
+        self.members = sorted(members, key=lambda r: r.registration_id)
+        self.invalid: set[str] = set()
+        self.reads: list[str | None] = []
+        # Raised instead of the read with that number (0-based), as a database
+        # going away would.
+        self.errors: dict[int, Exception] = {}
+
+    async def page(
+        self,
+        app_id: str,
+        audience: Audience,
+        after_id: str | None,
+        limit: int,
+        now: datetime,
+        *,
+        with_metadata: bool = True,
+        with_templates: bool = True,
+    ) -> list[Recipient]:
+        error = self.errors.pop(len(self.reads), None)
+        if error is not None:
+            raise error
+        self.reads.append(after_id)
+        live = (r for r in self.members if r.registration_id not in self.invalid)
+        page = [r for r in live if after_id is None or r.registration_id > after_id][:limit]
+        return [
+            replace(
+                r,
+                metadata=r.metadata if with_metadata else {},
+                templates=r.templates if with_templates else {},
+            )
+            for r in page
+        ]
+
+
+class FakeMessages(MemoryMessageRepository):
+    """The in-memory MessageRepository (proved like the SQL one by tests/contract), with
+    the hooks the delivery tests need. Tokens it invalidates leave the FakeAudience."""
+
+    def __init__(self, audience: FakeAudience) -> None:
+        self.store = MemoryStore()
+        super().__init__(self.store)
+        self.audience = audience
+        # The chunks recorded (not those refused to a stale claim).
+        self.chunks: list[ChunkOutcome] = []
+        self.claims = 0
+        # Raised by the next claim_due, as a database going away would.
+        self.claim_error: Exception | None = None
+        # Awaited inside record_chunk before it writes, to interleave a cancel or an error.
+        self.before_record: Callable[[], Awaitable[None]] = nothing
+
+    async def claim_due(
+        self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
+    ) -> list[Run]:
+        self.claims += 1
+        if self.claim_error is not None:
+            error, self.claim_error = self.claim_error, None
+            raise error
+        return await super().claim_due(now, lease, limit, exclude)
+
+    async def record_chunk(
+        self,
+        message_id: str,
+        claim: int,
+        outcome: ChunkOutcome,
+        now: datetime,
+        lease: timedelta,
+    ) -> bool:
+        await self.before_record()
+        row = self.store.messages[message_id]
+        # The store records a chunk of the latest claim, of a run going on or cancelled.
+        recorded = row.run_number == claim and row.state in _RECORDABLE
+        going_on = await super().record_chunk(message_id, claim, outcome, now, lease)
+        if recorded:
+            self.chunks.append(outcome)
+            self.audience.invalid.update(outcome.invalid_registration_ids)
+        return going_on
+
+
+_RECORDABLE = (MessageState.PUBLISHING, MessageState.CANCELLED)
+
+
+async def nothing() -> None:
+    return None
+
+
+class FakeInbox:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[Delivery, datetime]] = []
+
+    async def record(self, deliveries: Sequence[Delivery], at: datetime) -> None:
+        self.recorded.extend((delivery, at) for delivery in deliveries)
+
+    async def list(
+        self,
+        app_id: str | None,
+        registration_id: str | None,
+        message_id: str | None,
+        limit: int,
+    ) -> list[InboxEntry]:
+        raise NotImplementedError  # the delivery side only writes
+
+
+class ScriptedProvider:
+    """Answers each delivery with answer(delivery)."""
+
+    def __init__(self, answer: Callable[[Delivery], DeliveryResult] = lambda d: SENT) -> None:
+        self.answer = answer
+
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
+        return [self.answer(delivery) for delivery in deliveries]
+
+
+class RecordingProvider:
+    """Passes every batch to inner (by default: all sent) and remembers it."""
+
+    def __init__(self, inner: DeliveryProvider | None = None) -> None:
+        self.inner = inner or ScriptedProvider()
+        self.batches: list[list[Delivery]] = []
+
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
+        self.batches.append(list(deliveries))
+        return await self.inner.send(deliveries, validate_only=validate_only)
+
+    @property
+    def tokens(self) -> list[str]:
+        return [d.device_token for batch in self.batches for d in batch]
+
+
+class CountingSignal:
+    def __init__(self) -> None:
+        self.notified: list[str] = []
+
+    def notify(self, message_id: str) -> None:
+        self.notified.append(message_id)
+
+    async def wait(self, message_id: str, timeout: float) -> None:
+        raise NotImplementedError
+
+    def listen(self, message_id: str):
+        raise NotImplementedError
+
+
+class NoSleep:
+    """RetryPolicy.sleep that records the delays instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        # Runs in place of the sleep, e.g. to move a ManualClock across it.
+        self.meanwhile: Callable[[float], Awaitable[None]] | None = None
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        if self.meanwhile is not None:
+            await self.meanwhile(seconds)
