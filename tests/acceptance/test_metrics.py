@@ -48,11 +48,12 @@ def clock_ahead(metered_clock: ManualClock) -> datetime:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def metered(
-    tmp_path_factory: pytest.TempPathFactory, metered_clock: ManualClock
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, metered_clock: ManualClock
 ) -> AsyncIterator[object]:
     """A server of its own (its own database, so no other server's scheduler
     delivers its messages) with metrics on, on a free port."""
-    async with own_database(tmp_path_factory.mktemp("metrics"), "test_metrics") as url:
+    directory = tmp_path_factory.mktemp("metrics")
+    async with own_database(database_url, directory, "test_metrics") as url:
         running = await start_test_server(url, metered_clock, metrics_listen="127.0.0.1:0")
         try:
             yield running

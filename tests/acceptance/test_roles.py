@@ -36,7 +36,7 @@ def on_postgres(database_url: str) -> None:
 @pytest_asyncio.fixture
 async def fleet_database(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     on_postgres(database_url)
-    async with own_database(tmp_path, "pushhub_roles") as url:
+    async with own_database(database_url, tmp_path, "pushhub_roles") as url:
         yield url
 
 

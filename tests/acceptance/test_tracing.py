@@ -42,11 +42,12 @@ def spans() -> InMemorySpanExporter:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def traced(
-    tmp_path_factory: pytest.TempPathFactory, spans: InMemorySpanExporter
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, spans: InMemorySpanExporter
 ) -> AsyncIterator[object]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    async with own_database(tmp_path_factory.mktemp("tracing"), "test_tracing") as url:
+    directory = tmp_path_factory.mktemp("tracing")
+    async with own_database(database_url, directory, "test_tracing") as url:
         running = await start_test_server(
             url, ManualClock(), chunk_size=2, tracer_provider=provider
         )

@@ -81,9 +81,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def own_database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+async def own_database(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
     directory = tmp_path_factory.mktemp("webpush-delivery-db")
-    async with own_database_for(directory, "pushhub_webpush") as url:
+    async with own_database_for(database_url, directory, "pushhub_webpush") as url:
         yield url
 
 

@@ -35,10 +35,10 @@ def ts_example() -> Path:
 
 
 @pytest_asyncio.fixture
-async def fleet_url(tmp_path: Path) -> AsyncIterator[str]:
+async def fleet_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
     """A new PostgreSQL database of the test's own, for several processes to share
     (docs/processes.md); skips on the SQLite pass: SQLite is one process."""
     if not os.environ.get("PUSHHUB_TEST_DATABASE_URL", "").startswith("postgresql"):
         pytest.skip("several processes share PostgreSQL; SQLite is one process")
-    async with own_database(tmp_path, "pushhub_fleet") as url:
+    async with own_database(database_url, tmp_path, "pushhub_fleet") as url:
         yield url

@@ -51,8 +51,11 @@ def _prometheus() -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def metered(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[object]:
-    async with own_database(tmp_path_factory.mktemp("prometheus-db"), "test_prometheus") as url:
+async def metered(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[object]:
+    directory = tmp_path_factory.mktemp("prometheus-db")
+    async with own_database(database_url, directory, "test_prometheus") as url:
         running = await start_test_server(url, ManualClock(), metrics_listen="127.0.0.1:0")
         try:
             yield running

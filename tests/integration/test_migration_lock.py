@@ -19,8 +19,10 @@ from tests.own_database import own_database
 MIGRATING = 3
 
 
-async def test_concurrent_migrations_of_a_new_database_all_succeed(tmp_path: Path) -> None:
-    async with own_database(tmp_path, "pushhub_migrate_race") as url:
+async def test_concurrent_migrations_of_a_new_database_all_succeed(
+    database_url: str, tmp_path: Path
+) -> None:
+    async with own_database(database_url, tmp_path, "pushhub_migrate_race") as url:
         if url.startswith("sqlite"):  # one process: nothing to race
             return
         await asyncio.wait_for(asyncio.gather(*(migrate(url) for _ in range(MIGRATING))), 120)
