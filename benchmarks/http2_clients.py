@@ -75,7 +75,8 @@ pid {dir}/nginx.pid;
 error_log stderr error;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    log_format uris '$request_uri';
+    access_log {access_log};
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -112,16 +113,26 @@ http {{
 
 
 @contextmanager
-def nginx_sink(tls: TlsFiles) -> Iterator[str]:
-    """Runs nginx in the foreground on a free port; yields its base URL."""
+def nginx_sink(tls: TlsFiles, access_log: Path | None = None) -> Iterator[str]:
+    """Runs nginx in the foreground on a free port; yields its base URL.
+
+    With access_log, nginx writes each request's URI there, one per line (flushed
+    by the time this returns): benchmarks/fleet.py counts what reached the sink."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     if not Path(nginx).exists():
         raise SystemExit("nginx not found: apt-get install -y nginx-light")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="pushhub-nginx-"))
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, cert=tls.cert_file, key=tls.key_file))
-    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)])
+    log = "off" if access_log is None else f"{access_log} uris buffer=256k flush=1s"
+    conf.write_text(
+        NGINX_CONF.format(
+            dir=workdir, port=port, cert=tls.cert_file, key=tls.key_file, access_log=log
+        )
+    )
+    # A session of its own: Linux's autogroup then gives the sink its own share of
+    # the CPU, not a part of the benchmark script's (benchmarks/fleet.py).
+    process = subprocess.Popen([nginx, "-p", str(workdir), "-c", str(conf)], start_new_session=True)
     try:
         _wait_listening(port, process)
         yield f"https://127.0.0.1:{port}"

@@ -164,6 +164,16 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--chunk-size", type=int, help="recipients per chunk; overrides PUSHHUB_CHUNK_SIZE")
     flag("--lease-seconds", type=float, help="overrides PUSHHUB_LEASE_SECONDS")
     flag(
+        "--scheduler-poll-interval",
+        type=float,
+        help="seconds; overrides PUSHHUB_SCHEDULER_POLL_INTERVAL",
+    )
+    flag(
+        "--partition-size",
+        type=int,
+        help="recipients per partition of a run, 0: one; overrides PUSHHUB_PARTITION_SIZE",
+    )
+    flag(
         "--simulator-records",
         action=argparse.BooleanOptionalAction,
         help="record simulated deliveries; overrides PUSHHUB_SIMULATOR_RECORDS",

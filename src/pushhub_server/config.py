@@ -11,6 +11,12 @@ from .core.limits import Limits
 
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{Path.cwd() / 'pushhub.db'}"
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# Recipients per partition of a run on PostgreSQL: a 1,000,000-recipient
+# broadcast is twenty partitions, enough for a few processes to share; one is
+# half a second to two seconds of one process's work, so the last one to finish
+# is not long alone, and the switch from one partition to the next (a claim, a
+# new pipeline) stays a small part of it (docs/fleet.md).
+PARTITION_SIZE = 50_000
 
 
 class Role(StrEnum):
@@ -53,8 +59,12 @@ class Config:
     # Seconds a claimed run stays its dispatcher's without a renewal; after a crash
     # another process (or the restarted one) resumes the run once it runs out.
     lease_seconds: float = 60.0
-    # Longest the scheduler sleeps without a wake-up (another process may publish).
+    # Longest the scheduler sleeps without a wake-up (another process may publish,
+    # or start a run whose partitions this one can share).
     scheduler_poll_interval: float = 5.0
+    # Recipients per partition of a run (docs/fleet.md); 0: one partition per run.
+    # None: PARTITION_SIZE on PostgreSQL, 0 on SQLite (one process, one writer).
+    partition_size: int | None = None
     # False discards simulated deliveries instead of recording them (benchmarks).
     simulator_records: bool = True
     # Overrides of Apple's and Google's hosts, for a staging relay or a test sink.
@@ -117,6 +127,8 @@ class Config:
             grace_period=float(env.get("PUSHHUB_GRACE_PERIOD", "10")),
             chunk_size=int(env.get("PUSHHUB_CHUNK_SIZE", "1000")),
             lease_seconds=float(env.get("PUSHHUB_LEASE_SECONDS", "60")),
+            scheduler_poll_interval=float(env.get("PUSHHUB_SCHEDULER_POLL_INTERVAL", "5")),
+            partition_size=_int_or_none(env.get("PUSHHUB_PARTITION_SIZE")),
             simulator_records=env.get("PUSHHUB_SIMULATOR_RECORDS", "1") != "0",
             apns_endpoint=env.get("PUSHHUB_APNS_ENDPOINT") or None,
             apns_ca_file=env.get("PUSHHUB_APNS_CA_FILE") or None,
@@ -157,3 +169,7 @@ def role(name: str) -> Role:
         choices = ", ".join(member.value for member in Role)
         message = f"unknown role {name!r} (PUSHHUB_ROLE, --role): one of {choices}"
         raise ValueError(message) from None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return None if text is None or text == "" else int(text)

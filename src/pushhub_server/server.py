@@ -43,7 +43,7 @@ from .api.publish_service import PublishServicer
 from .api.registration_service import DeviceRegistrationServicer
 from .api.request_decoding import DecodingInterceptor
 from .api.status_service import StatusServicer
-from .config import Config
+from .config import PARTITION_SIZE, Config
 from .core.admission import Credits
 from .core.apps import AppService
 from .core.clock import Clock, SystemClock
@@ -305,6 +305,14 @@ async def _seal_signing_secrets(apps: AppService) -> None:
         _log.info("sealed the user-token signing secrets of %d apps stored in plaintext", sealed)
 
 
+def _partition_size(config: Config, db: Database) -> int:
+    """Recipients per partition: shared by processes on PostgreSQL; on SQLite one
+    process delivers, so a run stays one partition unless configured."""
+    if config.partition_size is not None:
+        return config.partition_size
+    return PARTITION_SIZE if db.dialect == "postgresql" else 0
+
+
 def _delivery(
     config: Config,
     clock: Clock,
@@ -318,7 +326,7 @@ def _delivery(
     metrics = observability.delivery_metrics
     tracing = observability.delivery_tracing
     signal = InProcessStatusSignal()
-    messages = SqlMessageRepository(db)
+    messages = SqlMessageRepository(db, _partition_size(config, db))
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
     endpoints = Endpoints(
         apns_url=config.apns_endpoint,

@@ -52,8 +52,9 @@ async def metered(
 ) -> AsyncIterator[object]:
     """A server of its own (its own database, so no other server's scheduler
     delivers its messages) with metrics on, on a free port."""
-    directory = tmp_path_factory.mktemp("metrics")
-    async with own_database(database_url, directory, "test_metrics") as url:
+    async with own_database(
+        database_url, tmp_path_factory.mktemp("metrics"), "test_metrics"
+    ) as url:
         running = await start_test_server(url, metered_clock, metrics_listen="127.0.0.1:0")
         try:
             yield running

@@ -46,8 +46,9 @@ async def traced(
 ) -> AsyncIterator[object]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
-    directory = tmp_path_factory.mktemp("tracing")
-    async with own_database(database_url, directory, "test_tracing") as url:
+    async with own_database(
+        database_url, tmp_path_factory.mktemp("tracing"), "test_tracing"
+    ) as url:
         running = await start_test_server(
             url, ManualClock(), chunk_size=2, tracer_provider=provider
         )

@@ -54,8 +54,9 @@ def _prometheus() -> str:
 async def metered(
     database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[object]:
-    directory = tmp_path_factory.mktemp("prometheus-db")
-    async with own_database(database_url, directory, "test_prometheus") as url:
+    async with own_database(
+        database_url, tmp_path_factory.mktemp("prometheus-db"), "test_prometheus"
+    ) as url:
         running = await start_test_server(url, ManualClock(), metrics_listen="127.0.0.1:0")
         try:
             yield running

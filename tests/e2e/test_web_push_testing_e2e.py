@@ -49,12 +49,13 @@ async def service() -> AsyncIterator[WebPushTesting]:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def stubs(
-    database_url: str, service: WebPushTesting, tmp_path_factory: pytest.TempPathFactory
+    service: WebPushTesting, database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stubs]:
     from pushhub_server.server import start_server
 
-    directory = tmp_path_factory.mktemp("wpt-db")
-    async with own_database_for(database_url, directory, "pushhub_wpt") as url:
+    async with own_database_for(
+        database_url, tmp_path_factory.mktemp("wpt-db"), "pushhub_wpt"
+    ) as url:
         config = Config(
             database_url=url,
             listen="127.0.0.1:0",

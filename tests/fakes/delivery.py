@@ -79,13 +79,19 @@ class FakeAudience:
         *,
         with_metadata: bool = True,
         with_templates: bool = True,
+        last_id: str | None = None,
     ) -> list[Recipient]:
         error = self.errors.pop(len(self.reads), None)
         if error is not None:
             raise error
         self.reads.append(after_id)
         live = (r for r in self.members if r.registration_id not in self.invalid)
-        page = [r for r in live if after_id is None or r.registration_id > after_id][:limit]
+        page = [
+            r
+            for r in live
+            if (after_id is None or r.registration_id > after_id)
+            and (last_id is None or r.registration_id <= last_id)
+        ][:limit]
         return [
             replace(
                 r,

@@ -115,6 +115,15 @@ SERVE_FLAGS = [
     ("--sweep-interval", "5", "PUSHHUB_SWEEP_INTERVAL", "60", "sweep_interval", 5.0),
     ("--chunk-size", "50", "PUSHHUB_CHUNK_SIZE", "250", "chunk_size", 50),
     ("--lease-seconds", "7.5", "PUSHHUB_LEASE_SECONDS", "60", "lease_seconds", 7.5),
+    (
+        "--scheduler-poll-interval",
+        "0.5",
+        "PUSHHUB_SCHEDULER_POLL_INTERVAL",
+        "5",
+        "scheduler_poll_interval",
+        0.5,
+    ),
+    ("--partition-size", "0", "PUSHHUB_PARTITION_SIZE", "5000", "partition_size", 0),
     ("--no-simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "1", "simulator_records", False),
     ("--simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "0", "simulator_records", True),
     (

@@ -106,18 +106,35 @@ class MessageStatus:
 
 
 @dataclass(frozen=True)
-class Run:
-    """A claimed run of a message: the dispatcher resumes after `cursor`.
+class Partition:
+    """One slice of a run's audience: the registration ids after the run's cursor
+    up to last_id (inclusive; None: to the end). Partitions of one run are
+    claimed, leased and checkpointed each on their own (docs/fleet.md)."""
 
-    `claim` numbers the claims of the message: every claim, of a new run or of
-    one resumed after its lease ran out, takes the next number, and the store
-    refuses any write from an older one (a fencing token).
+    number: int = 0
+    last_id: str | None = None
+
+
+# The one partition of a run that is not cut: the whole audience.
+WHOLE_AUDIENCE = Partition()
+
+
+@dataclass(frozen=True)
+class Run:
+    """A claimed partition of a run of a message: the dispatcher resumes after
+    `cursor` and stops after partition.last_id.
+
+    `claim` numbers the claims of the message: every claim of one of its
+    partitions, of a new run or of one resumed after its lease ran out, takes
+    the next number, and the store refuses any write from an older one (a
+    fencing token). A claim number names one partition of one run.
     """
 
     message: Message
     claim: int
     run_at: datetime
     cursor: str | None
+    partition: Partition = WHOLE_AUDIENCE
 
 
 @dataclass(frozen=True)

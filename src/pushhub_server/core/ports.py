@@ -205,9 +205,10 @@ class WebhookSender(Protocol):
 
 
 class MessageRepository(Protocol):
-    """Messages and their runs. A run is claimed under a lease and a claim number
-    (Run.claim); every write of a run is conditioned on that claim still being the
-    message's latest, so a dispatcher that lost its claim can change nothing."""
+    """Messages and their runs. A run is cut into partitions of its audience, each
+    claimed under a lease and a claim number (Run.claim, unique in the message);
+    every write of a partition is conditioned on that claim still being the
+    partition's, so a dispatcher that lost its claim can change nothing."""
 
     async def create(self, message: Message) -> tuple[str, bool]:
         """Stores the message SCHEDULED at schedule.first_run_at, in one transaction.
@@ -227,18 +228,21 @@ class MessageRepository(Protocol):
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
     ) -> list[Run]:
-        """Claims due runs: SCHEDULED with next_run_at <= now, or PUBLISHING whose
-        lease ran out (its dispatcher is gone), except the messages in `exclude`.
-        Sets PUBLISHING, the lease and the next claim number. A SCHEDULED run that
-        Schedule.expired_by(now, lease) says starts too late is not claimed: the
-        message ends PUBLISHED. PostgreSQL: FOR UPDATE SKIP LOCKED, so several
-        servers share the work."""
+        """Claims one partition of each of up to `limit` messages, none in `exclude`
+        (those its caller is running): of PUBLISHING runs, a partition never
+        claimed or whose lease ran out (its dispatcher is gone); then of the
+        SCHEDULED runs with next_run_at <= now, which it starts (PUBLISHING) and
+        cuts into partitions. Each claimed partition takes the lease and the
+        message's next claim number. A SCHEDULED run that Schedule.expired_by(now,
+        lease) says starts too late is not started: the message ends PUBLISHED.
+        PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work, and
+        one message."""
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
     ) -> bool:
-        """Extends the lease to now + lease while `claim` is the message's PUBLISHING
-        claim; False otherwise (cancelled, finished, or claimed again)."""
+        """Extends the partition's lease to now + lease while `claim` is its claim and
+        it is not done; False otherwise (cancelled, failed, finished, claimed again)."""
 
     async def record_chunk(
         self,
@@ -248,25 +252,30 @@ class MessageRepository(Protocol):
         now: datetime,
         lease: timedelta,
     ) -> bool:
-        """Adds the chunk's counters, invalidates its invalid tokens and stores the
-        checkpoint, in one transaction, extending the lease. True: go on. False:
-        stop, either because the message was cancelled meanwhile (the chunk, sent
-        by then, is still recorded) or because `claim` is no longer the message's
-        latest (nothing is recorded: the run's new owner resends this chunk)."""
+        """Adds the chunk's counters to the message's, invalidates its invalid tokens
+        and stores the partition's checkpoint, in one transaction, extending the
+        lease. True: go on. False: stop, either because the message was cancelled
+        meanwhile (the chunk, sent by then, is still recorded) or because `claim` is
+        no longer the partition's (nothing is recorded: its new owner resends this
+        chunk)."""
 
     async def finish_run(
         self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
-    ) -> None:
-        """run_count + 1; SCHEDULED at next_run_at, or PUBLISHED when None; only while
-        `claim` is the message's PUBLISHING claim, so a cancel is never overwritten."""
+    ) -> bool:
+        """Ends the partition `claim` names, while it is its claim and not done; the
+        last partition of the run to end ends the run: run_count + 1, SCHEDULED at
+        next_run_at, or PUBLISHED when None. A cancel is never overwritten. True when
+        this call ended the run (so a message's end is counted once)."""
 
     async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
-        """FAILED, but only while `claim` is still this message's PUBLISHING claim: a
-        dispatcher whose lease ran out must not fail the run another one resumed."""
+        """FAILED, ending every partition, but only while `claim` is still its
+        partition's claim: a dispatcher whose lease ran out must not fail the run
+        another one resumed."""
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest next_run_at of a SCHEDULED message, or lease end of a
-        PUBLISHING one, for the scheduler's sleep."""
+        partition not done of a message not in `exclude` (0 when never claimed),
+        for the scheduler's sleep."""
 
 
 class AudienceReader(Protocol):
@@ -280,8 +289,10 @@ class AudienceReader(Protocol):
         *,
         with_metadata: bool = True,
         with_templates: bool = True,
+        last_id: str | None = None,
     ) -> list[Recipient]:
-        """Live, valid recipients with registration_id > after_id, ascending, at most limit.
+        """Live, valid recipients with registration_id > after_id, and <= last_id
+        unless None (a partition's end), ascending, at most limit.
 
         One parameterised query over the registration indexes; never the whole audience.
         Without with_metadata (with_templates) the recipients' metadata (templates) are

@@ -1,5 +1,10 @@
 """The dispatcher: fans one claimed run of a message out to its audience, chunk by chunk.
 
+A claimed run is one partition of the message's run (docs/fleet.md): the
+registration ids after Run.cursor up to its partition's last id. Other
+partitions go to other dispatchers, in this process or another; all that is
+said below of a run holds per partition.
+
 Per chunk (one keyset page of the audience): leave out registrations whose
 selector the message's headers do not satisfy, render each payload, send,
 retry the retryable subset (RetryPolicy), classify the results, then store the
@@ -106,8 +111,10 @@ _STOPS_BEFORE_FAILING = 5
 # Messages whose stops are remembered: the oldest are forgotten beyond it, so a
 # process that sees many messages stop (a database out) keeps its memory flat.
 _STOPS_REMEMBERED = 1000
-# Where a run started: its slot and the checkpoint it resumed after.
+# Where a run's partition started: its slot and the checkpoint it resumed after.
 _Start = tuple[datetime, str | None]
+# A partition of a message: (message id, partition number).
+_PartitionKey = tuple[str, int]
 
 # The provider that delivers for an app (APNs/FCM with credentials, else the simulator).
 ProviderFor = Callable[[str], Awaitable[DeliveryProvider]]
@@ -143,15 +150,16 @@ class Dispatcher:
         self._retry = retry or RetryPolicy()
         self._metrics = metrics
         self._tracing = tracing
-        # Per message, where its stopped run started and how many stops in a row
+        # Per partition, where its stopped run started and how many stops in a row
         # started there (see the module docstring); oldest first.
-        self._stops: dict[str, tuple[_Start, int]] = {}
+        self._stops: dict[_PartitionKey, tuple[_Start, int]] = {}
 
     async def run(self, run: Run) -> None:
         """Delivers one claimed run; never raises. A message that cannot be rendered
         for anyone fails; any other error, or cancelling, stops the run where it is:
         the lease then runs out and the run resumes from its last checkpoint."""
         message_id = run.message.message_id
+        _log.info("claim %d of message %s: partition %d claimed", *_described(run))
         self._signal.notify(message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
@@ -159,13 +167,14 @@ class Dispatcher:
         try:
             with self._tracing.run(run.message, run.claim):
                 await self._deliver_or_fail(run, lost)
-            self._stops.pop(message_id, None)
+            self._stops.pop(_key(run), None)
         except Exception as error:
             _log.error(
-                "claim %d of message %s stopped; the run resumes from its last checkpoint"
-                " once its lease runs out",
+                "claim %d of message %s (partition %d) stopped; it resumes from its last"
+                " checkpoint once its lease runs out",
                 run.claim,
                 message_id,
+                run.partition.number,
                 # An outage is one line (the health service logs it too), a bug a traceback.
                 exc_info=None if is_database_unavailable(error) else error,
             )
@@ -184,7 +193,7 @@ class Dispatcher:
         stops = self._count_stop(run)
         if stops < _STOPS_BEFORE_FAILING:
             return
-        del self._stops[message_id]
+        del self._stops[_key(run)]
         # The error's own text stays in the log: error_message is for clients.
         reason = f"delivery stopped {stops} times in a row without progress; see the server log"
         try:
@@ -197,12 +206,12 @@ class Dispatcher:
     def _count_stop(self, run: Run) -> int:
         """Counts a stop of run: one more when the stop before started where this
         run did (no progress since), else the first in a row."""
-        message_id = run.message.message_id
+        key = _key(run)
         start = (run.run_at, run.cursor)
         # Popped and put back, so the dict stays ordered from the oldest stop.
-        earlier = self._stops.pop(message_id, None)
+        earlier = self._stops.pop(key, None)
         stops = earlier[1] + 1 if earlier is not None and earlier[0] == start else 1
-        self._stops[message_id] = (start, stops)
+        self._stops[key] = (start, stops)
         if len(self._stops) > _STOPS_REMEMBERED:
             del self._stops[next(iter(self._stops))]
         return stops
@@ -246,13 +255,15 @@ class Dispatcher:
     async def _deliver(self, run: Run, renderer: PayloadRenderer, lost: asyncio.Event) -> None:
         message = run.message
         provider = await self._provider_for(message.app_id)
-        if not await self._send_pages(run, _Fanout(message, provider, renderer, lost)):
+        fanout = _Fanout(message, run.partition.last_id, provider, renderer, lost)
+        if not await self._send_pages(run, fanout):
             return  # cancelled (or no longer our run) meanwhile: not ours to finish
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
-        await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
-        if next_run_at is None:
+        ended = await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
+        if ended and next_run_at is None:
             self._metrics.message_ended(MessageState.PUBLISHED)
+        _log.info("claim %d of message %s: partition %d delivered", *_described(run))
 
     async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
         """Sends every page after run.cursor; False when the run had to stop (the
@@ -288,6 +299,7 @@ class Dispatcher:
             self._clock.now(),
             with_metadata=renderer.uses_metadata,
             with_templates=renderer.uses_templates,
+            last_id=fanout.last_id,
         )
         if not page:
             return None
@@ -348,6 +360,8 @@ class _Fanout:
     """What stays the same for every chunk of one run."""
 
     message: Message
+    # The end of the run's partition (inclusive); None: the end of the audience.
+    last_id: str | None
     provider: DeliveryProvider
     renderer: PayloadRenderer
     # Set when the run is no longer ours (cancelled, claimed again): retries stop.
@@ -445,6 +459,15 @@ class _Fanout:
                 PAYLOAD_UNRENDERABLE,
                 exc_info=True,
             )
+
+
+def _key(run: Run) -> _PartitionKey:
+    return run.message.message_id, run.partition.number
+
+
+def _described(run: Run) -> tuple[int, str, int]:
+    """The claim, message and partition a log line names."""
+    return run.claim, run.message.message_id, run.partition.number
 
 
 def _classify(

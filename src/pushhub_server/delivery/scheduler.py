@@ -7,14 +7,17 @@ it first runs whatever fell due while the server was down; missed repeats of a
 message merge into that one run (Schedule.next_run_after), except a repeat more
 than a lease past its repeat_expires_at, which ends PUBLISHED (Schedule.expired_by).
 
-Up to max_runs runs are dispatched at once, so one large fan-out does not hold
-up a message that falls due meanwhile.
+A claim is of one partition of a run (docs/fleet.md): up to max_runs
+partitions of different messages are dispatched at once, so one large fan-out
+does not hold up a message that falls due meanwhile; the other partitions of a
+large fan-out are left to the other servers, and to this one once it is done
+with its current partition (a finished run wakes the loop).
 
-It never claims a message one of its own dispatchers is running, even once
-that run's lease ran out (its heartbeats could not reach the database): that
-dispatcher is alive and carries on, and claiming the run again here would send
-its chunks twice. Other servers may claim it then; the claim numbers decide who
-may write (see delivery.dispatcher).
+It never claims a partition of a message one of its own dispatchers is running,
+even once that partition's lease ran out (its heartbeats could not reach the
+database): that dispatcher is alive and carries on, and claiming the partition
+again here would send its chunks twice. Other servers may claim it then; the
+claim numbers decide who may write (see delivery.dispatcher).
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Scheduler:
         self._max_runs = max_runs
         self._metrics = metrics
         self._wake = asyncio.Event()
-        # The runs in progress here, and the message each one delivers.
+        # The runs in progress here, and the message each one delivers a partition of.
         self._active: dict[asyncio.Task[None], str] = {}
         self._loop_task: asyncio.Task[None] | None = None
 
@@ -128,7 +131,8 @@ class Scheduler:
     async def _sleep_seconds(self) -> float:
         if len(self._active) >= self._max_runs:
             return self._poll_interval  # a finishing run wakes us
-        next_due = await self._messages.next_due_at()
+        # Partitions of the messages running here are not ours to claim, due or not.
+        next_due = await self._messages.next_due_at(exclude=set(self._active.values()))
         if next_due is None:
             return self._poll_interval
         until_due = (next_due - self._clock.now()).total_seconds()

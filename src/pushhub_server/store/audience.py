@@ -64,7 +64,7 @@ _QUERY_CACHE_SIZE = 64
 class SqlAudienceReader:
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._queries: dict[tuple[str, Audience, int, bool, _Reads], sa.Select[Any]] = {}
+        self._queries: dict[tuple[str, Audience, int, bool, bool, _Reads], sa.Select[Any]] = {}
 
     async def page(
         self,
@@ -76,10 +76,11 @@ class SqlAudienceReader:
         *,
         with_metadata: bool = True,
         with_templates: bool = True,
+        last_id: str | None = None,
     ) -> list[Recipient]:
         reads = _Reads(with_metadata, with_templates)
-        query = self._query(app_id, audience, limit, after_id is None, reads)
-        parameters = {"a_after_id": after_id, "a_now": to_micros(now)}
+        query = self._query(app_id, audience, limit, after_id is None, last_id is None, reads)
+        parameters = {"a_after_id": after_id, "a_last_id": last_id, "a_now": to_micros(now)}
         async with self._db.read() as conn:
             rows = await conn.execute(query, parameters)
         # Tuple unpacking: a Row's attribute lookup costs more than the rest of a recipient.
@@ -97,14 +98,28 @@ class SqlAudienceReader:
         ]
 
     def _query(
-        self, app_id: str, audience: Audience, limit: int, first: bool, reads: _Reads
+        self,
+        app_id: str,
+        audience: Audience,
+        limit: int,
+        first: bool,
+        to_the_end: bool,
+        reads: _Reads,
     ) -> sa.Select[Any]:
-        key = (app_id, audience, limit, first, reads)
+        key = (app_id, audience, limit, first, to_the_end, reads)
         query = self._queries.get(key)
         if query is None:
             after = None if first else sa.bindparam("a_after_id")
+            last = None if to_the_end else sa.bindparam("a_last_id")
             query = audience_query(
-                app_id, audience, after, limit, sa.bindparam("a_now"), self._db.dialect, reads
+                app_id,
+                audience,
+                after,
+                limit,
+                sa.bindparam("a_now"),
+                self._db.dialect,
+                reads,
+                last_id=last,
             )
             if len(self._queries) >= _QUERY_CACHE_SIZE:
                 del self._queries[next(iter(self._queries))]
@@ -120,25 +135,69 @@ def audience_query(
     now: datetime | sa.BindParameter[Any],
     dialect: str,
     reads: _Reads = _EVERYTHING,
+    *,
+    last_id: str | sa.BindParameter[Any] | None = None,
 ) -> sa.Select[Any]:
-    """The page of recipients after after_id; public so EXPLAIN can be checked.
+    """The page of recipients after after_id, up to last_id (a partition's end);
+    public so EXPLAIN can be checked.
 
-    after_id and now may be bound parameters, filled in when the query runs.
+    after_id, last_id and now may be bound parameters, filled in when the query runs.
     """
-    query, key = _driving_rows(app_id, audience, reads)
-    at = now if isinstance(now, sa.BindParameter) else to_micros(now)
-    conditions = [
-        _reg.app_id == app_id,
-        live_registration(at),
-        *_filters(audience, dialect),
-    ]
+    query, key = _driving_rows(app_id, audience, reads.columns())
+    conditions = _audience_conditions(app_id, audience, now, dialect)
     if after_id is not None:
         conditions.append(key > after_id)
+    if last_id is not None:
+        conditions.append(key <= last_id)
     return query.where(*conditions).order_by(key).limit(limit)
 
 
+def partition_end_query(
+    app_id: str, audience: Audience, after_id: str | None, size: int
+) -> sa.Select[tuple[str]] | None:
+    """The id `size` rows after after_id in the audience's driving index (the app's
+    registrations, or the channel's subscriptions): where a partition starting
+    after after_id ends (docs/fleet.md). None for an audience that names its
+    users or registrations: a list that short is never cut.
+
+    An index-only scan of `size` entries: the audience's other filters and the
+    registrations' expiry are left to the pages, so a partition holds at most
+    `size` recipients, fewer where filters leave some out.
+    """
+    if audience.user_ids or audience.registration_ids:
+        return None
+    if _walks_registrations(audience):
+        key = _reg.id
+        query = sa.select(key).where(_reg.app_id == app_id)
+    else:
+        key = subscriptions.c.registration_id
+        channel_id = (
+            sa.select(channels.c.id)
+            .where(channels.c.app_id == app_id, channels.c.name == audience.channel)
+            .scalar_subquery()
+        )
+        query = sa.select(key).where(subscriptions.c.channel_id == channel_id)
+    if after_id is not None:
+        query = query.where(key > after_id)
+    return query.order_by(key).offset(size - 1).limit(1)
+
+
+def _walks_registrations(audience: Audience) -> bool:
+    return audience.channel is None or audience.broadcast
+
+
+def _audience_conditions(
+    app_id: str,
+    audience: Audience,
+    now: datetime | sa.BindParameter[Any],
+    dialect: str,
+) -> list[sa.ColumnElement[bool]]:
+    at = now if isinstance(now, sa.BindParameter) else to_micros(now)
+    return [_reg.app_id == app_id, live_registration(at), *_filters(audience, dialect)]
+
+
 def _driving_rows(
-    app_id: str, audience: Audience, reads: _Reads
+    app_id: str, audience: Audience, columns: Sequence[sa.ColumnElement[Any]]
 ) -> tuple[sa.Select[Any], sa.ColumnElement[str]]:
     """Where the scan starts, and the id it pages by, in that index's order.
 
@@ -146,16 +205,16 @@ def _driving_rows(
     so a small channel in a large app reads only its own rows; everything else
     walks the app's registrations through (app_id, id).
     """
-    columns = sa.select(*reads.columns())
-    if audience.channel is None or audience.broadcast:
-        return columns.select_from(registrations), _reg.id
+    selected = sa.select(*columns)
+    if _walks_registrations(audience):
+        return selected.select_from(registrations), _reg.id
     channel_id = (
         sa.select(channels.c.id)
         .where(channels.c.app_id == app_id, channels.c.name == audience.channel)
         .scalar_subquery()
     )
     subscribed = subscriptions.c
-    joined = columns.select_from(
+    joined = selected.select_from(
         subscriptions.join(registrations, _reg.id == subscribed.registration_id)
     ).where(subscribed.channel_id == channel_id)
     return joined, subscribed.registration_id

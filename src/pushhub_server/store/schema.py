@@ -223,6 +223,65 @@ message_failures = sa.Table(
     sqlite_with_rowid=False,
 )
 
+# The partitions of each message's current run (docs/fleet.md): slices of its
+# audience by registration id, each claimed, leased and checkpointed on its own,
+# so several processes deliver one message side by side.
+run_partitions = sa.Table(
+    "run_partitions",
+    metadata,
+    sa.Column("message_id", _ID, _message_fk(), primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    # The last registration id of the slice, inclusive; NULL: to the end.
+    sa.Column("last_id", _ID),
+    # The last registration id done: the slice's lower bound until a chunk is recorded.
+    sa.Column("cursor", _ID),
+    # The claim number (messages.run_number when claimed); 0: never claimed.
+    sa.Column("claim", sa.Integer, nullable=False),
+    # Claimable once passed (0 for a new partition); renewed by its dispatcher.
+    sa.Column("lease_until", sa.BigInteger, nullable=False),
+    # Delivered to the end, or stopped by a cancel or a failure of the message.
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Index("ix_run_partitions_lease", "done", "lease_until"),
+    sqlite_with_rowid=False,
+)
+
+
+def _partition_fk(table: str) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["message_id", "number"],
+        ["run_partitions.message_id", "run_partitions.number"],
+        name=f"fk_{table}_partition",
+        ondelete="CASCADE",
+    )
+
+
+# A partition's counters, written by its checkpoints only, so the processes that
+# share a message never wait for each other's; added to the message's when its
+# run ends (status reads both meanwhile).
+run_partition_counts = sa.Table(
+    "run_partition_counts",
+    metadata,
+    sa.Column("message_id", _ID, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("platform", sa.SmallInteger, primary_key=True),
+    sa.Column("targeted", sa.BigInteger, nullable=False),
+    sa.Column("sent", sa.BigInteger, nullable=False),
+    sa.Column("failed", sa.BigInteger, nullable=False),
+    _partition_fk("run_partition_counts"),
+    sqlite_with_rowid=False,
+)
+
+run_partition_failures = sa.Table(
+    "run_partition_failures",
+    metadata,
+    sa.Column("message_id", _ID, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("reason", sa.String(255), primary_key=True),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    _partition_fk("run_partition_failures"),
+    sqlite_with_rowid=False,
+)
+
 # What the simulator provider delivered. Rows outlive their registration (history),
 # so registration_id is not a foreign key.
 inbox = sa.Table(

@@ -131,13 +131,15 @@ class MemoryMessageRepository:
 
     async def finish_run(
         self, message_id: str, claim: int, next_run_at: datetime | None, now: datetime
-    ) -> None:
+    ) -> bool:
+        # One partition per run here (SQLite's default too): its end ends the run.
         row = self._current_run(message_id, claim)
         if row is None:
-            return  # a cancel is never overwritten
+            return False  # a cancel is never overwritten
         row.state = MessageState.PUBLISHED if next_run_at is None else MessageState.SCHEDULED
         row.next_run_at, row.run_count = next_run_at, row.run_count + 1
         row.cursor, row.lease_until, row.updated_at = None, None, now
+        return True
 
     async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
         row = self._current_run(message_id, claim)
@@ -146,11 +148,11 @@ class MemoryMessageRepository:
         row.state, row.error_message = MessageState.FAILED, error
         row.next_run_at, row.lease_until, row.updated_at = None, None, now
 
-    async def next_due_at(self) -> datetime | None:
+    async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         moments = [
             row.next_run_at if row.state is MessageState.SCHEDULED else row.lease_until
             for row in self._store.messages.values()
-            if row.state in _LIVE_STATES
+            if row.state in _LIVE_STATES and row.message.message_id not in exclude
         ]
         return min((moment for moment in moments if moment is not None), default=None)
 
