@@ -1,9 +1,9 @@
 """Web Push through 1 then 2 delivery processes sharing one broadcast: figures, not assertions.
 
-Needs benchmarks/fleet.py and partitioned runs (the `fleet` branch, docs/fleet.md):
-each process is a `pushhub serve` in a session of its own on one PostgreSQL
-database, the broadcast's run cut into partitions of --partition-size that the
-processes claim in turn. The registrations are fleet.py's seed with Web Push's
+On benchmarks/fleet.py's set-up (partitioned runs, docs/fleet.md): each process
+is a `pushhub serve` in a session of its own on one PostgreSQL database, the
+broadcast's run cut into partitions of --partition-size that the processes
+claim in turn. The registrations are fleet.py's seed with Web Push's
 platform code, endpoints ``https://localhost:PORT/wpush/<n>`` on the nginx sink
 (benchmarks/http2_clients.py answers 201) and one browser's keys (every
 recipient still costs its own ECDH and AES-GCM). Prints, per round, the rate
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchmarks.fleet as fleet  # type: ignore[import-not-found]  # the fleet branch
+import benchmarks.fleet as fleet
 from benchmarks.common import create_app, fresh_postgres_url, pushhub
 from benchmarks.delivery import ensure_nginx
 from benchmarks.http2_clients import nginx_sink
