@@ -25,6 +25,7 @@ One broadcast through the whole pipeline and the real providers, three times:
    PUSHHUB_WEB_PUSH_ALLOWED_HOSTS (the address guard still resolves and pins
    it), every registration with the same browser keys (each recipient still
    costs its own ECDH and AES-GCM); nginx answers 201 (``location /wpush/``).
+   --webpush-threads sets the server's PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS.
 5. HMS to nginx: --hms-count registrations (default 1,000,000), the app given an
    OAuth client (``pushhub apps set-hms``); nginx answers the token endpoint and
    ``messages:send`` with Push Kit's success body. A broadcast is one request
@@ -35,7 +36,8 @@ For each it prints:
 - notifications/s from the Publish call until WatchMessageStatus reports PUBLISHED;
 - the server process's peak RSS (VmHWM from /proc/PID/status);
 - the server's CPU time per notification (all threads, and the event loop's own):
-  on a shared 2-core machine it moves less than the rate does;
+  on a shared 2-core machine it moves less than the rate does; rate x CPU is
+  how many cores the server had, and cores / CPU the rate they would bound;
 - RegisterDevice p50/p99 latency from a concurrent client registering new devices
   at --register-rate RPC/s while the fan-out runs.
 
@@ -377,7 +379,7 @@ def run_platform(
     if args.chunk_size:
         server_env["PUSHHUB_CHUNK_SIZE"] = str(args.chunk_size)
     results = []
-    with server_process(command, port, server_env) as process:
+    with server_process(command, port, server_env, new_session=args.own_session) as process:
         idle_rss = memory_kb(process.pid)["VmRSS"] / 1024
         for number in range(args.repeat):
             profiler = None
@@ -459,6 +461,15 @@ def main() -> None:
     parser.add_argument("--register-rate", type=float, default=20.0, help="RegisterDevice RPC/s")
     parser.add_argument("--chunk-size", type=int, help="PUSHHUB_CHUNK_SIZE for the server")
     parser.add_argument("--apns-connections", type=int, default=1, help="PUSHHUB_APNS_CONNECTIONS")
+    parser.add_argument(
+        "--own-session",
+        action="store_true",
+        help="the server in a session of its own: where the kernel shares CPU per session"
+        " (autogroup), it then gets a share as a separate service does, not part of this one's",
+    )
+    parser.add_argument(
+        "--webpush-threads", type=int, help="PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS (server default)"
+    )
     parser.add_argument("--profile", help="py-spy raw output file, during the APNs fan-out")
     parser.add_argument("--profile-seconds", type=int, default=10)
     args = parser.parse_args()
@@ -554,6 +565,8 @@ def run_webpush(args: argparse.Namespace, tls: TlsFiles) -> dict[str, float]:
             "PUSHHUB_WEB_PUSH_ALLOWED_HOSTS": f"localhost:{port}",
             "PUSHHUB_WEB_PUSH_CA_FILE": str(tls.ca_file),
         }
+        if args.webpush_threads is not None:
+            env["PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS"] = str(args.webpush_threads)
         endpoints = (f"https://localhost:{port}/wpush/", keys.p256dh, keys.auth)
         results = run_platform(
             args, Platform.WEB_PUSH, args.webpush_count, env, set_webpush, None, endpoints
@@ -637,6 +650,13 @@ def _common_lines(f: dict[str, float]) -> None:
     print(
         f"    server CPU per notification           : {f['cpu_us']:9.1f} us "
         f"(event-loop thread {f['loop_cpu_us']:.1f} us)"
+    )
+    # On a shared machine the rate says how much CPU the others left; this says so.
+    cores = os.cpu_count() or 1
+    print(
+        f"    server cores busy (rate x CPU)        : {f['rate'] * f['cpu_us'] / 1e6:9.2f} "
+        f"of {cores} (all {cores} at this CPU cost: {cores * 1e6 / f['cpu_us']:,.0f}/s, "
+        "before the sink's share)"
     )
     print(
         f"    RegisterDevice p99 during fan-out     : {f['p99_ms']:9.2f} ms "

@@ -9,8 +9,9 @@ Prints CPU µs per recipient (median of --runs runs of --recipients each) for:
 
 then where one recipient's time goes, step by step (each step timed alone,
 median of the runs), and what is paid once per message rather than per
-recipient (the JSON payload, the VAPID token). Last, the encryption's
-recipients/s on 1 and 2 threads: ECDH releases the GIL.
+recipient (the JSON payload, the VAPID token); which steps release the GIL
+(measured, not assumed: a thread blocked behind a step that holds it waits a
+whole switch interval). Last, the encryption's recipients/s on 1 and 2 threads.
 
     .venv/bin/python -m benchmarks.webpush_crypto [--recipients 2000] [--runs 7]
 """
@@ -21,6 +22,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -96,14 +98,16 @@ def compare(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
     print(f"  cryptography directly (PushHub's)       {direct:7.1f} µs")
 
 
-def breakdown(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
-    """Each step of payloads.webpush.encrypt, timed alone over the same recipients."""
+Step = tuple[str, Callable[[int], object]]
+
+
+def encryption_steps(keys: list[WebPushKeys], plaintext: bytes) -> list[Step]:
+    """Each step of payloads.webpush.encrypt, callable on recipient i alone."""
     decoded = [subscription_keys(k, check_point=False) for k in keys]
     peers = [ec.EllipticCurvePublicKey.from_encoded_point(CURVE, k.p256dh) for k in decoded]
     ephemerals = [ec.generate_private_key(CURVE) for _ in keys]
     publics = [e.public_key().public_bytes(X962, UNCOMPRESSED) for e in ephemerals]
     secrets = [e.exchange(ec.ECDH(), p) for e, p in zip(ephemerals, peers, strict=True)]
-    index = list(range(len(keys)))
     salt, key, nonce = os.urandom(16), os.urandom(16), os.urandom(12)
     steps: list[tuple[str, Callable[[int], object]]] = [
         ("base64url decode of p256dh and auth",
@@ -119,9 +123,15 @@ def breakdown(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
         ("random salt", lambda i: os.urandom(16)),
         ("AES-128-GCM", lambda i: AESGCM(key).encrypt(nonce, plaintext + b"\x02", None)),
     ]  # fmt: skip
+    return steps
+
+
+def breakdown(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
+    """Each step of payloads.webpush.encrypt, timed alone over the same recipients."""
+    index = list(range(len(keys)))
     print("Where one recipient's time goes (each step alone):")
     total = 0.0
-    for name, step in steps:
+    for name, step in encryption_steps(keys, plaintext):
         micros = per_item(runs, index, step)  # type: ignore[arg-type]
         total += micros
         print(f"  {name:44s} {micros:6.1f} µs")
@@ -147,6 +157,40 @@ def _hkdf(keys: SubscriptionKeys, as_public: bytes, secret: bytes, salt: bytes) 
     ikm = HKDF(SHA256, 32, keys.auth, info).derive(secret)
     HKDF(SHA256, 16, salt, b"Content-Encoding: aes128gcm\x00").derive(ikm)
     return HKDF(SHA256, 12, salt, b"Content-Encoding: nonce\x00").derive(ikm)
+
+
+def gil(keys: list[WebPushKeys], plaintext: bytes) -> None:
+    """Which steps release the GIL: a thread runs one step in a loop while this one
+    counts how long it waits between two of its own iterations. With a switch
+    interval of 0.25 s, a step that holds the GIL keeps this thread out for about
+    that long; one that releases it lets this thread in at every call."""
+    interval = 0.25
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(interval)
+    print(f"Does the step release the GIL? (another thread's longest wait; switch {interval} s)")
+    try:
+        for name, step in encryption_steps(keys, plaintext):
+            stop = threading.Event()
+
+            def spin(step: Callable[[int], object] = step, stop: threading.Event = stop) -> None:
+                i = 0
+                while not stop.is_set():
+                    step(i % len(keys))
+                    i += 1
+
+            worker = threading.Thread(target=spin)
+            worker.start()
+            longest, last = 0.0, time.perf_counter()
+            end = last + 4 * interval
+            while last < end:
+                now = time.perf_counter()
+                longest, last = max(longest, now - last), now
+            stop.set()
+            worker.join()
+            verdict = "holds it" if longest > interval / 2 else "releases it"
+            print(f"  {name:44s} {longest * 1e3:6.1f} ms  {verdict}")
+    finally:
+        sys.setswitchinterval(previous)
 
 
 def threaded(runs: int, keys: list[WebPushKeys], plaintext: bytes) -> None:
@@ -185,6 +229,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, load average {load:.2f}; payload {len(plaintext)} bytes")
     compare(args.runs, keys, plaintext)
     breakdown(args.runs, keys, plaintext)
+    gil(keys, plaintext)
     threaded(args.runs, keys, plaintext)
 
 

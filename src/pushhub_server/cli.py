@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
             logging.basicConfig(level=_log_level(config.log_level), format="%(message)s")
             _check_allowed_hosts(config.webhook_allowed_hosts)
             _check_web_push_hosts(config.web_push_allowed_hosts)
+            if config.web_push_encryption_threads < 0:
+                raise SystemExit("error: PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS must be 0 or more")
             _serve(config)
             return
         asyncio.run(args.run(args, config))
@@ -185,6 +187,12 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
     flag("--hms-token-endpoint", help="overrides PUSHHUB_HMS_TOKEN_ENDPOINT")
     flag("--hms-ca-file", help="overrides PUSHHUB_HMS_CA_FILE")
     flag("--web-push-ca-file", help="overrides PUSHHUB_WEB_PUSH_CA_FILE")
+    flag(
+        "--web-push-encryption-threads",
+        type=int,
+        help="threads encrypting Web Push payloads, 0: on the event loop;"
+        " overrides PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS",
+    )
     flag(
         "--web-push-allowed-hosts",
         help="comma-separated host[:port] added to the Web Push services' allow-list, which"

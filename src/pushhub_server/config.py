@@ -82,6 +82,8 @@ class Config:
     # Comma-separated host or host:port added to the Web Push services' allow-list,
     # which may be private, loopback or plain http (core.web_push_endpoints).
     web_push_allowed_hosts: str = ""
+    # Threads encrypting Web Push payloads; 0 encrypts on the event loop in slices.
+    web_push_encryption_threads: int = 2
     # Python logging level name; INFO writes one JSON line per RPC, WARNING drops them.
     log_level: str = "INFO"
     # TLS on the listener (PEM files); with a client CA, clients must present a
@@ -138,6 +140,7 @@ class Config:
             hms_ca_file=env.get("PUSHHUB_HMS_CA_FILE") or None,
             web_push_ca_file=env.get("PUSHHUB_WEB_PUSH_CA_FILE") or None,
             web_push_allowed_hosts=env.get("PUSHHUB_WEB_PUSH_ALLOWED_HOSTS", ""),
+            web_push_encryption_threads=int(env.get("PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS", "2")),
             log_level=env.get("PUSHHUB_LOG_LEVEL", "INFO"),
             tls_cert=env.get("PUSHHUB_TLS_CERT") or None,
             tls_key=env.get("PUSHHUB_TLS_KEY") or None,

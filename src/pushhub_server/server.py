@@ -338,6 +338,7 @@ def _delivery(
         hms_token_url=config.hms_token_endpoint,
         hms_ca_file=config.hms_ca_file,
         web_push_ca_file=config.web_push_ca_file,
+        web_push_encryption_threads=config.web_push_encryption_threads,
         web_push_policy=web_push_policy,
         web_push_resolve=resolver and AddressGuard(resolver),
     )

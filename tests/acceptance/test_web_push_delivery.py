@@ -96,8 +96,16 @@ def resolver_of(dns: dict[str, list[str]]) -> Callable[[str, int], Any]:
     return resolve
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
+@pytest_asyncio.fixture(
+    scope="module",
+    loop_scope="session",
+    params=[2, 0],
+    ids=["encrypting on 2 threads", "encrypting on the event loop"],
+)
+async def world(
+    tls: TlsFiles, own_database: str, request: pytest.FixtureRequest
+) -> AsyncIterator[World]:
+    """Every test runs against a server with each PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS."""
     from pushhub_server.server import start_server
 
     clock = ManualClock()
@@ -112,6 +120,7 @@ async def world(tls: TlsFiles, own_database: str) -> AsyncIterator[World]:
         sweep_interval=3600,
         web_push_ca_file=str(tls.ca_file),
         web_push_allowed_hosts=f"localhost:{service.port}",
+        web_push_encryption_threads=request.param,
     )
     running = await start_server(config, clock=clock, resolver=resolver_of(dns))
     try:

@@ -56,8 +56,8 @@ PARTITION_DONE = re.compile(r"claim \d+ of message (\S+): partition (\d+) delive
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def fleet_database(tmp_path: Path) -> AsyncIterator[str]:
-    async with own_database(tmp_path, "pushhub_fleet_test") as url:
+async def fleet_database(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    async with own_database(database_url, tmp_path, "pushhub_fleet_test") as url:
         yield url
 
 

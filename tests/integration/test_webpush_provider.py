@@ -6,6 +6,7 @@ so a SENT here means a browser could read the message.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -140,6 +141,32 @@ async def test_each_recipient_gets_its_own_encryption(
     assert outcomes(results) == [SENT] * 3
     assert sorted(r.subscription_id for r in service.received) == sorted(
         s.id for s in subscriptions
+    )
+    assert {r.plaintext for r in service.received} == {PAYLOAD}
+
+
+@pytest.mark.parametrize("threads", [0, 2], ids=["on the event loop", "on 2 threads"])
+async def test_a_large_batch_is_decryptable_and_answered_in_order(
+    open_provider: OpenProvider,
+    service: FakeWebPush,
+    credentials: WebPushCredentials,
+    threads: int,
+) -> None:
+    """More recipients than one encryption slice, with unusable keys among them:
+    every other one is delivered, each result lands in its own slot."""
+    provider = open_provider(encryption_threads=threads)
+    subscriptions = [service.subscribe(credentials.public_key) for _ in range(150)]
+    off_curve = WebPushKeys("BA" + "A" * 85, subscriptions[0].auth)
+    batch = [delivery(s) for s in subscriptions]
+    for index in (70, 149):
+        batch[index] = dataclasses.replace(batch[index], web_push_keys=off_curve)
+
+    results = await provider.send(batch)
+
+    bad = (DeliveryOutcome.INVALID_TOKEN, "BadSubscriptionKeys")
+    assert outcomes(results) == [bad if i in (70, 149) else SENT for i in range(150)]
+    assert sorted(r.subscription_id for r in service.received) == sorted(
+        s.id for i, s in enumerate(subscriptions) if i not in (70, 149)
     )
     assert {r.plaintext for r in service.received} == {PAYLOAD}
 

@@ -222,6 +222,14 @@ SERVE_FLAGS = [
         500,
     ),
     ("--max-watches", "11", "PUSHHUB_MAX_WATCHES", "10", "max_watches", 11),
+    (
+        "--web-push-encryption-threads",
+        "0",
+        "PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS",
+        "1",
+        "web_push_encryption_threads",
+        0,
+    ),
     ("--max-device-rpcs", "12", "PUSHHUB_MAX_DEVICE_RPCS", "13", "max_device_rpcs", 12),
     ("--device-rate", "2.5", "PUSHHUB_DEVICE_RATE", "0", "device_rate", 2.5),
     ("--device-burst", "5", "PUSHHUB_DEVICE_BURST", "6", "device_burst", 5),
@@ -253,6 +261,14 @@ def test_every_variable_has_a_serve_flag() -> None:
     source = inspect.getsource(Config.from_env)
     variables = set(re.findall(r'"(PUSHHUB_[A-Z_]+)"', source))
     assert variables == {variable for _, _, variable, _, _, _ in SERVE_FLAGS}
+
+
+def test_serve_refuses_a_negative_number_of_encryption_threads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS", "-1")
+    with pytest.raises(SystemExit, match="ENCRYPTION_THREADS must be 0 or more"):
+        cli.main(["serve"])
 
 
 def test_serve_refuses_a_malformed_allowed_host_in_one_line(

@@ -83,6 +83,7 @@ class Endpoints:
     hms_token_url: str | None = None
     hms_ca_file: str | None = None
     web_push_ca_file: str | None = None
+    web_push_encryption_threads: int = 2
     # The push services' allow-list with the operator's listed hosts.
     web_push_policy: EndpointPolicy = field(default_factory=EndpointPolicy)
     # Resolves and checks Web Push hosts at send time; None: the system resolver.
@@ -314,6 +315,7 @@ class ProviderRegistry:
             policy=ends.web_push_policy,
             resolve=self._resolve,
             ca_file=ends.web_push_ca_file,
+            encryption_threads=ends.web_push_encryption_threads,
         )
 
     def _hms(self, credentials: HmsCredentials) -> HmsProvider:

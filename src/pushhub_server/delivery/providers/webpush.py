@@ -12,9 +12,12 @@ mapping shared by a message's recipients. A ``send``:
    names resolving into the operator's network unless the operator listed the
    host; the requests are pinned to the checked addresses (CURLOPT_RESOLVE), and
    redirects are never followed (libcurl's default);
-3. encrypts each payload to its subscription on worker threads
-   (payloads.webpush.encrypt: a new ECDH key pair per recipient; ECDH releases the GIL,
-   so encryption runs beside the event loop, not on it);
+3. encrypts each payload to its subscription (payloads.webpush.encrypt: a new
+   ECDH key pair per recipient) on ``encryption_threads`` worker threads: the ECDH,
+   half of it, releases the GIL and runs beside the event loop (the key pair's
+   generation, HKDF and AES-GCM do not); with 0 threads, on the event loop in
+   slices of _INLINE_BUDGET (docs/web-push.md, "Encryption: threads or the event
+   loop");
 4. POSTs them all through one Http2Client: libcurl keeps one connection per
    origin, multiplexed over HTTP/2 where the push service's ALPN offers it and
    HTTP/1.1 otherwise (and for plain ``http`` to a listed host), with the
@@ -51,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,6 +73,9 @@ from .vapid import VapidTokens
 # Requests handed to the HTTP/2 client at once (as for FCM: libcurl counts the time
 # a transfer queues for a stream against its connect timeout).
 _WINDOW = 1000
+# Seconds of encryption on the event loop between two yields to it (docs/web-push.md,
+# "Encryption: threads or the event loop").
+_INLINE_BUDGET = 0.001
 _FIXED_HEADERS = (
     "Content-Encoding: aes128gcm",
     "Content-Type: application/octet-stream",
@@ -106,7 +113,8 @@ class WebPushProvider:
     (address_guard.ResolveChecked). ``ca_file`` replaces the system trust store
     (PUSHHUB_WEB_PUSH_CA_FILE). ``max_connections`` bounds connections per origin;
     one HTTP/2 connection carries up to the service's stream limit at once.
-    ``encryption_threads``: threads encrypting a batch's payloads in parallel.
+    ``encryption_threads``: threads encrypting a batch's payloads in parallel; 0
+    encrypts on the event loop, yielding to it every _INLINE_BUDGET seconds.
     """
 
     def __init__(
@@ -128,7 +136,11 @@ class WebPushProvider:
             max_connections=max_connections, ca_file=ca_file, timeout=timeout
         )
         self._threads = encryption_threads
-        self._pool = ThreadPoolExecutor(encryption_threads, thread_name_prefix="pushhub-webpush")
+        self._pool = (
+            ThreadPoolExecutor(encryption_threads, thread_name_prefix="pushhub-webpush")
+            if encryption_threads
+            else None
+        )
 
     async def send(
         self, deliveries: Sequence[Delivery], *, validate_only: bool = False
@@ -142,8 +154,9 @@ class WebPushProvider:
 
     async def close(self) -> None:
         await self._client.close()
-        # Slices being encrypted finish on their own; nothing waits for them any more.
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            # Slices being encrypted finish on their own; nothing waits for them any more.
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _send_window(
         self, deliveries: Sequence[Delivery], validate_only: bool
@@ -224,9 +237,12 @@ class WebPushProvider:
 
     async def _encrypt(self, deliveries: Sequence[Delivery]) -> list[bytes | None]:
         """Each payload encrypted to its subscription (None: its keys are unusable),
-        in contiguous slices on the worker threads."""
+        in contiguous slices on the worker threads, or on the event loop in slices of
+        _INLINE_SLICE that yield to it in between (no threads)."""
         if not deliveries:
             return []
+        if self._pool is None:
+            return await _encrypt_inline(deliveries)
         loop = asyncio.get_running_loop()
         size = -(-len(deliveries) // self._threads)  # ceiling division
         slices = [deliveries[start : start + size] for start in range(0, len(deliveries), size)]
@@ -267,16 +283,30 @@ def classify(response: Http2Response) -> DeliveryResult:
     return DeliveryResult(DeliveryOutcome.REJECTED, reason)
 
 
+async def _encrypt_inline(deliveries: Sequence[Delivery]) -> list[bytes | None]:
+    """_encrypt_all on the event loop, yielding to it every _INLINE_BUDGET seconds."""
+    bodies: list[bytes | None] = []
+    clock = time.perf_counter
+    deadline = clock() + _INLINE_BUDGET
+    for delivery in deliveries:
+        bodies.append(_encrypt_one(delivery))
+        if clock() >= deadline:
+            await asyncio.sleep(0)  # RPCs, the transport's callbacks, the other batches
+            deadline = clock() + _INLINE_BUDGET
+    return bodies
+
+
 def _encrypt_all(deliveries: Sequence[Delivery]) -> list[bytes | None]:
     """Worker thread: one body per delivery, None where its keys cannot be used."""
-    bodies: list[bytes | None] = []
-    for delivery in deliveries:
-        keys: WebPushKeys = delivery.web_push_keys  # type: ignore[assignment]  # prechecked
-        try:
-            bodies.append(encrypt(delivery.payload, subscription_keys(keys, check_point=False)))
-        except (PushHubError, ValueError):
-            bodies.append(None)
-    return bodies
+    return [_encrypt_one(delivery) for delivery in deliveries]
+
+
+def _encrypt_one(delivery: Delivery) -> bytes | None:
+    keys: WebPushKeys = delivery.web_push_keys  # type: ignore[assignment]  # prechecked
+    try:
+        return encrypt(delivery.payload, subscription_keys(keys, check_point=False))
+    except (PushHubError, ValueError):
+        return None
 
 
 def _log_failures(responses: Sequence[Http2Response]) -> None:
