@@ -202,6 +202,14 @@ class Page:
     items: list[Registration]
     next_cursor: str | None
 
+    @classmethod
+    def of(cls, fetched: list[Registration], limit: int) -> Page:
+        """The page of `limit` from `fetched`, read with one row beyond the page:
+        that row tells whether another page exists."""
+        if len(fetched) <= limit:
+            return cls(fetched, None)
+        return cls(fetched[:limit], fetched[limit - 1].registration_id)
+
 
 @dataclass(frozen=True)
 class TrackedRequest:

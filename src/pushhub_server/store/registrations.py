@@ -94,9 +94,7 @@ class SqlRegistrationRepository:
             conditions.append(_reg.id > after_id)
         # One row beyond the page tells whether another page exists.
         items = await self._select(app_id, now, limit + 1, *conditions)
-        if len(items) <= limit:
-            return Page(items, None)
-        return Page(items[:limit], items[limit - 1].registration_id)
+        return Page.of(items, limit)
 
     async def update_tags(
         self,

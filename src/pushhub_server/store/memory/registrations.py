@@ -110,9 +110,7 @@ class MemoryRegistrationRepository:
             for row in self._matching(app_id, where, now)
             if after_id is None or row.registration.registration_id > after_id
         ]
-        if len(items) <= limit:
-            return Page(items, None)
-        return Page(items[:limit], items[limit - 1].registration_id)
+        return Page.of(items, limit)
 
     async def update_tags(
         self,
