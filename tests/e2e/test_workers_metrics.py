@@ -74,6 +74,21 @@ class Calls:
         self.made = 0
 
 
+def serve_with_metrics(started: list[Serve], tmp_path: Path, fleet_url: str) -> tuple[Serve, int]:
+    """`serve --workers WORKERS --metrics-listen` on a free port: the server and that port."""
+    metrics_port = free_port()
+    server = serve(
+        started,
+        tmp_path,
+        fleet_url,
+        "--workers",
+        str(WORKERS),
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+    )
+    return server, metrics_port
+
+
 async def register_on_new_connections(
     server: Serve, metadata: tuple, calls: Calls, workers: list[int]
 ) -> list[int]:
@@ -135,16 +150,7 @@ async def test_the_supervisor_serves_the_sum_of_its_workers_metrics(
     temporary = tmp_path / "tmp"  # where the supervisor makes its metrics directory
     temporary.mkdir()
     monkeypatch.setenv("TMPDIR", str(temporary))
-    metrics_port = free_port()
-    server = serve(
-        started,
-        tmp_path,
-        fleet_url,
-        "--workers",
-        str(WORKERS),
-        "--metrics-listen",
-        f"127.0.0.1:{metrics_port}",
-    )
+    server, metrics_port = serve_with_metrics(started, tmp_path, fleet_url)
     first, second = await workers_of(server)  # none failed to bind the metrics port
     calls = Calls()
 
@@ -198,16 +204,7 @@ async def test_a_killed_workers_run_leaves_the_runs_in_flight(
     """pushhub_runs_in_flight sums live workers only: a worker killed mid-run
     cannot take its share back itself, the supervisor drops it."""
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
-    metrics_port = free_port()
-    server = serve(
-        started,
-        tmp_path,
-        fleet_url,
-        "--workers",
-        str(WORKERS),
-        "--metrics-listen",
-        f"127.0.0.1:{metrics_port}",
-    )
+    server, metrics_port = serve_with_metrics(started, tmp_path, fleet_url)
     workers = await workers_of(server)
     engine = create_async_engine(fleet_url, poolclass=sa.NullPool)
     try:
@@ -260,16 +257,7 @@ async def test_an_operators_multiprocess_directory_is_used_and_kept(
     directory = tmp_path / "metrics"
     directory.mkdir()
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
-    metrics_port = free_port()
-    server = serve(
-        started,
-        tmp_path,
-        fleet_url,
-        "--workers",
-        str(WORKERS),
-        "--metrics-listen",
-        f"127.0.0.1:{metrics_port}",
-    )
+    server, metrics_port = serve_with_metrics(started, tmp_path, fleet_url)
     await workers_of(server)
     async with grpc.aio.insecure_channel(server.address) as channel:
         await server_key(channel)
