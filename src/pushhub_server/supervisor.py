@@ -220,6 +220,7 @@ class WorkerMetrics:
         """Raises StartupError in one line: a directory or address it cannot use."""
         from .observability.metrics_endpoint import (
             MULTIPROC_DIR_VARIABLE,
+            MetricsEndpointError,
             serve_metrics,
             served_registry,
         )
@@ -232,6 +233,9 @@ class WorkerMetrics:
             os.environ[MULTIPROC_DIR_VARIABLE] = owned  # the workers' Popen inherits it
         try:
             return cls(serve_metrics(listen, served_registry()), owned)
+        except MetricsEndpointError as error:
+            cls._forget(owned)
+            raise StartupError(str(error)) from error
         except BaseException:
             cls._forget(owned)
             raise

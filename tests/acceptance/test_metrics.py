@@ -5,16 +5,18 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 import pytest_asyncio
 
 from pushhub.v1 import registration_pb2 as reg
+from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 from pushhub_server.listener import StartupError
-from pushhub_server.observability.metrics_endpoint import serve_metrics, served_registry
+from pushhub_server.server import start_server
 from tests import dashboard
 from tests.own_database import own_database
 
@@ -114,18 +116,27 @@ async def test_metrics_are_off_by_default(server) -> None:
     assert server.metrics_port is None
 
 
-def test_the_endpoint_refuses_a_listen_address_without_port() -> None:
+def _metered_config(tmp_path: Path, metrics_listen: str) -> Config:
+    return Config(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'untouched.db'}",
+        listen="127.0.0.1:0",
+        metrics_listen=metrics_listen,
+    )
+
+
+async def test_the_server_refuses_a_metrics_address_without_port(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="not HOST:PORT"):
-        serve_metrics("localhost", served_registry())
+        await start_server(_metered_config(tmp_path, "localhost"))
 
 
-def test_a_taken_metrics_port_stops_the_start_naming_it() -> None:
+async def test_a_taken_metrics_port_stops_the_start_naming_it(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         with pytest.raises(StartupError, match=f"cannot serve metrics on {address}"):
-            serve_metrics(address, served_registry())
+            await start_server(_metered_config(tmp_path, address))
+    assert not (tmp_path / "untouched.db").exists()  # refused before the database
 
 
 async def test_a_publish_counts_its_notifications_and_its_end(metered, metered_app) -> None:
