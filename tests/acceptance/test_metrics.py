@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf import duration_pb2
 
 from pushhub.v1 import registration_pb2 as reg
 from pushhub_server.config import Config
@@ -184,6 +185,32 @@ async def test_a_cancel_counts_the_message_cancelled(metered, metered_app, clock
     key = labels(state="cancelled")
     cancelled = after["pushhub_messages_total"][key]
     assert cancelled - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1
+
+
+async def test_a_repeat_that_expired_before_its_first_run_counts_its_end_once(
+    metered, metered_app, metered_clock: ManualClock
+) -> None:
+    """The scheduler ends it at claim without a run (docs/observability.md: every
+    message is counted once at its terminal state, whatever ends it)."""
+    start = metered_clock.now()
+    before = await scrape(metered.metrics_port)
+    published = await metered_app.publish(
+        message="too late",
+        broadcast=True,
+        publish_at=timestamp(start + timedelta(seconds=1)),
+        repeat_every=duration_pb2.Duration(seconds=1),
+        repeat_expires_at=timestamp(start + timedelta(seconds=2)),
+    )
+    # The server was "down" until more than a lease after repeat_expires_at.
+    metered_clock.advance(timedelta(minutes=5))
+    status = await settle(metered, metered_app, published.message_id)
+    assert (status.state, status.run_count) == (PUBLISHED, 0)
+    await metered.scheduler.run_due()  # nothing left to claim, nor to count again
+
+    after = await scrape(metered.metrics_port)
+    key = labels(state="published")
+    ended = after["pushhub_messages_total"][key]
+    assert ended - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1
 
 
 async def test_the_dashboard_queries_only_metrics_and_labels_that_exist(

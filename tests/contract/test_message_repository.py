@@ -43,7 +43,7 @@ def message(app_id: str, **changes: object) -> Message:
 
 
 async def claimed(stores: Stores, item: Message, now: datetime) -> list[Run]:
-    runs = await stores.messages.claim_due(now, LEASE, 10_000)
+    runs = (await stores.messages.claim_due(now, LEASE, 10_000)).runs
     return [run for run in runs if run.message.message_id == item.message_id]
 
 
@@ -115,7 +115,7 @@ async def test_a_run_is_claimed_once_when_due(stores: Stores, app_id: str) -> No
 async def test_excluded_messages_are_not_claimed(stores: Stores, app_id: str) -> None:
     item = message(app_id)
     await stores.messages.create(item)
-    runs = await stores.messages.claim_due(NOW, LEASE, 10_000, exclude=[item.message_id])
+    runs = (await stores.messages.claim_due(NOW, LEASE, 10_000, exclude=[item.message_id])).runs
     assert item.message_id not in [run.message.message_id for run in runs]
 
 
@@ -135,7 +135,7 @@ async def test_an_abandoned_run_resumes_under_a_new_claim(stores: Stores, app_id
     assert not await messages.record_chunk(item.message_id, run.claim, chunk("r9"), later, LEASE)
     assert not await messages.renew_lease(item.message_id, run.claim, later, LEASE)
     await messages.finish_run(item.message_id, run.claim, None, later)
-    await messages.fail(item.message_id, run.claim, "stale", later)
+    assert not await messages.fail(item.message_id, run.claim, "stale", later)
     status = await messages.status(app_id, item.message_id)
     assert status is not None
     assert (status.state, status.targeted, status.error_message) == (
@@ -212,12 +212,24 @@ async def test_finishing_a_repeat_schedules_its_next_run(stores: Stores, app_id:
 async def test_a_failed_run_ends_the_message(stores: Stores, app_id: str) -> None:
     item = message(app_id)
     run = await started(stores, item)
-    await stores.messages.fail(item.message_id, run.claim, "provider refused", NOW)
+    assert await stores.messages.fail(item.message_id, run.claim, "provider refused", NOW)
 
     status = await stores.messages.status(app_id, item.message_id)
     assert status is not None
     assert (status.state, status.error_message) == (MessageState.FAILED, "provider refused")
     assert not await stores.messages.cancel(app_id, item.message_id, NOW)
+    # Failed once: a second fail (another partition's dispatcher) says it did nothing.
+    assert not await stores.messages.fail(item.message_id, run.claim, "again", NOW)
+
+
+async def test_a_run_cancelled_meanwhile_is_not_failed(stores: Stores, app_id: str) -> None:
+    """The cancel ended the message (and counted it): a fail after it says False."""
+    item = message(app_id)
+    run = await started(stores, item)
+    assert await stores.messages.cancel(app_id, item.message_id, NOW)
+
+    assert not await stores.messages.fail(item.message_id, run.claim, "provider refused", NOW)
+    assert await state(stores, item) == MessageState.CANCELLED
 
 
 async def test_a_repeat_starting_after_it_expired_ends_unsent(stores: Stores, app_id: str) -> None:
@@ -225,5 +237,9 @@ async def test_a_repeat_starting_after_it_expired_ends_unsent(stores: Stores, ap
     item = message(app_id, schedule=schedule)
     await stores.messages.create(item)
 
-    assert await claimed(stores, item, NOW + timedelta(hours=3)) == []
+    claims = await stores.messages.claim_due(NOW + timedelta(hours=3), LEASE, 10_000)
+    assert item.message_id not in [run.message.message_id for run in claims.runs]
+    assert item.message_id in claims.ended  # reported once, for its claimer to count
     assert await state(stores, item) == MessageState.PUBLISHED
+    later = await stores.messages.claim_due(NOW + timedelta(hours=4), LEASE, 10_000)
+    assert item.message_id not in later.ended

@@ -75,7 +75,7 @@ async def invalidate(stores: Stores, app_id: str, *registration_ids: str) -> Non
         NOW - timedelta(days=1),
     )
     await stores.messages.create(message)
-    runs = await stores.messages.claim_due(NOW, LEASE, 10_000)
+    runs = (await stores.messages.claim_due(NOW, LEASE, 10_000)).runs
     [run] = [run for run in runs if run.message.message_id == message.message_id]
     outcome = ChunkOutcome(cursor="z", invalid_registration_ids=list(registration_ids))
     assert await stores.messages.record_chunk(message.message_id, run.claim, outcome, NOW, LEASE)

@@ -11,6 +11,7 @@ from typing import TypeVar
 from pushhub_server.core.messages import (
     Audience,
     ChunkOutcome,
+    Claims,
     Delivery,
     DeliveryOutcome,
     DeliveryResult,
@@ -18,7 +19,6 @@ from pushhub_server.core.messages import (
     Message,
     MessageState,
     Recipient,
-    Run,
     Schedule,
 )
 from pushhub_server.core.models import Platform
@@ -120,7 +120,7 @@ class FakeMessages(MemoryMessageRepository):
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
-    ) -> list[Run]:
+    ) -> Claims:
         self.claims += 1
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None

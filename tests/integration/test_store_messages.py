@@ -75,7 +75,7 @@ async def claim(
     exclude: Sequence[str] = (),
 ) -> list[Run]:
     """This app's share of the claim: the database is shared with other tests."""
-    runs = await repo.claim_due(now, LEASE, limit, exclude)
+    runs = (await repo.claim_due(now, LEASE, limit, exclude)).runs
     return [run for run in runs if run.message.app_id == app_id]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 import pytest
@@ -81,9 +81,15 @@ class Harness:
             retry=RetryPolicy(sleep=self.sleep, jitter=lambda: 1.0),
         )
 
+    async def claim(self, limit: int = 10, exclude: Collection[str] = ()) -> list[Run]:
+        """The partitions a scheduler would claim now, with the dispatcher's lease."""
+        return (
+            await self.messages.claim_due(self.clock.now(), self.dispatcher.lease, limit, exclude)
+        ).runs
+
     async def publish_and_run(self, content: NotificationContent | None = None) -> Run:
         await self.messages.create(message(content=content))
-        [run] = await self.messages.claim_due(self.clock.now(), self.dispatcher.lease, 10)
+        [run] = await self.claim()
         await self.dispatcher.run(run)
         return run
 
@@ -149,7 +155,7 @@ async def test_the_last_full_page_is_followed_by_an_empty_read() -> None:
 async def test_resumes_after_the_cursor() -> None:
     h = harness(recipients(25))
     await h.messages.create(message())
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1)
+    [run] = await h.claim(1)
     await h.dispatcher.run(Run(run.message, run.claim, run.run_at, cursor="r0014"))
 
     assert h.provider.tokens == [f"tok-{i}" for i in range(15, 25)]
@@ -304,9 +310,9 @@ async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_
     assert "resumes from its last checkpoint" in caplog.text
     assert h.signal.notified[-1] == "m-1"
 
-    assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+    assert await h.claim() == []
     h.clock.advance(h.dispatcher.lease)
-    [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [resumed] = await h.claim()
     assert (resumed.claim, resumed.cursor) == (2, "r0009")
     await h.dispatcher.run(resumed)
 
@@ -330,11 +336,11 @@ async def test_an_error_that_comes_back_every_time_fails_the_message_in_the_end(
     for _ in range(3):
         assert (await h.status()).state is MessageState.PUBLISHING
         h.clock.advance(h.dispatcher.lease)
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [run] = await h.claim()
         await h.dispatcher.run(run)
     assert (await h.status()).state is MessageState.PUBLISHING  # four stops so far
     h.clock.advance(h.dispatcher.lease)
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [run] = await h.claim()
     await h.dispatcher.run(run)
 
     status = await h.status()
@@ -365,7 +371,7 @@ async def test_stops_between_which_the_run_made_progress_do_not_fail_it() -> Non
     h = harness(recipients(200), RaisesEvery(3))
     await h.messages.create(message())
     stops = 0
-    while runs := await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10):
+    while runs := await h.claim():
         await h.dispatcher.run(runs[0])
         stops += (await h.status()).state is MessageState.PUBLISHING
         h.clock.advance(h.dispatcher.lease)
@@ -395,11 +401,11 @@ async def test_a_blip_in_each_run_of_a_repeat_never_fails_it() -> None:
     other_server = h.new_dispatcher()
     await h.messages.create(message(repeat_every=timedelta(days=1)))
     for _ in range(_STOPS_BEFORE_FAILING + 1):
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [run] = await h.claim()
         blips.armed = True
         await h.dispatcher.run(run)
         h.clock.advance(h.dispatcher.lease)
-        [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [resumed] = await h.claim()
         await other_server.run(resumed)
         h.clock.advance(timedelta(days=1))
 
@@ -421,13 +427,13 @@ async def test_stops_are_forgotten_beyond_the_messages_remembered(
     for message_id in ("m-1", "m-2", "m-3"):
         await h.messages.create(message(message_id))
     for _ in range(_STOPS_BEFORE_FAILING - 1):
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+        [run] = await h.claim(1, ("m-2", "m-3"))
         await h.dispatcher.run(run)
         h.clock.advance(h.dispatcher.lease)
-    for run in await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10, ("m-1",)):
+    for run in await h.claim(10, ("m-1",)):
         await h.dispatcher.run(run)  # m-2 and m-3 stop: m-1's four stops are forgotten
 
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+    [run] = await h.claim(1, ("m-2", "m-3"))
     await h.dispatcher.run(run)
     assert (await h.status()).state is MessageState.PUBLISHING  # one stop, as far as known
 
@@ -485,7 +491,7 @@ async def test_the_heartbeat_keeps_the_claim_while_a_chunk_is_slow() -> None:
         h.clock.advance(h.dispatcher.lease)
         await asyncio.sleep(0.03)
         # Another server finds the run's lease renewed: nothing to claim.
-        assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+        assert await h.claim() == []
     stalling.release.set()
     await running
 
@@ -503,7 +509,7 @@ async def test_a_dispatcher_that_lost_its_claim_stops_at_its_next_checkpoint() -
     await asyncio.wait_for(stalling.stalled.wait(), 1)
 
     h.clock.advance(h.dispatcher.lease)
-    [taken_over] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [taken_over] = await h.claim()
     assert (taken_over.claim, taken_over.cursor) == (2, None)
     await h.new_dispatcher().run(taken_over)
     stalling.release.set()
@@ -539,7 +545,7 @@ async def test_the_lease_outlives_a_long_retry_after() -> None:
         h.clock.advance(timedelta(seconds=seconds))
         await asyncio.sleep(0.03)
         now = h.clock.now()
-        claimed_meanwhile.extend(await h.messages.claim_due(now, h.dispatcher.lease, 10))
+        claimed_meanwhile.extend((await h.messages.claim_due(now, h.dispatcher.lease, 10)).runs)
 
     h.sleep.meanwhile = wait_out
     await h.publish_and_run()
@@ -588,7 +594,7 @@ async def test_a_run_claimed_again_during_a_retry_after_wait_sends_no_retry() ->
 
     async def taken_over_meanwhile(seconds: float) -> None:
         h.clock.advance(h.dispatcher.lease)
-        await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        await h.claim()
         await asyncio.Event().wait()
 
     h.sleep.meanwhile = taken_over_meanwhile
@@ -632,7 +638,7 @@ async def test_an_empty_audience_publishes_without_chunks() -> None:
 async def test_a_repeating_message_is_scheduled_for_its_next_slot() -> None:
     h = harness(recipients(2))
     await h.messages.create(message(repeat_every=timedelta(minutes=1)))
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1)
+    [run] = await h.claim(1)
     h.clock.advance(timedelta(seconds=5))
     await h.dispatcher.run(run)
 
