@@ -21,6 +21,7 @@ from pushhub_server.core.models import (
     UpsertResult,
 )
 from pushhub_server.core.notifications import NotificationContent
+from pushhub_server.core.web_push import WebPushKeys
 
 from .conftest import Stores
 
@@ -79,6 +80,16 @@ async def invalidate(stores: Stores, app_id: str, *registration_ids: str) -> Non
     [run] = [run for run in runs if run.message.message_id == message.message_id]
     outcome = ChunkOutcome(cursor="z", invalid_registration_ids=list(registration_ids))
     assert await stores.messages.record_chunk(message.message_id, run.claim, outcome, NOW, LEASE)
+
+
+async def test_a_web_push_subscription_reads_back_with_its_keys(
+    stores: Stores, app_id: str
+) -> None:
+    keys = WebPushKeys("BP256dh-key", "auth-secret")
+    item = device("https://push.example/send/1", platform=Platform.WEB_PUSH, web_push_keys=keys)
+    stored = (await upsert_one(stores, app_id, item)).registration
+    assert stored.web_push_keys == keys
+    assert await stores.registrations.get(app_id, stored.registration_id, NOW) == stored
 
 
 async def test_a_new_registration_reads_back_as_written(stores: Stores, app_id: str) -> None:

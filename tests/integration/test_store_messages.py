@@ -36,10 +36,8 @@ from pushhub_server.store import (
 from tests.fakes.delivery import (
     SENT,
     CountingSignal,
-    FakeAudience,
     RecordingProvider,
     ScriptedProvider,
-    recipients,
 )
 
 from .conftest import create_app
@@ -407,7 +405,10 @@ async def test_a_late_claim_of_the_slot_at_repeat_expires_at_still_runs(
 
 
 async def test_a_provider_reason_longer_than_the_column_is_stored_cut_and_the_run_ends(
-    messages: SqlMessageRepository, app_id: str
+    db: Database,
+    messages: SqlMessageRepository,
+    registrations: SqlRegistrationRepository,
+    app_id: str,
 ) -> None:
     """PostgreSQL refuses a reason over VARCHAR(255): uncut, every checkpoint of
     the chunk failed and the chunk was resent on every resume."""
@@ -425,9 +426,11 @@ async def test_a_provider_reason_longer_than_the_column_is_stored_cut_and_the_ru
     async def provider_for(app_id: str) -> DeliveryProvider:
         return provider
 
+    tokens = [f"tok-{i}" for i in range(25)]
+    await registrations.upsert_many(app_id, [device(token) for token in tokens], NOW)
     dispatcher = Dispatcher(
         messages,
-        FakeAudience(recipients(25)),
+        SqlAudienceReader(db),
         provider_for,
         ManualClock(NOW),
         CountingSignal(),
@@ -435,14 +438,14 @@ async def test_a_provider_reason_longer_than_the_column_is_stored_cut_and_the_ru
         lease=LEASE,
         retry=RetryPolicy(),
     )
-    item = message(app_id)
+    item = message(app_id, audience=Audience(broadcast=True))
     await dispatcher.run(await started(messages, item))
 
     status = await messages.status(app_id, item.message_id)
     assert status is not None
     assert (status.state, status.sent, status.failed) == (MessageState.PUBLISHED, 24, 1)
     assert status.failure_reasons == {long[:255]: 1}
-    assert sorted(provider.tokens) == sorted(f"tok-{i}" for i in range(25))
+    assert sorted(provider.tokens) == sorted(tokens)
 
 
 async def test_fail_is_terminal_with_its_reason(
