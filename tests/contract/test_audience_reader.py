@@ -11,9 +11,10 @@ import pytest
 from pushhub_server.core.messages import Audience, Recipient
 from pushhub_server.core.models import Platform, Template
 from pushhub_server.core.web_push import WebPushKeys
+from tests.store_records import device, upsert_one
 
 from .conftest import Stores
-from .test_registration_repository import device, invalidate, upsert_one
+from .test_registration_repository import invalidate
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 APNS, FCM = Platform.APNS, Platform.FCM
@@ -45,7 +46,9 @@ async def names(stores: Stores, app_id: str) -> dict[str, str]:
             user_id=user,
             expires_at=expires,
         )
-        ids[name] = (await upsert_one(stores, app_id, item)).registration.registration_id
+        ids[name] = (
+            await upsert_one(stores.registrations, app_id, item)
+        ).registration.registration_id
     await invalidate(stores, app_id, ids["invalid"])
     return ids
 
@@ -121,8 +124,10 @@ async def test_audience_filters_combine_with_and(
 async def test_recipients_carry_what_rendering_needs(stores: Stores, app_id: str) -> None:
     template = Template('{"aps":{"alert":"$(msg)"}}', ("beta",))
     item = device(metadata={"name": "Ann"}, templates={"alert": template}, selector="k = 'v'")
-    stored = (await upsert_one(stores, app_id, item)).registration
-    plain = (await upsert_one(stores, app_id, device(metadata={}, templates={}))).registration
+    stored = (await upsert_one(stores.registrations, app_id, item)).registration
+    plain = (
+        await upsert_one(stores.registrations, app_id, device(metadata={}, templates={}))
+    ).registration
     keys = WebPushKeys("BP256dh-key", "auth-secret")
     browser = device(
         "https://push.example/send/1",
@@ -131,7 +136,7 @@ async def test_recipients_carry_what_rendering_needs(stores: Stores, app_id: str
         templates={},
         web_push_keys=keys,
     )
-    subscribed = (await upsert_one(stores, app_id, browser)).registration
+    subscribed = (await upsert_one(stores.registrations, app_id, browser)).registration
 
     found = await stores.audience.page(app_id, Audience(broadcast=True), None, 10, NOW)
     assert found == [
@@ -219,7 +224,7 @@ async def test_re_registering_an_invalidated_token_revives_it(
     assert await stores.registrations.get(app_id, names["invalid"], NOW) is None, "not live"
     platform, channels, tags, user = DEVICES["invalid"]
     item = device("token-invalid", platform=platform, channels=channels, tags=tags, user_id=user)
-    revived = await upsert_one(stores, app_id, item)
+    revived = await upsert_one(stores.registrations, app_id, item)
     assert revived.registration.registration_id == names["invalid"]
     assert not revived.unchanged
     everyone_now = await stores.audience.page(app_id, Audience(broadcast=True), None, 10, NOW)

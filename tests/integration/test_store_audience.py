@@ -14,8 +14,7 @@ from pushhub_server.core.messages import Audience
 from pushhub_server.core.models import Platform
 from pushhub_server.store import Database, SqlRegistrationRepository
 from pushhub_server.store.audience import audience_query
-
-from .test_store_registrations import device, upsert_one
+from tests.store_records import device, upsert_one
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 FCM = Platform.FCM

@@ -39,8 +39,7 @@ from pushhub_server.store import (
     SqlRegistrationRepository,
 )
 from tests.fakes.delivery import CountingSignal, RecordingProvider
-
-from .test_store_registrations import device
+from tests.store_records import device
 
 # Far from the other store tests' times: the database is shared, and claims take
 # whatever is due. Every test cancels or finishes what it starts.
