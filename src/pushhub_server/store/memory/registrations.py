@@ -268,6 +268,7 @@ def _content(app_id: str, registration_id: str, item: RegistrationInput) -> Regi
         created_at=from_micros(0),
         updated_at=from_micros(0),
         channel_registration_ids={},
+        web_push_keys=item.web_push_keys,
     )
 
 
