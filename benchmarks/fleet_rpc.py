@@ -14,7 +14,17 @@ workers, and CONCURRENCY calls in flight per process. Every run warms up for a
 second before it is measured.
 
     .venv/bin/python -m benchmarks.fleet_rpc [--seconds 5] [--rounds 3] [--clients 2]
-        [--synchronous-commit off]
+        [--synchronous-commit off] [--server-cpus 0.3]
+
+On a bare machine with 2 cores, two echo processes serve no more than one (the
+load processes and the cores bound them), so `--workers 2 / --workers 1` there
+cannot show whether the workers scale. --server-cpus adds a scale model: each
+server process (every echo process, and every process of `pushhub serve`) in a
+cgroup v1 `cpu` group of its own, capped at that share of a core, as if each
+ran on a small host of its own, while PostgreSQL and the load processes have
+the rest of the machine. Every round then measures each server bare and capped,
+in turn; the report gives both. Two capped workers doing twice the work of one
+shows that they share no lock and contend for nothing but PostgreSQL.
 
 Each RegisterDevice commits once; with synchronous_commit on, that commit waits
 for a WAL flush, and the disk's flush rate can bound the figure before any CPU
@@ -32,8 +42,9 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -56,6 +67,8 @@ CHANNELS = 4
 WARM_UP_SECONDS = 1.0
 # Device tokens of each load process start here times its number: no two collide.
 TOKEN_SPACE = 100_000_000
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+BARE, CAPPED = "bare", "capped"
 
 
 # ------------------------------------------------------------- load process ----
@@ -187,18 +200,73 @@ async def backends(database: str) -> list[int]:
     return [row["pid"] for row in rows]
 
 
+class CpuCaps:
+    """A cgroup v1 `cpu` group per server process, each capped at a share of a core.
+
+    The groups sit under one group of this run's; remove() moves any process
+    left back to the root group and deletes them all.
+    """
+
+    PERIOD_US = 100_000
+
+    def __init__(self, share: float) -> None:
+        self._quota = str(round(share * self.PERIOD_US))
+        self._top = CGROUP_CPU / f"pushhub_fleet_rpc_{os.getpid()}"
+        self._top.mkdir()
+        self._groups: dict[int, Path] = {}
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why no group can be made here, or None."""
+        if not (CGROUP_CPU / "cpu.cfs_quota_us").exists():
+            return f"no cgroup v1 cpu controller at {CGROUP_CPU}"
+        if not os.access(CGROUP_CPU, os.W_OK):
+            return f"{CGROUP_CPU} is not writable"
+        return None
+
+    def apply(self, pids: list[int], capped: bool) -> None:
+        """Each of pids in a group of its own: capped, or free to use a whole machine."""
+        for pid in pids:
+            group = self._groups.get(pid)
+            if group is None:
+                group = self._groups[pid] = self._top / str(pid)
+                group.mkdir()
+                (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (group / "cgroup.procs").write_text(str(pid))
+            (group / "cpu.cfs_quota_us").write_text(self._quota if capped else "-1")
+
+    def remove(self) -> None:
+        for group in [*self._groups.values(), self._top]:
+            for pid in (group / "cgroup.procs").read_text().split():
+                with suppress(ProcessLookupError):  # exited meanwhile
+                    (CGROUP_CPU / "cgroup.procs").write_text(pid)
+            group.rmdir()
+
+
+@dataclass
+class Target:
+    """A server under load: where, which method, with which key; its processes."""
+
+    address: str
+    method: str
+    key: str
+    pids: Callable[[], list[int]]
+    cpu: CpuMeter | None = None
+
+
 @contextmanager
-def echo_servers(count: int) -> Iterator[str]:
+def echo_servers(count: int) -> Iterator[Target]:
     port = free_port()
     with ExitStack() as stack:
+        pids = []
         for _ in range(count):  # grpc sets SO_REUSEPORT by default: they share the port
             command = [sys.executable, "-m", "benchmarks.echo_server", str(port)]
-            stack.enter_context(server_process(command, port, new_session=True))
-        yield f"127.0.0.1:{port}"
+            pids.append(stack.enter_context(server_process(command, port, new_session=True)).pid)
+        yield Target(f"127.0.0.1:{port}", ECHO_METHOD, "", lambda: pids)
 
 
 @contextmanager
-def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[tuple[str, str, CpuMeter]]:
+def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[Target]:
     """`serve --workers N` on a new database of its own: its address, a server key, its meter."""
     database = f"{DATABASE}_{workers}"
     database_url = asyncio.run(fresh_postgres_url(database))
@@ -209,7 +277,14 @@ def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[tuple[str
     command += ["--workers", str(workers)]
     env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
     with server_process(command, port, env, stop_timeout=60, new_session=True) as process:
-        yield f"127.0.0.1:{port}", key, CpuMeter(process.pid, database)
+        # The supervisor of --workers 2 and its workers: each process is capped alone.
+        yield Target(
+            f"127.0.0.1:{port}",
+            REGISTER,
+            key,
+            lambda: process_tree(process.pid),
+            CpuMeter(process.pid, database),
+        )
 
 
 def medians(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -237,34 +312,63 @@ def main() -> None:
         default="on",
         help="of the benchmark's databases: off takes the WAL flush out of each commit",
     )
+    parser.add_argument(
+        "--server-cpus",
+        type=float,
+        help="also measure each server process capped at this share of a core (cgroup v1)",
+    )
     args = parser.parse_args()
-    samples: dict[str, list[dict[str, float]]] = {}
+    modes = [BARE]
+    if args.server_cpus is not None:
+        if (reason := CpuCaps.unavailable()) is None:
+            modes.append(CAPPED)
+        else:
+            print(f"no scale model: {reason}; bare figures only")
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {mode: {} for mode in modes}
     with ExitStack() as stack:
+        # Entered first, so removed last: after the servers have stopped.
+        caps = CpuCaps(args.server_cpus) if CAPPED in modes else None
+        if caps is not None:
+            stack.callback(caps.remove)
         # All four servers up at once, measured in turn, round after round: a change
         # in what else runs on the machine touches each of them alike.
-        targets = {
-            f"echo x{count}": (stack.enter_context(echo_servers(count)), ECHO_METHOD, "", None)
-            for count in (1, 2)
-        }
+        targets = {f"echo x{count}": stack.enter_context(echo_servers(count)) for count in (1, 2)}
         for workers in (1, 2):
-            target, key, cpu = stack.enter_context(
+            targets[f"workers {workers}"] = stack.enter_context(
                 pushhub_workers(workers, args.synchronous_commit)
             )
-            targets[f"workers {workers}"] = (target, REGISTER, key, cpu)
         for _ in range(args.rounds):
-            for name, (target, method, key, cpu) in targets.items():
-                figures = measure(target, method, key, args.seconds, args.clients, cpu)
-                samples.setdefault(name, []).append(figures)
-    report(args, samples)
-
-
-def report(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]]) -> None:
-    figures = {name: medians(rounds) for name, rounds in samples.items()}
+            for mode in modes:
+                for name, target in targets.items():
+                    if caps is not None:
+                        caps.apply(target.pids(), capped=mode == CAPPED)
+                    figures = measure(
+                        target.address,
+                        target.method,
+                        target.key,
+                        args.seconds,
+                        args.clients,
+                        target.cpu,
+                    )
+                    samples[mode].setdefault(name, []).append(figures)
     print(
         f"{args.clients} load processes x {CONCURRENCY} calls in flight; medians of "
         f"{args.rounds} rounds of {args.seconds:.0f} s; "
         f"synchronous_commit {args.synchronous_commit}"
     )
+    for mode in modes:
+        if mode == CAPPED:
+            print(
+                f"\nScale model: each server process capped at {args.server_cpus:g} of a "
+                "core (its own cgroup); PostgreSQL and the load share the rest"
+            )
+        else:
+            print(f"\nBare: all processes share the machine's {CORES} cores")
+        report(samples[mode], args.server_cpus if mode == CAPPED else None)
+
+
+def report(samples: dict[str, list[dict[str, float]]], server_cpus: float | None) -> None:
+    figures = {name: medians(rounds) for name, rounds in samples.items()}
     print(line("echo baseline, 1 process", figures["echo x1"]))
     print(line("echo baseline, 2 processes", figures["echo x2"]))
     print(line("RegisterDevice --workers 1", figures["workers 1"]))
@@ -290,9 +394,17 @@ def report(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]])
             f"  --workers {workers}: {one['server_ms']:5.2f} / {one['postgres_ms']:5.2f} / "
             f"{one['load_ms']:5.2f}"
         )
+    one = figures["workers 1"]
+    if server_cpus is not None:
+        # A capped worker reaches at most its share / its CPU per call.
+        print(
+            f"{server_cpus:g} of a core per worker allows --workers 1 <= "
+            f"{server_cpus * 1000 / one['server_ms']:.0f}/s, --workers 2 <= "
+            f"{2 * server_cpus * 1000 / one['server_ms']:.0f}/s"
+        )
+        return
     # Were the machine ours alone: one worker reaches at most 1 core / its own CPU per
     # call, and all processes together at most CORES / the total CPU per call.
-    one = figures["workers 1"]
     total = one["server_ms"] + one["postgres_ms"] + one["load_ms"]
     single = min(1000 / one["server_ms"], CORES * 1000 / total)
     print(
