@@ -118,7 +118,7 @@ def _sqlite_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list) else value
 
 
-async def _postgres_driver(conn: AsyncConnection) -> asyncpg.Connection:
+async def postgres_driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection, inside the transaction of conn.
 
     SQLAlchemy sends BEGIN lazily, with its first statement: a write sent to the
@@ -157,7 +157,7 @@ class BulkWrite(ABC):
             return
         if conn.dialect.name == "postgresql":
             arrays = [list(column) for column in zip(*rows, strict=True)]
-            await (await _postgres_driver(conn)).execute(self._postgres_sql, *arrays)
+            await (await postgres_driver(conn)).execute(self._postgres_sql, *arrays)
         else:
             driver = (await conn.get_raw_connection()).driver_connection
             await driver.executemany(self._sqlite_sql, rows)
@@ -200,7 +200,7 @@ class BulkInsert(BulkWrite):
         if copy and conn.dialect.name == "postgresql":
             # Binary COPY: asyncpg's array encoding behind unnest() ran two ABC
             # isinstance checks per element, a third of a bulk import's CPU.
-            driver = await _postgres_driver(conn)
+            driver = await postgres_driver(conn)
             await driver.copy_records_to_table(
                 self._table.name, records=rows, columns=self._columns
             )
