@@ -123,7 +123,7 @@ _UPDATE_REGISTRATION = BulkUpdate(
 _PARK_TOKEN = BulkUpdate(registrations, "token_hash")
 # No ON CONFLICT: a batch holds the row locks of the registrations it changes
 # (new ones are its own), and it has read their subscriptions, so it adds only
-# missing ones. Without a conflict clause PostgreSQL takes the rows by COPY.
+# missing ones. Without a conflict clause PostgreSQL can take the rows by COPY.
 _INSERT_SUBSCRIPTION = BulkInsert(subscriptions, "id", "registration_id", "channel_id", "position")
 # PostgreSQL, fewer rows than COPY takes: the INSERT finds the channel ids by
 # name itself, one round trip where a lookup and an INSERT took two. It returns
