@@ -38,6 +38,7 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -142,24 +144,28 @@ def measure(
     if cpu:
         calls = sum(result["all_calls"] for result in results)
         after = cpu.snapshot()
-        figures["server_ms"] = (after["server"] - before["server"]) * 1000 / calls
+        server = after["server"] - before["server"]
+        figures["server_ms"] = server * 1000 / calls
+        # Cores the servers used while the load ran (warm-up included, like calls).
+        figures["server_cores"] = server / (WARM_UP_SECONDS + seconds)
         figures["postgres_ms"] = (after["postgres"] - before["postgres"]) * 1000 / calls
         figures["load_ms"] = sum(result["cpu"] for result in results) * 1000 / calls
     return figures
 
 
 class CpuMeter:
-    """CPU seconds used so far by a server process tree and by PostgreSQL's backends
-    of one database (/proc; the benchmark runs where PostgreSQL does)."""
+    """CPU seconds used so far by a server's processes and by PostgreSQL's backends
+    of its database, if any (/proc; the benchmark runs where PostgreSQL does)."""
 
-    def __init__(self, server_pid: int, database: str) -> None:
-        self._server = server_pid
+    def __init__(self, server_pids: Callable[[], list[int]], database: str | None) -> None:
+        self._server_pids = server_pids
         self._database = database
 
     def snapshot(self) -> dict[str, float]:
+        database = self._database
         return {
-            "server": sum(map(cpu_seconds, process_tree(self._server))),
-            "postgres": sum(map(cpu_seconds, asyncio.run(backends(self._database)))),
+            "server": sum(map(cpu_seconds, self._server_pids())),
+            "postgres": sum(map(cpu_seconds, asyncio.run(backends(database)))) if database else 0,
         }
 
 
@@ -201,13 +207,18 @@ async def backends(database: str) -> list[int]:
 
 
 class CpuCaps:
-    """A cgroup v1 `cpu` group per server process, each capped at a share of a core.
+    """A cgroup v1 `cpu` group per server process, capped at a share of a core.
 
-    The groups sit under one group of this run's; remove() moves any process
-    left back to the root group and deletes them all.
+    Capped, a process runs in its group; bare, in the root group, as without
+    this class. The groups sit under one group of this run's; remove() moves
+    any process left back to the root group and deletes them all.
     """
 
     PERIOD_US = 100_000
+    # A group competes with the machine's other tasks by its weight (1024, one
+    # task's, by default). Eight tasks' weight: the cap, not the other work on
+    # the machine, sets what a server process gets.
+    SHARES = 8 * 1024
 
     def __init__(self, share: float) -> None:
         self._quota = str(round(share * self.PERIOD_US))
@@ -225,22 +236,28 @@ class CpuCaps:
         return None
 
     def apply(self, pids: list[int], capped: bool) -> None:
-        """Each of pids in a group of its own: capped, or free to use a whole machine."""
+        """Each of pids in its capped group, or back in the root group."""
         for pid in pids:
-            group = self._groups.get(pid)
-            if group is None:
-                group = self._groups[pid] = self._top / str(pid)
-                group.mkdir()
-                (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            group = self._group(pid) if capped else CGROUP_CPU
+            with suppress(ProcessLookupError):  # exited meanwhile
                 (group / "cgroup.procs").write_text(str(pid))
-            (group / "cpu.cfs_quota_us").write_text(self._quota if capped else "-1")
 
     def remove(self) -> None:
         for group in [*self._groups.values(), self._top]:
             for pid in (group / "cgroup.procs").read_text().split():
-                with suppress(ProcessLookupError):  # exited meanwhile
+                with suppress(ProcessLookupError):
                     (CGROUP_CPU / "cgroup.procs").write_text(pid)
             group.rmdir()
+
+    def _group(self, pid: int) -> Path:
+        group = self._groups.get(pid)
+        if group is None:
+            group = self._groups[pid] = self._top / str(pid)
+            group.mkdir()
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(self._quota)
+            (group / "cpu.shares").write_text(str(self.SHARES))
+        return group
 
 
 @dataclass
@@ -251,7 +268,9 @@ class Target:
     method: str
     key: str
     pids: Callable[[], list[int]]
-    cpu: CpuMeter | None = None
+    cpu: CpuMeter
+    # Processes that serve calls (a supervisor does not).
+    serving: int
 
 
 @contextmanager
@@ -262,7 +281,9 @@ def echo_servers(count: int) -> Iterator[Target]:
         for _ in range(count):  # grpc sets SO_REUSEPORT by default: they share the port
             command = [sys.executable, "-m", "benchmarks.echo_server", str(port)]
             pids.append(stack.enter_context(server_process(command, port, new_session=True)).pid)
-        yield Target(f"127.0.0.1:{port}", ECHO_METHOD, "", lambda: pids)
+        yield Target(
+            f"127.0.0.1:{port}", ECHO_METHOD, "", lambda: pids, CpuMeter(lambda: pids, None), count
+        )
 
 
 @contextmanager
@@ -278,13 +299,8 @@ def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[Target]:
     env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
     with server_process(command, port, env, stop_timeout=60, new_session=True) as process:
         # The supervisor of --workers 2 and its workers: each process is capped alone.
-        yield Target(
-            f"127.0.0.1:{port}",
-            REGISTER,
-            key,
-            lambda: process_tree(process.pid),
-            CpuMeter(process.pid, database),
-        )
+        tree = partial(process_tree, process.pid)
+        yield Target(f"127.0.0.1:{port}", REGISTER, key, tree, CpuMeter(tree, database), workers)
 
 
 def medians(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -318,6 +334,8 @@ def main() -> None:
         help="also measure each server process capped at this share of a core (cgroup v1)",
     )
     args = parser.parse_args()
+    # Stopped by a signal, still stop the servers and remove the groups (ExitStack).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     modes = [BARE]
     if args.server_cpus is not None:
         if (reason := CpuCaps.unavailable()) is None:
@@ -364,10 +382,13 @@ def main() -> None:
             )
         else:
             print(f"\nBare: all processes share the machine's {CORES} cores")
-        report(samples[mode], args.server_cpus if mode == CAPPED else None)
+        serving = {name: target.serving for name, target in targets.items()}
+        report(samples[mode], serving, args.server_cpus if mode == CAPPED else None)
 
 
-def report(samples: dict[str, list[dict[str, float]]], server_cpus: float | None) -> None:
+def report(
+    samples: dict[str, list[dict[str, float]]], serving: dict[str, int], server_cpus: float | None
+) -> None:
     figures = {name: medians(rounds) for name, rounds in samples.items()}
     print(line("echo baseline, 1 process", figures["echo x1"]))
     print(line("echo baseline, 2 processes", figures["echo x2"]))
@@ -396,12 +417,7 @@ def report(samples: dict[str, list[dict[str, float]]], server_cpus: float | None
         )
     one = figures["workers 1"]
     if server_cpus is not None:
-        # A capped worker reaches at most its share / its CPU per call.
-        print(
-            f"{server_cpus:g} of a core per worker allows --workers 1 <= "
-            f"{server_cpus * 1000 / one['server_ms']:.0f}/s, --workers 2 <= "
-            f"{2 * server_cpus * 1000 / one['server_ms']:.0f}/s"
-        )
+        capped_report(figures, serving, server_cpus)
         return
     # Were the machine ours alone: one worker reaches at most 1 core / its own CPU per
     # call, and all processes together at most CORES / the total CPU per call.
@@ -411,6 +427,29 @@ def report(samples: dict[str, list[dict[str, float]]], server_cpus: float | None
         f"{CORES} idle cores would allow: --workers 1 <= {single:.0f}/s, any number of "
         f"workers <= {CORES * 1000 / total:.0f}/s, so --workers 2 / --workers 1 <= "
         f"{CORES * 1000 / total / single:.2f}x"
+    )
+
+
+def capped_report(
+    figures: dict[str, dict[str, float]], serving: dict[str, int], server_cpus: float
+) -> None:
+    """How much of their caps the servers used, and what the caps allow.
+
+    Servers well below their caps were not what bounded the rate: PostgreSQL,
+    the load processes or the machine's other work was.
+    """
+    print(f"Servers' CPU under load, cores (share of their caps, {server_cpus:g} per process):")
+    for name, one in figures.items():
+        cap = serving[name] * server_cpus
+        print(f"  {name:10}: {one['server_cores']:5.2f} ({one['server_cores'] / cap:4.0%})")
+    # A capped worker serves at most its share / its CPU per call.
+    bounds = {
+        workers: workers * server_cpus * 1000 / figures[f"workers {workers}"]["server_ms"]
+        for workers in (1, 2)
+    }
+    print(
+        f"The caps allow, at each one's CPU per call: --workers 1 <= {bounds[1]:.0f}/s, "
+        f"--workers 2 <= {bounds[2]:.0f}/s ({bounds[2] / bounds[1]:.2f}x)"
     )
 
 
