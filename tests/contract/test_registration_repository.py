@@ -15,6 +15,7 @@ from pushhub_server.core.models import (
     CleanupTarget,
     DeviceActor,
     Platform,
+    Registration,
     RegistrationFilter,
     RegistrationInput,
     UpsertResult,
@@ -278,6 +279,154 @@ async def test_an_unknown_id_is_gone_unless_reserved(stores: Stores, app_id: str
     other = await stores.new_app()
     [elsewhere] = await upsert(stores, other, device(registration_id=reserved))
     refused(elsewhere, "REGISTRATION_GONE", reserved)
+
+
+def succeeded(result: object) -> Registration:
+    assert isinstance(result, UpsertResult), result
+    return result.registration
+
+
+async def reserve(stores: Stores, app_id: str, count: int) -> list[str]:
+    ids = [new_id() for _ in range(count)]
+    for registration_id in ids:
+        await stores.registrations.reserve_id(app_id, registration_id, NOW)
+    return ids
+
+
+async def holder(
+    stores: Stores, app_id: str, token: str, platform: Platform = Platform.APNS
+) -> str:
+    found = await stores.registrations.find_by_token(app_id, platform, token, NOW)
+    assert found is not None
+    return found.registration_id
+
+
+async def test_two_reserved_ids_on_one_token_resolve_as_two_calls(
+    stores: Stores, app_id: str
+) -> None:
+    """The second takes the token, which removes the registration the first made,
+    as a second RegisterDevice would; each caller is answered with its own item."""
+    first_id, second_id = await reserve(stores, app_id, 2)
+    token = f"token-{new_id()}"
+    results = await upsert(
+        stores,
+        app_id,
+        device(token, registration_id=first_id, channels=("weather",), tags=("a",)),
+        device(token, registration_id=second_id, tags=("b",)),
+    )
+
+    first, second = (succeeded(result) for result in results)
+    assert [first.registration_id, second.registration_id] == [first_id, second_id]
+    assert (first.tags, first.channels, second.tags) == (("a",), ("weather",), ("b",))
+    assert (first.created_at, first.updated_at) == (NOW, NOW)
+    # No subscription of the removed registration stands, so none is named.
+    assert first.channel_registration_ids == {}
+    assert not any(result.unchanged for result in results)  # type: ignore[union-attr]
+    assert await stores.registrations.get(app_id, first_id, NOW) is None
+    assert await stores.registrations.get(app_id, second_id, NOW) == second
+    assert await holder(stores, app_id, token) == second_id
+    # Both reservations are used: the removed one is gone for good.
+    [again] = await upsert(stores, app_id, device(registration_id=first_id))
+    refused(again, "REGISTRATION_GONE", first_id)
+
+
+async def test_two_reserved_ids_on_one_token_of_two_platforms_both_stay(
+    stores: Stores, app_id: str
+) -> None:
+    apns_id, fcm_id = await reserve(stores, app_id, 2)
+    token = f"token-{new_id()}"
+    results = await upsert(
+        stores,
+        app_id,
+        device(token, registration_id=apns_id),
+        device(token, registration_id=fcm_id, platform=Platform.FCM),
+    )
+
+    for result, registration_id in zip(results, (apns_id, fcm_id), strict=True):
+        stored = await stores.registrations.get(app_id, registration_id, NOW)
+        assert stored == succeeded(result)
+        assert set(stored.channel_registration_ids) == {"news", "sports"}
+    assert await holder(stores, app_id, token) == apns_id
+    assert await holder(stores, app_id, token, Platform.FCM) == fcm_id
+
+
+async def test_an_item_without_id_after_a_reserved_one_updates_it(
+    stores: Stores, app_id: str
+) -> None:
+    [reserved] = await reserve(stores, app_id, 1)
+    token = f"token-{new_id()}"
+    results = await upsert(
+        stores,
+        app_id,
+        device(token, registration_id=reserved, tags=("a",)),
+        device(token, tags=("b",)),
+    )
+
+    assert [succeeded(result).registration_id for result in results] == [reserved, reserved]
+    stored = await stores.registrations.get(app_id, reserved, NOW)
+    assert stored is not None and stored.tags == ("b",)
+
+
+async def test_a_reserved_id_after_an_item_without_id_takes_its_token(
+    stores: Stores, app_id: str
+) -> None:
+    [reserved] = await reserve(stores, app_id, 1)
+    token = f"token-{new_id()}"
+    results = await upsert(stores, app_id, device(token), device(token, registration_id=reserved))
+
+    made, taker = (succeeded(result) for result in results)
+    assert made.registration_id != reserved and made.channel_registration_ids == {}
+    assert taker.registration_id == reserved
+    assert await stores.registrations.get(app_id, made.registration_id, NOW) is None
+    assert await holder(stores, app_id, token) == reserved
+
+
+async def test_one_reserved_id_twice_is_created_then_updated(stores: Stores, app_id: str) -> None:
+    [reserved] = await reserve(stores, app_id, 1)
+    token, moved_to = f"token-{new_id()}", f"token-{new_id()}"
+    results = await upsert(
+        stores,
+        app_id,
+        device(token, registration_id=reserved, tags=("a",)),
+        device(moved_to, registration_id=reserved, tags=("b",)),
+    )
+
+    first, second = (succeeded(result) for result in results)
+    assert (first.registration_id, second.registration_id) == (reserved, reserved)
+    assert (first.tags, second.tags) == (("a",), ("b",))
+    assert first.channel_registration_ids == second.channel_registration_ids
+    assert await holder(stores, app_id, moved_to) == reserved
+    assert await stores.registrations.find_by_token(app_id, Platform.APNS, token, NOW) is None
+
+
+async def test_a_stored_registration_a_later_item_removes_is_answered_as_written(
+    stores: Stores, app_id: str
+) -> None:
+    """Not only reserved ids: an item naming its registration takes the token of
+    one an earlier item of the batch wrote."""
+    token = f"token-{new_id()}"
+    written = (await upsert_one(stores.registrations, app_id, device(token))).registration
+    taker = (await upsert_one(stores.registrations, app_id, device())).registration
+
+    results = await upsert(
+        stores,
+        app_id,
+        device(token, registration_id=written.registration_id),
+        device(token, registration_id=taker.registration_id),
+        now=LATER,
+    )
+
+    same, moved = (succeeded(result) for result in results)
+    assert results[0].unchanged  # type: ignore[union-attr]
+    assert (same.registration_id, same.created_at, same.updated_at) == (
+        written.registration_id,
+        NOW,
+        NOW,
+    )
+    assert same.channel_registration_ids == {}
+    assert moved.registration_id == taker.registration_id
+    assert await stores.registrations.get(app_id, written.registration_id, LATER) is None
+    assert await holder(stores, app_id, token) == taker.registration_id
 
 
 async def test_another_apps_registration_is_out_of_reach(stores: Stores, app_id: str) -> None:
