@@ -5,6 +5,16 @@ registration ids after Run.cursor up to its partition's last id. Other
 partitions go to other dispatchers, in this process or another; all that is
 said below of a run holds per partition.
 
+From one partition to the next: once a partition's last page is read, the
+dispatcher claims another partition of the same message and reads its first
+page while the last chunks are sent, then goes on with it once the partition
+is finished, so the pipeline does not empty at every partition's end (a claim,
+a page read and rendered: tens of milliseconds on PostgreSQL, where a chunk is
+a few). The next partition's chunks are sent only after the current one's last
+checkpoint, so a process still has one chunk of a message in flight, and a
+partition that stops gives the one claimed ahead back (its lease ended) for
+anyone to claim at once.
+
 Per chunk (one keyset page of the audience): leave out registrations whose
 selector the message's headers do not satisfy, render each payload, send,
 retry the retryable subset (RetryPolicy), classify the results, then store the
@@ -485,15 +495,18 @@ class _Ahead:
 
     async def take(self) -> _Claim | None:
         """The next partition, now the caller's to deliver."""
-        task, self._task = self._task, None
+        task = self._task
         if task is None:
             return None
         try:
-            return await task
+            claim = await task
         except Exception as error:
             # The scheduler claims it (or another) on its next round instead.
             _log.warning("claiming the next partition failed: %s", error)
-            return None
+            claim = None
+        # Only now: cancelled while waiting, drop() still gives the claim back.
+        self._task = None
+        return claim
 
     async def drop(self) -> None:
         """Gives back a partition claimed ahead and not taken."""
