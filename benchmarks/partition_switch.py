@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import statistics
 import time
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ class TimedSink:
 
     def __init__(self) -> None:
         self.starts: list[float] = []
+        # CPU seconds of this process during the broadcast (status polls included).
+        self.cpu = 0.0
 
     async def send(
         self, deliveries: Sequence[Delivery], *, validate_only: bool = False
@@ -102,6 +105,8 @@ async def broadcast(
     async def provider_for(app_id: str) -> DeliveryProvider:
         return sink
 
+    # As the server builds it; main before 2026-12-07 had no partition_size here.
+    sized = "partition_size" in inspect.signature(Dispatcher).parameters
     dispatcher = Dispatcher(
         messages,
         SqlAudienceReader(db),
@@ -110,6 +115,7 @@ async def broadcast(
         InProcessStatusSignal(),
         chunk_size=args.chunk_size,
         lease=timedelta(seconds=60),
+        **({"partition_size": args.partition_size} if sized else {}),
     )
     scheduler = Scheduler(messages, dispatcher, clock, poll_interval=0.2)
     now = clock.now()
@@ -122,7 +128,7 @@ async def broadcast(
         now,
     )
     await messages.create(message)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     scheduler.start()
     try:
         while True:
@@ -131,6 +137,7 @@ async def broadcast(
                 break
             await asyncio.sleep(0.005)
         elapsed = time.perf_counter() - started
+        sink.cpu = time.process_time() - cpu
     finally:
         await scheduler.stop()
         await db.dispose()
@@ -150,7 +157,8 @@ def report(
     print(
         f"  {args.count:,} recipients, partitions of {args.partition_size:,}, chunks of "
         f"{args.chunk_size:,}: {len(sink.starts)} sends in {elapsed:.2f} s -> "
-        f"{args.count / elapsed:,.0f}/s; between sends: {chunk_ms:.2f} ms within a partition, "
+        f"{args.count / elapsed:,.0f}/s, {sink.cpu * 1e6 / args.count:.2f} us CPU each; "
+        f"between sends: {chunk_ms:.2f} ms within a partition, "
         f"{switch_ms:.2f} ms at the {len(switches)} switches (median; max "
         f"{max(switches, default=0) * 1000:.1f} ms)",
         flush=True,
@@ -161,7 +169,12 @@ def report(
         if seconds
     )
     print(f"    store calls (median): {calls}", flush=True)
-    return {"rate": args.count / elapsed, "chunk_ms": chunk_ms, "switch_ms": switch_ms}
+    return {
+        "cpu_us": sink.cpu * 1e6 / args.count,
+        "rate": args.count / elapsed,
+        "chunk_ms": chunk_ms,
+        "switch_ms": switch_ms,
+    }
 
 
 def main() -> None:
@@ -184,6 +197,7 @@ def main() -> None:
     median = statistics.median
     print(
         f"median of {len(results)}: {median(r['rate'] for r in results):,.0f}/s, "
+        f"{median(r['cpu_us'] for r in results):.2f} us CPU per recipient, "
         f"{median(r['chunk_ms'] for r in results):.2f} ms per chunk, "
         f"{median(r['switch_ms'] for r in results):.2f} ms per switch",
         flush=True,

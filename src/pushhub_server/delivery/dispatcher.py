@@ -123,6 +123,10 @@ _STOPS_BEFORE_FAILING = 5
 _STOPS_REMEMBERED = 1000
 # Where a run's partition started: its slot and the checkpoint it resumed after.
 _Start = tuple[datetime, str | None]
+# How many chunks before a partition's end (when its size is known) the next
+# partition is claimed: a claim, with the cut's index scan, took as long as two
+# to five chunks' sends (benchmarks/partition_switch.py).
+_AHEAD_CHUNKS = 3
 # A partition of a message: (message id, partition number).
 _PartitionKey = tuple[str, int]
 
@@ -140,6 +144,7 @@ class Dispatcher:
         signal: StatusSignal,
         *,
         chunk_size: int = 1000,
+        partition_size: int = 0,
         lease: timedelta = timedelta(seconds=60),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy | None = None,
@@ -152,6 +157,12 @@ class Dispatcher:
         self._clock = clock
         self._signal = signal
         self._chunk_size = chunk_size
+        # Registrations read from a partition's start after which the next one is
+        # claimed (its claim outlasts one chunk's send): _AHEAD_CHUNKS before its
+        # end, for a partition cut at partition_size (the store's setting). 0: at
+        # its last page only (a partition resumed midway, or one of a filtered
+        # audience, also reaches its last page first).
+        self._claim_ahead_at = max(partition_size - _AHEAD_CHUNKS * chunk_size, 0)
         # How long a claimed run stays ours without a renewal; the scheduler claims
         # with it too. The heartbeat renews it three times per lease, so one renewal
         # may fail (a database blip) without the run being claimed again.
@@ -314,8 +325,10 @@ class Dispatcher:
             chunk = await first
         finally:
             first.cancel()  # only still running when this task was cancelled
+        read = 0
         while chunk is not None:
-            if chunk.last:
+            read += chunk.read
+            if chunk.last or 0 < self._claim_ahead_at <= read:
                 ahead.start(fanout)
             upcoming = self._prepare_ahead(fanout, run.partition.last_id, chunk, ahead)
             try:
@@ -402,10 +415,11 @@ class Dispatcher:
         if not page:
             return None
         cursor = page[-1].registration_id
+        read = len(page)
         outcome = ChunkOutcome(cursor=cursor)
         # A short page, or one that reached the partition's end, is its last: no
         # empty page is read to find out.
-        last = len(page) < self._chunk_size or cursor == last_id
+        last = read < self._chunk_size or cursor == last_id
         # Consumed as rendered: each recipient, with what it decoded, is freed in
         # its slice, not all at once (a page of large metadata is tens of MB).
         pending = deque(page)
@@ -416,7 +430,7 @@ class Dispatcher:
             # Let other work in: RPCs wait for the loop while a chunk renders.
             await asyncio.sleep(0)
             fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
-        return _Chunk(outcome, deliveries, last)
+        return _Chunk(outcome, deliveries, last, read)
 
     async def _send_chunk(self, claim: _Claim, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
@@ -457,6 +471,8 @@ class _Chunk:
     deliveries: list[Delivery]
     # The partition's last page: none follows.
     last: bool
+    # Registrations on the page, before selectors left some out.
+    read: int
 
 
 @dataclass
