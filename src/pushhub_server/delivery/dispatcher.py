@@ -5,12 +5,13 @@ registration ids after Run.cursor up to its partition's last id. Other
 partitions go to other dispatchers, in this process or another; all that is
 said below of a run holds per partition.
 
-From one partition to the next: once a partition's last page is read, the
-dispatcher claims another partition of the same message and reads its first
-page while the last chunks are sent, then goes on with it once the partition
-is finished, so the pipeline does not empty at every partition's end (a claim,
-a page read and rendered: tens of milliseconds on PostgreSQL, where a chunk is
-a few). The next partition's chunks are sent only after the current one's last
+From one partition to the next: a few chunks before a partition's end (or at
+its last page, when its size is not known), the dispatcher claims another
+partition of the same message and reads its first page while the last chunks
+are sent, then goes on with it once the partition is finished, so the
+pipeline does not empty at every partition's end (a claim, a page read and
+rendered: tens of milliseconds on PostgreSQL, where a chunk is a few). The
+next partition's chunks are sent only after the current one's last
 checkpoint, so a process still has one chunk of a message in flight, and a
 partition that stops gives the one claimed ahead back (its lease ended) for
 anyone to claim at once.
@@ -157,11 +158,11 @@ class Dispatcher:
         self._clock = clock
         self._signal = signal
         self._chunk_size = chunk_size
-        # Registrations read from a partition's start after which the next one is
-        # claimed (its claim outlasts one chunk's send): _AHEAD_CHUNKS before its
-        # end, for a partition cut at partition_size (the store's setting). 0: at
-        # its last page only (a partition resumed midway, or one of a filtered
-        # audience, also reaches its last page first).
+        # Registrations read since a partition's claim after which the next one is
+        # claimed (a claim outlasts one chunk's send): _AHEAD_CHUNKS before the end
+        # of a partition cut at partition_size (the store's setting) and claimed
+        # from its start. 0: at its last page only; a partition resumed midway, or
+        # one of a filtered audience, also reaches its last page first.
         self._claim_ahead_at = max(partition_size - _AHEAD_CHUNKS * chunk_size, 0)
         # How long a claimed run stays ours without a renewal; the scheduler claims
         # with it too. The heartbeat renews it three times per lease, so one renewal
@@ -315,8 +316,9 @@ class Dispatcher:
 
     async def _send_pages(self, claim: _Claim, fanout: _Fanout, ahead: _Ahead) -> bool:
         """Sends every page of the partition after its cursor; False when it had to
-        stop. Once its last page is read, the next partition is claimed and its
-        first page read while this one's last chunks are sent (_Ahead)."""
+        stop. Near its end (see _claim_ahead_at), or once its last page is read,
+        the next partition is claimed and its first page read while this one's
+        last chunks are sent (_Ahead)."""
         run = claim.run
         first = claim.first or asyncio.ensure_future(
             self._prepare(fanout, run.cursor, run.partition.last_id)
@@ -525,7 +527,8 @@ class _Ahead:
         return claim
 
     async def drop(self) -> None:
-        """Gives back a partition claimed ahead and not taken."""
+        """Gives back a partition claimed ahead and not taken. A claim cancelled
+        in flight may have committed unseen: that partition waits out its lease."""
         task, self._task = self._task, None
         if task is None:
             return
