@@ -527,13 +527,13 @@ class _Ahead:
         return claim
 
     async def drop(self) -> None:
-        """Gives back a partition claimed ahead and not taken. A claim cancelled
-        in flight may have committed unseen: that partition waits out its lease."""
+        """Gives back a partition claimed ahead and not taken. A claim in flight is
+        let finish, not cancelled inside its transaction, then given back; one
+        cancelled anyway (the process stopping) may have committed unseen: that
+        partition waits out its lease."""
         task, self._task = self._task, None
         if task is None:
             return
-        if not task.done():
-            task.cancel()
         with contextlib.suppress(Exception, asyncio.CancelledError):
             claim = await task
             if claim is not None:
