@@ -326,7 +326,8 @@ def _delivery(
     metrics = observability.delivery_metrics
     tracing = observability.delivery_tracing
     signal = InProcessStatusSignal()
-    messages = SqlMessageRepository(db, _partition_size(config, db))
+    partition_size = _partition_size(config, db)
+    messages = SqlMessageRepository(db, partition_size)
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
     endpoints = Endpoints(
         apns_url=config.apns_endpoint,
@@ -351,6 +352,7 @@ def _delivery(
         clock,
         signal,
         chunk_size=config.chunk_size,
+        partition_size=partition_size,
         lease=timedelta(seconds=config.lease_seconds),
         metrics=metrics,
         tracing=tracing,

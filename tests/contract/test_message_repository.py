@@ -257,3 +257,49 @@ async def test_a_repeat_starting_after_it_expired_ends_unsent(stores: Stores, ap
     assert await state(stores, item) == MessageState.PUBLISHED
     later = await stores.messages.claim_due(NOW + timedelta(hours=4), LEASE, 10_000)
     assert item.message_id not in later.ended
+
+
+async def test_claiming_another_partition_never_takes_the_callers_own(
+    stores: Stores, app_id: str
+) -> None:
+    """A run of one partition (the memory store's, and SQL's without a partition
+    size): its dispatcher finds nothing more to claim, even once its lease ran out."""
+    item = message(app_id)
+    run = await started(stores, item)
+    messages = stores.messages
+    assert await messages.claim_partition(item, run.claim, NOW, LEASE) is None
+    assert await messages.claim_partition(item, run.claim, NOW + 2 * LEASE, LEASE) is None
+
+
+async def test_claiming_another_partition_takes_one_another_claim_abandoned(
+    stores: Stores, app_id: str
+) -> None:
+    item = message(app_id)
+    run = await started(stores, item)
+    assert await stores.messages.record_chunk(item.message_id, run.claim, chunk("r1"), NOW, LEASE)
+    [resumed] = await claimed(stores, item, NOW + 2 * LEASE)
+    # The resumed claim's holder is gone too: its lease ran out as well.
+    later = NOW + 4 * LEASE
+    taken = await stores.messages.claim_partition(item, run.claim, later, LEASE)
+    assert taken is not None
+    assert (taken.cursor, taken.run_at) == ("r1", NOW)
+    assert taken.claim > resumed.claim
+    assert not await stores.messages.renew_lease(item.message_id, resumed.claim, later, LEASE)
+
+
+async def test_no_partition_of_a_cancelled_message_is_claimed(stores: Stores, app_id: str) -> None:
+    item = message(app_id)
+    run = await started(stores, item)
+    assert await stores.messages.cancel(app_id, item.message_id, NOW)
+    later = NOW + 2 * LEASE
+    assert await stores.messages.claim_partition(item, run.claim - 1, later, LEASE) is None
+
+
+async def test_a_lease_renewed_for_no_time_gives_the_partition_back_at_once(
+    stores: Stores, app_id: str
+) -> None:
+    item = message(app_id)
+    run = await started(stores, item)
+    assert await stores.messages.renew_lease(item.message_id, run.claim, NOW, timedelta(0))
+    [again] = await claimed(stores, item, NOW)
+    assert again.claim > run.claim

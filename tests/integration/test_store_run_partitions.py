@@ -11,7 +11,7 @@ LOCKED and the message row lock, from separate connections.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -22,6 +22,8 @@ from pushhub_server.core.ids import new_id
 from pushhub_server.core.messages import (
     Audience,
     ChunkOutcome,
+    Delivery,
+    DeliveryResult,
     Message,
     MessageState,
     PlatformCounts,
@@ -345,3 +347,107 @@ async def test_a_channel_is_cut_by_its_subscriptions_and_a_list_of_ids_not_at_al
         assert [len(page) for page in pages] == expected
         assert sorted(r.registration_id for page in pages for r in page) == audience_ids
         await messages.cancel(app_id, item.message_id, NOW)
+
+
+async def test_claiming_ahead_takes_the_next_partitions_never_the_callers(
+    messages: SqlMessageRepository, app_id: str, broadcast: Message
+) -> None:
+    [first] = await claim(messages, app_id)
+    held = [first]
+    while (
+        run := await messages.claim_partition(broadcast, held[-1].claim, NOW, LEASE)
+    ) is not None:
+        held.append(run)
+    assert [run.partition.number for run in held] == [0, 1, 2, 3]
+    # Every lease ran out: the caller holding partition 0 is given another one.
+    later = NOW + 2 * LEASE
+    taken = await messages.claim_partition(broadcast, first.claim, later, LEASE)
+    assert taken is not None and taken.partition.number != 0
+
+
+async def test_a_partition_given_back_is_claimed_again_at_once(
+    messages: SqlMessageRepository, app_id: str, broadcast: Message
+) -> None:
+    [first] = await claim(messages, app_id)
+    ahead = await messages.claim_partition(broadcast, first.claim, NOW, LEASE)
+    assert ahead is not None
+    assert await messages.renew_lease(broadcast.message_id, ahead.claim, NOW, timedelta(0))
+    numbers = [run.partition.number for run in await claim_all(messages, app_id)]
+    assert ahead.partition.number in numbers
+
+
+def partition_dispatcher(
+    db: Database, messages: SqlMessageRepository, provider: DeliveryProvider
+) -> Dispatcher:
+    async def provider_for(app_id: str) -> DeliveryProvider:
+        return provider
+
+    return Dispatcher(
+        messages,
+        SqlAudienceReader(db),
+        provider_for,
+        ManualClock(NOW),
+        CountingSignal(),
+        chunk_size=2,
+        lease=LEASE,
+    )
+
+
+async def test_one_dispatcher_goes_on_to_the_partitions_it_claims_ahead(
+    db: Database,
+    messages: SqlMessageRepository,
+    app_id: str,
+    audience_ids: list[str],
+    broadcast: Message,
+) -> None:
+    """One claim of the run: the dispatcher claims each next partition before the
+    current one drains, and sends them one chunk at a time, in order."""
+    provider = RecordingProvider()
+    [first] = await claim(messages, app_id)
+    await partition_dispatcher(db, messages, provider).run(first)
+
+    assert [d.registration_id for batch in provider.batches for d in batch] == audience_ids
+    # Partitions of 3 in chunks of 2: a partition's last page is never read empty.
+    assert [len(batch) for batch in provider.batches] == [2, 1, 2, 1, 2, 1, 1]
+    status = await messages.status(app_id, broadcast.message_id)
+    assert status is not None
+    assert (status.state, status.sent, status.run_count) == (
+        MessageState.PUBLISHED,
+        REGISTRATIONS,
+        1,
+    )
+
+
+class CancellingProvider:
+    """Cancels the message while the given batch is being sent."""
+
+    def __init__(self, messages: SqlMessageRepository, message: Message, batch: int) -> None:
+        self.recording = RecordingProvider()
+        self._cancel = (messages, message, batch)
+
+    async def send(
+        self, deliveries: Sequence[Delivery], *, validate_only: bool = False
+    ) -> list[DeliveryResult]:
+        messages, message, batch = self._cancel
+        if len(self.recording.batches) + 1 == batch:
+            await messages.cancel(message.app_id, message.message_id, NOW)
+        return await self.recording.send(deliveries, validate_only=validate_only)
+
+
+async def test_a_cancel_during_a_partitions_last_chunk_stops_the_one_claimed_ahead(
+    db: Database,
+    messages: SqlMessageRepository,
+    app_id: str,
+    audience_ids: list[str],
+    broadcast: Message,
+) -> None:
+    provider = CancellingProvider(messages, broadcast, batch=2)  # partition 0's last chunk
+    [first] = await claim(messages, app_id)
+    await partition_dispatcher(db, messages, provider).run(first)
+
+    sent = [d.registration_id for batch in provider.recording.batches for d in batch]
+    assert sent == audience_ids[:3]
+    status = await messages.status(app_id, broadcast.message_id)
+    assert status is not None
+    assert (status.state, status.sent) == (MessageState.CANCELLED, 3)
+    assert await claim(messages, app_id, NOW + 2 * LEASE) == []

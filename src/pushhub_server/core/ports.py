@@ -24,6 +24,7 @@ from .messages import (
     MessageState,
     MessageStatus,
     Recipient,
+    Run,
 )
 from .models import (
     ApiKey,
@@ -238,6 +239,15 @@ class MessageRepository(Protocol):
         and its id is in Claims.ended (its claimer counts the end).
         PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work, and
         one message."""
+
+    async def claim_partition(
+        self, message: Message, holding: int, now: datetime, lease: timedelta
+    ) -> Run | None:
+        """Claims one more partition of `message`'s run under way, as claim_due
+        does, for the caller already holding the partition claim `holding` names
+        (never that one, even if its lease ran out): a dispatcher claims the next
+        partition before its current one drains. None when the message is not
+        PUBLISHING or none of its partitions is claimable."""
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta

@@ -5,6 +5,17 @@ registration ids after Run.cursor up to its partition's last id. Other
 partitions go to other dispatchers, in this process or another; all that is
 said below of a run holds per partition.
 
+From one partition to the next: a few chunks before a partition's end (or at
+its last page, when its size is not known), the dispatcher claims another
+partition of the same message and reads its first page while the last chunks
+are sent, then goes on with it once the partition is finished, so the
+pipeline does not empty at every partition's end (a claim, a page read and
+rendered: tens of milliseconds on PostgreSQL, where a chunk is a few). The
+next partition's chunks are sent only after the current one's last
+checkpoint, so a process still has one chunk of a message in flight, and a
+partition that stops gives the one claimed ahead back (its lease ended) for
+anyone to claim at once.
+
 Per chunk (one keyset page of the audience): leave out registrations whose
 selector the message's headers do not satisfy, render each payload, send,
 retry the retryable subset (RetryPolicy), classify the results, then store the
@@ -113,6 +124,10 @@ _STOPS_BEFORE_FAILING = 5
 _STOPS_REMEMBERED = 1000
 # Where a run's partition started: its slot and the checkpoint it resumed after.
 _Start = tuple[datetime, str | None]
+# How many chunks before a partition's end (when its size is known) the next
+# partition is claimed: a claim, with the cut's index scan, took as long as two
+# to five chunks' sends (benchmarks/partition_switch.py).
+_AHEAD_CHUNKS = 3
 # A partition of a message: (message id, partition number).
 _PartitionKey = tuple[str, int]
 
@@ -130,6 +145,7 @@ class Dispatcher:
         signal: StatusSignal,
         *,
         chunk_size: int = 1000,
+        partition_size: int = 0,
         lease: timedelta = timedelta(seconds=60),
         heartbeat: timedelta | None = None,
         retry: RetryPolicy | None = None,
@@ -142,6 +158,12 @@ class Dispatcher:
         self._clock = clock
         self._signal = signal
         self._chunk_size = chunk_size
+        # Registrations read since a partition's claim after which the next one is
+        # claimed (a claim outlasts one chunk's send): _AHEAD_CHUNKS before the end
+        # of a partition cut at partition_size (the store's setting) and claimed
+        # from its start. 0: at its last page only; a partition resumed midway, or
+        # one of a filtered audience, also reaches its last page first.
+        self._claim_ahead_at = max(partition_size - _AHEAD_CHUNKS * chunk_size, 0)
         # How long a claimed run stays ours without a renewal; the scheduler claims
         # with it too. The heartbeat renews it three times per lease, so one renewal
         # may fail (a database blip) without the run being claimed again.
@@ -155,19 +177,41 @@ class Dispatcher:
         self._stops: dict[_PartitionKey, tuple[_Start, int]] = {}
 
     async def run(self, run: Run) -> None:
-        """Delivers one claimed run; never raises. A message that cannot be rendered
-        for anyone fails; any other error, or cancelling, stops the run where it is:
-        the lease then runs out and the run resumes from its last checkpoint."""
-        message_id = run.message.message_id
+        """Delivers one claimed partition, then the partitions of the same message
+        it claims on the way (see _Ahead); never raises. A message that cannot be
+        rendered for anyone fails; any other error, or cancelling, stops the
+        partition where it is: the lease then runs out and it resumes from its last
+        checkpoint."""
+        claim: _Claim | None = self._hold(run)
+        fanout: _Fanout | None = None
+        while claim is not None:
+            claim, fanout = await self._run_partition(claim, fanout)
+
+    def _hold(self, run: Run) -> _Claim:
+        """Starts keeping a claimed partition: its log line and its heartbeat."""
         _log.info("claim %d of message %s: partition %d claimed", *_described(run))
-        self._signal.notify(message_id)  # claimed: now PUBLISHING
+        self._signal.notify(run.message.message_id)  # claimed: now PUBLISHING
         lost = asyncio.Event()
         heartbeat = asyncio.get_running_loop().create_task(self._keep_claim(run, lost))
+        return _Claim(run, lost, heartbeat)
+
+    async def _run_partition(
+        self, claim: _Claim, fanout: _Fanout | None
+    ) -> tuple[_Claim | None, _Fanout | None]:
+        """Delivers one partition; returns the next one, claimed meanwhile (if any),
+        and the fanout it goes on with."""
+        run = claim.run
+        message_id = run.message.message_id
+        ahead = _Ahead(lambda shared: self._claim_ahead(claim, shared), self._give_back)
         self._metrics.run_started()
         try:
             with self._tracing.run(run.message, run.claim):
-                await self._deliver_or_fail(run, lost)
+                if fanout is None:
+                    fanout = await self._fanout_or_fail(run)
+                delivered = fanout is not None and await self._deliver(claim, fanout, ahead)
             self._stops.pop(_key(run), None)
+            if delivered:
+                return await ahead.take(), fanout
         except Exception as error:
             _log.error(
                 "claim %d of message %s (partition %d) stopped; it resumes from its last"
@@ -181,10 +225,10 @@ class Dispatcher:
             await self._after_stop(run, error)
         finally:
             self._metrics.run_ended()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await _stop(claim.heartbeat)
+            await ahead.drop()
             self._signal.notify(message_id)
+        return None, fanout
 
     async def _after_stop(self, run: Run, error: Exception) -> None:
         if is_database_unavailable(error):
@@ -239,7 +283,9 @@ class Dispatcher:
                     exc_info=not is_database_unavailable(error),
                 )
 
-    async def _deliver_or_fail(self, run: Run, lost: asyncio.Event) -> None:
+    async def _fanout_or_fail(self, run: Run) -> _Fanout | None:
+        """What every partition of the message's run shares; None (and the message
+        failed) when its content cannot be rendered for anyone."""
         message_id = run.message.message_id
         try:
             # One renderer per run: it prepares each platform's payload once for everyone.
@@ -249,46 +295,113 @@ class Dispatcher:
             _log.exception("message %s cannot be rendered for any recipient", message_id)
             if await self._messages.fail(message_id, run.claim, _UNRENDERABLE, self._clock.now()):
                 self._metrics.message_ended(MessageState.FAILED)  # once, whichever partition
-            return
-        await self._deliver(run, renderer, lost)
+            return None
+        provider = await self._provider_for(run.message.app_id)
+        return _Fanout(run.message, provider, renderer)
 
-    async def _deliver(self, run: Run, renderer: PayloadRenderer, lost: asyncio.Event) -> None:
+    async def _deliver(self, claim: _Claim, fanout: _Fanout, ahead: _Ahead) -> bool:
+        """Sends the partition and ends it; False when it had to stop (the message
+        was cancelled, or the partition claimed again): not ours to finish."""
+        run = claim.run
         message = run.message
-        provider = await self._provider_for(message.app_id)
-        fanout = _Fanout(message, run.partition.last_id, provider, renderer, lost)
-        if not await self._send_pages(run, fanout):
-            return  # cancelled (or no longer our run) meanwhile: not ours to finish
+        if not await self._send_pages(claim, fanout, ahead):
+            return False
         now = self._clock.now()
         next_run_at = message.schedule.next_run_after(run.run_at, now)
         ended = await self._messages.finish_run(message.message_id, run.claim, next_run_at, now)
         if ended and next_run_at is None:
             self._metrics.message_ended(MessageState.PUBLISHED)
         _log.info("claim %d of message %s: partition %d delivered", *_described(run))
+        return True
 
-    async def _send_pages(self, run: Run, fanout: _Fanout) -> bool:
-        """Sends every page after run.cursor; False when the run had to stop (the
-        message was cancelled, or the run claimed again)."""
-        chunk = await self._prepare(fanout, run.cursor)
+    async def _send_pages(self, claim: _Claim, fanout: _Fanout, ahead: _Ahead) -> bool:
+        """Sends every page of the partition after its cursor; False when it had to
+        stop. Near its end (see _claim_ahead_at), or once its last page is read,
+        the next partition is claimed and its first page read while this one's
+        last chunks are sent (_Ahead)."""
+        run = claim.run
+        first = claim.first or asyncio.ensure_future(
+            self._prepare(fanout, run.cursor, run.partition.last_id)
+        )
+        try:
+            chunk = await first
+        finally:
+            first.cancel()  # only still running when this task was cancelled
+        read = 0
         while chunk is not None:
-            upcoming = self._prepare_ahead(fanout, chunk)
+            read += chunk.read
+            if chunk.last or 0 < self._claim_ahead_at <= read:
+                ahead.start(fanout)
+            upcoming = self._prepare_ahead(fanout, run.partition.last_id, chunk, ahead)
             try:
-                if not await self._send_chunk(run, fanout, chunk):
+                if not await self._send_chunk(claim, fanout, chunk):
                     return False
                 chunk = await upcoming
             finally:
                 upcoming.cancel()  # only still running when the send failed or stopped
+        ahead.start(fanout)  # an empty partition: nothing was read ahead
         return True
 
-    def _prepare_ahead(self, fanout: _Fanout, chunk: _Chunk) -> asyncio.Future[_Chunk | None]:
+    def _prepare_ahead(
+        self, fanout: _Fanout, last_id: str | None, chunk: _Chunk, ahead: _Ahead
+    ) -> asyncio.Future[_Chunk | None]:
         """Starts preparing the chunk after `chunk`, so it overlaps the send."""
-        if not chunk.full:  # a short page is the last one
+        if chunk.last:
             done: asyncio.Future[_Chunk | None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        return asyncio.ensure_future(self._prepare(fanout, chunk.outcome.cursor))
+        return asyncio.ensure_future(self._prepare_then_look(fanout, chunk, last_id, ahead))
 
-    async def _prepare(self, fanout: _Fanout, after_id: str | None) -> _Chunk | None:
-        """The page after `after_id`, rendered; None when there is none."""
+    async def _prepare_then_look(
+        self, fanout: _Fanout, chunk: _Chunk, last_id: str | None, ahead: _Ahead
+    ) -> _Chunk | None:
+        """The next chunk; when it is the partition's last, the next partition is
+        claimed at once, while the chunk before is still being sent."""
+        upcoming = await self._prepare(fanout, chunk.outcome.cursor, last_id)
+        if upcoming is None or upcoming.last:
+            ahead.start(fanout)
+        return upcoming
+
+    async def _claim_ahead(self, claim: _Claim, fanout: _Fanout) -> _Claim | None:
+        """Claims another partition of claim's message and starts reading its first
+        page; None when there is none to claim (done, or other servers have them).
+        The partition open to the end of the audience is the last one cut: after
+        it, the scheduler's next round finds any partition left behind (so SQLite,
+        one partition a run, never pays for a claim that finds nothing)."""
+        run = claim.run
+        if run.partition.last_id is None:
+            return None
+        now = self._clock.now()
+        successor = await self._messages.claim_partition(run.message, run.claim, now, self.lease)
+        if successor is None:
+            return None
+        self._metrics.run_claimed((now - successor.run_at).total_seconds())
+        held = self._hold(successor)
+        held.first = asyncio.ensure_future(
+            self._prepare(fanout, successor.cursor, successor.partition.last_id)
+        )
+        return held
+
+    async def _give_back(self, claim: _Claim) -> None:
+        """Ends the lease of a partition claimed ahead and never started, so any
+        server claims it at once, not a lease later."""
+        run = claim.run
+        if claim.first is not None:
+            claim.first.cancel()
+        await _stop(claim.heartbeat)
+        message_id = run.message.message_id
+        try:
+            await self._messages.renew_lease(message_id, run.claim, self._clock.now(), timedelta(0))
+        except Exception as error:
+            _log.warning("giving back a partition of message %s failed: %s", message_id, error)
+            return
+        _log.info("claim %d of message %s: partition %d given back", *_described(run))
+
+    async def _prepare(
+        self, fanout: _Fanout, after_id: str | None, last_id: str | None
+    ) -> _Chunk | None:
+        """The page after `after_id` up to `last_id` (the partition's end), rendered;
+        None when there is none."""
         message = fanout.message
         renderer = fanout.renderer
         page = await self._audience.page(
@@ -299,12 +412,16 @@ class Dispatcher:
             self._clock.now(),
             with_metadata=renderer.uses_metadata,
             with_templates=renderer.uses_templates,
-            last_id=fanout.last_id,
+            last_id=last_id,
         )
         if not page:
             return None
-        outcome = ChunkOutcome(cursor=page[-1].registration_id)
-        full = len(page) == self._chunk_size
+        cursor = page[-1].registration_id
+        read = len(page)
+        outcome = ChunkOutcome(cursor=cursor)
+        # A short page, or one that reached the partition's end, is its last: no
+        # empty page is read to find out.
+        last = read < self._chunk_size or cursor == last_id
         # Consumed as rendered: each recipient, with what it decoded, is freed in
         # its slice, not all at once (a page of large metadata is tens of MB).
         pending = deque(page)
@@ -315,13 +432,14 @@ class Dispatcher:
             # Let other work in: RPCs wait for the loop while a chunk renders.
             await asyncio.sleep(0)
             fanout.render(pending, time.perf_counter() + _SLICE_SECONDS, outcome, deliveries)
-        return _Chunk(outcome, deliveries, full)
+        return _Chunk(outcome, deliveries, last, read)
 
-    async def _send_chunk(self, run: Run, fanout: _Fanout, chunk: _Chunk) -> bool:
+    async def _send_chunk(self, claim: _Claim, fanout: _Fanout, chunk: _Chunk) -> bool:
         """Sends one chunk and stores its checkpoint; False when the run must stop."""
+        run = claim.run
         with self._tracing.chunk(run.message, len(chunk.deliveries)):
             outcome = chunk.outcome
-            self._metrics.chunk_counted(await self._send(fanout, chunk))
+            self._metrics.chunk_counted(await self._send(fanout, chunk, claim.lost))
             message_id = run.message.message_id
             recorded = await self._messages.record_chunk(
                 message_id, run.claim, outcome, self._clock.now(), self.lease
@@ -329,7 +447,9 @@ class Dispatcher:
         self._signal.notify(message_id)
         return recorded
 
-    async def _send(self, fanout: _Fanout, chunk: _Chunk) -> NotificationCounts:
+    async def _send(
+        self, fanout: _Fanout, chunk: _Chunk, lost: asyncio.Event
+    ) -> NotificationCounts:
         """Sends the chunk's deliveries, retries included, and counts their results
         in its outcome; returns them counted for metrics, once per chunk."""
         outcome = chunk.outcome
@@ -339,7 +459,7 @@ class Dispatcher:
             counts.count_failed(platform, FailureKind.UNRENDERABLE, unrendered)
         if chunk.deliveries:
             results = await self._retry.send(
-                fanout.provider, chunk.deliveries, fanout.lost, on_retry=counts.count_resent
+                fanout.provider, chunk.deliveries, lost, on_retry=counts.count_resent
             )
             _classify(chunk.deliveries, results, outcome, counts)
         return counts
@@ -351,21 +471,82 @@ class _Chunk:
 
     outcome: ChunkOutcome
     deliveries: list[Delivery]
-    # A full page: another may follow.
-    full: bool
+    # The partition's last page: none follows.
+    last: bool
+    # Registrations on the page, before selectors left some out.
+    read: int
+
+
+@dataclass
+class _Claim:
+    """A claimed partition: its run, its heartbeat, and (when claimed ahead) the
+    reading of its first page."""
+
+    run: Run
+    # Set when the partition is no longer ours (cancelled, claimed again): retries stop.
+    lost: asyncio.Event
+    heartbeat: asyncio.Task[None]
+    first: asyncio.Future[_Chunk | None] | None = None
+
+
+class _Ahead:
+    """The next partition of a message, claimed while the current one's last
+    chunks are sent, so the pipeline never empties at a partition's end
+    (docs/fleet.md). Its chunks are sent only once the current partition is
+    finished: a process still sends one chunk of a message at a time, and a crash
+    re-sends at most that one. When the current partition stops instead, the
+    next one is given back at once (its lease ended), for anyone to claim."""
+
+    def __init__(
+        self,
+        claim_next: Callable[[_Fanout], Awaitable[_Claim | None]],
+        give_back: Callable[[_Claim], Awaitable[None]],
+    ) -> None:
+        self._claim_next = claim_next
+        self._give_back = give_back
+        self._task: asyncio.Future[_Claim | None] | None = None
+
+    def start(self, fanout: _Fanout) -> None:
+        """Claims the next partition, once."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._claim_next(fanout))
+
+    async def take(self) -> _Claim | None:
+        """The next partition, now the caller's to deliver."""
+        task = self._task
+        if task is None:
+            return None
+        try:
+            claim = await task
+        except Exception as error:
+            # The scheduler claims it (or another) on its next round instead.
+            _log.warning("claiming the next partition failed: %s", error)
+            claim = None
+        # Only now: cancelled while waiting, drop() still gives the claim back.
+        self._task = None
+        return claim
+
+    async def drop(self) -> None:
+        """Gives back a partition claimed ahead and not taken. A claim in flight is
+        let finish, not cancelled inside its transaction, then given back; one
+        cancelled anyway (the process stopping) may have committed unseen: that
+        partition waits out its lease."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            claim = await task
+            if claim is not None:
+                await self._give_back(claim)
 
 
 @dataclass
 class _Fanout:
-    """What stays the same for every chunk of one run."""
+    """What stays the same for every chunk of one run, across its partitions."""
 
     message: Message
-    # The end of the run's partition (inclusive); None: the end of the audience.
-    last_id: str | None
     provider: DeliveryProvider
     renderer: PayloadRenderer
-    # Set when the run is no longer ours (cancelled, claimed again): retries stop.
-    lost: asyncio.Event
     # Selector text -> whether the message's headers satisfy it (see the module docstring).
     selected: dict[str, bool] = field(default_factory=dict)
     # An unexpected render error is logged once per run, not once per recipient.
@@ -459,6 +640,12 @@ class _Fanout:
                 PAYLOAD_UNRENDERABLE,
                 exc_info=True,
             )
+
+
+async def _stop(task: asyncio.Future[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _key(run: Run) -> _PartitionKey:

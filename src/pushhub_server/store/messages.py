@@ -165,6 +165,13 @@ class SqlMessageRepository:
                     runs += await _claim_partitions(conn, at, until, room, running, size)
         return Claims(runs, ended)
 
+    async def claim_partition(
+        self, message: Message, holding: int, now: datetime, lease: timedelta
+    ) -> Run | None:
+        at, until = to_micros(now), to_micros(now + lease)
+        async with self._db.write() as conn:
+            return await _claim_one(conn, message, at, until, self._partition_size, holding=holding)
+
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
     ) -> bool:
@@ -486,17 +493,32 @@ async def _claim_partitions(
 
 
 async def _claim_one(
-    conn: AsyncConnection, message: Message, at: int, until: int, size: int
+    conn: AsyncConnection,
+    message: Message,
+    at: int,
+    until: int,
+    size: int,
+    *,
+    holding: int | None = None,
 ) -> Run | None:
     """Locks the message's claimable partition with the oldest lease (SKIP LOCKED:
-    None when other servers are claiming all of them) and claims it. A partition
-    open to the end of the audience is cut first (_cut)."""
+    None when other servers are claiming all of them) and claims it, while the
+    message is PUBLISHING; never the partition claim `holding` names (its
+    caller's). A partition open to the end of the audience is cut first (_cut)."""
     message_id = message.message_id
+    conditions = [
+        _p.message_id == message_id,
+        _p.done == sa.false(),
+        _p.lease_until <= at,
+        _m.state == int(MessageState.PUBLISHING),
+    ]
+    if holding is not None:
+        conditions.append(_p.claim != holding)
     partition = (
         await conn.execute(
             sa.select(_p.number, _p.last_id, _p.cursor, messages.c.run_at)
             .join(messages, _m.id == _p.message_id)
-            .where(_p.message_id == message_id, _p.done == sa.false(), _p.lease_until <= at)
+            .where(*conditions)
             .order_by(_p.lease_until, _p.number)
             .limit(1)
             .with_for_update(skip_locked=True, of=run_partitions)

@@ -97,6 +97,21 @@ class MemoryMessageRepository:
             runs.append(Run(row.message, row.run_number, row.run_at, None))
         return Claims(runs, ended)
 
+    async def claim_partition(
+        self, message: Message, holding: int, now: datetime, lease: timedelta
+    ) -> Run | None:
+        # One partition per run here: the caller holds it, unless it was claimed
+        # again since and that claim's lease ran out too.
+        row = self._store.messages.get(message.message_id)
+        if row is None or row.state is not MessageState.PUBLISHING or row.run_number == holding:
+            return None
+        if row.lease_until is None or row.lease_until > now:
+            return None
+        row.run_number += 1
+        row.lease_until, row.updated_at = now + lease, now
+        assert row.run_at is not None
+        return Run(row.message, row.run_number, row.run_at, row.cursor)
+
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
     ) -> bool:
