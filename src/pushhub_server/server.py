@@ -407,9 +407,9 @@ class _FleetChanges:
         self.keys.forget_app(app_id)
 
     def changes_missed(self) -> None:
-        # Watch streams read again at their next poll; runs and keys need not wait.
         self.keys.forget_all()
         self.scheduler.wake()
+        self.signal.notify_all()
 
 
 def _add_services(

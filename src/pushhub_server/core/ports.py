@@ -342,6 +342,9 @@ class StatusSignal(Protocol):
 
     def notify(self, message_id: str) -> None: ...
 
+    def notify_all(self) -> None:
+        """Wakes every watcher (changes may have been missed), so each reads again."""
+
     async def wait(self, message_id: str, timeout: float) -> None: ...
 
     def listen(self, message_id: str) -> StatusListener:
