@@ -10,7 +10,8 @@ class InProcessStatusSignal:
     """Implements core.ports.StatusSignal for one server process.
 
     Another process's changes reach it through the change feed (docs/fleet.md);
-    while the feed is down, watchers fall back to their poll timeout for those. Per-id state lives only while someone listens.
+    while the feed is down, watchers fall back to their poll timeout for those.
+    Per-id state lives only while someone listens.
     """
 
     def __init__(self) -> None:

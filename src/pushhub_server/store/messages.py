@@ -79,6 +79,8 @@ _ONE_MICROSECOND = timedelta(microseconds=1)
 # (docs/fleet.md, "The change feed"): a run's chunks would otherwise NOTIFY
 # every process, every few milliseconds; state changes are announced at once.
 PROGRESS_ANNOUNCEMENT_SECONDS = 1.0
+# Entries of _announced past which the stale ones are dropped.
+_ANNOUNCED_KEPT = 256
 
 
 class SqlMessageRepository:
@@ -236,7 +238,6 @@ class SqlMessageRepository:
                 return False
             await _end_run(conn, message_id, next_run_at, to_micros(now))
             await announce(conn, Change.STATUS, message_id)
-            self._announced.pop(message_id, None)
             return True
 
     async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
@@ -267,7 +268,6 @@ class SqlMessageRepository:
             await conn.execute(others)
             await conn.execute(failure)
             await announce(conn, Change.STATUS, message_id)
-        self._announced.pop(message_id, None)
 
     async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest scheduled run, or partition lease expiry (a dispatcher may
@@ -290,6 +290,13 @@ class SqlMessageRepository:
         now = time.monotonic()
         if now - self._announced.get(message_id, -math.inf) < PROGRESS_ANNOUNCEMENT_SECONDS:
             return False
+        if len(self._announced) >= _ANNOUNCED_KEPT:
+            # Older entries throttle nothing any more: only runs under way stay.
+            self._announced = {
+                other: at
+                for other, at in self._announced.items()
+                if now - at < PROGRESS_ANNOUNCEMENT_SECONDS
+            }
         self._announced[message_id] = now
         return True
 
