@@ -496,7 +496,8 @@ def report(number: int, result: dict[str, Any]) -> None:
     print(
         f"broadcast {number}: {result['state']} targeted {result['targeted']} "
         f"sent {result['sent']} failed {result['failed']} in {result['elapsed']:.2f} s -> "
-        f"{result['rate']:,.0f} recipients/s, server CPU {result['cpu_us']:.2f} us each; peak RSS {result['peak_rss_mb']:.1f} MB; "
+        f"{result['rate']:,.0f} recipients/s, server CPU {result['cpu_us']:.2f} us each; "
+        f"peak RSS {result['peak_rss_mb']:.1f} MB; "
         f"RegisterDevice {describe_latencies(result['latencies'])}, "
         f"{result['register_errors']} errors",
         flush=True,
