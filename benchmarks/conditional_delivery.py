@@ -193,7 +193,7 @@ async def deliver(db: Database, app_id: str, content: NotificationContent, watch
     await messages.create(
         Message(message_id, app_id, content, Audience(broadcast=True), Schedule(now), now)
     )
-    [run] = await messages.claim_due(now + timedelta(seconds=1), dispatcher.lease, 1)
+    [run] = (await messages.claim_due(now + timedelta(seconds=1), dispatcher.lease, 1)).runs
     watcher = LoopWatch()
     if watch:
         watcher.start()

@@ -14,7 +14,17 @@ workers, and CONCURRENCY calls in flight per process. Every run warms up for a
 second before it is measured.
 
     .venv/bin/python -m benchmarks.fleet_rpc [--seconds 5] [--rounds 3] [--clients 2]
-        [--synchronous-commit off]
+        [--synchronous-commit off] [--server-cpus 0.3]
+
+On a bare machine with 2 cores, two echo processes serve no more than one (the
+load processes and the cores bound them), so `--workers 2 / --workers 1` there
+cannot show whether the workers scale. --server-cpus adds a scale model: each
+server process (every echo process, and every process of `pushhub serve`) in a
+cgroup v1 `cpu` group of its own, capped at that share of a core, as if each
+ran on a small host of its own, while PostgreSQL and the load processes have
+the rest of the machine. Every round then measures each server bare and capped,
+in turn; the report gives both. Two capped workers doing twice the work of one
+shows that they share no lock and contend for nothing but PostgreSQL.
 
 Each RegisterDevice commits once; with synchronous_commit on, that commit waits
 for a WAL flush, and the disk's flush rate can bound the figure before any CPU
@@ -28,12 +38,15 @@ import asyncio
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -56,6 +69,8 @@ CHANNELS = 4
 WARM_UP_SECONDS = 1.0
 # Device tokens of each load process start here times its number: no two collide.
 TOKEN_SPACE = 100_000_000
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+BARE, CAPPED = "bare", "capped"
 
 
 # ------------------------------------------------------------- load process ----
@@ -129,24 +144,28 @@ def measure(
     if cpu:
         calls = sum(result["all_calls"] for result in results)
         after = cpu.snapshot()
-        figures["server_ms"] = (after["server"] - before["server"]) * 1000 / calls
+        server = after["server"] - before["server"]
+        figures["server_ms"] = server * 1000 / calls
+        # Cores the servers used while the load ran (warm-up included, like calls).
+        figures["server_cores"] = server / (WARM_UP_SECONDS + seconds)
         figures["postgres_ms"] = (after["postgres"] - before["postgres"]) * 1000 / calls
         figures["load_ms"] = sum(result["cpu"] for result in results) * 1000 / calls
     return figures
 
 
 class CpuMeter:
-    """CPU seconds used so far by a server process tree and by PostgreSQL's backends
-    of one database (/proc; the benchmark runs where PostgreSQL does)."""
+    """CPU seconds used so far by a server's processes and by PostgreSQL's backends
+    of its database, if any (/proc; the benchmark runs where PostgreSQL does)."""
 
-    def __init__(self, server_pid: int, database: str) -> None:
-        self._server = server_pid
+    def __init__(self, server_pids: Callable[[], list[int]], database: str | None) -> None:
+        self._server_pids = server_pids
         self._database = database
 
     def snapshot(self) -> dict[str, float]:
+        database = self._database
         return {
-            "server": sum(map(cpu_seconds, process_tree(self._server))),
-            "postgres": sum(map(cpu_seconds, asyncio.run(backends(self._database)))),
+            "server": sum(map(cpu_seconds, self._server_pids())),
+            "postgres": sum(map(cpu_seconds, asyncio.run(backends(database)))) if database else 0,
         }
 
 
@@ -187,18 +206,88 @@ async def backends(database: str) -> list[int]:
     return [row["pid"] for row in rows]
 
 
+class CpuCaps:
+    """A cgroup v1 `cpu` group per server process, capped at a share of a core.
+
+    Capped, a process runs in its group; bare, in the root group, as without
+    this class. The groups sit under one group of this run's; remove() moves
+    any process left back to the root group and deletes them all.
+    """
+
+    PERIOD_US = 100_000
+    # A group competes with the machine's other tasks by its weight (1024, one
+    # task's, by default). Eight tasks' weight: the cap, not the other work on
+    # the machine, sets what a server process gets.
+    SHARES = 8 * 1024
+
+    def __init__(self, share: float) -> None:
+        self._quota = str(round(share * self.PERIOD_US))
+        self._top = CGROUP_CPU / f"pushhub_fleet_rpc_{os.getpid()}"
+        self._top.mkdir()
+        self._groups: dict[int, Path] = {}
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why no group can be made here, or None."""
+        if not (CGROUP_CPU / "cpu.cfs_quota_us").exists():
+            return f"no cgroup v1 cpu controller at {CGROUP_CPU}"
+        if not os.access(CGROUP_CPU, os.W_OK):
+            return f"{CGROUP_CPU} is not writable"
+        return None
+
+    def apply(self, pids: list[int], capped: bool) -> None:
+        """Each of pids in its capped group, or back in the root group."""
+        for pid in pids:
+            group = self._group(pid) if capped else CGROUP_CPU
+            with suppress(ProcessLookupError):  # exited meanwhile
+                (group / "cgroup.procs").write_text(str(pid))
+
+    def remove(self) -> None:
+        for group in [*self._groups.values(), self._top]:
+            for pid in (group / "cgroup.procs").read_text().split():
+                with suppress(ProcessLookupError):
+                    (CGROUP_CPU / "cgroup.procs").write_text(pid)
+            group.rmdir()
+
+    def _group(self, pid: int) -> Path:
+        group = self._groups.get(pid)
+        if group is None:
+            group = self._groups[pid] = self._top / str(pid)
+            group.mkdir()
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(self._quota)
+            (group / "cpu.shares").write_text(str(self.SHARES))
+        return group
+
+
+@dataclass
+class Target:
+    """A server under load: where, which method, with which key; its processes."""
+
+    address: str
+    method: str
+    key: str
+    pids: Callable[[], list[int]]
+    cpu: CpuMeter
+    # Processes that serve calls (a supervisor does not).
+    serving: int
+
+
 @contextmanager
-def echo_servers(count: int) -> Iterator[str]:
+def echo_servers(count: int) -> Iterator[Target]:
     port = free_port()
     with ExitStack() as stack:
+        pids = []
         for _ in range(count):  # grpc sets SO_REUSEPORT by default: they share the port
             command = [sys.executable, "-m", "benchmarks.echo_server", str(port)]
-            stack.enter_context(server_process(command, port, new_session=True))
-        yield f"127.0.0.1:{port}"
+            pids.append(stack.enter_context(server_process(command, port, new_session=True)).pid)
+        yield Target(
+            f"127.0.0.1:{port}", ECHO_METHOD, "", lambda: pids, CpuMeter(lambda: pids, None), count
+        )
 
 
 @contextmanager
-def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[tuple[str, str, CpuMeter]]:
+def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[Target]:
     """`serve --workers N` on a new database of its own: its address, a server key, its meter."""
     database = f"{DATABASE}_{workers}"
     database_url = asyncio.run(fresh_postgres_url(database))
@@ -209,7 +298,9 @@ def pushhub_workers(workers: int, synchronous_commit: str) -> Iterator[tuple[str
     command += ["--workers", str(workers)]
     env = {"PUSHHUB_DATABASE_URL": database_url, "PUSHHUB_LOG_LEVEL": "WARNING"}
     with server_process(command, port, env, stop_timeout=60, new_session=True) as process:
-        yield f"127.0.0.1:{port}", key, CpuMeter(process.pid, database)
+        # The supervisor of --workers 2 and its workers: each process is capped alone.
+        tree = partial(process_tree, process.pid)
+        yield Target(f"127.0.0.1:{port}", REGISTER, key, tree, CpuMeter(tree, database), workers)
 
 
 def medians(samples: list[dict[str, float]]) -> dict[str, float]:
@@ -237,34 +328,68 @@ def main() -> None:
         default="on",
         help="of the benchmark's databases: off takes the WAL flush out of each commit",
     )
+    parser.add_argument(
+        "--server-cpus",
+        type=float,
+        help="also measure each server process capped at this share of a core (cgroup v1)",
+    )
     args = parser.parse_args()
-    samples: dict[str, list[dict[str, float]]] = {}
+    # Stopped by a signal, still stop the servers and remove the groups (ExitStack).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    modes = [BARE]
+    if args.server_cpus is not None:
+        if (reason := CpuCaps.unavailable()) is None:
+            modes.append(CAPPED)
+        else:
+            print(f"no scale model: {reason}; bare figures only")
+    samples: dict[str, dict[str, list[dict[str, float]]]] = {mode: {} for mode in modes}
     with ExitStack() as stack:
+        # Entered first, so removed last: after the servers have stopped.
+        caps = CpuCaps(args.server_cpus) if CAPPED in modes else None
+        if caps is not None:
+            stack.callback(caps.remove)
         # All four servers up at once, measured in turn, round after round: a change
         # in what else runs on the machine touches each of them alike.
-        targets = {
-            f"echo x{count}": (stack.enter_context(echo_servers(count)), ECHO_METHOD, "", None)
-            for count in (1, 2)
-        }
+        targets = {f"echo x{count}": stack.enter_context(echo_servers(count)) for count in (1, 2)}
         for workers in (1, 2):
-            target, key, cpu = stack.enter_context(
+            targets[f"workers {workers}"] = stack.enter_context(
                 pushhub_workers(workers, args.synchronous_commit)
             )
-            targets[f"workers {workers}"] = (target, REGISTER, key, cpu)
         for _ in range(args.rounds):
-            for name, (target, method, key, cpu) in targets.items():
-                figures = measure(target, method, key, args.seconds, args.clients, cpu)
-                samples.setdefault(name, []).append(figures)
-    report(args, samples)
-
-
-def report(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]]) -> None:
-    figures = {name: medians(rounds) for name, rounds in samples.items()}
+            for mode in modes:
+                for name, target in targets.items():
+                    if caps is not None:
+                        caps.apply(target.pids(), capped=mode == CAPPED)
+                    figures = measure(
+                        target.address,
+                        target.method,
+                        target.key,
+                        args.seconds,
+                        args.clients,
+                        target.cpu,
+                    )
+                    samples[mode].setdefault(name, []).append(figures)
     print(
         f"{args.clients} load processes x {CONCURRENCY} calls in flight; medians of "
         f"{args.rounds} rounds of {args.seconds:.0f} s; "
         f"synchronous_commit {args.synchronous_commit}"
     )
+    for mode in modes:
+        if mode == CAPPED:
+            print(
+                f"\nScale model: each server process capped at {args.server_cpus:g} of a "
+                "core (its own cgroup); PostgreSQL and the load share the rest"
+            )
+        else:
+            print(f"\nBare: all processes share the machine's {CORES} cores")
+        serving = {name: target.serving for name, target in targets.items()}
+        report(samples[mode], serving, args.server_cpus if mode == CAPPED else None)
+
+
+def report(
+    samples: dict[str, list[dict[str, float]]], serving: dict[str, int], server_cpus: float | None
+) -> None:
+    figures = {name: medians(rounds) for name, rounds in samples.items()}
     print(line("echo baseline, 1 process", figures["echo x1"]))
     print(line("echo baseline, 2 processes", figures["echo x2"]))
     print(line("RegisterDevice --workers 1", figures["workers 1"]))
@@ -290,15 +415,41 @@ def report(args: argparse.Namespace, samples: dict[str, list[dict[str, float]]])
             f"  --workers {workers}: {one['server_ms']:5.2f} / {one['postgres_ms']:5.2f} / "
             f"{one['load_ms']:5.2f}"
         )
+    one = figures["workers 1"]
+    if server_cpus is not None:
+        capped_report(figures, serving, server_cpus)
+        return
     # Were the machine ours alone: one worker reaches at most 1 core / its own CPU per
     # call, and all processes together at most CORES / the total CPU per call.
-    one = figures["workers 1"]
     total = one["server_ms"] + one["postgres_ms"] + one["load_ms"]
     single = min(1000 / one["server_ms"], CORES * 1000 / total)
     print(
         f"{CORES} idle cores would allow: --workers 1 <= {single:.0f}/s, any number of "
         f"workers <= {CORES * 1000 / total:.0f}/s, so --workers 2 / --workers 1 <= "
         f"{CORES * 1000 / total / single:.2f}x"
+    )
+
+
+def capped_report(
+    figures: dict[str, dict[str, float]], serving: dict[str, int], server_cpus: float
+) -> None:
+    """How much of their caps the servers used, and what the caps allow.
+
+    Servers well below their caps were not what bounded the rate: PostgreSQL,
+    the load processes or the machine's other work was.
+    """
+    print(f"Servers' CPU under load, cores (share of their caps, {server_cpus:g} per process):")
+    for name, one in figures.items():
+        cap = serving[name] * server_cpus
+        print(f"  {name:10}: {one['server_cores']:5.2f} ({one['server_cores'] / cap:4.0%})")
+    # A capped worker serves at most its share / its CPU per call.
+    bounds = {
+        workers: workers * server_cpus * 1000 / figures[f"workers {workers}"]["server_ms"]
+        for workers in (1, 2)
+    }
+    print(
+        f"The caps allow, at each one's CPU per call: --workers 1 <= {bounds[1]:.0f}/s, "
+        f"--workers 2 <= {bounds[2]:.0f}/s ({bounds[2] / bounds[1]:.2f}x)"
     )
 
 

@@ -15,6 +15,7 @@ from .config import Config
 from .core.delivery_metrics import NO_DELIVERY_METRICS
 from .core.delivery_tracing import NO_DELIVERY_TRACING
 from .core.ports import DeliveryMetrics, DeliveryTracing
+from .listener import StartupError
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -77,12 +78,15 @@ def start_observability(
     observability = Observability(tracing=_tracing(tracer_provider, environ or os.environ))
     if config.metrics_listen:
         # Imported here: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported.
-        from .observability.metrics_endpoint import start_process_metrics
+        from .observability.metrics_endpoint import MetricsEndpointError, start_process_metrics
 
         try:
             observability.process_metrics = start_process_metrics(
                 config.metrics_listen, serve_metrics_endpoint
             )
+        except MetricsEndpointError as error:
+            observability.close()
+            raise StartupError(str(error)) from error
         except BaseException:
             observability.close()
             raise

@@ -35,7 +35,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING
 
 from .config import Config
 from .listener import Listener, StartupError, claim_port
+from .metrics_directories import claim_metrics_directory
 from .processes import check_layout
 from .store import migrate
 
@@ -209,7 +209,8 @@ class WorkerMetrics:
 
     The directory is the operator's when PROMETHEUS_MULTIPROC_DIR is set (kept, as
     it was found: prometheus-client wants it emptied before each start); else a
-    fresh temporary one, which this process owns and removes when it closes."""
+    fresh one of this process's own (metrics_directories.py), which it removes when
+    it closes, and the next start removes if it could not."""
 
     def __init__(self, endpoint: MetricsEndpoint, owned: str | None) -> None:
         self.endpoint = endpoint
@@ -220,6 +221,7 @@ class WorkerMetrics:
         """Raises StartupError in one line: a directory or address it cannot use."""
         from .observability.metrics_endpoint import (
             MULTIPROC_DIR_VARIABLE,
+            MetricsEndpointError,
             serve_metrics,
             served_registry,
         )
@@ -227,11 +229,14 @@ class WorkerMetrics:
         given = os.environ.get(MULTIPROC_DIR_VARIABLE)
         if given and not os.path.isdir(given):
             raise StartupError(f"{MULTIPROC_DIR_VARIABLE} {given!r} is not a directory")
-        owned = None if given else tempfile.mkdtemp(prefix="pushhub-metrics-")
+        owned = None if given else str(claim_metrics_directory())
         if owned is not None:
             os.environ[MULTIPROC_DIR_VARIABLE] = owned  # the workers' Popen inherits it
         try:
             return cls(serve_metrics(listen, served_registry()), owned)
+        except MetricsEndpointError as error:
+            cls._forget(owned)
+            raise StartupError(str(error)) from error
         except BaseException:
             cls._forget(owned)
             raise

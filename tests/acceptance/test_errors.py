@@ -243,7 +243,7 @@ async def test_other_field_rules(app: AppHandle) -> None:
 
 
 async def test_selector_syntax_is_checked_when_stored(app: AppHandle) -> None:
-    """DESIGN: the selector is checked when the registration is stored."""
+    """The selector is checked when the registration is stored."""
     for selector in ("((", "color = ", "AND AND", "a === 'b'"):
         with pytest.raises(grpc.aio.AioRpcError) as caught:
             await app.register(selector=selector)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf import duration_pb2
 
 from pushhub.v1 import registration_pb2 as reg
+from pushhub_server.config import Config
 from pushhub_server.core.clock import ManualClock
 from pushhub_server.delivery.providers.simulator import FLAKY, INVALID, REJECTED
 from pushhub_server.listener import StartupError
-from pushhub_server.observability.metrics_endpoint import serve_metrics, served_registry
+from pushhub_server.server import start_server
 from tests import dashboard
 from tests.own_database import own_database
 
@@ -114,18 +117,27 @@ async def test_metrics_are_off_by_default(server) -> None:
     assert server.metrics_port is None
 
 
-def test_the_endpoint_refuses_a_listen_address_without_port() -> None:
+def _metered_config(tmp_path: Path, metrics_listen: str) -> Config:
+    return Config(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'untouched.db'}",
+        listen="127.0.0.1:0",
+        metrics_listen=metrics_listen,
+    )
+
+
+async def test_the_server_refuses_a_metrics_address_without_port(tmp_path: Path) -> None:
     with pytest.raises(StartupError, match="not HOST:PORT"):
-        serve_metrics("localhost", served_registry())
+        await start_server(_metered_config(tmp_path, "localhost"))
 
 
-def test_a_taken_metrics_port_stops_the_start_naming_it() -> None:
+async def test_a_taken_metrics_port_stops_the_start_naming_it(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         with pytest.raises(StartupError, match=f"cannot serve metrics on {address}"):
-            serve_metrics(address, served_registry())
+            await start_server(_metered_config(tmp_path, address))
+    assert not (tmp_path / "untouched.db").exists()  # refused before the database
 
 
 async def test_a_publish_counts_its_notifications_and_its_end(metered, metered_app) -> None:
@@ -173,6 +185,32 @@ async def test_a_cancel_counts_the_message_cancelled(metered, metered_app, clock
     key = labels(state="cancelled")
     cancelled = after["pushhub_messages_total"][key]
     assert cancelled - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1
+
+
+async def test_a_repeat_that_expired_before_its_first_run_counts_its_end_once(
+    metered, metered_app, metered_clock: ManualClock
+) -> None:
+    """The scheduler ends it at claim without a run (docs/observability.md: every
+    message is counted once at its terminal state, whatever ends it)."""
+    start = metered_clock.now()
+    before = await scrape(metered.metrics_port)
+    published = await metered_app.publish(
+        message="too late",
+        broadcast=True,
+        publish_at=timestamp(start + timedelta(seconds=1)),
+        repeat_every=duration_pb2.Duration(seconds=1),
+        repeat_expires_at=timestamp(start + timedelta(seconds=2)),
+    )
+    # The server was "down" until more than a lease after repeat_expires_at.
+    metered_clock.advance(timedelta(minutes=5))
+    status = await settle(metered, metered_app, published.message_id)
+    assert (status.state, status.run_count) == (PUBLISHED, 0)
+    await metered.scheduler.run_due()  # nothing left to claim, nor to count again
+
+    after = await scrape(metered.metrics_port)
+    key = labels(state="published")
+    ended = after["pushhub_messages_total"][key]
+    assert ended - before.get("pushhub_messages_total", {}).get(key, 0.0) == 1
 
 
 async def test_the_dashboard_queries_only_metrics_and_labels_that_exist(

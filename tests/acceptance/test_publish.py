@@ -227,7 +227,7 @@ async def test_values_at_their_limits_are_accepted(server, app: AppHandle) -> No
 
 
 def fcm_plain_size(message: str) -> int:
-    """The FCM body DESIGN/payloads count for a plain message, without the device token."""
+    """The FCM body the payload size limit counts for a plain message, without the device token."""
     body = {"message": {"token": "", "notification": {"body": message}}}
     return len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
 

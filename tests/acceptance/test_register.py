@@ -759,3 +759,24 @@ async def test_concurrent_registrations_of_one_token_answer_each_caller_its_own(
             continue
         assert mine.registration.user_id == ""
         assert dict(mine.registration.metadata) == {"who": "device"}
+
+
+async def test_concurrent_registrations_of_one_token_by_two_reserved_ids(app: AppHandle) -> None:
+    """Both calls succeed, each with its own id; the token stays with one of them."""
+    rpc = app.stubs.registrations
+    reserved = [
+        (
+            await rpc.CreateRegistrationId(reg.CreateRegistrationIdRequest(), metadata=app.server())
+        ).registration_id
+        for _ in range(2)
+    ]
+    token = new_token()
+    calls = [app.register(channels=["busy"]) for _ in range(20)]
+    calls += [app.register(device_token=token, registration_id=rid) for rid in reserved]
+    responses = await asyncio.gather(*calls, return_exceptions=True)
+
+    errors = [r for r in responses if isinstance(r, BaseException)]
+    assert errors == [], errors[:3]
+    assert [r.registration.registration_id for r in responses[-2:]] == reserved
+    holders = [r.registration_id for r in await app.list_all() if r.device_token == token]
+    assert len(holders) == 1 and holders[0] in reserved

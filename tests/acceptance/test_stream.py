@@ -291,3 +291,39 @@ async def test_an_item_that_breaks_a_parser_fails_alone(app: AppHandle) -> None:
     check_status(middle.results[2].error, INVALID, "VALUE_OUT_OF_RANGE", field="expires_at")
     assert all(r.WhichOneof("outcome") == "response" for r in (*first.results, *last.results))
     assert len(await app.list_all()) == 3
+
+
+async def test_two_reserved_ids_on_one_token_in_a_batch_are_answered_per_item(
+    app: AppHandle,
+) -> None:
+    """As four RegisterDevice calls in a row: the second reserved id takes the token,
+    removing the registration the first made; naming that one again is gone."""
+    rpc = app.stubs.registrations
+    first, second, on_fcm = [
+        (
+            await rpc.CreateRegistrationId(reg.CreateRegistrationIdRequest(), metadata=app.server())
+        ).registration_id
+        for _ in range(3)
+    ]
+    token = new_token()
+    items = [
+        reg.RegisterDeviceRequest(
+            platform=APNS, device_token=token, registration_id=first, channels=["news"]
+        ),
+        reg.RegisterDeviceRequest(platform=APNS, device_token=token, registration_id=second),
+        reg.RegisterDeviceRequest(platform=FCM, device_token=token, registration_id=on_fcm),
+        reg.RegisterDeviceRequest(platform=APNS, device_token=new_token(), registration_id=first),
+    ]
+    call = rpc.RegisterDevices(
+        stream_requests([reg.RegisterDevicesRequest(registrations=items)]), metadata=app.server()
+    )
+    [response] = [r async for r in call]
+
+    made, taker, other_platform, again = response.results
+    assert made.response.registration.registration_id == first
+    assert list(made.response.registration.channels) == ["news"]
+    assert taker.response.registration.registration_id == second
+    assert other_platform.response.registration.registration_id == on_fcm
+    check_status(again.error, grpc.StatusCode.NOT_FOUND, "REGISTRATION_GONE")
+    listed = {(r.platform, r.device_token): r.registration_id for r in await app.list_all()}
+    assert listed == {(APNS, token): second, (FCM, token): on_fcm}

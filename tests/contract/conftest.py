@@ -16,10 +16,21 @@ import pytest
 
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import App
-from pushhub_server.core.ports import AppRepository, MessageRepository, RegistrationRepository
-from pushhub_server.store import SqlAppRepository, SqlMessageRepository, SqlRegistrationRepository
+from pushhub_server.core.ports import (
+    AppRepository,
+    AudienceReader,
+    MessageRepository,
+    RegistrationRepository,
+)
+from pushhub_server.store import (
+    SqlAppRepository,
+    SqlAudienceReader,
+    SqlMessageRepository,
+    SqlRegistrationRepository,
+)
 from pushhub_server.store.memory import (
     MemoryAppRepository,
+    MemoryAudienceReader,
     MemoryMessageRepository,
     MemoryRegistrationRepository,
     MemoryStore,
@@ -37,6 +48,7 @@ class Stores:
     apps: AppRepository
     registrations: RegistrationRepository
     messages: MessageRepository
+    audience: AudienceReader
 
     async def new_app(self) -> str:
         """Each case works in its own apps: the SQL stores are shared by the session."""
@@ -54,6 +66,7 @@ def stores(request: pytest.FixtureRequest, database_url: str) -> Stores:
             MemoryAppRepository(store),
             MemoryRegistrationRepository(store),
             MemoryMessageRepository(store),
+            MemoryAudienceReader(store),
         )
     db = request.getfixturevalue("db")
     return Stores(
@@ -61,6 +74,7 @@ def stores(request: pytest.FixtureRequest, database_url: str) -> Stores:
         SqlAppRepository(db),
         SqlRegistrationRepository(db),
         SqlMessageRepository(db),
+        SqlAudienceReader(db),
     )
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pushhub_server.core.errors import PushHubError
+from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.ids import new_id
 from pushhub_server.core.models import ApiKey, App, KeyKind, Platform, RegistrationInput
 
@@ -45,7 +45,10 @@ async def test_app_names_are_unique(stores: Stores) -> None:
     with pytest.raises(PushHubError) as raised:
         await stores.apps.create_app(twin, [new_key(twin.app_id)])
 
-    assert raised.value.reason == "APP_ALREADY_EXISTS"
+    assert (raised.value.code, raised.value.reason) == (
+        ErrorCode.ALREADY_EXISTS,
+        "APP_ALREADY_EXISTS",
+    )
     assert await stores.apps.get_app(twin.app_id) is None
     assert await stores.apps.list_keys(twin.app_id) == []
 
@@ -104,6 +107,8 @@ async def test_credentials_are_stored_sealed_per_platform(stores: Stores) -> Non
     assert stored is not None and (stored.apns_configured, stored.fcm_configured) == (True, False)
 
     assert not await apps.replace_credentials(app.app_id, Platform.APNS, "stale", "sealed-2")
+    # Only the platform's own stored value counts.
+    assert not await apps.replace_credentials(app.app_id, Platform.FCM, "sealed-apns", "x")
     assert await apps.replace_credentials(app.app_id, Platform.APNS, "sealed-apns", "sealed-2")
     assert await apps.credentials(app.app_id) == {Platform.APNS: "sealed-2"}
 

@@ -5,7 +5,8 @@ The supervisor serves the sum of its workers' metrics (prometheus-client's
 multiprocess mode); the workers bind no metrics port. A killed worker's counts
 stay in the sum and its replacement's add to them. Without
 PROMETHEUS_MULTIPROC_DIR the supervisor uses a temporary directory of its own
-and removes it on exit; an operator's directory is used and kept.
+and removes it on exit (or the next start does, after a SIGKILL); an operator's
+directory is used and kept.
 
 PostgreSQL only, like every --workers test (fleet_url skips on SQLite).
 """
@@ -42,6 +43,7 @@ from tests.e2e.test_workers import (
     children,
     established_on,
     eventually,
+    gone,
     kill_with_workers,
     serve,
     workers_of,
@@ -192,7 +194,57 @@ async def test_the_supervisor_serves_the_sum_of_its_workers_metrics(
 
     server.process.send_signal(signal.SIGTERM)
     assert await server.exit_code() == 0
-    assert list(temporary.iterdir()) == []  # its metrics directory is gone
+    assert list(metrics_directories(temporary).iterdir()) == []  # its directory is gone
+
+
+def metrics_directories(temporary: Path) -> Path:
+    """Where supervisors keep their metrics directories (docs/observability.md)."""
+    return temporary / f"pushhub-metrics-{os.getuid()}"
+
+
+def directory_of(server: Serve, temporary: Path) -> Path:
+    [directory] = metrics_directories(temporary).glob(f"{server.process.pid}-*")
+    return directory
+
+
+async def test_the_next_start_removes_what_a_killed_supervisor_left(
+    started: list[Serve],
+    tmp_path: Path,
+    fleet_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A supervisor killed by SIGKILL cannot remove its metrics directory: the next
+    start does, and removes nothing a running supervisor (or anyone else) uses."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temporary))
+    killed, _ = serve_with_metrics(started, tmp_path, fleet_url)
+    running, running_port = serve_with_metrics(started, tmp_path, fleet_url)
+    killed_workers = await workers_of(killed)
+    await workers_of(running)
+    left, kept = directory_of(killed, temporary), directory_of(running, temporary)
+    parent = metrics_directories(temporary)
+    reused = parent / f"{os.getpid()}-1"  # a live pid that started at another time
+    reused.mkdir()
+    foreign = parent / "notes"  # not a name supervisors give
+    foreign.mkdir()
+
+    killed.process.kill()
+    assert await killed.exit_code() == -signal.SIGKILL
+    await gone(killed_workers, killed)
+    assert left.is_dir()  # nobody could remove it yet
+
+    following, _ = serve_with_metrics(started, tmp_path, fleet_url)
+    await workers_of(following)
+    assert not left.exists() and not reused.exists()
+    assert kept.is_dir() and foreign.is_dir() and directory_of(following, temporary).is_dir()
+    await scrape(running_port)  # its endpoint still serves what its worker records
+
+    for server in (running, following):
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.exit_code() == 0
+    assert list(parent.iterdir()) == [foreign]
 
 
 async def test_a_killed_workers_run_leaves_the_runs_in_flight(

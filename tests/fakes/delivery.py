@@ -1,16 +1,16 @@
-"""In-memory doubles of the delivery-side ports: messages (on store/memory), audience,
-inbox, providers, signal."""
+"""In-memory doubles of the delivery-side ports: messages and audience (store/memory
+with test hooks), inbox, providers, signal."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from pushhub_server.core.messages import (
     Audience,
     ChunkOutcome,
+    Claims,
     Delivery,
     DeliveryOutcome,
     DeliveryResult,
@@ -18,13 +18,17 @@ from pushhub_server.core.messages import (
     Message,
     MessageState,
     Recipient,
-    Run,
     Schedule,
 )
-from pushhub_server.core.models import Platform
+from pushhub_server.core.models import Platform, RegistrationInput, UpsertResult
 from pushhub_server.core.notifications import NotificationContent
 from pushhub_server.core.ports import DeliveryProvider
-from pushhub_server.store.memory import MemoryMessageRepository, MemoryStore
+from pushhub_server.store.memory import (
+    MemoryAudienceReader,
+    MemoryMessageRepository,
+    MemoryRegistrationRepository,
+    MemoryStore,
+)
 
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 APP = "app-1"
@@ -58,12 +62,12 @@ def recipients(count: int, *, token_prefix: str = "tok-") -> list[Recipient]:
     ]
 
 
-class FakeAudience:
-    """The app's recipients, in id order; invalidated ones are left out, as the store does."""
+class ObservedAudience(MemoryAudienceReader):
+    """The in-memory AudienceReader (proved like the SQL one by tests/contract), with
+    the hooks the delivery tests need: the reads it answered, and errors to raise."""
 
-    def __init__(self, members: Sequence[Recipient] = ()) -> None:
-        self.members = sorted(members, key=lambda r: r.registration_id)
-        self.invalid: set[str] = set()
+    def __init__(self, store: MemoryStore) -> None:
+        super().__init__(store)
         self.reads: list[str | None] = []
         # Raised instead of the read with that number (0-based), as a database
         # going away would.
@@ -85,31 +89,52 @@ class FakeAudience:
         if error is not None:
             raise error
         self.reads.append(after_id)
-        live = (r for r in self.members if r.registration_id not in self.invalid)
-        page = [
-            r
-            for r in live
-            if (after_id is None or r.registration_id > after_id)
-            and (last_id is None or r.registration_id <= last_id)
-        ][:limit]
-        return [
-            replace(
-                r,
-                metadata=r.metadata if with_metadata else {},
-                templates=r.templates if with_templates else {},
-            )
-            for r in page
-        ]
+        return await super().page(
+            app_id,
+            audience,
+            after_id,
+            limit,
+            now,
+            with_metadata=with_metadata,
+            with_templates=with_templates,
+            last_id=last_id,
+        )
+
+
+async def register(store: MemoryStore, members: Sequence[Recipient]) -> None:
+    """Registers each member in APP under its registration id (reserved first, as
+    CreateRegistrationId does), through the in-memory RegistrationRepository."""
+    registrations = MemoryRegistrationRepository(store)
+    for member in members:
+        await registrations.reserve_id(APP, member.registration_id, START)
+    items = [_registration(member) for member in members]
+    for result in await registrations.upsert_many(APP, items, START):
+        assert isinstance(result, UpsertResult), result
+
+
+def _registration(member: Recipient) -> RegistrationInput:
+    return RegistrationInput(
+        platform=member.platform,
+        device_token=member.device_token,
+        channels=(),
+        tags=(),
+        user_id=None,
+        expires_at=None,
+        metadata=member.metadata,
+        templates=member.templates,
+        selector=member.selector,
+        registration_id=member.registration_id,
+        web_push_keys=member.web_push_keys,
+    )
 
 
 class FakeMessages(MemoryMessageRepository):
     """The in-memory MessageRepository (proved like the SQL one by tests/contract), with
-    the hooks the delivery tests need. Tokens it invalidates leave the FakeAudience."""
+    the hooks the delivery tests need. Tokens it invalidates leave the store's audience."""
 
-    def __init__(self, audience: FakeAudience) -> None:
-        self.store = MemoryStore()
-        super().__init__(self.store)
-        self.audience = audience
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        super().__init__(store)
         # The chunks recorded (not those refused to a stale claim).
         self.chunks: list[ChunkOutcome] = []
         self.claims = 0
@@ -120,7 +145,7 @@ class FakeMessages(MemoryMessageRepository):
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
-    ) -> list[Run]:
+    ) -> Claims:
         self.claims += 1
         if self.claim_error is not None:
             error, self.claim_error = self.claim_error, None
@@ -142,7 +167,6 @@ class FakeMessages(MemoryMessageRepository):
         going_on = await super().record_chunk(message_id, claim, outcome, now, lease)
         if recorded:
             self.chunks.append(outcome)
-            self.audience.invalid.update(outcome.invalid_registration_ids)
         return going_on
 
 

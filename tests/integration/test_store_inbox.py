@@ -6,8 +6,7 @@ from pushhub_server.core.ids import new_id
 from pushhub_server.core.messages import Delivery, InboxEntry
 from pushhub_server.core.models import Platform
 from pushhub_server.store import Database, SqlInbox, SqlMessageRepository
-
-from .test_store_messages import message
+from tests.store_records import message
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 

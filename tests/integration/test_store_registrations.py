@@ -1,3 +1,8 @@
+"""The SQL registration store beyond the contract that every store passes
+(tests/contract/test_registration_repository.py): its rows and child rows,
+concurrency, large batches, index plans, and the services' unregister and sweep
+on it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -20,8 +25,6 @@ from pushhub_server.core.models import (
     Principal,
     Registration,
     RegistrationFilter,
-    RegistrationInput,
-    Template,
     UpsertResult,
 )
 from pushhub_server.core.registrations import INVALIDATED_RETENTION, RegistrationService
@@ -31,34 +34,12 @@ from pushhub_server.store.memory import MemoryStore, MemoryTrackingRepository
 from pushhub_server.store.schema import registration_tags, subscriptions
 from pushhub_server.store.schema import registrations as registrations_table
 from tests.fakes.webhooks import RecordingWebhookSender
+from tests.store_records import device, upsert_one
 
 from .conftest import create_app
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 MAX_TAGS = 60
-
-
-def device(token: str = "", **changes: object) -> RegistrationInput:
-    item = RegistrationInput(
-        platform=Platform.APNS,
-        device_token=token or f"token-{new_id()}",
-        channels=("news", "sports"),
-        tags=("lang:en", "beta"),
-        user_id=None,
-        expires_at=None,
-        metadata={"model": "x"},
-        templates={"alert": Template('{"aps":{"alert":"$(msg)"}}', ("beta",))},
-        selector=None,
-    )
-    return replace(item, **changes)  # type: ignore[arg-type]
-
-
-async def upsert_one(
-    repo: SqlRegistrationRepository, app_id: str, item: RegistrationInput, now: datetime = NOW
-) -> UpsertResult:
-    [result] = await repo.upsert_many(app_id, [item], now)
-    assert isinstance(result, UpsertResult), result
-    return result
 
 
 def assert_gone(result: object, registration_id: str) -> None:
@@ -74,24 +55,6 @@ async def count_rows(db: Database, table: str, registration_id: str) -> int:
     async with db.read() as conn:
         query = sa.text(f"SELECT COUNT(*) FROM {table} WHERE {column} = :id")
         return (await conn.execute(query, {"id": registration_id})).scalar_one()
-
-
-async def test_new_registration_round_trips(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    item = device(user_id="alice", expires_at=NOW + timedelta(days=1), selector="a = 1")
-    result = await upsert_one(registrations, app_id, item)
-    stored = result.registration
-    assert not result.unchanged
-    assert stored.channels == ("news", "sports")
-    assert set(stored.channel_registration_ids) == {"news", "sports"}
-    assert len(set(stored.channel_registration_ids.values())) == 2
-    assert stored.created_at == stored.updated_at == NOW
-
-    assert await registrations.get(app_id, stored.registration_id, NOW) == stored
-    found = await registrations.find_by_token(app_id, Platform.APNS, item.device_token, NOW)
-    assert found == stored
-    assert await registrations.find_by_token(app_id, Platform.FCM, item.device_token, NOW) is None
 
 
 async def test_reregistration_updates_in_place_with_stable_channel_ids(
@@ -116,28 +79,6 @@ async def test_reregistration_updates_in_place_with_stable_channel_ids(
     assert await count_rows(db, "registration_tags", first.registration_id) == 1
 
 
-async def test_same_content_is_unchanged(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    first = await upsert_one(registrations, app_id, device("tok-same"))
-    again = await upsert_one(registrations, app_id, device("tok-same"), NOW + timedelta(hours=1))
-    assert again.unchanged
-    assert again.registration == first.registration
-
-
-async def test_update_tags_breaks_unchanged_detection(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    stored = (await upsert_one(registrations, app_id, device("tok-tags"))).registration
-    await registrations.update_tags(
-        app_id, stored.registration_id, RegistrationFilter(), ["vip"], [], MAX_TAGS, NOW
-    )
-    again = await upsert_one(registrations, app_id, device("tok-tags"))
-    assert not again.unchanged
-    assert again.registration.tags == ("lang:en", "beta")
-    assert (await registrations.get(app_id, stored.registration_id, NOW)) == again.registration
-
-
 async def test_reserved_id_flow(registrations: SqlRegistrationRepository, app_id: str) -> None:
     reserved = new_id()
     await registrations.reserve_id(app_id, reserved, NOW)
@@ -153,75 +94,6 @@ async def test_reserved_id_flow(registrations: SqlRegistrationRepository, app_id
     await registrations.delete(app_id, reserved, None, NOW)
     [gone] = await registrations.upsert_many(app_id, [moved], NOW)
     assert_gone(gone, reserved)
-
-
-async def test_reserved_id_of_another_app_is_gone(
-    apps: SqlAppRepository, registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    other = await create_app(apps)
-    reserved = new_id()
-    await registrations.reserve_id(other.app_id, reserved, NOW)
-    [result] = await registrations.upsert_many(app_id, [device(registration_id=reserved)], NOW)
-    assert_gone(result, reserved)
-
-
-async def test_unknown_and_expired_ids_are_gone(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    expiring = device("tok-exp", expires_at=NOW + timedelta(minutes=1))
-    stored = (await upsert_one(registrations, app_id, expiring)).registration
-    later = NOW + timedelta(minutes=2)
-    unknown = new_id()
-    update = device("tok-exp", registration_id=stored.registration_id)
-    results = await registrations.upsert_many(
-        app_id, [device(registration_id=unknown), update, device("tok-ok")], later
-    )
-    assert_gone(results[0], unknown)
-    assert_gone(results[1], stored.registration_id)
-    assert isinstance(results[2], UpsertResult)
-
-
-async def test_expired_registrations_are_invisible_and_replaced(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    expiring = device("tok-old", user_id="carol", expires_at=NOW + timedelta(minutes=1))
-    old = (await upsert_one(registrations, app_id, expiring)).registration
-    later = NOW + timedelta(minutes=1)
-    assert await registrations.get(app_id, old.registration_id, later) is None
-    assert await registrations.find_by_token(app_id, Platform.APNS, "tok-old", later) is None
-    page = await registrations.list(app_id, RegistrationFilter(user_id="carol"), 10, None, later)
-    assert page.items == []
-
-    fresh = await upsert_one(registrations, app_id, device("tok-old"), later)
-    assert fresh.registration.registration_id != old.registration_id
-    assert not fresh.unchanged
-
-
-async def test_token_moving_to_another_registration_removes_its_holder(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    holder = (await upsert_one(registrations, app_id, device("tok-a"))).registration
-    mover = (await upsert_one(registrations, app_id, device("tok-b"))).registration
-    moved = device("tok-a", registration_id=mover.registration_id)
-    result = await upsert_one(registrations, app_id, moved)
-    assert result.registration.registration_id == mover.registration_id
-    assert await registrations.get(app_id, holder.registration_id, NOW) is None
-    found = await registrations.find_by_token(app_id, Platform.APNS, "tok-a", NOW)
-    assert found is not None and found.registration_id == mover.registration_id
-
-
-async def test_duplicates_in_one_batch_resolve_to_the_last(
-    registrations: SqlRegistrationRepository, app_id: str
-) -> None:
-    results = await registrations.upsert_many(
-        app_id, [device("tok-dup", tags=("one",)), device("tok-dup", tags=("two",))], NOW
-    )
-    first, second = results
-    assert isinstance(first, UpsertResult) and isinstance(second, UpsertResult)
-    registration_id = second.registration.registration_id
-    assert first.registration.registration_id == registration_id
-    stored = await registrations.get(app_id, registration_id, NOW)
-    assert stored is not None and stored.tags == ("two",)
 
 
 async def test_large_batch_keeps_results_in_order(

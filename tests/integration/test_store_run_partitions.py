@@ -39,8 +39,7 @@ from pushhub_server.store import (
     SqlRegistrationRepository,
 )
 from tests.fakes.delivery import CountingSignal, RecordingProvider
-
-from .test_store_registrations import device
+from tests.store_records import device
 
 # Far from the other store tests' times: the database is shared, and claims take
 # whatever is due. Every test cancels or finishes what it starts.
@@ -86,7 +85,7 @@ async def claim(
     repo: SqlMessageRepository, app_id: str, now: datetime = NOW, limit: int = 100
 ) -> list[Run]:
     """This app's share of the claim: the database is shared with other tests."""
-    runs = await repo.claim_due(now, LEASE, limit)
+    runs = (await repo.claim_due(now, LEASE, limit)).runs
     return [run for run in runs if run.message.app_id == app_id]
 
 
@@ -151,7 +150,7 @@ async def test_one_claim_takes_one_partition_of_a_message_leaving_the_rest_to_ot
     [second] = await claim(messages, app_id)
     assert (first.partition.number, second.partition.number) == (0, 1)
     # A process running a partition of the message (exclude) takes no other one.
-    runs = await messages.claim_due(NOW, LEASE, 100, exclude=[broadcast.message_id])
+    runs = (await messages.claim_due(NOW, LEASE, 100, exclude=[broadcast.message_id])).runs
     assert [run for run in runs if run.message.app_id == app_id] == []
 
 

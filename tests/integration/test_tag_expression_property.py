@@ -16,9 +16,9 @@ from pushhub_server.store import (
     SqlAudienceReader,
     SqlRegistrationRepository,
 )
+from tests.store_records import device
 
 from .conftest import create_app
-from .test_store_registrations import device
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 # Few tags, so random expressions often match something; odd characters on purpose.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 
 import pytest
@@ -28,33 +28,36 @@ from pushhub_server.delivery import dispatcher as dispatcher_module
 from pushhub_server.delivery.dispatcher import _STOPS_BEFORE_FAILING, Dispatcher
 from pushhub_server.delivery.providers import SimulatorProvider
 from pushhub_server.delivery.retry_policy import RetryPolicy
+from pushhub_server.store.memory import MemoryRegistrationRepository, MemoryStore
 from tests.fakes.delivery import (
     APP,
     SENT,
     START,
     CountingSignal,
-    FakeAudience,
     FakeInbox,
     FakeMessages,
     NoSleep,
+    ObservedAudience,
     RecordingProvider,
     ScriptedProvider,
     message,
     nothing,
     recipients,
+    register,
 )
 
 
 class Harness:
     def __init__(
         self,
-        members: list[Recipient],
+        store: MemoryStore,
         provider: DeliveryProvider | None,
         chunk_size: int,
         heartbeat: timedelta | None,
     ) -> None:
-        self.audience = FakeAudience(members)
-        self.messages = FakeMessages(self.audience)
+        self.registrations = MemoryRegistrationRepository(store)
+        self.audience = ObservedAudience(store)
+        self.messages = FakeMessages(store)
         self.clock = ManualClock(START)
         self.signal = CountingSignal()
         self.sleep = NoSleep()
@@ -81,9 +84,15 @@ class Harness:
             retry=RetryPolicy(sleep=self.sleep, jitter=lambda: 1.0),
         )
 
+    async def claim(self, limit: int = 10, exclude: Collection[str] = ()) -> list[Run]:
+        """The partitions a scheduler would claim now, with the dispatcher's lease."""
+        return (
+            await self.messages.claim_due(self.clock.now(), self.dispatcher.lease, limit, exclude)
+        ).runs
+
     async def publish_and_run(self, content: NotificationContent | None = None) -> Run:
         await self.messages.create(message(content=content))
-        [run] = await self.messages.claim_due(self.clock.now(), self.dispatcher.lease, 10)
+        [run] = await self.claim()
         await self.dispatcher.run(run)
         return run
 
@@ -93,13 +102,16 @@ class Harness:
         return status
 
 
-def harness(
+async def harness(
     members: list[Recipient],
     provider: DeliveryProvider | None = None,
     chunk_size: int = 10,
     heartbeat: timedelta | None = None,
 ) -> Harness:
-    return Harness(members, provider, chunk_size, heartbeat)
+    """A dispatcher on an in-memory store where `members` are APP's registrations."""
+    store = MemoryStore()
+    await register(store, members)
+    return Harness(store, provider, chunk_size, heartbeat)
 
 
 class Stalling:
@@ -120,7 +132,7 @@ class Stalling:
 
 
 async def test_sends_in_chunks_with_a_checkpoint_after_each() -> None:
-    h = harness(recipients(25))
+    h = await harness(recipients(25))
     await h.publish_and_run()
 
     assert [len(batch) for batch in h.provider.batches] == [10, 10, 5]
@@ -140,16 +152,16 @@ async def test_sends_in_chunks_with_a_checkpoint_after_each() -> None:
 
 
 async def test_the_last_full_page_is_followed_by_an_empty_read() -> None:
-    h = harness(recipients(20))
+    h = await harness(recipients(20))
     await h.publish_and_run()
     assert h.audience.reads == [None, "r0009", "r0019"]
     assert len(h.messages.chunks) == 2
 
 
 async def test_resumes_after_the_cursor() -> None:
-    h = harness(recipients(25))
+    h = await harness(recipients(25))
     await h.messages.create(message())
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1)
+    [run] = await h.claim(1)
     await h.dispatcher.run(Run(run.message, run.claim, run.run_at, cursor="r0014"))
 
     assert h.provider.tokens == [f"tok-{i}" for i in range(15, 25)]
@@ -163,7 +175,7 @@ async def test_selectors_leave_out_registrations_the_headers_do_not_satisfy() ->
         Recipient("r3", Platform.FCM, "any"),
         Recipient("r4", Platform.FCM, "big", selector="size > 3"),
     ]
-    h = harness(members)
+    h = await harness(members)
     await h.publish_and_run(
         NotificationContent(message="hi", headers={"tier": "gold", "size": "5"})
     )
@@ -177,7 +189,7 @@ async def test_selectors_leave_out_registrations_the_headers_do_not_satisfy() ->
 
 async def test_invalid_tokens_are_invalidated_and_left_out_of_later_runs() -> None:
     members = [Recipient("r1", Platform.APNS, "invalid-1"), Recipient("r2", Platform.APNS, "ok")]
-    h = harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
+    h = await harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
     await h.publish_and_run()
 
     assert h.messages.chunks[0].invalid_registration_ids == ["r1"]
@@ -189,7 +201,7 @@ async def test_invalid_tokens_are_invalidated_and_left_out_of_later_runs() -> No
 async def test_flaky_tokens_are_retried_after_the_retry_after_then_sent() -> None:
     inbox = FakeInbox()
     members = [Recipient("r1", Platform.FCM, "flaky-1"), Recipient("r2", Platform.FCM, "ok")]
-    h = harness(members, SimulatorProvider(inbox, ManualClock(START), retry_after=0.5))
+    h = await harness(members, SimulatorProvider(inbox, ManualClock(START), retry_after=0.5))
     await h.publish_and_run()
 
     status = await h.status()
@@ -200,7 +212,7 @@ async def test_flaky_tokens_are_retried_after_the_retry_after_then_sent() -> Non
 
 async def test_retries_are_bounded_and_what_still_fails_is_counted() -> None:
     busy = DeliveryResult(DeliveryOutcome.RETRY, "TooManyRequests")
-    h = harness(recipients(3), ScriptedProvider(lambda d: busy))
+    h = await harness(recipients(3), ScriptedProvider(lambda d: busy))
     await h.publish_and_run()
 
     assert [len(batch) for batch in h.provider.batches] == [3, 3, 3, 3]
@@ -212,10 +224,10 @@ async def test_retries_are_bounded_and_what_still_fails_is_counted() -> None:
 async def test_rejections_and_render_failures_are_counted_by_reason() -> None:
     members = [
         Recipient("r1", Platform.FCM, "rejected-1", metadata={"name": "Ann"}),
-        Recipient("r2", Platform.APNS, "ok", metadata={"name": "x" * 5000}),
-        Recipient("r3", Platform.APNS, "ok", metadata={"name": "Bob"}),
+        Recipient("r2", Platform.APNS, "ok-2", metadata={"name": "x" * 5000}),
+        Recipient("r3", Platform.APNS, "ok-3", metadata={"name": "Bob"}),
     ]
-    h = harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
+    h = await harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
     await h.publish_and_run(NotificationContent(message="hi {{name}}"))
 
     status = await h.status()
@@ -226,7 +238,7 @@ async def test_rejections_and_render_failures_are_counted_by_reason() -> None:
 
 async def test_payloads_are_rendered_per_recipient() -> None:
     members = [Recipient("r1", Platform.FCM, "t1", metadata={"name": "Ann"})]
-    h = harness(members)
+    h = await harness(members)
     await h.publish_and_run(NotificationContent(message="hi {{name}}"))
 
     [[delivery]] = h.provider.batches
@@ -239,7 +251,7 @@ async def test_a_cancel_during_a_chunk_records_it_then_stops() -> None:
     """The chunk in flight was sent: its counts and invalid tokens are kept."""
     members = recipients(30)
     members[3] = Recipient("r0003", Platform.APNS, "invalid-3")
-    h = harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
+    h = await harness(members, SimulatorProvider(FakeInbox(), ManualClock(START)))
 
     async def cancel() -> None:
         assert await h.messages.cancel(APP, "m-1", START)
@@ -252,7 +264,8 @@ async def test_a_cancel_during_a_chunk_records_it_then_stops() -> None:
     assert (status.state, status.run_count) == (MessageState.CANCELLED, 0)
     assert (status.targeted, status.sent, status.failed) == (10, 9, 1)
     assert status.failure_reasons == {"Unregistered": 1}
-    assert h.audience.invalid == {"r0003"}
+    assert await h.registrations.get(APP, "r0003", START) is None  # invalidated
+    assert await h.registrations.get(APP, "r0004", START) is not None
 
 
 def database_error() -> Exception:
@@ -294,7 +307,7 @@ def fail_second_send(h: Harness) -> None:
 async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_lease(
     breaks, caplog: pytest.LogCaptureFixture
 ) -> None:
-    h = harness(recipients(25))
+    h = await harness(recipients(25))
     breaks(h)
     with caplog.at_level(logging.ERROR, "pushhub_server.delivery.dispatcher"):
         await h.publish_and_run()
@@ -304,9 +317,9 @@ async def test_an_error_outside_rendering_stops_the_run_which_resumes_after_its_
     assert "resumes from its last checkpoint" in caplog.text
     assert h.signal.notified[-1] == "m-1"
 
-    assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+    assert await h.claim() == []
     h.clock.advance(h.dispatcher.lease)
-    [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [resumed] = await h.claim()
     assert (resumed.claim, resumed.cursor) == (2, "r0009")
     await h.dispatcher.run(resumed)
 
@@ -325,16 +338,16 @@ async def test_an_error_that_comes_back_every_time_fails_the_message_in_the_end(
         ) -> list[DeliveryResult]:
             raise RuntimeError("a bug, every time")
 
-    h = harness(recipients(3), AlwaysRaises())
+    h = await harness(recipients(3), AlwaysRaises())
     await h.publish_and_run()
     for _ in range(3):
         assert (await h.status()).state is MessageState.PUBLISHING
         h.clock.advance(h.dispatcher.lease)
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [run] = await h.claim()
         await h.dispatcher.run(run)
     assert (await h.status()).state is MessageState.PUBLISHING  # four stops so far
     h.clock.advance(h.dispatcher.lease)
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [run] = await h.claim()
     await h.dispatcher.run(run)
 
     status = await h.status()
@@ -362,10 +375,10 @@ class RaisesEvery:
 
 async def test_stops_between_which_the_run_made_progress_do_not_fail_it() -> None:
     """Every resume moves the checkpoint on: far more than five stops, no failure."""
-    h = harness(recipients(200), RaisesEvery(3))
+    h = await harness(recipients(200), RaisesEvery(3))
     await h.messages.create(message())
     stops = 0
-    while runs := await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10):
+    while runs := await h.claim():
         await h.dispatcher.run(runs[0])
         stops += (await h.status()).state is MessageState.PUBLISHING
         h.clock.advance(h.dispatcher.lease)
@@ -391,15 +404,15 @@ async def test_a_blip_in_each_run_of_a_repeat_never_fails_it() -> None:
             return [SENT for _ in deliveries]
 
     blips = BlipsWhenArmed()
-    h = harness(recipients(3), blips)
+    h = await harness(recipients(3), blips)
     other_server = h.new_dispatcher()
     await h.messages.create(message(repeat_every=timedelta(days=1)))
     for _ in range(_STOPS_BEFORE_FAILING + 1):
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [run] = await h.claim()
         blips.armed = True
         await h.dispatcher.run(run)
         h.clock.advance(h.dispatcher.lease)
-        [resumed] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        [resumed] = await h.claim()
         await other_server.run(resumed)
         h.clock.advance(timedelta(days=1))
 
@@ -417,17 +430,17 @@ async def test_stops_are_forgotten_beyond_the_messages_remembered(
             raise RuntimeError("a bug, every time")
 
     monkeypatch.setattr(dispatcher_module, "_STOPS_REMEMBERED", 2)
-    h = harness(recipients(3), AlwaysRaises())
+    h = await harness(recipients(3), AlwaysRaises())
     for message_id in ("m-1", "m-2", "m-3"):
         await h.messages.create(message(message_id))
     for _ in range(_STOPS_BEFORE_FAILING - 1):
-        [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+        [run] = await h.claim(1, ("m-2", "m-3"))
         await h.dispatcher.run(run)
         h.clock.advance(h.dispatcher.lease)
-    for run in await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10, ("m-1",)):
+    for run in await h.claim(10, ("m-1",)):
         await h.dispatcher.run(run)  # m-2 and m-3 stop: m-1's four stops are forgotten
 
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1, ("m-2", "m-3"))
+    [run] = await h.claim(1, ("m-2", "m-3"))
     await h.dispatcher.run(run)
     assert (await h.status()).state is MessageState.PUBLISHING  # one stop, as far as known
 
@@ -436,7 +449,7 @@ async def test_a_message_that_cannot_be_rendered_for_anyone_fails_without_except
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # apns-expiration of a ttl beyond year 9999: no recipient's payload can be built.
-    h = harness(recipients(3))
+    h = await harness(recipients(3))
     with caplog.at_level(logging.ERROR, "pushhub_server.delivery.dispatcher"):
         await h.publish_and_run(NotificationContent(message="hi", ttl=timedelta(days=3_000_000)))
 
@@ -459,7 +472,7 @@ async def test_a_recipient_whose_payload_cannot_be_rendered_fails_alone(
         Recipient("r3", Platform.FCM, "t3", metadata={"name": "Ann"}),
         Recipient("r4", Platform.APNS, "t4", metadata={"name": "\udc00"}),
     ]
-    h = harness(members)
+    h = await harness(members)
     content = NotificationContent(
         message="hi {{name}}", template_name="alert", template_properties={"text": "x"}
     )
@@ -477,7 +490,7 @@ async def test_a_recipient_whose_payload_cannot_be_rendered_fails_alone(
 
 async def test_the_heartbeat_keeps_the_claim_while_a_chunk_is_slow() -> None:
     stalling = Stalling()
-    h = harness(recipients(25), stalling, heartbeat=timedelta(milliseconds=5))
+    h = await harness(recipients(25), stalling, heartbeat=timedelta(milliseconds=5))
     running = asyncio.create_task(h.publish_and_run())
     await asyncio.wait_for(stalling.stalled.wait(), 1)
 
@@ -485,7 +498,7 @@ async def test_the_heartbeat_keeps_the_claim_while_a_chunk_is_slow() -> None:
         h.clock.advance(h.dispatcher.lease)
         await asyncio.sleep(0.03)
         # Another server finds the run's lease renewed: nothing to claim.
-        assert await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10) == []
+        assert await h.claim() == []
     stalling.release.set()
     await running
 
@@ -498,12 +511,12 @@ async def test_a_dispatcher_that_lost_its_claim_stops_at_its_next_checkpoint() -
     """Its lease ran out (no heartbeat got through) and another server resumed the
     run: the stale dispatcher's chunk is not counted and it sends nothing more."""
     stalling = Stalling()
-    h = harness(recipients(25), stalling)
+    h = await harness(recipients(25), stalling)
     stale = asyncio.create_task(h.publish_and_run())
     await asyncio.wait_for(stalling.stalled.wait(), 1)
 
     h.clock.advance(h.dispatcher.lease)
-    [taken_over] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+    [taken_over] = await h.claim()
     assert (taken_over.claim, taken_over.cursor) == (2, None)
     await h.new_dispatcher().run(taken_over)
     stalling.release.set()
@@ -532,14 +545,14 @@ async def test_the_lease_outlives_a_long_retry_after() -> None:
             return DeliveryResult(DeliveryOutcome.RETRY, "QUOTA_EXCEEDED", retry_after=120.0)
         return SENT
 
-    h = harness(recipients(3), ScriptedProvider(answer), heartbeat=timedelta(milliseconds=5))
+    h = await harness(recipients(3), ScriptedProvider(answer), heartbeat=timedelta(milliseconds=5))
     claimed_meanwhile: list[Run] = []
 
     async def wait_out(seconds: float) -> None:
         h.clock.advance(timedelta(seconds=seconds))
         await asyncio.sleep(0.03)
         now = h.clock.now()
-        claimed_meanwhile.extend(await h.messages.claim_due(now, h.dispatcher.lease, 10))
+        claimed_meanwhile.extend((await h.messages.claim_due(now, h.dispatcher.lease, 10)).runs)
 
     h.sleep.meanwhile = wait_out
     await h.publish_and_run()
@@ -557,7 +570,7 @@ def always_throttled(delivery: Delivery) -> DeliveryResult:
 async def test_a_cancel_during_a_retry_after_wait_ends_the_run_at_once() -> None:
     """The heartbeat learns of the cancel: the chunk stops waiting, sends no retry,
     and its checkpoint counts the deliveries still pending as failed."""
-    h = harness(
+    h = await harness(
         recipients(3), ScriptedProvider(always_throttled), heartbeat=timedelta(milliseconds=5)
     )
 
@@ -582,13 +595,13 @@ async def test_a_cancel_during_a_retry_after_wait_ends_the_run_at_once() -> None
 async def test_a_run_claimed_again_during_a_retry_after_wait_sends_no_retry() -> None:
     """Another server took the run over: this dispatcher stops at once, records
     nothing (the new owner resends the chunk) and sends nothing more."""
-    h = harness(
+    h = await harness(
         recipients(3), ScriptedProvider(always_throttled), heartbeat=timedelta(milliseconds=5)
     )
 
     async def taken_over_meanwhile(seconds: float) -> None:
         h.clock.advance(h.dispatcher.lease)
-        await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 10)
+        await h.claim()
         await asyncio.Event().wait()
 
     h.sleep.meanwhile = taken_over_meanwhile
@@ -608,7 +621,7 @@ async def test_failure_reasons_are_cut_to_what_the_store_keeps() -> None:
             return SENT
         return DeliveryResult(DeliveryOutcome.REJECTED, long + delivery.device_token)
 
-    h = harness(recipients(3), ScriptedProvider(answer))
+    h = await harness(recipients(3), ScriptedProvider(answer))
     await h.publish_and_run()
 
     status = await h.status()
@@ -617,22 +630,22 @@ async def test_failure_reasons_are_cut_to_what_the_store_keeps() -> None:
 
 
 async def test_watchers_are_notified_at_the_start_after_each_chunk_and_at_the_end() -> None:
-    h = harness(recipients(25))
+    h = await harness(recipients(25))
     await h.publish_and_run()
     assert h.signal.notified == ["m-1"] * 5
 
 
 async def test_an_empty_audience_publishes_without_chunks() -> None:
-    h = harness([])
+    h = await harness([])
     await h.publish_and_run()
     assert h.provider.batches == []
     assert (await h.status()).state is MessageState.PUBLISHED
 
 
 async def test_a_repeating_message_is_scheduled_for_its_next_slot() -> None:
-    h = harness(recipients(2))
+    h = await harness(recipients(2))
     await h.messages.create(message(repeat_every=timedelta(minutes=1)))
-    [run] = await h.messages.claim_due(h.clock.now(), h.dispatcher.lease, 1)
+    [run] = await h.claim(1)
     h.clock.advance(timedelta(seconds=5))
     await h.dispatcher.run(run)
 
@@ -647,6 +660,6 @@ async def test_a_repeating_message_is_scheduled_for_its_next_slot() -> None:
 async def test_every_recipient_is_sent_exactly_once_whatever_the_chunk_size(
     chunk_size: int,
 ) -> None:
-    h = harness(recipients(50), chunk_size=chunk_size)
+    h = await harness(recipients(50), chunk_size=chunk_size)
     await h.publish_and_run()
     assert sorted(h.provider.tokens) == sorted(f"tok-{i}" for i in range(50))

@@ -20,16 +20,17 @@ from pushhub_server.core.ports import DeliveryProvider
 from pushhub_server.delivery.dispatcher import Dispatcher
 from pushhub_server.delivery.retry_policy import RetryPolicy
 from pushhub_server.delivery.scheduler import Scheduler
+from pushhub_server.store.memory import MemoryAudienceReader, MemoryStore
 from tests.fakes.delivery import (
     APP,
     START,
     CountingSignal,
-    FakeAudience,
     FakeMessages,
     NoSleep,
     RecordingProvider,
     message,
     recipients,
+    register,
 )
 
 MINUTE = timedelta(minutes=1)
@@ -37,9 +38,9 @@ LEASE = timedelta(seconds=30)
 
 
 class Harness:
-    def __init__(self, recipient_count: int = 3, poll_interval: float = 30.0) -> None:
-        self.audience = FakeAudience(recipients(recipient_count))
-        self.messages = FakeMessages(self.audience)
+    def __init__(self, store: MemoryStore, poll_interval: float) -> None:
+        self.audience = MemoryAudienceReader(store)
+        self.messages = FakeMessages(store)
         self.clock = ManualClock(START)
         # The loop's sleeps last until a test runs them out: no test waits on real time.
         self.timer = ManualTimer()
@@ -79,16 +80,23 @@ class Harness:
         return status
 
 
+async def harness(recipient_count: int = 3, poll_interval: float = 30.0) -> Harness:
+    """A scheduler on an in-memory store where APP has recipient_count registrations."""
+    store = MemoryStore()
+    await register(store, recipients(recipient_count))
+    return Harness(store, poll_interval)
+
+
 @pytest.fixture
 async def running() -> AsyncIterator[Harness]:
-    h = Harness()
+    h = await harness()
     h.scheduler.start()
     yield h
     await h.scheduler.stop()
 
 
 async def test_a_delayed_message_runs_once_it_falls_due() -> None:
-    h = Harness()
+    h = await harness()
     await h.publish(message(first_run_at=START + 10 * MINUTE))
 
     assert await h.scheduler.run_due() == 0
@@ -101,7 +109,7 @@ async def test_a_delayed_message_runs_once_it_falls_due() -> None:
 
 
 async def test_a_repeat_runs_the_expected_number_of_times() -> None:
-    h = Harness()
+    h = await harness()
     await h.publish(message(repeat_every=MINUTE, repeat_expires_at=START + 5 * MINUTE))
 
     runs = 0
@@ -115,7 +123,7 @@ async def test_a_repeat_runs_the_expected_number_of_times() -> None:
 
 
 async def test_missed_repeats_merge_into_one_catch_up_run() -> None:
-    h = Harness()
+    h = await harness()
     await h.publish(message(repeat_every=MINUTE))
     assert await h.scheduler.run_due() == 1
 
@@ -128,7 +136,7 @@ async def test_missed_repeats_merge_into_one_catch_up_run() -> None:
 
 
 async def test_a_cancelled_repeat_runs_no_more() -> None:
-    h = Harness()
+    h = await harness()
     await h.publish(message(repeat_every=MINUTE))
     await h.scheduler.run_due()
     assert await h.messages.cancel(APP, "m-1", h.clock.now())
@@ -149,7 +157,7 @@ async def test_wake_after_a_publish_runs_it_without_waiting_for_the_poll(
 
 
 async def test_what_fell_due_while_down_runs_at_start_up() -> None:
-    h = Harness()
+    h = await harness()
     await h.messages.create(message(first_run_at=START - 5 * MINUTE))
     h.scheduler.start()
     try:
@@ -159,7 +167,7 @@ async def test_what_fell_due_while_down_runs_at_start_up() -> None:
 
 
 async def test_the_loop_sleeps_until_the_next_run_falls_due() -> None:
-    h = Harness()
+    h = await harness()
     due_in = timedelta(milliseconds=100)
     await h.messages.create(message(first_run_at=START + due_in))
     h.scheduler.start()
@@ -175,7 +183,7 @@ async def test_the_loop_sleeps_until_the_next_run_falls_due() -> None:
 
 async def test_the_loop_does_not_busy_poll() -> None:
     """With nothing due, one claim per poll interval waited out."""
-    h = Harness(poll_interval=30.0)
+    h = await harness(poll_interval=30.0)
     h.scheduler.start()
     try:
         await h.timer.waiting(1)
@@ -188,7 +196,7 @@ async def test_the_loop_does_not_busy_poll() -> None:
 
 
 async def test_the_loop_outlives_a_failing_store() -> None:
-    h = Harness()
+    h = await harness()
     h.messages.claim_error = ConnectionError("database restarting")
     await h.messages.create(message())
     h.scheduler.start()
@@ -202,7 +210,7 @@ async def test_the_loop_outlives_a_failing_store() -> None:
 
 
 async def test_stop_abandons_the_run_and_its_lease_lets_it_resume() -> None:
-    h = Harness(recipient_count=6)
+    h = await harness(recipient_count=6)
     sent_once = asyncio.Event()
     first = RecordingProvider()
 
@@ -237,7 +245,7 @@ async def test_stop_abandons_the_run_and_its_lease_lets_it_resume() -> None:
 async def test_a_slow_chunk_is_not_claimed_again_by_its_own_scheduler() -> None:
     """The chunk outlasts the lease before any heartbeat got through: the run is
     still this scheduler's, so it claims nothing and nobody is sent twice."""
-    h = Harness(recipient_count=6)
+    h = await harness(recipient_count=6)
     stalled, release = asyncio.Event(), asyncio.Event()
     sent = RecordingProvider()
 
@@ -271,7 +279,7 @@ async def test_a_run_starting_after_repeat_expires_at_sends_nothing_whatever_the
 ) -> None:
     """Expiry 30 minutes in, hourly: however long past it the server comes back
     (before the next slot or after it), the first run is not sent."""
-    h = Harness()
+    h = await harness()
     await h.messages.create(
         message(repeat_every=60 * MINUTE, repeat_expires_at=START + 30 * MINUTE)
     )
@@ -284,7 +292,7 @@ async def test_a_run_starting_after_repeat_expires_at_sends_nothing_whatever_the
 
 async def test_a_run_starting_within_a_lease_of_repeat_expires_at_still_goes_out() -> None:
     """The slot at repeat_expires_at, claimed a few seconds late, as usual."""
-    h = Harness()
+    h = await harness()
     await h.messages.create(message(repeat_every=MINUTE, repeat_expires_at=START))
     h.clock.advance(LEASE - timedelta(seconds=1))
     assert await h.scheduler.run_due() == 1
@@ -294,7 +302,7 @@ async def test_a_run_starting_within_a_lease_of_repeat_expires_at_still_goes_out
 
 
 async def test_a_catch_up_past_repeat_expires_at_sends_nothing() -> None:
-    h = Harness()
+    h = await harness()
     await h.publish(message(repeat_every=MINUTE, repeat_expires_at=START + 2 * MINUTE))
     assert await h.scheduler.run_due() == 1
 

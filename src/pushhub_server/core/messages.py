@@ -138,6 +138,16 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Claims:
+    """What one claim_due did: the partitions it claimed, and the messages it ended
+    instead of starting (a repeat too late after repeat_expires_at ends PUBLISHED,
+    sending nothing), so that the caller counts every message's end."""
+
+    runs: list[Run]
+    ended: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Recipient:
     registration_id: str
     platform: Platform

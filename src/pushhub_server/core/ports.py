@@ -16,6 +16,7 @@ from .errors import PushHubError
 from .messages import (
     Audience,
     ChunkOutcome,
+    Claims,
     Delivery,
     DeliveryResult,
     InboxEntry,
@@ -23,7 +24,6 @@ from .messages import (
     MessageState,
     MessageStatus,
     Recipient,
-    Run,
 )
 from .models import (
     ApiKey,
@@ -227,14 +227,15 @@ class MessageRepository(Protocol):
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
-    ) -> list[Run]:
+    ) -> Claims:
         """Claims one partition of each of up to `limit` messages, none in `exclude`
         (those its caller is running): of PUBLISHING runs, a partition never
         claimed or whose lease ran out (its dispatcher is gone); then of the
         SCHEDULED runs with next_run_at <= now, which it starts (PUBLISHING) and
         cuts into partitions. Each claimed partition takes the lease and the
         message's next claim number. A SCHEDULED run that Schedule.expired_by(now,
-        lease) says starts too late is not started: the message ends PUBLISHED.
+        lease) says starts too late is not started: the message ends PUBLISHED,
+        and its id is in Claims.ended (its claimer counts the end).
         PostgreSQL: FOR UPDATE SKIP LOCKED, so several servers share the work, and
         one message."""
 
@@ -267,10 +268,11 @@ class MessageRepository(Protocol):
         next_run_at, or PUBLISHED when None. A cancel is never overwritten. True when
         this call ended the run (so a message's end is counted once)."""
 
-    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> bool:
         """FAILED, ending every partition, but only while `claim` is still its
         partition's claim: a dispatcher whose lease ran out must not fail the run
-        another one resumed."""
+        another one resumed. True when this call failed the message (not when it
+        was cancelled or had failed meanwhile), so a message's end is counted once."""
 
     async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest next_run_at of a SCHEDULED message, or lease end of a

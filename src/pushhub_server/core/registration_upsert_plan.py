@@ -71,7 +71,11 @@ class Slot:
 class ItemOutcome:
     slot: Slot
     # The item applied: its caller is answered with its own content, never with
-    # that of a later item of the batch that wrote the same registration.
+    # that of a later item of the batch that wrote the same registration. When a
+    # later item took its token, the slot has left Plan.live and the registration
+    # is gone; the item is still answered as its own call would have been (two
+    # reserved ids on one token: the first is created, then removed), naming no
+    # subscription, as none of the slot's stands.
     item: RegistrationInput
     unchanged: bool
 

@@ -197,8 +197,8 @@ class Dispatcher:
         # The error's own text stays in the log: error_message is for clients.
         reason = f"delivery stopped {stops} times in a row without progress; see the server log"
         try:
-            await self._messages.fail(message_id, run.claim, reason, self._clock.now())
-            self._metrics.message_ended(MessageState.FAILED)
+            if await self._messages.fail(message_id, run.claim, reason, self._clock.now()):
+                self._metrics.message_ended(MessageState.FAILED)
         except Exception:
             # The store may be what keeps failing: the run resumes, and counts again.
             _log.exception("could not mark message %s failed", message_id)
@@ -247,8 +247,8 @@ class Dispatcher:
         except Exception:
             # Its content, the same for every recipient: resuming could never cure it.
             _log.exception("message %s cannot be rendered for any recipient", message_id)
-            await self._messages.fail(message_id, run.claim, _UNRENDERABLE, self._clock.now())
-            self._metrics.message_ended(MessageState.FAILED)
+            if await self._messages.fail(message_id, run.claim, _UNRENDERABLE, self._clock.now()):
+                self._metrics.message_ended(MessageState.FAILED)  # once, whichever partition
             return
         await self._deliver(run, renderer, lost)
 

@@ -29,7 +29,7 @@ import logging
 from pushhub_server.core.clock import Clock, SystemTimer, Timer
 from pushhub_server.core.delivery_metrics import NO_DELIVERY_METRICS
 from pushhub_server.core.errors import is_database_unavailable
-from pushhub_server.core.messages import Run
+from pushhub_server.core.messages import MessageState, Run
 from pushhub_server.core.ports import DeliveryMetrics, MessageRepository
 
 from .dispatcher import Dispatcher
@@ -109,9 +109,12 @@ class Scheduler:
         if room <= 0:
             return []
         now = self._clock.now()
-        runs = await self._messages.claim_due(
+        claims = await self._messages.claim_due(
             now, self._dispatcher.lease, room, exclude=set(self._active.values())
         )
+        for _ in claims.ended:
+            self._metrics.message_ended(MessageState.PUBLISHED)  # too late to start: ended
+        runs = claims.runs
         for run in runs:
             # From the slot's due time: a run resumed after a crash counts the lease it
             # waited out, which is lag too.

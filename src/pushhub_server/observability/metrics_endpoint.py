@@ -23,11 +23,14 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
-from pushhub_server.listener import StartupError
-
 from .prometheus_metrics import PushHubMetrics
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class MetricsEndpointError(Exception):
+    """The endpoint cannot serve as asked; the message is the whole story. The
+    server floor reports it as its StartupError (this package sits below it)."""
 
 
 @dataclass
@@ -73,7 +76,7 @@ def serve_metrics(listen: str, registry: CollectorRegistry) -> MetricsEndpoint:
     try:
         server, thread = start_http_server(port, addr=host, registry=registry)
     except OSError as error:
-        raise StartupError(
+        raise MetricsEndpointError(
             f"cannot serve metrics on {listen}: {error.strerror or error}"
         ) from error
     return MetricsEndpoint(host, server.server_port, server, thread)
@@ -82,7 +85,7 @@ def serve_metrics(listen: str, registry: CollectorRegistry) -> MetricsEndpoint:
 def parse_listen(listen: str) -> tuple[str, int]:
     host, separator, port = listen.rpartition(":")
     if not separator or not host or not port.isdigit() or int(port) > 65535:
-        raise StartupError(f"metrics listen address {listen!r} is not HOST:PORT")
+        raise MetricsEndpointError(f"metrics listen address {listen!r} is not HOST:PORT")
     return host.removeprefix("[").removesuffix("]"), int(port)
 
 

@@ -71,16 +71,17 @@ class Database:
     def from_url(cls, text: str) -> Database:
         url = parse_database_url(text)
         if url.get_backend_name() != "sqlite":
-            # pool_pre_ping: after a PostgreSQL restart, pooled connections are dead;
-            # each checkout tests its connection and replaces it rather than fail a call.
+            # No pool_pre_ping: its ping is three round trips (BEGIN, ';', ROLLBACK)
+            # per checkout. _drop_closed_connections and write_batch's retry recover
+            # from a PostgreSQL restart instead (docs/performance.md, "Unary writes").
             engine = create_async_engine(
                 url,
                 pool_size=10,
                 max_overflow=10,
-                pool_pre_ping=True,
                 hide_parameters=True,
                 connect_args=connect_args(url),
             )
+            _drop_closed_connections(engine)
             return cls(engine, engine)
         # aiosqlite logs each statement with its parameters at DEBUG, and credentials
         # are stored unsealed without PUSHHUB_SECRET_KEY: keep them out of the log.
@@ -128,8 +129,7 @@ class Database:
         commits, and the next write queues behind it on the same thread.
         """
         if self.dialect != "sqlite":
-            async with self.write() as conn:
-                return await work(conn)
+            return await self._write_batch_postgres(work)
         assert self._write_lock is not None
         with self._outages:
             async with self._write_lock:
@@ -160,6 +160,31 @@ class Database:
         await self._writer.dispose()
         if self._reader is not self._writer:
             await self._reader.dispose()
+
+    async def _write_batch_postgres(self, work: BatchWork[T]) -> T:
+        """work in one transaction; once more on a new connection if the first was lost.
+
+        A pooled connection can die unseen (PostgreSQL restarted while the event
+        loop had not yet read the socket's end). PostgreSQL rolls back the
+        transaction of a lost connection, so one that failed before COMMIT was
+        sent wrote nothing and is safe to run again; SQLAlchemy has meanwhile
+        invalidated the pool. A failure during COMMIT is never retried: the
+        commit may have happened. Nor is a failure to connect (an outage).
+        """
+        with self._outages:
+            for attempt in (1, 2):
+                connected = committing = False
+                try:
+                    async with self._writer.begin() as conn:
+                        connected = True
+                        result = await work(conn)
+                        committing = True
+                    return result
+                except Exception as error:
+                    lost = connected and not committing and unreachable(error) is not None
+                    if attempt == 2 or not lost:
+                        raise
+        raise AssertionError("unreachable")
 
     async def _sqlite_writer(self) -> AsyncConnection:
         """The writer's one connection, checked out at first use (call under the lock)."""
@@ -219,6 +244,20 @@ async def _begin_sqlite(conn: AsyncConnection, begin: str) -> None:
     """
     driver = (await conn.get_raw_connection()).driver_connection
     await driver.execute(begin)
+
+
+def _drop_closed_connections(engine: AsyncEngine) -> None:
+    """A pooled connection PostgreSQL has closed is replaced at checkout, with no round trip.
+
+    When PostgreSQL stops or restarts, each backend closes its socket; the event
+    loop reads the end, and asyncpg marks the connection closed. Checking that
+    flag costs nothing, where pool_pre_ping costs three round trips per checkout.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise sa.exc.DisconnectionError("the connection was closed by the server")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

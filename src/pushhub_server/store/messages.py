@@ -41,6 +41,7 @@ from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.messages import (
     Audience,
     ChunkOutcome,
+    Claims,
     Message,
     MessageState,
     MessageStatus,
@@ -162,8 +163,9 @@ class SqlMessageRepository:
         lease: timedelta,
         limit: int,
         exclude: Collection[str] = (),
-    ) -> list[Run]:
+    ) -> Claims:
         at, until = to_micros(now), to_micros(now + lease)
+        ended: list[str] = []
         async with self._db.write() as conn:
             # Partitions of runs under way first (abandoned, or not claimed yet): they
             # started earlier than anything still scheduled.
@@ -172,12 +174,14 @@ class SqlMessageRepository:
             room = limit - len(runs)
             if room > 0:
                 due = await _lock_due(conn, _m.next_run_at, at, room)
-                if await self._start_runs(conn, due, now, lease):
+                started, ended = await self._start_runs(conn, due, now, lease)
+                if started:
                     running = {*exclude, *(run.message.message_id for run in runs)}
                     runs += await _claim_partitions(conn, at, until, room, running, size)
-            for run in runs:  # PUBLISHING now, or a partition further
-                await announce(conn, Change.STATUS, run.message.message_id)
-        return runs
+            # PUBLISHING now or a partition further, or ended (a repeat too late to start).
+            for message_id in {*(run.message.message_id for run in runs), *ended}:
+                await announce(conn, Change.STATUS, message_id)
+        return Claims(runs, ended)
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
@@ -240,7 +244,7 @@ class SqlMessageRepository:
             await announce(conn, Change.STATUS, message_id)
             return True
 
-    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> bool:
         mine = (
             sa.update(run_partitions).where(*_live_partition(message_id, claim)).values(done=True)
         )
@@ -264,10 +268,12 @@ class SqlMessageRepository:
             # Only while the claim is current: a dispatcher whose lease ran out must
             # not fail the run another one resumed.
             if (await conn.execute(mine)).rowcount != 1:
-                return
+                return False
             await conn.execute(others)
-            await conn.execute(failure)
+            if (await conn.execute(failure)).rowcount != 1:
+                return False
             await announce(conn, Change.STATUS, message_id)
+            return True
 
     async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest scheduled run, or partition lease expiry (a dispatcher may
@@ -302,12 +308,12 @@ class SqlMessageRepository:
 
     async def _start_runs(
         self, conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
-    ) -> bool:
-        """Starts the due runs, each one claimable partition; False when none
-        started. New runs start at the top of the audience, at their
-        scheduled time. A repeat whose run would start more than a lease (the
-        scheduler's normal lateness) after repeat_expires_at has ended instead:
-        PUBLISHED, sending nothing."""
+    ) -> tuple[bool, list[str]]:
+        """Starts the due runs, each one claimable partition: whether any started,
+        and the ids of the messages ended instead. New runs start at the top of
+        the audience, at their scheduled time. A repeat whose run would start more
+        than a lease (the scheduler's normal lateness) after repeat_expires_at has
+        ended instead: PUBLISHED, sending nothing."""
         due = [_message(row) for row in rows]
         ended = [message.message_id for message in due if message.schedule.expired_by(now, lease)]
         starting = [message for message in due if message.message_id not in ended]
@@ -322,7 +328,7 @@ class SqlMessageRepository:
                 sa.insert(run_partitions),
                 [_partition_row(message.message_id, 0, None) for message in starting],
             )
-        return bool(starting)
+        return bool(starting), ended
 
     async def _add_platform_counts(
         self, conn: AsyncConnection, partition: dict[str, Any], outcome: ChunkOutcome

@@ -106,7 +106,7 @@ def registration_from_row(
 
 
 def live_registration(at: int | sa.BindParameter[Any]) -> sa.ColumnElement[bool]:
-    """Unexpired and not invalidated at `at` (epoch microseconds): DESIGN's live
+    """Unexpired and not invalidated at `at` (epoch microseconds): a live
     registration. Reads, audiences, tag updates and the counts of deletes all see
     through this; anything else is gone to clients."""
     row = registrations.c

@@ -118,7 +118,7 @@ def _sqlite_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, list) else value
 
 
-async def _postgres_driver(conn: AsyncConnection) -> asyncpg.Connection:
+async def postgres_driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection, inside the transaction of conn.
 
     SQLAlchemy sends BEGIN lazily, with its first statement: a write sent to the
@@ -157,7 +157,7 @@ class BulkWrite(ABC):
             return
         if conn.dialect.name == "postgresql":
             arrays = [list(column) for column in zip(*rows, strict=True)]
-            await (await _postgres_driver(conn)).execute(self._postgres_sql, *arrays)
+            await (await postgres_driver(conn)).execute(self._postgres_sql, *arrays)
         else:
             driver = (await conn.get_raw_connection()).driver_connection
             await driver.executemany(self._sqlite_sql, rows)
@@ -171,18 +171,36 @@ class BulkWrite(ABC):
         return f"unnest({', '.join(casts)})"
 
 
-class BulkInsert(BulkWrite):
-    """INSERT of many rows; with `unique`, rows already present are skipped."""
+# From this many rows on, BulkInsert uses COPY on PostgreSQL. Below, its prepared
+# INSERT ... unnest() costs the backend less: COPY is a simple-protocol statement
+# that PostgreSQL parses and sets up anew each time (docs/performance.md, "Unary
+# writes"; benchmarks/pg_small_writes.py measures both).
+COPY_MIN_ROWS = 20
 
-    def __init__(self, table: sa.Table, *columns: str, unique: Sequence[str] = ()) -> None:
+
+class BulkInsert(BulkWrite):
+    """INSERT of many rows; with `unique`, rows already present are skipped.
+
+    copy_from: the fewest rows written by COPY on PostgreSQL (none with `unique`).
+    """
+
+    def __init__(
+        self,
+        table: sa.Table,
+        *columns: str,
+        unique: Sequence[str] = (),
+        copy_from: int = COPY_MIN_ROWS,
+    ) -> None:
         self._conflict = f" ON CONFLICT ({', '.join(unique)}) DO NOTHING" if unique else ""
+        self._copy_from = max(copy_from, 1)
         super().__init__(table, columns)
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Sequence[Any]]) -> None:
-        if rows and not self._conflict and conn.dialect.name == "postgresql":
+        copy = len(rows) >= self._copy_from and not self._conflict
+        if copy and conn.dialect.name == "postgresql":
             # Binary COPY: asyncpg's array encoding behind unnest() ran two ABC
             # isinstance checks per element, a third of a bulk import's CPU.
-            driver = await _postgres_driver(conn)
+            driver = await postgres_driver(conn)
             await driver.copy_records_to_table(
                 self._table.name, records=rows, columns=self._columns
             )

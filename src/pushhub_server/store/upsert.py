@@ -23,7 +23,15 @@ from .children import DELETE_TAGS_OF, delete_children
 from .platforms import PLATFORMS_BY_CODE
 from .records import CONTENT_COLUMNS, content_values
 from .schema import channels, registration_tags, registrations, reserved_ids, subscriptions
-from .sql import BulkInsert, BulkUpdate, Prepared, chunked, one_of_list
+from .sql import (
+    COPY_MIN_ROWS,
+    BulkInsert,
+    BulkUpdate,
+    Prepared,
+    chunked,
+    one_of_list,
+    postgres_driver,
+)
 
 # StoredRow's fields, in order; the planner decides what invalidation means.
 _STORED_COLUMNS = (
@@ -115,8 +123,18 @@ _UPDATE_REGISTRATION = BulkUpdate(
 _PARK_TOKEN = BulkUpdate(registrations, "token_hash")
 # No ON CONFLICT: a batch holds the row locks of the registrations it changes
 # (new ones are its own), and it has read their subscriptions, so it adds only
-# missing ones. Without a conflict clause PostgreSQL takes the rows by COPY.
+# missing ones. Without a conflict clause PostgreSQL can take the rows by COPY.
 _INSERT_SUBSCRIPTION = BulkInsert(subscriptions, "id", "registration_id", "channel_id", "position")
+# PostgreSQL, fewer rows than COPY takes: the INSERT finds the channel ids by
+# name itself, one round trip where a lookup and an INSERT took two. It returns
+# the rows it wrote; the others name channels still to create.
+_INSERT_SUBSCRIPTION_BY_NAME = """\
+INSERT INTO subscriptions (id, registration_id, channel_id, position)
+SELECT new.id, new.registration_id, channels.id, new.position
+FROM unnest($1::VARCHAR(64)[], $2::VARCHAR(64)[], $3::VARCHAR(255)[], $4::SMALLINT[])
+    AS new (id, registration_id, name, position)
+JOIN channels ON channels.app_id = $5 AND channels.name = new.name
+RETURNING subscriptions.id"""
 _MOVE_SUBSCRIPTION = BulkUpdate(subscriptions, "position")
 _INSERT_CHANNEL = BulkInsert(
     channels, "id", "app_id", "name", "created_at", unique=("app_id", "name")
@@ -236,10 +254,22 @@ class BulkUpsert:
         for chunk in chunked(obsolete):
             await _DELETE_SUBSCRIPTIONS.execute(self._conn, values=list(chunk))
         await _MOVE_SUBSCRIPTION.run(self._conn, repositioned)
+        if added and self._conn.dialect.name == "postgresql" and len(added) < COPY_MIN_ROWS:
+            added = await self._add_to_existing_channels(added)
         if added:
             channel_ids = await self._ensure_channels({name for _, _, name, _ in added})
             rows = [(sid, rid, channel_ids[name], pos) for sid, rid, name, pos in added]
             await _INSERT_SUBSCRIPTION.run(self._conn, rows)
+
+    async def _add_to_existing_channels(
+        self, added: list[tuple[str, str, str, int]]
+    ) -> list[tuple[str, str, str, int]]:
+        """Inserts the subscriptions to channels that exist; returns the others."""
+        driver = await postgres_driver(self._conn)
+        columns = [list(column) for column in zip(*added, strict=True)]
+        written = await driver.fetch(_INSERT_SUBSCRIPTION_BY_NAME, *columns, self._app_id)
+        inserted = {row[0] for row in written}
+        return [row for row in added if row[0] not in inserted]
 
     async def _ensure_channels(self, names: set[str]) -> dict[str, str]:
         """Channel ids by name, creating the missing ones (a race simply finds them)."""

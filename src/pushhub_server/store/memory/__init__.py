@@ -6,6 +6,7 @@ and PostgreSQL, so the twin cannot drift from the real thing.
 """
 
 from .apps import MemoryAppRepository
+from .audience import MemoryAudienceReader
 from .messages import MemoryMessageRepository
 from .registrations import MemoryRegistrationRepository
 from .state import MemoryStore
@@ -13,6 +14,7 @@ from .tracking import MemoryTrackingRepository
 
 __all__ = [
     "MemoryAppRepository",
+    "MemoryAudienceReader",
     "MemoryMessageRepository",
     "MemoryRegistrationRepository",
     "MemoryStore",

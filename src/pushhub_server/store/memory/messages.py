@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from pushhub_server.core.messages import (
     ChunkOutcome,
+    Claims,
     Message,
     MessageState,
     MessageStatus,
@@ -70,11 +71,12 @@ class MemoryMessageRepository:
 
     async def claim_due(
         self, now: datetime, lease: timedelta, limit: int, exclude: Collection[str] = ()
-    ) -> list[Run]:
+    ) -> Claims:
         # Abandoned runs first: they started earlier than anything still scheduled.
         abandoned = self._due(MessageState.PUBLISHING, now, exclude, limit)
         scheduled = self._due(MessageState.SCHEDULED, now, exclude, limit - len(abandoned))
         runs: list[Run] = []
+        ended: list[str] = []
         for row in abandoned:
             # A resumed run keeps its cursor and takes the next claim number.
             row.run_number += 1
@@ -86,13 +88,14 @@ class MemoryMessageRepository:
             if row.message.schedule.expired_by(now, lease):
                 # Starts too late after repeat_expires_at: ends, sending nothing.
                 row.state, row.next_run_at = MessageState.PUBLISHED, None
+                ended.append(row.message.message_id)
                 continue
             row.run_number += 1
             row.state, row.cursor, row.lease_until = MessageState.PUBLISHING, None, now + lease
             row.run_at, row.next_run_at = row.next_run_at, None
             assert row.run_at is not None
             runs.append(Run(row.message, row.run_number, row.run_at, None))
-        return runs
+        return Claims(runs, ended)
 
     async def renew_lease(
         self, message_id: str, claim: int, now: datetime, lease: timedelta
@@ -141,12 +144,13 @@ class MemoryMessageRepository:
         row.cursor, row.lease_until, row.updated_at = None, None, now
         return True
 
-    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> None:
+    async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> bool:
         row = self._current_run(message_id, claim)
         if row is None:
-            return
+            return False
         row.state, row.error_message = MessageState.FAILED, error
         row.next_run_at, row.lease_until, row.updated_at = None, None, now
+        return True
 
     async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         moments = [

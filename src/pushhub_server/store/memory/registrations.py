@@ -52,7 +52,7 @@ class MemoryRegistrationRepository:
         reserved = {rid for rid in named if self._store.reserved_ids.get(rid) == app_id}
         plan = plan_upsert(items, keys, stored, reserved, to_micros(now))
         self._apply(app_id, plan, now)
-        return [self._result(outcome) for outcome in plan.outcomes]
+        return [self._result(app_id, outcome, plan, now) for outcome in plan.outcomes]
 
     def _apply(self, app_id: str, plan: Plan, now: datetime) -> None:
         rows = self._store.registrations
@@ -64,10 +64,14 @@ class MemoryRegistrationRepository:
             if slot.changed:
                 rows[slot.id] = _written(app_id, slot, rows.get(slot.id), now)
 
-    def _result(self, outcome: ItemOutcome | PushHubError) -> UpsertResult | PushHubError:
+    def _result(
+        self, app_id: str, outcome: ItemOutcome | PushHubError, plan: Plan, now: datetime
+    ) -> UpsertResult | PushHubError:
         if isinstance(outcome, PushHubError):
             return outcome
         slot, item = outcome.slot, outcome.item
+        if plan.live.get(slot.id) is not slot:
+            return UpsertResult(_removed_later(app_id, slot, item, now), outcome.unchanged)
         stored = self._store.registrations[slot.id].registration
         channel_ids = stored.channel_registration_ids
         if item is not slot.item:
@@ -234,6 +238,19 @@ def _stored_row(row: StoredRegistration) -> StoredRow:
     )
 
 
+def _removed_later(app_id: str, slot: Slot, item: RegistrationInput, now: datetime) -> Registration:
+    """An item whose registration a later item of the batch removed, by taking its
+    token (two reserved ids on one token, say): answered as a call of its own
+    would have been, as the SQL store answers it, but naming no subscription,
+    since none of its channels stays subscribed."""
+    created_at, updated_at = now, now
+    if slot.stored is not None:
+        created_at = from_micros(slot.stored.created_at)
+        if not slot.changed:
+            updated_at = from_micros(slot.stored.updated_at)
+    return replace(_content(app_id, slot.id, item), created_at=created_at, updated_at=updated_at)
+
+
 def _written(
     app_id: str, slot: Slot, previous: StoredRegistration | None, now: datetime
 ) -> StoredRegistration:
@@ -268,6 +285,7 @@ def _content(app_id: str, registration_id: str, item: RegistrationInput) -> Regi
         created_at=from_micros(0),
         updated_at=from_micros(0),
         channel_registration_ids={},
+        web_push_keys=item.web_push_keys,
     )
 
 
