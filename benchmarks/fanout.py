@@ -350,6 +350,7 @@ def main() -> None:
             profiler = (
                 start_profiler(process.pid, args.profile) if args.profile and not number else None
             )
+            cpu_before = cpu_seconds(process.pid)
             try:
                 result = asyncio.run(
                     one_broadcast(
@@ -364,6 +365,9 @@ def main() -> None:
                 if profiler is not None:
                     stop_profiler(profiler)
             result["peak_rss_mb"] = memory_kb(process.pid)["VmHWM"] / 1024
+            # CPU per notification moves less than the rate when the machine is shared.
+            used = cpu_seconds(process.pid) - cpu_before
+            result["cpu_us"] = used * 1e6 / max(int(result["targeted"]), 1)
             results.append(result)
             report(number + 1, result)
 
@@ -372,12 +376,14 @@ def main() -> None:
     rates = [float(r["rate"]) for r in results]
     peaks = [float(r["peak_rss_mb"]) for r in results]
     p99s = [percentile([s * 1000 for s in r["latencies"]], 0.99) for r in results]
+    cpus = [float(r["cpu_us"]) for r in results]
     median = statistics.median
     print(f"fan-out to {args.count} registrations on {database}, {len(results)} broadcast(s):")
     print(
         f"  recipients/s, Publish -> PUBLISHED : {median(rates):9.0f} (median; "
         f"target >= {TARGET_RATE:,} on SQLite)"
     )
+    print(f"  server CPU per recipient           : {median(cpus):9.2f} us (median)")
     print(
         f"  server peak RSS (VmHWM)            : {max(peaks):9.1f} MB (target <= "
         f"{TARGET_RSS_MB} MB; {idle_rss:.1f} MB before the first publish)"
@@ -390,6 +396,7 @@ def main() -> None:
         "rates": [round(r) for r in rates],
         "peak_rss_mb": [round(p, 1) for p in peaks],
         "p99_ms": [round(p, 2) for p in p99s],
+        "cpu_us": [round(c, 2) for c in cpus],
     }
     print(json.dumps(figures))
 
@@ -489,7 +496,8 @@ def report(number: int, result: dict[str, Any]) -> None:
     print(
         f"broadcast {number}: {result['state']} targeted {result['targeted']} "
         f"sent {result['sent']} failed {result['failed']} in {result['elapsed']:.2f} s -> "
-        f"{result['rate']:,.0f} recipients/s; peak RSS {result['peak_rss_mb']:.1f} MB; "
+        f"{result['rate']:,.0f} recipients/s, server CPU {result['cpu_us']:.2f} us each; "
+        f"peak RSS {result['peak_rss_mb']:.1f} MB; "
         f"RegisterDevice {describe_latencies(result['latencies'])}, "
         f"{result['register_errors']} errors",
         flush=True,

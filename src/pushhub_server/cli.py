@@ -169,6 +169,16 @@ def _add_serve_flags(serve_cmd: argparse.ArgumentParser) -> None:
         help="seconds; overrides PUSHHUB_SCHEDULER_POLL_INTERVAL",
     )
     flag(
+        "--watch-poll-interval",
+        type=float,
+        help="seconds; overrides PUSHHUB_WATCH_POLL_INTERVAL",
+    )
+    flag(
+        "--key-cache-seconds",
+        type=float,
+        help="seconds an API key stays cached; overrides PUSHHUB_KEY_CACHE_SECONDS",
+    )
+    flag(
         "--partition-size",
         type=int,
         help="recipients per partition of a run, 0: one; overrides PUSHHUB_PARTITION_SIZE",

@@ -62,6 +62,9 @@ class Config:
     # Longest the scheduler sleeps without a wake-up (another process may publish,
     # or start a run whose partitions this one can share).
     scheduler_poll_interval: float = 5.0
+    # Seconds between a WatchMessageStatus stream's reads when nothing wakes it
+    # (the change feed wakes it on every change, docs/fleet.md).
+    watch_poll_interval: float = 2.0
     # Recipients per partition of a run (docs/fleet.md); 0: one partition per run.
     # None: PARTITION_SIZE on PostgreSQL, 0 on SQLite (one process, one writer).
     partition_size: int | None = None
@@ -128,6 +131,8 @@ class Config:
             chunk_size=int(env.get("PUSHHUB_CHUNK_SIZE", "1000")),
             lease_seconds=float(env.get("PUSHHUB_LEASE_SECONDS", "60")),
             scheduler_poll_interval=float(env.get("PUSHHUB_SCHEDULER_POLL_INTERVAL", "5")),
+            watch_poll_interval=float(env.get("PUSHHUB_WATCH_POLL_INTERVAL", "2")),
+            key_cache_seconds=float(env.get("PUSHHUB_KEY_CACHE_SECONDS", "5")),
             partition_size=_int_or_none(env.get("PUSHHUB_PARTITION_SIZE")),
             simulator_records=env.get("PUSHHUB_SIMULATOR_RECORDS", "1") != "0",
             apns_endpoint=env.get("PUSHHUB_APNS_ENDPOINT") or None,

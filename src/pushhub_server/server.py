@@ -50,6 +50,7 @@ from .core.clock import Clock, SystemClock
 from .core.credentials import SecretBox
 from .core.key_cache import KeyCachingAppRepository
 from .core.outbound import OutboundPolicy
+from .core.ports import ChangeFeed, StatusSignal
 from .core.publishing import PublishingService
 from .core.registrations import RegistrationService
 from .core.web_push_endpoints import EndpointPolicy
@@ -76,6 +77,7 @@ from .store import (
     SqlTrackingRepository,
     migrate,
 )
+from .store.change_feed import change_feed
 
 if TYPE_CHECKING:
     from opentelemetry.trace import TracerProvider
@@ -112,6 +114,7 @@ class RunningServer:
     _webhooks: HttpWebhookSender = field(repr=False)
     _providers: ProviderRegistry = field(repr=False)
     _db: Database = field(repr=False)
+    _changes: ChangeFeed = field(repr=False)
     _observability: Observability = field(repr=False)
 
     @property
@@ -122,6 +125,7 @@ class RunningServer:
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, so balancers move away, then let in-flight RPCs finish."""
         self._stopping.set()
+        await self._changes.stop()
         await self._database_health.stop()
         await self._health.enter_graceful_shutdown()
         await self._sweeper.stop()
@@ -187,8 +191,9 @@ async def _start(
     apps = AppService(app_repository, clock, config.admin_token, SecretBox(config.secret_key))
     await _seal_signing_secrets(apps)
     web_push_policy = EndpointPolicy.from_env(config.web_push_allowed_hosts)
+    status_signal = InProcessStatusSignal()
     scheduler, publishing, providers = _delivery(
-        config, clock, db, apps, observability, web_push_policy, resolver
+        config, clock, db, apps, status_signal, observability, web_push_policy, resolver
     )
     registrations = RegistrationService(
         SqlRegistrationRepository(db),
@@ -229,6 +234,9 @@ async def _start(
     db.add_outage_listener(database_health.suspect)
     database_health.start()
     sweeper = ExpirySweeper(registrations, config.sweep_interval)
+    # Other processes' changes wake this one's signals; polling stays the safety net.
+    changes = change_feed(config.database_url)
+    changes.start(_FleetChanges(scheduler, status_signal, app_repository))
     if config.role.delivers:
         sweeper.start()
         scheduler.start()
@@ -247,6 +255,7 @@ async def _start(
         _webhooks=webhooks,
         _providers=providers,
         _db=db,
+        _changes=changes,
         _observability=observability,
     )
 
@@ -318,6 +327,7 @@ def _delivery(
     clock: Clock,
     db: Database,
     apps: AppService,
+    signal: StatusSignal,
     observability: Observability,
     web_push_policy: EndpointPolicy,
     resolver: Resolver | None,
@@ -325,7 +335,6 @@ def _delivery(
     """Publishing stores messages; the scheduler hands due runs to the dispatcher."""
     metrics = observability.delivery_metrics
     tracing = observability.delivery_tracing
-    signal = InProcessStatusSignal()
     partition_size = _partition_size(config, db)
     messages = SqlMessageRepository(db, partition_size)
     simulator = SimulatorProvider(SqlInbox(db), clock, record=config.simulator_records)
@@ -373,8 +382,36 @@ def _delivery(
         on_published=scheduler.wake,
         metrics=metrics,
         trace_context=observability.trace_context(),
+        watch_poll_seconds=config.watch_poll_interval,
     )
     return scheduler, publishing, providers
+
+
+@dataclass(frozen=True)
+class _FleetChanges:
+    """core.ports.ChangeListener: another process's committed change wakes the
+    same in-process signals as this process's own would."""
+
+    scheduler: Scheduler
+    signal: StatusSignal
+    keys: KeyCachingAppRepository
+
+    def messages_due(self) -> None:
+        self.scheduler.wake()
+
+    def status_changed(self, message_id: str) -> None:
+        self.signal.notify(message_id)
+
+    def key_revoked(self, key_id: str) -> None:
+        self.keys.forget_key(key_id)
+
+    def app_changed(self, app_id: str) -> None:
+        self.keys.forget_app(app_id)
+
+    def changes_missed(self) -> None:
+        self.keys.forget_all()
+        self.scheduler.wake()
+        self.signal.notify_all()
 
 
 def _add_services(

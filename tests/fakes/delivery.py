@@ -231,6 +231,9 @@ class CountingSignal:
     def notify(self, message_id: str) -> None:
         self.notified.append(message_id)
 
+    def notify_all(self) -> None:
+        raise NotImplementedError
+
     async def wait(self, message_id: str, timeout: float) -> None:
         raise NotImplementedError
 

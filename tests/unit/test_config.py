@@ -123,6 +123,8 @@ SERVE_FLAGS = [
         "scheduler_poll_interval",
         0.5,
     ),
+    ("--watch-poll-interval", "9", "PUSHHUB_WATCH_POLL_INTERVAL", "2", "watch_poll_interval", 9.0),
+    ("--key-cache-seconds", "1.5", "PUSHHUB_KEY_CACHE_SECONDS", "5", "key_cache_seconds", 1.5),
     ("--partition-size", "0", "PUSHHUB_PARTITION_SIZE", "5000", "partition_size", 0),
     ("--no-simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "1", "simulator_records", False),
     ("--simulator-records", None, "PUSHHUB_SIMULATOR_RECORDS", "0", "simulator_records", True),

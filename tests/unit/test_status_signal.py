@@ -82,3 +82,13 @@ async def test_a_listener_times_out_and_hears_only_its_message() -> None:
     listener.close()
     listener.close()  # idempotent
     assert signal._waiters == {}
+
+
+async def test_notify_all_wakes_the_waiters_of_every_message() -> None:
+    signal = InProcessStatusSignal()
+    waiters = [asyncio.create_task(signal.wait(f"m-{n}", 60)) for n in range(3)]
+    await asyncio.sleep(0)
+
+    signal.notify_all()
+
+    await asyncio.wait_for(asyncio.gather(*waiters), 5)

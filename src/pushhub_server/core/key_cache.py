@@ -30,8 +30,10 @@ class KeyCachingAppRepository:
 
     Revoking a key, deleting an app or changing its signing secret through this
     repository (so through any AppService of this process) forgets the affected
-    entries at once; a key revoked, or a secret rotated, by another process stays
-    usable here for at most `seconds`.
+    entries at once. Another process's changes reach it through the change feed
+    (forget_key, forget_app, forget_all; docs/fleet.md); while the feed is down,
+    a key revoked, or a secret rotated, by another process stays usable here for
+    at most `seconds`.
     """
 
     def __init__(self, inner: AppRepository, seconds: float) -> None:
@@ -58,12 +60,12 @@ class KeyCachingAppRepository:
 
     async def revoke_key(self, app_id: str, key_id: str, at: datetime) -> ApiKey | None:
         revoked = await self._inner.revoke_key(app_id, key_id, at)
-        self._forget(lambda entry: entry.key.key_id == key_id)
+        self.forget_key(key_id)
         return revoked
 
     async def delete_app(self, app_id: str) -> bool:
         deleted = await self._inner.delete_app(app_id)
-        self._forget(lambda entry: entry.app.app_id == app_id)
+        self.forget_app(app_id)
         return deleted
 
     async def set_credentials(
@@ -71,20 +73,32 @@ class KeyCachingAppRepository:
     ) -> bool:
         stored = await self._inner.set_credentials(app_id, platform, sealed, public)
         # Cached apps carry <platform>_configured and the Web Push public key.
-        self._forget(lambda entry: entry.app.app_id == app_id)
+        self.forget_app(app_id)
         return stored
 
     async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
         stored = await self._inner.set_signing_secret(app_id, sealed)
         # Cached apps carry the signing secret: a token signed with the old one
         # must be refused from now on.
-        self._forget(lambda entry: entry.app.app_id == app_id)
+        self.forget_app(app_id)
         return stored
 
     async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
         replaced = await self._inner.replace_signing_secret(app_id, expected, sealed)
-        self._forget(lambda entry: entry.app.app_id == app_id)
+        self.forget_app(app_id)
         return replaced
+
+    def forget_key(self, key_id: str) -> None:
+        """Forgets the key's cached lookups (revoked here or by another process)."""
+        self._forget(lambda entry: entry.key.key_id == key_id)
+
+    def forget_app(self, app_id: str) -> None:
+        """Forgets the app's cached keys: it was deleted, or what a cached app carries changed."""
+        self._forget(lambda entry: entry.app.app_id == app_id)
+
+    def forget_all(self) -> None:
+        """Changes may have gone unheard (the change feed was down)."""
+        self._forget(lambda entry: True)
 
     def _forget(self, matches: Callable[[_CachedKey], bool]) -> None:
         self._generation += 1

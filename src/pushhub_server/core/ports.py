@@ -354,12 +354,52 @@ class StatusSignal(Protocol):
 
     def notify(self, message_id: str) -> None: ...
 
+    def notify_all(self) -> None:
+        """Wakes every watcher (changes may have been missed), so each reads again."""
+
     async def wait(self, message_id: str, timeout: float) -> None: ...
 
     def listen(self, message_id: str) -> StatusListener:
         """Starts listening now, so a change made while the watcher reads the status
         is not lost before its next wait."""
         ...
+
+
+class ChangeListener(Protocol):
+    """What a process does when another process commits a change (the change feed,
+    docs/fleet.md). Each call is cheap and never blocks: it only wakes the existing
+    in-process signals (the scheduler's wake-up, a StatusSignal, the key cache)."""
+
+    def messages_due(self) -> None:
+        """A message was published or fell due, or a run was cut into a partition
+        that another process may claim: look for due runs now."""
+
+    def status_changed(self, message_id: str) -> None:
+        """The message's status changed: wake its watchers."""
+
+    def key_revoked(self, key_id: str) -> None:
+        """Forget the cached lookups of this key."""
+
+    def app_changed(self, app_id: str) -> None:
+        """The app was deleted, or its credentials or signing secret changed:
+        forget its cached keys."""
+
+    def changes_missed(self) -> None:
+        """The feed (re)connected: changes committed while it was away were not
+        heard, so act as if everything changed."""
+
+
+class ChangeFeed(Protocol):
+    """Tells this process of the changes other processes commit (PostgreSQL
+    LISTEN/NOTIFY). Polling stays the safety net: a feed that is down costs
+    latency, never correctness. One process alone (SQLite, memory) needs none:
+    its own writes already wake its in-process signals."""
+
+    def start(self, listener: ChangeListener) -> None:
+        """Starts listening in the background; never waits for the database."""
+
+    async def stop(self) -> None:
+        """Stops listening, at once (never waits for the database)."""
 
 
 class DeliveryMetrics(Protocol):

@@ -9,8 +9,9 @@ import contextlib
 class InProcessStatusSignal:
     """Implements core.ports.StatusSignal for one server process.
 
-    Another process's changes are not seen here; watchers fall back to their
-    poll timeout for those. Per-id state lives only while someone listens.
+    Another process's changes reach it through the change feed (docs/fleet.md);
+    while the feed is down, watchers fall back to their poll timeout for those.
+    Per-id state lives only while someone listens.
     """
 
     def __init__(self) -> None:
@@ -20,6 +21,12 @@ class InProcessStatusSignal:
         """Wakes every current listener of message_id; a notify nobody listens to is dropped."""
         for listener in tuple(self._waiters.get(message_id, ())):
             listener.wake()
+
+    def notify_all(self) -> None:
+        """Wakes every listener: changes may have gone unheard (the change feed was down)."""
+        for listeners in tuple(self._waiters.values()):
+            for listener in tuple(listeners):
+                listener.wake()
 
     def listen(self, message_id: str) -> _Listener:
         listener = _Listener(self, message_id)

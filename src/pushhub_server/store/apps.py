@@ -12,6 +12,7 @@ from pushhub_server.core.clock import from_micros, to_micros
 from pushhub_server.core.errors import ErrorCode, PushHubError
 from pushhub_server.core.models import ApiKey, App, KeyKind, Platform
 
+from .change_feed import Change, announce
 from .children import delete_app_registrations
 from .database import Database
 from .records import micros_or_none, moment_or_none
@@ -89,6 +90,8 @@ class SqlAppRepository:
             await delete_app_registrations(conn, app_id)
             # Keys, channels, messages and the rest cascade from the app.
             deleted = await conn.execute(sa.delete(apps).where(this_app))
+            if deleted.rowcount > 0:
+                await announce(conn, Change.APP, app_id)
         return deleted.rowcount > 0
 
     async def add_key(self, key: ApiKey, key_hash: str) -> None:
@@ -110,6 +113,8 @@ class SqlAppRepository:
                 .values(revoked_at=to_micros(at))
             )
             row = (await conn.execute(sa.select(api_keys).where(mine))).first()
+            if row is not None:
+                await announce(conn, Change.KEY, key_id)
         return None if row is None else _key(row)
 
     async def active_key(self, key_hash: str) -> tuple[ApiKey, App] | None:
@@ -133,6 +138,8 @@ class SqlAppRepository:
             values[public_column.name] = public if sealed is not None else None
         async with self._db.write() as conn:
             updated = await conn.execute(sa.update(apps).where(apps.c.id == app_id).values(values))
+            if updated.rowcount > 0:  # cached apps carry <platform>_configured
+                await announce(conn, Change.APP, app_id)
         return updated.rowcount > 0
 
     async def replace_credentials(
@@ -148,15 +155,21 @@ class SqlAppRepository:
         return updated.rowcount > 0
 
     async def set_signing_secret(self, app_id: str, sealed: str) -> bool:
-        return await self._update_app(apps.c.id == app_id, signing_secret=sealed)
+        return await self._update_app(app_id, apps.c.id == app_id, signing_secret=sealed)
 
     async def replace_signing_secret(self, app_id: str, expected: str, sealed: str) -> bool:
         unchanged = sa.and_(apps.c.id == app_id, apps.c.signing_secret == expected)
-        return await self._update_app(unchanged, signing_secret=sealed)
+        return await self._update_app(app_id, unchanged, signing_secret=sealed)
 
-    async def _update_app(self, condition: sa.ColumnElement[bool], **values: str) -> bool:
+    async def _update_app(
+        self, app_id: str, condition: sa.ColumnElement[bool], **values: str
+    ) -> bool:
+        """Only the signing secret goes through here: cached apps carry it, so the
+        other processes forget theirs."""
         async with self._db.write() as conn:
             updated = await conn.execute(sa.update(apps).where(condition).values(values))
+            if updated.rowcount > 0:
+                await announce(conn, Change.APP, app_id)
         return updated.rowcount > 0
 
     async def credentials(self, app_id: str) -> dict[Platform, str]:

@@ -28,6 +28,8 @@ before the message row, and message rows in id order.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +54,7 @@ from pushhub_server.core.models import Platform
 from pushhub_server.core.notifications import NotificationContent
 
 from .audience import partition_end_query
+from .change_feed import Change, announce
 from .database import Database, dialect_insert
 from .platforms import PLATFORM_CODES, PLATFORMS_BY_CODE
 from .records import micros_or_none, moment_or_none
@@ -73,6 +76,12 @@ _pf = run_partition_failures.c
 _COUNTERS = ("targeted", "sent", "failed")
 _LIVE_STATES = (int(MessageState.SCHEDULED), int(MessageState.PUBLISHING))
 _ONE_MICROSECOND = timedelta(microseconds=1)
+# Seconds between two progress announcements of one message from one process
+# (docs/fleet.md, "The change feed"): a run's chunks would otherwise NOTIFY
+# every process, every few milliseconds; state changes are announced at once.
+PROGRESS_ANNOUNCEMENT_SECONDS = 1.0
+# Entries of _announced past which the stale ones are dropped.
+_ANNOUNCED_KEPT = 256
 
 
 class SqlMessageRepository:
@@ -83,6 +92,8 @@ class SqlMessageRepository:
         self._partition_size = partition_size
         # The counter upserts of record_chunk, by table name (built on first use).
         self._add_ups: dict[str, Any] = {}
+        # When record_chunk last announced each message's progress (monotonic seconds).
+        self._announced: dict[str, float] = {}
 
     async def create(self, message: Message) -> tuple[str, bool]:
         # DO NOTHING then SELECT: a concurrent twin with the same request_id makes
@@ -96,6 +107,7 @@ class SqlMessageRepository:
         async with self._db.write() as conn:
             inserted = await conn.scalar(insert)
             if inserted is not None:
+                await announce(conn, Change.DUE)
                 return inserted, True
             assert message.request_id is not None  # only a request_id can conflict
             return (
@@ -140,7 +152,10 @@ class SqlMessageRepository:
         )
         async with self._db.write() as conn:
             await conn.execute(end_partitions)
-            return (await conn.execute(stop)).rowcount == 1
+            if (await conn.execute(stop)).rowcount != 1:
+                return False
+            await announce(conn, Change.STATUS, message_id)
+            return True
 
     async def claim_due(
         self,
@@ -163,6 +178,9 @@ class SqlMessageRepository:
                 if started:
                     running = {*exclude, *(run.message.message_id for run in runs)}
                     runs += await _claim_partitions(conn, at, until, room, running, size)
+            # PUBLISHING now or a partition further, or ended (a repeat too late to start).
+            for message_id in {*(run.message.message_id for run in runs), *ended}:
+                await announce(conn, Change.STATUS, message_id)
         return Claims(runs, ended)
 
     async def claim_partition(
@@ -210,6 +228,8 @@ class SqlMessageRepository:
             await self._add_platform_counts(conn, key, outcome)
             await self._add_failure_reasons(conn, key, outcome.failure_reasons)
             await _invalidate(conn, message_id, outcome.invalid_registration_ids, at)
+            if self._progress_announced(message_id):
+                await announce(conn, Change.STATUS, message_id)
         # Cancelled or failed meanwhile: the partition was ended with the message.
         return not partition.done
 
@@ -228,6 +248,7 @@ class SqlMessageRepository:
             if state != int(MessageState.PUBLISHING) or await _partitions_left(conn, message_id):
                 return False
             await _end_run(conn, message_id, next_run_at, to_micros(now))
+            await announce(conn, Change.STATUS, message_id)
             return True
 
     async def fail(self, message_id: str, claim: int, error: str, now: datetime) -> bool:
@@ -256,7 +277,10 @@ class SqlMessageRepository:
             if (await conn.execute(mine)).rowcount != 1:
                 return False
             await conn.execute(others)
-            return (await conn.execute(failure)).rowcount == 1
+            if (await conn.execute(failure)).rowcount != 1:
+                return False
+            await announce(conn, Change.STATUS, message_id)
+            return True
 
     async def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """The earliest scheduled run, or partition lease expiry (a dispatcher may
@@ -271,6 +295,23 @@ class SqlMessageRepository:
             moments = (await conn.execute(sa.select(scheduled, expiring))).one()
         known = [micros for micros in moments if micros is not None]
         return from_micros(min(known)) if known else None
+
+    def _progress_announced(self, message_id: str) -> bool:
+        """True (and noted) when this message's progress was last announced from here
+        at least PROGRESS_ANNOUNCEMENT_SECONDS ago: a run's checkpoints announce
+        once a second, not once a chunk."""
+        now = time.monotonic()
+        if now - self._announced.get(message_id, -math.inf) < PROGRESS_ANNOUNCEMENT_SECONDS:
+            return False
+        if len(self._announced) >= _ANNOUNCED_KEPT:
+            # Older entries throttle nothing any more: only runs under way stay.
+            self._announced = {
+                other: at
+                for other, at in self._announced.items()
+                if now - at < PROGRESS_ANNOUNCEMENT_SECONDS
+            }
+        self._announced[message_id] = now
+        return True
 
     async def _start_runs(
         self, conn: AsyncConnection, rows: list[Any], now: datetime, lease: timedelta
@@ -561,6 +602,7 @@ async def _cut(
     await conn.execute(
         sa.insert(run_partitions).values(_partition_row(message_id, number + 1, end))
     )
+    await announce(conn, Change.DUE)  # the next partition is there for others to claim
     return str(end)
 
 
