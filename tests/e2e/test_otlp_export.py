@@ -66,7 +66,9 @@ async def test_spans_reach_the_collector_linked_to_the_publish(
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT_SECONDS
-    while not (collector.named(PUBLISH) and collector.named("pushhub.provider_send")):
+    # A span is exported when it ends: the run's span ends after its sends.
+    awaited = (PUBLISH, "pushhub.provider_send", "pushhub.run")
+    while not all(collector.named(name) for name in awaited):
         assert loop.time() < deadline, f"spans never arrived:\n{server.output()}"
         await asyncio.sleep(0.1)
 
