@@ -552,7 +552,14 @@ async def _create_default_app(apps: AppService, port: int, config: Config) -> No
     """On an empty database, create the `default` app and show its keys, once."""
     if await apps.list_apps(1, None):
         return
-    created = await apps.create_app(DEFAULT_APP)
+    try:
+        created = await apps.create_app(DEFAULT_APP)
+    except PushHubError as error:
+        if error.reason != "APP_ALREADY_EXISTS":
+            raise
+        # A fleet started at once on a new database: another process made it
+        # (and showed its keys) between our look and our insert.
+        return
     address = f"{_client_host(config.listen)}:{port}"
     print(
         f"""

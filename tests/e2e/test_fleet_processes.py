@@ -32,7 +32,8 @@ from tests.e2e.server_process import Launcher
 pytestmark = pytest.mark.slow
 
 RECIPIENTS = 5
-# The delivery process learns of a publish made elsewhere at its next poll (5 s).
+# The delivery process learns of a publish made elsewhere through the change feed,
+# or at worst at its next poll (5 s).
 DELIVERY_TIMEOUT = 60.0
 
 
@@ -104,3 +105,18 @@ async def published_status(
             return answer.status
         assert loop.time() < deadline, f"never delivered: {answer.status}\n{delivery.output()}"
         await asyncio.sleep(0.1)
+
+
+async def test_api_processes_started_at_once_on_a_new_database_all_serve(
+    fleet_url: str, tmp_path: Path
+) -> None:
+    """Each looks for an app, finds none, and creates `default`: one wins, the others
+    find it taken and serve on; its keys are shown once."""
+    launcher = Launcher(fleet_url, tmp_path, {"PUSHHUB_ROLE": "api"})
+    try:
+        servers = await asyncio.gather(*(launcher.serve() for _ in range(3)))
+        shown = [server for server in servers if "server key:" in server.output()]
+        assert len(shown) == 1
+        assert all(server.process.poll() is None for server in servers)
+    finally:
+        launcher.kill_all()
