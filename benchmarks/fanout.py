@@ -441,8 +441,9 @@ def compare_metrics(args: argparse.Namespace, url: str, keys: dict[str, str]) ->
                 )
                 used = cpu_seconds(process.pid) - cpu_before
                 result["peak_rss_mb"] = memory_kb(process.pid)["VmHWM"] / 1024
+            result["cpu_us"] = used * 1e6 / int(result["targeted"])
             rates[metrics].append(float(result["rate"]))
-            cpu_us[metrics].append(used * 1e6 / int(result["targeted"]))
+            cpu_us[metrics].append(result["cpu_us"])
             print(f"metrics {'on ' if metrics else 'off'}: ", end="")
             report(number + 1, result)
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
