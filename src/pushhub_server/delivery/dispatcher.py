@@ -186,6 +186,14 @@ class Dispatcher:
         fanout: _Fanout | None = None
         while claim is not None:
             claim, fanout = await self._run_partition(claim, fanout)
+            if claim is not None and _cancelling():
+                # Stopping (a shutdown's cancel can land while a heartbeat is being
+                # stopped, and be absorbed there): the partition claimed ahead is
+                # not started; it resumes elsewhere once its lease runs out.
+                await _stop(claim.heartbeat)
+                if claim.first is not None:
+                    claim.first.cancel()
+                raise asyncio.CancelledError
 
     def _hold(self, run: Run) -> _Claim:
         """Starts keeping a claimed partition: its log line and its heartbeat."""
@@ -640,6 +648,13 @@ class _Fanout:
                 PAYLOAD_UNRENDERABLE,
                 exc_info=True,
             )
+
+
+def _cancelling() -> bool:
+    """Whether the running task has been asked to stop (even if the CancelledError
+    was absorbed on the way)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _stop(task: asyncio.Future[None]) -> None:

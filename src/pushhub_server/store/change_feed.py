@@ -40,6 +40,8 @@ _FIRST_RETRY, _LAST_RETRY = 0.5, 10.0
 # An idle connection whose host vanished says nothing: probe it this often.
 _PROBE_SECONDS, _PROBE_TIMEOUT = 30.0, 5.0
 
+_SQLALCHEMY_ONLY_OPTIONS = ("prepared_statement_cache_size", "prepared_statement_name_func")
+
 _NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -86,6 +88,10 @@ class PostgresChangeFeed:
 
     def __init__(self, url: sa.URL) -> None:
         _, options = PGDialect_asyncpg().create_connect_args(url)
+        # SQLAlchemy's own URL options (behind pgbouncer, say): asyncpg.connect
+        # would refuse them, and the feed would never connect.
+        for name in _SQLALCHEMY_ONLY_OPTIONS:
+            options.pop(name, None)
         self._options: dict[str, Any] = {
             **options,
             "timeout": CONNECT_TIMEOUT,
@@ -118,7 +124,8 @@ class PostgresChangeFeed:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _LAST_RETRY)
                 continue
-            delay, was_down = _FIRST_RETRY, False
+            was_down = False
+            connected_at = asyncio.get_running_loop().time()
             try:
                 await self._listen(connection, listener)
             except Exception as error:
@@ -126,6 +133,12 @@ class PostgresChangeFeed:
                 _log.warning("change feed: connection lost (%s); polling meanwhile", error)
             finally:
                 connection.terminate()  # never waits: a stop must not hang on the network
+            if asyncio.get_running_loop().time() - connected_at < _PROBE_SECONDS:
+                # Lost at once (LISTEN refused, say): back off as for a refused connect.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _LAST_RETRY)
+            else:
+                delay = _FIRST_RETRY
 
     async def _listen(self, connection: asyncpg.Connection, listener: ChangeListener) -> None:
         """Returns (or raises) once the connection is lost."""

@@ -156,6 +156,9 @@ class BulkUpsert:
     async def run(self, conn: AsyncConnection, items: Sequence[RegistrationInput]) -> Plan:
         """Writes the batch in conn's transaction; results() answers it once that has ended."""
         self._conn = conn
+        # write_batch may run this again after a lost connection: nothing of the
+        # rolled-back attempt may reach the answers.
+        self._channel_ids = {}
         keys = [item.token_key for item in items]
         stored = await self._stored_rows(items, keys)
         reserved = await self._reserved(items)
