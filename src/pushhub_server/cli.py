@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             _check_web_push_hosts(config.web_push_allowed_hosts)
             if config.web_push_encryption_threads < 0:
                 raise SystemExit("error: PUSHHUB_WEB_PUSH_ENCRYPTION_THREADS must be 0 or more")
+            _check_intervals(config)
             _serve(config)
             return
         asyncio.run(args.run(args, config))
@@ -63,6 +64,20 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {error.message}") from None
     except StartupError as error:
         raise SystemExit(f"error: {error}") from None
+
+
+def _check_intervals(config: Config) -> None:
+    """A poll of 0 s would spin its loop; a negative cache time means nothing."""
+    polls = (
+        ("PUSHHUB_SCHEDULER_POLL_INTERVAL", config.scheduler_poll_interval),
+        ("PUSHHUB_WATCH_POLL_INTERVAL", config.watch_poll_interval),
+        ("PUSHHUB_SWEEP_INTERVAL", config.sweep_interval),
+    )
+    for variable, seconds in polls:
+        if not seconds > 0:
+            raise SystemExit(f"error: {variable} must be more than 0 seconds")
+    if not config.key_cache_seconds >= 0:
+        raise SystemExit("error: PUSHHUB_KEY_CACHE_SECONDS must be 0 or more")
 
 
 def _serve(config: Config) -> None:

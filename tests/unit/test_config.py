@@ -273,6 +273,23 @@ def test_serve_refuses_a_negative_number_of_encryption_threads(
         cli.main(["serve"])
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "refusal"),
+    [
+        ("PUSHHUB_WATCH_POLL_INTERVAL", "0", "WATCH_POLL_INTERVAL must be more than 0"),
+        ("PUSHHUB_SCHEDULER_POLL_INTERVAL", "-1", "SCHEDULER_POLL_INTERVAL must be more than 0"),
+        ("PUSHHUB_SWEEP_INTERVAL", "nan", "SWEEP_INTERVAL must be more than 0"),
+        ("PUSHHUB_KEY_CACHE_SECONDS", "-5", "KEY_CACHE_SECONDS must be 0 or more"),
+    ],
+)
+def test_serve_refuses_intervals_that_would_spin_or_mean_nothing(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refusal: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit, match=refusal):
+        cli.main(["serve"])
+
+
 def test_serve_refuses_a_malformed_allowed_host_in_one_line(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
