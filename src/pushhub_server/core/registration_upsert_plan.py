@@ -66,6 +66,14 @@ class Slot:
     def changed(self) -> bool:
         return self.stored is None or self.stored.live_fingerprint != self.fingerprint
 
+    def answered_times(self, now: int) -> tuple[int, int]:
+        """created_at and updated_at (epoch microseconds) an item's answer names: a
+        new registration was made now; a stored one keeps its creation, and its
+        last update unless this item changed it."""
+        if self.stored is None:
+            return now, now
+        return self.stored.created_at, now if self.changed else self.stored.updated_at
+
 
 @dataclass(frozen=True)
 class ItemOutcome:

@@ -148,7 +148,6 @@ class BulkUpsert:
     def __init__(self, app_id: str, now: datetime) -> None:
         self._conn: AsyncConnection
         self._app_id = app_id
-        self._now = now
         self._now_micros = to_micros(now)
         # Subscription ids per live registration, in channel order.
         self._channel_ids: dict[str, dict[str, str]] = {}
@@ -310,11 +309,7 @@ class BulkUpsert:
         if isinstance(outcome, PushHubError):
             return outcome
         slot, item = outcome.slot, outcome.item
-        created_at, updated_at = self._now, self._now
-        if slot.stored is not None:
-            created_at = from_micros(slot.stored.created_at)
-            if not slot.changed:
-                updated_at = from_micros(slot.stored.updated_at)
+        created_at, updated_at = map(from_micros, slot.answered_times(self._now_micros))
         channel_ids = self._channel_ids.get(slot.id, {})
         if item is not slot.item:
             # A later item of the batch rewrote this registration: name only the

@@ -243,11 +243,7 @@ def _removed_later(app_id: str, slot: Slot, item: RegistrationInput, now: dateti
     token (two reserved ids on one token, say): answered as a call of its own
     would have been, as the SQL store answers it, but naming no subscription,
     since none of its channels stays subscribed."""
-    created_at, updated_at = now, now
-    if slot.stored is not None:
-        created_at = from_micros(slot.stored.created_at)
-        if not slot.changed:
-            updated_at = from_micros(slot.stored.updated_at)
+    created_at, updated_at = map(from_micros, slot.answered_times(to_micros(now)))
     return replace(_content(app_id, slot.id, item), created_at=created_at, updated_at=updated_at)
 
 
